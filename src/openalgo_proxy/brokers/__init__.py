@@ -1,0 +1,1 @@
+"""Broker feeds: one package per broker, each a pure codec plus a thin connection shell."""

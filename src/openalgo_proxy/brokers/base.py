@@ -1,0 +1,230 @@
+"""The broker adapter contract, the one reconnect policy and the data-stall watchdog.
+
+A feed (openalgo_proxy.feed) owns the bus and asks an adapter for a set of (instrument, mode)
+pairs; the adapter owns the upstream connections, keeps them equal to that set across reconnects,
+and hands every decoded tick to the feed's sink. Adapters never import proxy code.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from openalgo_proxy.errors import BrokerAuthError, BrokerRateLimited, ErrorCode
+from openalgo_proxy.model import Instrument, Mode, Tick
+
+log = logging.getLogger(__name__)
+
+TickSink = Callable[[Tick], None]
+
+
+class ConnectionState(enum.Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKING_OFF = "backing_off"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A wanted (instrument, mode) the adapter could not place upstream."""
+
+    instrument: Instrument
+    mode: Mode
+    code: ErrorCode
+    message: str
+
+
+RejectSink = Callable[[Rejection], None]
+
+
+@dataclass(slots=True)
+class AdapterStatus:
+    """What a feed publishes about its upstream on `#status|BROKER`."""
+
+    state: ConnectionState = ConnectionState.DISCONNECTED
+    connections: int = 0
+    subscriptions: int = 0
+    reconnects: int = 0
+    last_message_monotonic: float = 0.0
+    decode_errors: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class BrokerAdapter(abc.ABC):
+    """One broker account. Lifecycle: start() -> set_wanted()* -> stop()."""
+
+    #: broker name as clients see it in `market_data.broker` ("angel", "zerodha", "simulator")
+    name: str = ""
+
+    @abc.abstractmethod
+    async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
+        """Load instruments and credentials; return when `lookup` works. Connect lazily."""
+
+    @abc.abstractmethod
+    def exchanges(self) -> tuple[str, ...]:
+        """Client exchanges this account serves (NSE, NSE_INDEX, NFO, ...)."""
+
+    @abc.abstractmethod
+    def lookup(self, exchange: str, symbol: str) -> Instrument | None:
+        """The instrument a client names, or None (answered SYMBOL_NOT_FOUND)."""
+
+    @abc.abstractmethod
+    def directory(self) -> Mapping[str, Iterable[str]]:
+        """Every symbol this account can stream, by exchange (published on the bus)."""
+
+    @abc.abstractmethod
+    async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
+        """Make the upstream subscription set equal `wanted` (instrument -> richest mode).
+
+        Called by the feed with the whole desired state after each coalescing window.
+        Pairs that cannot be placed (caps) are reported through `on_reject`.
+        """
+
+    @abc.abstractmethod
+    def status(self) -> AdapterStatus:
+        """Current upstream health."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Close every upstream connection and cancel every task."""
+
+
+class RetryAction(enum.Enum):
+    RETRY = "retry"
+    REFRESH_CREDENTIALS = "refresh_credentials"
+    BACK_OFF_LONG = "back_off_long"
+
+
+def classify(exc: BaseException) -> RetryAction:
+    """Map a connection failure to what the one retry layer does next."""
+    if isinstance(exc, BrokerAuthError):
+        return RetryAction.REFRESH_CREDENTIALS
+    if isinstance(exc, BrokerRateLimited):
+        return RetryAction.BACK_OFF_LONG
+    return RetryAction.RETRY
+
+
+class Backoff:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt)).
+
+    `reset()` after a connection that lived long enough to count as a success.
+    """
+
+    def __init__(
+        self,
+        base: float = 1.0,
+        cap: float = 60.0,
+        long_delay: float = 60.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base = base
+        self.cap = cap
+        self.long_delay = long_delay
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def ceiling(self) -> float:
+        return min(self.cap, self.base * (2.0 ** min(self.attempt, 32)))
+
+    def next_delay(self, action: RetryAction = RetryAction.RETRY) -> float:
+        if action is RetryAction.BACK_OFF_LONG:
+            self.attempt += 1
+            return self.long_delay + self._rng.uniform(0.0, self.long_delay)
+        delay = self._rng.uniform(0.0, self.ceiling())
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class StallWatchdog:
+    """Calls `on_stall` when nothing at all was received for `timeout` seconds.
+
+    Call `feed()` on every inbound message, heartbeats included. Checks at timeout/4 granularity.
+    """
+
+    def __init__(self, timeout: float, on_stall: Callable[[], None]) -> None:
+        self.timeout = timeout
+        self._on_stall = on_stall
+        self.last = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    def feed(self) -> None:
+        self.last = time.monotonic()
+
+    def start(self) -> None:
+        self.last = time.monotonic()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._watch(), name="stall-watchdog")
+
+    async def _watch(self) -> None:
+        step = max(self.timeout / 4.0, 0.01)
+        while True:
+            await asyncio.sleep(step)
+            if time.monotonic() - self.last >= self.timeout:
+                self.last = time.monotonic()
+                self._on_stall()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+
+async def run_with_reconnect(
+    session: Callable[[], Awaitable[None]],
+    *,
+    backoff: Backoff,
+    refresh_credentials: Callable[[], Awaitable[None]],
+    should_run: Callable[[], bool],
+    on_state: Callable[[ConnectionState], None],
+    stable_after: float = 10.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    label: str = "broker",
+) -> None:
+    """The one retry layer: run `session` until `should_run()` is false.
+
+    `session` connects, serves, and returns or raises when the connection ends. A session that
+    lasted `stable_after` seconds resets the backoff. Auth failures refresh credentials first.
+    """
+    while should_run():
+        on_state(ConnectionState.CONNECTING)
+        started = time.monotonic()
+        action = RetryAction.RETRY
+        try:
+            await session()
+            log.info("%s: connection closed", label)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # classified below; nothing is swallowed silently
+            action = classify(exc)
+            log.warning("%s: connection failed (%s): %s", label, action.value, exc)
+        if time.monotonic() - started >= stable_after:
+            backoff.reset()
+        if not should_run():
+            break
+        if action is RetryAction.REFRESH_CREDENTIALS:
+            try:
+                await refresh_credentials()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("%s: credential refresh failed: %s", label, exc)
+        delay = backoff.next_delay(action)
+        on_state(ConnectionState.BACKING_OFF)
+        log.info("%s: reconnecting in %.2f s (attempt %d)", label, delay, backoff.attempt)
+        await sleep(delay)
+    on_state(ConnectionState.CLOSED)

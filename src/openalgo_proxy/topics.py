@@ -1,0 +1,67 @@
+"""Bus topics and client topic names: built and parsed here and nowhere else.
+
+Bus topic: ``EXCHANGE|SYMBOL|MODE`` (UTF-8, mode one digit). ``|`` never occurs in a symbol or an
+exchange, so ZeroMQ prefix matching cannot cross-talk between instruments.
+Control topics start with ``#``: ``#status|BROKER``, ``#instruments|BROKER``, ``#reject|EXCHANGE|SYMBOL|MODE``.
+Client topic: ``SYMBOL.EXCHANGE``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from openalgo_proxy.model import Mode
+
+SEPARATOR = "|"
+STATUS_PREFIX = b"#status|"
+INSTRUMENTS_PREFIX = b"#instruments|"
+REJECT_PREFIX = b"#reject|"
+CONTROL_MARK = b"#"
+
+
+class TopicKey(NamedTuple):
+    exchange: str
+    symbol: str
+    mode: Mode
+
+
+def valid_name(name: str) -> bool:
+    """A symbol or exchange that can live inside a topic."""
+    return bool(name) and SEPARATOR not in name and "\x00" not in name and not name.startswith("#")
+
+
+def bus_topic(exchange: str, symbol: str, mode: Mode | int) -> bytes:
+    if not valid_name(exchange) or not valid_name(symbol):
+        raise ValueError(f"invalid topic parts {exchange!r} {symbol!r}")
+    return f"{exchange}|{symbol}|{int(mode)}".encode()
+
+
+def parse_bus_topic(topic: bytes) -> TopicKey:
+    """Inverse of bus_topic; ValueError for anything that is not a market-data topic."""
+    try:
+        text = topic.decode()
+    except UnicodeDecodeError:
+        raise ValueError("topic is not UTF-8") from None
+    parts = text.split(SEPARATOR)
+    if len(parts) != 3 or len(parts[2]) != 1 or not parts[2].isdigit():
+        raise ValueError(f"not a market-data topic: {text!r}")
+    exchange, symbol, mode = parts
+    if not valid_name(exchange) or not valid_name(symbol):
+        raise ValueError(f"not a market-data topic: {text!r}")
+    return TopicKey(exchange, symbol, Mode(int(mode)))
+
+
+def status_topic(broker: str) -> bytes:
+    return STATUS_PREFIX + broker.encode()
+
+
+def instruments_topic(broker: str) -> bytes:
+    return INSTRUMENTS_PREFIX + broker.encode()
+
+
+def reject_topic(topic: bytes) -> bytes:
+    return REJECT_PREFIX + topic
+
+
+def client_topic(symbol: str, exchange: str) -> str:
+    return f"{symbol}.{exchange}"
