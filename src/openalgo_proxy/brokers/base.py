@@ -228,3 +228,21 @@ async def run_with_reconnect(
         log.info("%s: reconnecting in %.2f s (attempt %d)", label, delay, backoff.attempt)
         await sleep(delay)
     on_state(ConnectionState.CLOSED)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOptions:
+    """Broker-independent feed options from config and flags; credentials come from the environment.
+
+    `ws_url`, `api_url`, `instruments` override the broker's production endpoints (simulator, tests);
+    None means the broker's default.
+    """
+
+    ws_url: str | None = None
+    api_url: str | None = None
+    instruments: str | None = None  # URL or file path of the instrument master
+    cache_dir: str | None = None  # where the day's instrument master is cached
+    stall_timeout: float = 15.0  # seconds without any inbound message before a forced reconnect
+    ticks_per_second: float = 2.0  # simulated market only: ticks per instrument per second
+    max_connections: int = 0  # 0 = the broker's cap
+    seed: int | None = None  # simulated market only

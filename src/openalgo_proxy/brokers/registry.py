@@ -1,0 +1,36 @@
+"""Where each broker's adapter and simulator live. The CLI and the feed look names up here.
+
+An adapter module exposes ``create(options: FeedOptions) -> BrokerAdapter``.
+A simulator module exposes ``add_arguments(parser)`` and ``async serve(args) -> None``
+(serves until cancelled) and is started by ``openalgo-proxy simulate NAME``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+ADAPTERS: dict[str, str] = {
+    "simulator": "openalgo_proxy.brokers.simulated.adapter",
+    "angel": "openalgo_proxy.brokers.angel.adapter",
+    "zerodha": "openalgo_proxy.brokers.zerodha.adapter",
+}
+
+SIMULATORS: dict[str, str] = {
+    "angel": "openalgo_proxy.brokers.angel.simulator",
+    "zerodha": "openalgo_proxy.brokers.zerodha.simulator",
+}
+
+
+def adapter_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(ADAPTERS[name])
+    except KeyError:
+        raise ValueError(f"unknown broker {name!r}; choose from {', '.join(sorted(ADAPTERS))}") from None
+
+
+def simulator_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(SIMULATORS[name])
+    except KeyError:
+        raise ValueError(f"no simulator for {name!r}; choose from {', '.join(sorted(SIMULATORS))}") from None
