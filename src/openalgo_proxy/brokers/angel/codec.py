@@ -85,6 +85,7 @@ UPSTREAM_MODE: dict[Mode, SubscriptionMode] = {
     Mode.DEPTH: SubscriptionMode.SNAP_QUOTE,
 }
 
+_EPOCH_MS_FLOOR = 100_000_000_000  # below this a timestamp is in seconds (before 1973 in ms)
 _TICK_MODE: dict[int, Mode] = {1: Mode.LTP, 2: Mode.QUOTE, 3: Mode.DEPTH, 4: Mode.DEPTH}
 
 
@@ -154,7 +155,7 @@ class MarketPacket(msgspec.Struct, gc=False):
     high: int = 0
     low: int = 0
     close: int = 0
-    last_traded_timestamp: int = 0
+    last_traded_timestamp: int = 0  # epoch seconds on the real service
     open_interest: int = 0
     open_interest_change_percent: float = 0.0  # documented as a dummy field
     best_five: tuple[BestFiveRecord, ...] = ()
@@ -317,12 +318,15 @@ def to_tick(packet: AngelPacket, instrument_symbol: str, client_exchange: str) -
                 sell.append(level)
         bids = tuple(buy[:5])
         asks = tuple(sell[:5])
+    ltt = packet.last_traded_timestamp
+    if 0 < ltt < _EPOCH_MS_FLOOR:  # Angel sends the last trade time in epoch seconds
+        ltt *= 1000
     return Tick(
         instrument_symbol,
         client_exchange,
         _TICK_MODE[mode],
         packet.last_traded_price / div,
-        packet.last_traded_timestamp,
+        ltt,
         packet.exchange_timestamp,
         packet.open / div,
         packet.high / div,

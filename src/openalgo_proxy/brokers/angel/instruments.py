@@ -120,7 +120,7 @@ class InstrumentMaster:
             # NSE/BSE cash: the -EQ series wins a clash with a suffix-less row of the same name
             if existing is not None and not record.symbol.endswith("-EQ"):
                 continue
-            tick_paise = _number(record.tick_size, 5.0)
+            tick_paise = _number(record.tick_size, 5.0) or 5.0  # indices list 0: use one paisa step of 5
             lot = int(_number(record.lotsize, 1.0)) or 1
             instrument = Instrument(symbol, exchange, record.token, round(tick_paise / 100.0, 6), lot, record.name)
             if existing is not None:

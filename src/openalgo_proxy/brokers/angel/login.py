@@ -129,6 +129,11 @@ class AngelSession:
             self._tokens = SessionTokens(credentials.jwt_token, credentials.feed_token, day="")
         self._lock = asyncio.Lock()
         self.logins = 0
+        if credentials.can_login:
+            try:
+                pyotp.TOTP(credentials.totp_secret).now()
+            except (ValueError, TypeError):
+                raise ConfigError("ANGEL_TOTP_SECRET is not a valid base32 TOTP secret (at least 112 bits)") from None
 
     def __repr__(self) -> str:
         return f"AngelSession(client_code={self.credentials.client_code!r}, api_url={self.api_url!r})"
