@@ -1,0 +1,78 @@
+"""Helpers for Angel integration tests: a simulator, an adapter wired to it, condition polling.
+
+Import from test modules (`from angel_harness import harness, until`); pytest puts this folder on sys.path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from openalgo_proxy.brokers.angel.adapter import AngelAdapter
+from openalgo_proxy.brokers.angel.simulator import AngelSimulator
+from openalgo_proxy.brokers.base import Rejection
+from openalgo_proxy.model import Instrument, Tick
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
+    """Poll `condition` every 10 ms until true; fail the test after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Harness:
+    sim: AngelSimulator
+    adapter: AngelAdapter
+    ticks: list[Tick] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def instrument(self, exchange: str, symbol: str) -> Instrument:
+        found = self.adapter.lookup(exchange, symbol)
+        assert found is not None, (exchange, symbol)
+        return found
+
+    def ticks_for(self, symbol: str) -> list[Tick]:
+        return [t for t in self.ticks if t.symbol == symbol]
+
+
+@pytest.fixture
+def harness_factory() -> Any:
+    stack: list[Harness] = []
+
+    async def make(sim_kwargs: dict[str, Any] | None = None, **adapter_kwargs: Any) -> Harness:
+        sim = AngelSimulator(seed=11, **(sim_kwargs or {}))
+        await sim.start()
+        options = adapter_kwargs.pop("options", {})
+        kwargs: dict[str, Any] = {"backoff_base": 0.05, "backoff_cap": 0.2, "backoff_long": 0.2, "open_timeout": 2.0}
+        kwargs.update(adapter_kwargs)
+        adapter = AngelAdapter(sim.feed_options(**options), sim.credentials(), **kwargs)
+        harness = Harness(sim, adapter)
+        stack.append(harness)
+        await adapter.start(harness.ticks.append, harness.rejections.append)
+        return harness
+
+    return make
+
+
+@pytest.fixture
+async def harness(harness_factory: Any) -> AsyncIterator[Any]:
+    made: list[Harness] = []
+
+    async def make(sim_kwargs: dict[str, Any] | None = None, **adapter_kwargs: Any) -> Harness:
+        h: Harness = await harness_factory(sim_kwargs, **adapter_kwargs)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        await h.adapter.stop()
+        await h.sim.stop()
