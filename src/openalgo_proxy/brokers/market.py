@@ -123,7 +123,7 @@ def round_to_tick(price: float, tick_size: float) -> float:
 
 
 class _Book:
-    __slots__ = ("listing", "ltp", "open", "high", "low", "close", "volume", "turnover", "oi", "ltq", "ltt")
+    __slots__ = ("close", "high", "listing", "low", "ltp", "ltq", "ltt", "oi", "open", "turnover", "volume")
 
     def __init__(self, listing: Listing, rng: random.Random, now_ms: int) -> None:
         self.listing = listing
