@@ -1,6 +1,6 @@
 """Helpers for Angel integration tests: a simulator, an adapter wired to it, condition polling.
 
-Import from test modules (`from angel_harness import harness, until`); pytest puts this folder on sys.path.
+Import the fixtures and `until` from test modules in this package.
 """
 
 from __future__ import annotations

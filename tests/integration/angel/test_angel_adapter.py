@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from angel_harness import harness, harness_factory, until
-
 from openalgo_proxy.brokers.angel.codec import decode_packet, to_tick
 from openalgo_proxy.brokers.base import ConnectionState
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
+from tests.integration.angel.angel_harness import harness, harness_factory, until
 
 __all__ = ["harness", "harness_factory"]
 

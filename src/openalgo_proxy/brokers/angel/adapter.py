@@ -223,7 +223,8 @@ class AngelAdapter(BrokerAdapter):
         if self._stopped:
             state = ConnectionState.CLOSED
         elif not conns:
-            state = ConnectionState.DISCONNECTED
+            # started and idle: connections open on the first subscription, so nothing is unhealthy
+            state = ConnectionState.CONNECTED if self.master is not None else ConnectionState.DISCONNECTED
         elif all(c.state is ConnectionState.CONNECTED for c in conns):
             state = ConnectionState.CONNECTED
         elif any(c.state is ConnectionState.BACKING_OFF for c in conns):
@@ -238,6 +239,7 @@ class AngelAdapter(BrokerAdapter):
             last_message_monotonic=max((c.last_message for c in conns), default=0.0),
             decode_errors=self._decode_errors_closed + sum(c.decode_errors for c in conns),
             extra={
+                "idle": not conns,
                 "wanted": len(self._wanted),
                 "rejected": len(self._rejected),
                 "unknown_tokens": self.unknown_tokens,
