@@ -17,7 +17,7 @@ import pytest
 
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
 from openalgo_proxy.brokers.angel.simulator import AngelSimulator
-from tests.support import System, client, running_system
+from tests.support import System, client, running_system, wait_for
 
 
 @pytest.fixture
@@ -106,3 +106,28 @@ async def test_reliance_in_each_mode_gets_the_simulators_values(angel_system: tu
 
         reply = await c.reply({"action": "subscribe", "symbol": "NOSUCH", "exchange": "NSE", "mode": 1})
         assert reply["subscriptions"][0]["code"] == "SYMBOL_NOT_FOUND"
+
+
+async def test_past_the_cap_the_requesting_client_gets_limit_exceeded() -> None:
+    async with AngelSimulator(ticks_per_second=10, seed=22) as sim:
+        adapter = AngelAdapter(
+            sim.feed_options(max_connections=1), sim.credentials(), max_pairs_per_connection=1, backoff_base=0.05
+        )
+        async with asyncio.timeout(20), running_system(adapter=adapter) as system, client(system.url) as c:
+            reply = await c.reply({"action": "subscribe", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1})
+            assert reply["status"] == "success"
+            await c.market_data(within=10, where=lambda m: m["symbol"] == "RELIANCE")
+            await c.send({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 2})
+            error: dict[str, object] = {}
+            while error.get("type") != "error":
+                error = await c.next_reply(within=10)
+            assert error["code"] == "LIMIT_EXCEEDED" and error.get("symbol") == "SBIN", error
+            assert sim.subscribed() == {(1, "2885", 1)}
+            # freeing the slot lets a new subscribe through
+            reply = await c.reply({"action": "unsubscribe", "symbol": "RELIANCE", "exchange": "NSE"})
+            assert reply["type"] == "unsubscription"
+            await wait_for(lambda: not sim.subscribed(), within=10)
+            reply = await c.reply({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 2})
+            assert reply["status"] == "success"
+            msg = await c.market_data(within=10, where=lambda m: m["symbol"] == "SBIN")
+            assert msg["mode"] == 2 and sim.subscribed() == {(1, "3045", 2)}

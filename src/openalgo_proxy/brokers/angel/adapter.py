@@ -186,9 +186,11 @@ class AngelAdapter(BrokerAdapter):
             self._decode_errors_closed += conn.decode_errors
             await conn.stop()
 
-    def _reject(self, instrument: Instrument, mode: Mode, message: str) -> None:
+    def _reject(
+        self, instrument: Instrument, mode: Mode, message: str, code: ErrorCode = ErrorCode.LIMIT_EXCEEDED
+    ) -> None:
         log.warning("angel: %s %s mode %d rejected: %s", instrument.exchange, instrument.symbol, mode, message)
-        self._on_reject(Rejection(instrument, mode, ErrorCode.LIMIT_EXCEEDED, message))
+        self._on_reject(Rejection(instrument, mode, code, message))
 
     def _broker_error(self, reply: ErrorReply, keys: list[PairKey]) -> None:
         """An E1002 (or E1001) answer to one of our requests: those pairs are not placed."""
@@ -198,7 +200,8 @@ class AngelAdapter(BrokerAdapter):
             if wanted is None or slot is None:
                 continue
             self._rejected.add(key)
-            self._reject(wanted[0], wanted[1], f"Angel {reply.code}: {reply.message}")
+            code = ErrorCode.LIMIT_EXCEEDED if reply.limit_exceeded else ErrorCode.BROKER_UNAVAILABLE
+            self._reject(wanted[0], wanted[1], f"Angel {reply.code}: {reply.message}", code)
         for conn in self._connections:
             if conn is not None:
                 conn.set_wanted({k: m for k, m in conn.wanted.items() if k in self._assigned})

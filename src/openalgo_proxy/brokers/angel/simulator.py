@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -135,8 +136,10 @@ class AngelSimulator:
         listings: tuple[Listing, ...] = UNIVERSE,
         max_pairs: int = MAX_PAIRS,
         max_connections: int = MAX_CONNECTIONS,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.ssl_context = ssl_context
         self.port = port
         self.api_key = api_key
         self.client_code = client_code
@@ -185,7 +188,7 @@ class AngelSimulator:
         app.router.add_get(MASTER_PATH, self._master_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         self._ticker = asyncio.create_task(self._tick_loop(), name="angel-sim-market")
@@ -213,11 +216,13 @@ class AngelSimulator:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}{WS_PATH}"
+        scheme = "wss" if self.ssl_context else "ws"
+        return f"{scheme}://{self.host}:{self.port}{WS_PATH}"
 
     @property
     def api_url(self) -> str:
