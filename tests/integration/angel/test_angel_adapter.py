@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from openalgo_proxy.brokers.angel.adapter import AngelAdapter
 from openalgo_proxy.brokers.angel.codec import decode_packet, to_tick
+from openalgo_proxy.brokers.angel.login import AngelCredentials
+from openalgo_proxy.brokers.angel.simulator import AngelSimulator
 from openalgo_proxy.brokers.base import ConnectionState
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
@@ -165,3 +168,20 @@ async def test_malformed_packet_is_counted_and_skipped(harness: Any) -> None:
         count = len(h.ticks)
         await until(lambda: len(h.ticks) > count + 2, what="ticks keep flowing")
     assert h.adapter.status().reconnects == 0
+
+
+async def test_static_tokens_connect_without_login() -> None:
+    async with AngelSimulator(ticks_per_second=0, jwt_token="eyJstatic", feed_token="feed-static") as sim:
+        creds = AngelCredentials(sim.api_key, sim.client_code, jwt_token="eyJstatic", feed_token="feed-static")
+        adapter = AngelAdapter(sim.feed_options(), creds, backoff_base=0.05, backoff_cap=0.2)
+        ticks: list[Any] = []
+        await adapter.start(ticks.append, ticks.append)
+        try:
+            rel = adapter.lookup("NSE", "RELIANCE")
+            assert rel is not None
+            async with asyncio.timeout(5):
+                await adapter.set_wanted({rel: Mode.QUOTE})
+                await until(lambda: len(ticks) == 1, what="snapshot")
+            assert sim.login_attempts == 0 and sim.handshake_attempts == 1
+        finally:
+            await adapter.stop()

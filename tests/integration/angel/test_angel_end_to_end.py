@@ -131,3 +131,16 @@ async def test_past_the_cap_the_requesting_client_gets_limit_exceeded() -> None:
             assert reply["status"] == "success"
             msg = await c.market_data(within=10, where=lambda m: m["symbol"] == "SBIN")
             assert msg["mode"] == 2 and sim.subscribed() == {(1, "3045", 2)}
+
+
+async def test_broker_drop_gives_clients_a_fresh_snapshot(angel_system: tuple[System, AngelSimulator]) -> None:
+    system, sim = angel_system  # no market ticks: only what the simulator sends on (re)subscribe
+    async with asyncio.timeout(20), client(system.url) as c:
+        reply = await c.reply({"action": "subscribe", "symbol": "INFY", "exchange": "NSE", "mode": 2})
+        assert reply["status"] == "success"
+        first = await c.market_data(within=10)
+        assert sim.drop_connections() == 1
+        second = await c.market_data(within=10)
+        assert second["seq"] > first["seq"]
+        assert second["data"] == expected_data(sim.last_sent[(1, "1594", 2)], "INFY", "NSE")
+        assert sim.subscribed() == {(1, "1594", 2)} and sim.handshake_attempts == 2

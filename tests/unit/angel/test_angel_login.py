@@ -108,3 +108,23 @@ async def test_static_tokens_cannot_be_renewed(sim: AngelSimulator) -> None:
     assert tokens.jwt_token == "j" and sim.login_attempts == 0
     with pytest.raises(BrokerAuthError):
         await session.invalidate(tokens.generation)
+
+
+async def test_tokens_roll_over_with_the_ist_day(sim: AngelSimulator) -> None:
+    import datetime as dt
+
+    now = [dt.datetime(2026, 1, 5, 18, 0, tzinfo=dt.UTC)]  # 23:30 IST
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> Clock:  # type: ignore[override]
+            return now[0]  # type: ignore[return-value]
+
+    session = AngelSession(sim.credentials(), sim.api_url, clock=Clock)
+    async with asyncio.timeout(5):
+        first = await session.tokens()
+        now[0] += dt.timedelta(minutes=20)  # 23:50 IST, same day
+        assert await session.tokens() is first
+        now[0] += dt.timedelta(minutes=20)  # 00:10 IST, the next day: log in again
+        second = await session.tokens()
+    assert second.generation == 2 and second.day == "2026-01-06" and sim.logins == 2
