@@ -212,8 +212,10 @@ class AngelConnection:
             await asyncio.gather(*tasks, return_exceptions=True)
             await watchdog.stop()
             self.sent = {}
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(ws.close(), timeout=1.0)
+            except (OSError, TimeoutError, ConnectionClosed) as exc:
+                log.debug("%s: close handshake skipped: %s", self.label, exc)
             ws.transport.abort()
 
     async def _heartbeat(self, ws: ClientConnection) -> None:

@@ -201,8 +201,10 @@ class AngelSimulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
         for client in list(self.clients.values()):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.ws.close(), timeout=0.5)
+            try:
+                await asyncio.wait_for(client.ws.close(code=1001, message=b"simulator stopping"), timeout=0.5)
+            except (OSError, TimeoutError, RuntimeError) as exc:
+                log.debug("angel simulator: closing client %d: %s", client.ident, exc)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
