@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 
 from openalgo_proxy.brokers.angel.codec import UPSTREAM_MODE, AngelPacket, ErrorReply, SubscriptionMode, to_tick
 from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, PairKey
-from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, load_master
+from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, default_cache_dir, load_master
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
 from openalgo_proxy.brokers.base import (
     AdapterStatus,
@@ -89,7 +89,10 @@ class AngelAdapter(BrokerAdapter):
     async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
         credentials = self._credentials or AngelCredentials.from_env()
         self.session = AngelSession(credentials, self.options.api_url)
-        self.master = await load_master(self.options.instruments, self.options.cache_dir)
+        cache_dir = self.options.cache_dir
+        if cache_dir is None and self.options.instruments is None:
+            cache_dir = default_cache_dir()  # the production master (tens of MB) is cached for the day
+        self.master = await load_master(self.options.instruments, cache_dir)
         self._on_tick = on_tick
         self._on_reject = on_reject
         log.info("angel: ready with %d instruments; connections open on first subscription", len(self.master))

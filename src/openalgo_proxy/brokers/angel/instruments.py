@@ -34,6 +34,13 @@ MASTER_URL = "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenA
 MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
+
+def default_cache_dir() -> str:
+    """Where the production master is cached when no cache_dir is configured."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "openalgo-proxy")
+
+
 #: exch_seg (both spellings) -> (client exchange for tradables, client exchange for indices, exchange type)
 SEGMENTS: dict[str, tuple[str, str, ExchangeType]] = {
     "NSE": ("NSE", "NSE_INDEX", ExchangeType.NSE_CM),
@@ -168,7 +175,7 @@ def cache_path(cache_dir: str, url: str, day: str) -> Path:
     return Path(cache_dir) / f"angel-scripmaster-{day}-{digest}.json"
 
 
-async def fetch(url: str, total_seconds: float = 60.0) -> bytes:
+async def fetch(url: str, total_seconds: float = 180.0) -> bytes:
     """Download the master over HTTP(S); certificates are verified (aiohttp's default SSL context)."""
     client_timeout = aiohttp.ClientTimeout(total=total_seconds)
     try:
