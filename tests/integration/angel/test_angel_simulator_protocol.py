@@ -71,7 +71,7 @@ async def test_subscribe_every_mode_ping_errors_and_cap(sim: AngelSimulator) -> 
     async with asyncio.timeout(10), connect(sim.ws_url, additional_headers=headers) as ws:
         await ws.send("ping")
         assert await ws.recv() == "pong"
-        await ws.ping()
+        await asyncio.wait_for(await ws.ping(), 2)  # protocol ping answered
         for mode, size in ((1, 51), (2, 123), (3, 379), (4, 443)):
             await ws.send(codec.subscribe_request(mode, {1: ["2885"]}, f"m{mode}"))
             while True:
@@ -126,3 +126,24 @@ async def test_master_is_served(sim: AngelSimulator) -> None:
     assert nifty["instrumenttype"] == "AMXIDX" and nifty["name"] == "NIFTY" and nifty["symbol"] == "Nifty 50"
     assert all(isinstance(value, str) for row in rows for value in row.values())
     assert any(row["symbol"] == "RELIANCE-EQ" and row["exch_seg"] == "NSE" for row in rows)
+
+
+async def test_mute_answers_nothing(sim: AngelSimulator) -> None:
+    headers = await _headers(sim)
+    async with asyncio.timeout(10), connect(sim.ws_url, additional_headers=headers, ping_interval=None) as ws:
+        await ws.send(codec.subscribe_request(1, {1: ["2885"]}))
+        await _recv_binary(ws)
+        sim.mute = True
+        pong = await ws.ping()
+        await ws.send("ping")
+        texts: list[str] = []
+        with pytest.raises(TimeoutError):  # packets already in flight may arrive; no pong may
+            async with asyncio.timeout(0.3):
+                while True:
+                    message = await ws.recv()
+                    if isinstance(message, str):
+                        texts.append(message)
+        assert texts == [] and not pong.done()
+        sim.mute = False
+        await ws.send("ping")
+        assert await _next_text(ws) == "pong"
