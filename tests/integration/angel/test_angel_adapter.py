@@ -77,13 +77,13 @@ async def test_mute_socket_fires_the_watchdog(harness: Any) -> None:
 
 
 async def test_heartbeats_keep_a_quiet_connection_alive(harness: Any) -> None:
-    h = await harness({"ticks_per_second": 20}, options=FAST)
+    h = await harness({"ticks_per_second": 20}, options={"stall_timeout": 0.9})  # text ping every 0.3 s
     async with asyncio.timeout(10):
         await h.adapter.set_wanted({h.instrument("NSE", "TCS"): Mode.QUOTE})
         await until(lambda: len(h.ticks) > 0, what="ticks")
         h.sim.heartbeats_only = True
         pings = h.sim.pings
-        await until(lambda: h.sim.pings >= pings + 6, what="six text pings (> 3 stall timeouts)")
+        await until(lambda: h.sim.pings >= pings + 7, what="seven text pings (> 2 stall timeouts)")
     assert h.adapter.status().reconnects == 0
 
 
