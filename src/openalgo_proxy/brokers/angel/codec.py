@@ -211,14 +211,22 @@ class Request(msgspec.Struct, frozen=True):
 # decoding
 
 
+_TOKENS: dict[bytes, str] = {}  # raw 25-byte field -> token; bounded by _TOKEN_CACHE_SIZE
+_TOKEN_CACHE_SIZE = 50_000
+
+
 def _token(raw: bytes) -> str:
+    token = _TOKENS.get(raw)
+    if token is not None:
+        return token
     end = raw.find(b"\x00")
-    if end >= 0:
-        raw = raw[:end]
     try:
-        return raw.decode("ascii")
+        token = (raw[:end] if end >= 0 else raw).decode("ascii")
     except UnicodeDecodeError:
         raise AngelCodecError("token is not ASCII") from None
+    if len(_TOKENS) < _TOKEN_CACHE_SIZE:  # a cache, not a state: the result is the same without it
+        _TOKENS[raw] = token
+    return token
 
 
 def decode_packet(data: bytes) -> AngelPacket:
@@ -316,16 +324,41 @@ def to_tick(packet: AngelPacket, instrument_symbol: str, client_exchange: str) -
     bids: tuple[DepthLevel, ...] = ()
     asks: tuple[DepthLevel, ...] = ()
     if mode == 3:
-        buy: list[DepthLevel] = []
-        sell: list[DepthLevel] = []
-        for rec in packet.best_five:
-            level = DepthLevel(rec.price / div, rec.quantity, rec.orders)
-            if rec.flag == BUY_FLAG:
-                buy.append(level)
-            else:
-                sell.append(level)
-        bids = tuple(buy[:5])
-        asks = tuple(sell[:5])
+        five = packet.best_five
+        if len(five) == BEST_FIVE_RECORDS:
+            b1, b2, b3, b4, b5, s1, s2, s3, s4, s5 = five
+            usual = b1.flag == b2.flag == b3.flag == b4.flag == b5.flag == 1 and (
+                s1.flag == s2.flag == s3.flag == s4.flag == s5.flag == 0
+            )
+        else:
+            usual = False
+        if usual:  # the usual layout: five buys then five sells
+            lv = DepthLevel
+            bids = (
+                lv(b1.price / div, b1.quantity, b1.orders),
+                lv(b2.price / div, b2.quantity, b2.orders),
+                lv(b3.price / div, b3.quantity, b3.orders),
+                lv(b4.price / div, b4.quantity, b4.orders),
+                lv(b5.price / div, b5.quantity, b5.orders),
+            )
+            asks = (
+                lv(s1.price / div, s1.quantity, s1.orders),
+                lv(s2.price / div, s2.quantity, s2.orders),
+                lv(s3.price / div, s3.quantity, s3.orders),
+                lv(s4.price / div, s4.quantity, s4.orders),
+                lv(s5.price / div, s5.quantity, s5.orders),
+            )
+        else:  # any other order: the flag decides the side
+            buy: list[DepthLevel] = []
+            sell: list[DepthLevel] = []
+            for rec in five:
+                level = DepthLevel(rec.price / div, rec.quantity, rec.orders)
+                if rec.flag == BUY_FLAG:
+                    buy.append(level)
+                else:
+                    sell.append(level)
+            bids = tuple(buy[:5])
+            asks = tuple(sell[:5])
     ltt = packet.last_traded_timestamp
     if 0 < ltt < _EPOCH_MS_FLOOR:  # Angel sends the last trade time in epoch seconds
         ltt *= 1000
