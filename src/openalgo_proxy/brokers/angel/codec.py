@@ -211,22 +211,12 @@ class Request(msgspec.Struct, frozen=True):
 # decoding
 
 
-_TOKENS: dict[bytes, str] = {}  # raw 25-byte field -> token; bounded by _TOKEN_CACHE_SIZE
-_TOKEN_CACHE_SIZE = 50_000
-
-
 def _token(raw: bytes) -> str:
-    token = _TOKENS.get(raw)
-    if token is not None:
-        return token
     end = raw.find(b"\x00")
     try:
-        token = (raw[:end] if end >= 0 else raw).decode("ascii")
+        return (raw[:end] if end >= 0 else raw).decode("ascii")
     except UnicodeDecodeError:
         raise AngelCodecError("token is not ASCII") from None
-    if len(_TOKENS) < _TOKEN_CACHE_SIZE:  # a cache, not a state: the result is the same without it
-        _TOKENS[raw] = token
-    return token
 
 
 def decode_packet(data: bytes) -> AngelPacket:
