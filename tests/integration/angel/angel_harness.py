@@ -45,8 +45,12 @@ class Harness:
 
 
 @pytest.fixture
-def harness_factory() -> Any:
-    stack: list[Harness] = []
+async def harness() -> AsyncIterator[Any]:
+    """`await harness(sim_kwargs, options={...FeedOptions...}, **AngelAdapter kwargs)` -> a started Harness.
+
+    Short backoff for tests; everything made is stopped at teardown.
+    """
+    made: list[Harness] = []
 
     async def make(sim_kwargs: dict[str, Any] | None = None, **adapter_kwargs: Any) -> Harness:
         sim = AngelSimulator(seed=11, **(sim_kwargs or {}))
@@ -54,22 +58,9 @@ def harness_factory() -> Any:
         options = adapter_kwargs.pop("options", {})
         kwargs: dict[str, Any] = {"backoff_base": 0.05, "backoff_cap": 0.2, "backoff_long": 0.2, "open_timeout": 2.0}
         kwargs.update(adapter_kwargs)
-        adapter = AngelAdapter(sim.feed_options(**options), sim.credentials(), **kwargs)
-        harness = Harness(sim, adapter)
-        stack.append(harness)
-        await adapter.start(harness.ticks.append, harness.rejections.append)
-        return harness
-
-    return make
-
-
-@pytest.fixture
-async def harness(harness_factory: Any) -> AsyncIterator[Any]:
-    made: list[Harness] = []
-
-    async def make(sim_kwargs: dict[str, Any] | None = None, **adapter_kwargs: Any) -> Harness:
-        h: Harness = await harness_factory(sim_kwargs, **adapter_kwargs)
+        h = Harness(sim, AngelAdapter(sim.feed_options(**options), sim.credentials(), **kwargs))
         made.append(h)
+        await h.adapter.start(h.ticks.append, h.rejections.append)
         return h
 
     yield make

@@ -12,9 +12,9 @@ from openalgo_proxy.brokers.angel.simulator import AngelSimulator
 from openalgo_proxy.brokers.base import ConnectionState
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
-from tests.integration.angel.angel_harness import harness, harness_factory, until
+from tests.integration.angel.angel_harness import harness, until
 
-__all__ = ["harness", "harness_factory"]
+__all__ = ["harness"]
 
 FAST = {"stall_timeout": 0.6}
 
