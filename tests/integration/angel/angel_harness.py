@@ -1,17 +1,14 @@
-"""Helpers for Angel integration tests: a simulator, an adapter wired to it, condition polling.
+"""Helpers for Angel integration tests: the Harness (simulator + adapter) and condition polling.
 
-Import the fixtures and `until` from test modules in this package.
+The `harness` fixture lives in conftest.py beside this module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import pytest
 
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
 from openalgo_proxy.brokers.angel.simulator import AngelSimulator
@@ -42,28 +39,3 @@ class Harness:
 
     def ticks_for(self, symbol: str) -> list[Tick]:
         return [t for t in self.ticks if t.symbol == symbol]
-
-
-@pytest.fixture
-async def harness() -> AsyncIterator[Any]:
-    """`await harness(sim_kwargs, options={...FeedOptions...}, **AngelAdapter kwargs)` -> a started Harness.
-
-    Short backoff for tests; everything made is stopped at teardown.
-    """
-    made: list[Harness] = []
-
-    async def make(sim_kwargs: dict[str, Any] | None = None, **adapter_kwargs: Any) -> Harness:
-        sim = AngelSimulator(seed=11, **(sim_kwargs or {}))
-        await sim.start()
-        options = adapter_kwargs.pop("options", {})
-        kwargs: dict[str, Any] = {"backoff_base": 0.05, "backoff_cap": 0.2, "backoff_long": 0.2, "open_timeout": 2.0}
-        kwargs.update(adapter_kwargs)
-        h = Harness(sim, AngelAdapter(sim.feed_options(**options), sim.credentials(), **kwargs))
-        made.append(h)
-        await h.adapter.start(h.ticks.append, h.rejections.append)
-        return h
-
-    yield make
-    for h in made:
-        await h.adapter.stop()
-        await h.sim.stop()

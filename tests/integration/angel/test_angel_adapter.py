@@ -12,9 +12,7 @@ from openalgo_proxy.brokers.angel.simulator import AngelSimulator
 from openalgo_proxy.brokers.base import ConnectionState
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
-from tests.integration.angel.angel_harness import harness, until
-
-__all__ = ["harness"]
+from tests.integration.angel.angel_harness import until
 
 FAST = {"stall_timeout": 0.6}
 
