@@ -52,6 +52,9 @@ DEFAULT_DEPTH = 5
 AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "NOT_AUTHENTICATED"})
 # Close codes after which reconnecting cannot help, and minimum delays for those that ask us to wait.
 FATAL_CLOSES = frozenset({int(CloseCode.AUTH_TIMEOUT), 1008})
+# Refusals that go away by themselves (a proxy that just started, a broker reconnecting): retried.
+TRANSIENT_CODES = frozenset({"BROKER_UNAVAILABLE", "RATE_LIMITED"})
+RETRY_BACKOFF = Backoff(initial=0.25, maximum=5.0)
 SLOW_DOWN = {int(CloseCode.TOO_MANY_REQUESTS): 5.0, int(CloseCode.TRY_AGAIN_LATER): 1.0}
 
 
@@ -121,7 +124,9 @@ class Feed:
         if origin:
             self._connect_options["origin"] = origin
         self._held: dict[Stream, int] = {}
-        self._last_seq: dict[Stream, int] = {}
+        self._retry: set[Stream] = set()  # held, refused for a transient reason, to subscribe again
+        self._retry_wanted = asyncio.Event()
+        self._last_seq: dict[Stream, tuple[int, str]] = {}
         self._pending: dict[str, _Pending] = {}
         self._ids = itertools.count(1)
         self._ticks: deque[Tick] = deque(maxlen=max_buffered_ticks)
@@ -201,10 +206,13 @@ class Feed:
     def _accept_tick(self, tick: Tick) -> None:
         self.ticks_received += 1
         stream = Stream(tick.exchange, tick.symbol, tick.mode)
-        if tick.seq and self._last_seq.get(stream) == tick.seq:
+        # a replayed snapshot repeats the last tick exactly; a feed that restarted a topic reuses
+        # seq numbers, so the exchange timestamp must match too
+        mark = (tick.seq, tick.timestamp)
+        if tick.seq and self._last_seq.get(stream) == mark:
             self.duplicates_dropped += 1
             return
-        self._last_seq[stream] = tick.seq
+        self._last_seq[stream] = mark
         if len(self._ticks) == self._ticks.maxlen:
             self.ticks_dropped += 1
         self._ticks.append(tick)
@@ -217,8 +225,10 @@ class Feed:
     ) -> list[SubscriptionResult]:
         """Subscribe instruments (``"NSE:RELIANCE"`` or ``("NSE", "RELIANCE")``) in one mode.
 
-        Returns every entry's result; raises SubscriptionError if any entry failed (the others
-        are held all the same) and ServerError if the whole request was refused.
+        Returns every entry's result; raises SubscriptionError if any entry failed for good (the
+        others are held all the same) and ServerError if the whole request was refused. Entries
+        refused for a transient reason (BROKER_UNAVAILABLE, RATE_LIMITED: a proxy that just started)
+        are reported in the results, held, and subscribed again in the background with backoff.
         """
         wanted = streams(instruments, mode)
         if not wanted:
@@ -229,9 +239,10 @@ class Feed:
         reply = await self._call(payload, frozenset({"subscription"}))
         results = _results(reply, wanted)
         for result in results:
-            if result.ok:
+            if result.ok or result.code in TRANSIENT_CODES:
                 self._held[_stream_of(result, wanted[0].mode)] = depth
-        _raise_failed(reply, results)
+        self._settle([(_stream_of(r, wanted[0].mode), "" if r.ok else r.code, r.message) for r in results])
+        _raise_failed(reply, [r for r in results if r.code not in TRANSIENT_CODES])
         return results
 
     async def unsubscribe(
@@ -252,6 +263,7 @@ class Feed:
         reply = await self._call({"action": "unsubscribe", "symbols": entries}, frozenset({"unsubscription"}))
         for stream in gone:
             self._held.pop(stream, None)
+            self._retry.discard(stream)
             self._last_seq.pop(stream, None)
         results = _results(reply, gone)
         _raise_failed(reply, results)
@@ -260,6 +272,7 @@ class Feed:
     async def unsubscribe_all(self) -> None:
         await self._call({"action": "unsubscribe_all"}, frozenset({"unsubscription"}))
         self._held.clear()
+        self._retry.clear()
         self._last_seq.clear()
 
     async def list_subscriptions(self) -> list[Stream]:
@@ -412,7 +425,13 @@ class Feed:
             await self._replay(ws)
             self._backoff.reset()
             self._set_state(State.LIVE)
-            await reader
+            retrier = asyncio.create_task(self._retry_loop(ws), name="openalgo-feed retry")
+            try:
+                await reader
+            finally:
+                retrier.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retrier
             return True
         finally:
             # leave LIVE before anything awaits, so no request is sent on the dead connection
@@ -424,9 +443,15 @@ class Feed:
                 await reader
 
     async def _replay(self, ws: ClientConnection) -> None:
-        """Resubscribe everything held, one request per (mode, depth)."""
+        """Resubscribe everything held on a new connection."""
+        self._retry.clear()
+        await self._resubscribe(ws, dict(self._held))
+
+    async def _resubscribe(self, ws: ClientConnection, wanted: dict[Stream, int]) -> None:
+        """Subscribe `wanted`, one request per (mode, depth). Transient refusals go to the retry set;
+        permanent ones are dropped from what the feed holds (and logged)."""
         groups: dict[tuple[Mode, int], list[Stream]] = {}
-        for stream, depth in self._held.items():
+        for stream, depth in wanted.items():
             groups.setdefault((stream.mode, depth), []).append(stream)
         for (mode, depth), group in groups.items():
             payload: dict[str, Any] = {"action": "subscribe", "symbols": _entries(group), "mode": int(mode)}
@@ -437,14 +462,42 @@ class Feed:
             except AuthenticationError:
                 raise
             except ServerError as exc:
-                log.warning("client: resubscribe of %d streams refused: %s", len(group), exc)
-                for stream in group:
-                    self._held.pop(stream, None)
+                self._settle([(stream, exc.code, exc.message) for stream in group])
                 continue
-            for result in _results(reply, group):
-                if not result.ok:
-                    log.warning("client: resubscribe %s:%s refused: %s", result.exchange, result.symbol, result.code)
-                    self._held.pop(_stream_of(result, mode), None)
+            self._settle([(_stream_of(r, mode), "" if r.ok else r.code, r.message) for r in _results(reply, group)])
+
+    def _settle(self, outcomes: list[tuple[Stream, str, str]]) -> None:
+        """Record subscribe outcomes (stream, error code or "", message) for held streams."""
+        for stream, code, message in outcomes:
+            if not code:
+                self._retry.discard(stream)
+            elif code in TRANSIENT_CODES:
+                self._retry.add(stream)
+            else:
+                log.warning("client: subscription %s mode %d refused: %s %s", stream.name, stream.mode, code, message)
+                self._retry.discard(stream)
+                self._held.pop(stream, None)
+        if self._retry:
+            self._retry_wanted.set()
+
+    async def _retry_loop(self, ws: ClientConnection) -> None:
+        """Retry transiently refused subscriptions on this connection, with backoff, until they settle."""
+        backoff = BackoffState(RETRY_BACKOFF)
+        while True:
+            await self._retry_wanted.wait()
+            if not self._retry:
+                self._retry_wanted.clear()
+                backoff.reset()
+                continue
+            await asyncio.sleep(backoff.next_delay(minimum=0.05))
+            pending = {stream: self._held[stream] for stream in self._retry if stream in self._held}
+            self._retry.clear()
+            try:
+                await self._resubscribe(ws, pending)
+            except (_Disconnected, ClientError) as exc:
+                self._retry.update(pending)  # the next connection replays them anyway
+                log.info("client: retrying subscriptions stopped: %s", exc)
+                return
 
     async def _read(self, ws: ClientConnection) -> None:
         try:
