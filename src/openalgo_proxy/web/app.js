@@ -15,6 +15,7 @@
   const PONG_WITHIN_MS = 10000;
   const REQUEST_TIMEOUT_MS = 10000;
   const AUTH_CODES = new Set(["NOT_AUTHENTICATED", "AUTHENTICATION_ERROR"]);
+  const TRANSIENT_CODES = new Set(["BROKER_UNAVAILABLE", "RATE_LIMITED"]);
   const MODE_NAMES = { 1: "LTP", 2: "Quote", 3: "Depth" };
 
   const params = new URLSearchParams(location.search);
@@ -126,7 +127,10 @@
   async function subscribe(keys, mode) {
     if (!keys.length) return [];
     const reply = await request({ action: "subscribe", symbols: entries(keys), mode });
-    const failed = (reply.subscriptions || []).filter((s) => s.status !== "success");
+    const refused = (reply.subscriptions || []).filter((s) => s.status !== "success");
+    const later = refused.filter((s) => TRANSIENT_CODES.has(s.code)).map((s) => keyOf(s.exchange, s.symbol));
+    if (later.length) retryLater(later, mode);
+    const failed = refused.filter((s) => !TRANSIENT_CODES.has(s.code));
     for (const f of failed) {
       const row = state.rows.get(keyOf(f.exchange, f.symbol));
       if (row && mode === state.mode) removeRow(row.key, false);
@@ -136,6 +140,17 @@
       showMessage(`${keyOf(f.exchange, f.symbol)}: ${f.code || "error"} ${f.message || ""}`.trim(), true);
     }
     return failed;
+  }
+
+  function retryLater(keys, mode) {
+    // a proxy that just started answers BROKER_UNAVAILABLE until it hears from the feed
+    const ws = state.ws;
+    setTimeout(() => {
+      if (ws !== state.ws || ws.readyState !== WebSocket.OPEN) return; // a reconnect resubscribes all
+      const wanted = (k) => (mode === 3 && k === state.depthStream) || (mode === state.mode && state.rows.has(k));
+      const still = keys.filter(wanted);
+      subscribe(still, mode).catch((err) => showMessage(String(err.message || err), true));
+    }, 500 + Math.random() * 1000);
   }
 
   async function unsubscribe(keys, mode) {
