@@ -103,7 +103,7 @@ class Manager:
                 "at": tick.timestamp,
             }
         emit(
-            f"ALERT {kind} {position.instrument} ltp {position.ltp:.2f}"
+            f"ALERT {kind} {alert['instrument']} ltp {alert['ltp']:.2f}"
             f" (level {alert['level']:.2f}) P&L {alert['pnl']:+,.2f}"
         )
         if self.alerts_path is not None:
