@@ -55,8 +55,8 @@ class Crossover:
             return None
         self.fast = sum(self.fast_window) / len(self.fast_window)
         self.slow = sum(self.slow_window) / len(self.slow_window)
-        if self.fast == self.slow:
-            return None
+        if abs(self.fast - self.slow) <= 1e-9 * abs(self.slow):
+            return None  # equal up to float noise of the sums: no cross
         above = self.fast > self.slow
         previous, self._above = self._above, above
         if previous is None or previous == above:
@@ -87,7 +87,7 @@ async def run(args: argparse.Namespace, stats: Stats) -> None:
             if side is None:
                 continue
             stats.signals += 1
-            signal = Signal(side, tick.name, tick.ltp, round(book.fast, 4), round(book.slow, 4), tick.timestamp)
+            signal = Signal(side, tick.name, tick.ltp, round(book.fast, 6), round(book.slow, 6), tick.timestamp)
             if args.json:
                 emit(json.dumps(signal.__dict__))
             else:

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pexpect
+import pytest
 
 from tests.clients.conftest import LiveSystem
 
@@ -34,7 +35,8 @@ def read_until(child: pexpect.spawn, pattern: re.Pattern[str], within: float) ->
     raise AssertionError(f"{pattern.pattern!r} not rendered within {within} s; screen tail:\n{tail}")
 
 
-def test_watch_renders_live_values_and_quits_on_q(live_system: LiveSystem) -> None:
+@pytest.mark.parametrize("quit_key", ["q", "\x03"], ids=["q", "ctrl-c"])
+def test_watch_renders_live_values_and_quits(live_system: LiveSystem, quit_key: str) -> None:
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "140", "LINES": "32"}
     env.pop("NO_COLOR", None)
     child = pexpect.spawn(
@@ -53,7 +55,7 @@ def test_watch_renders_live_values_and_quits_on_q(live_system: LiveSystem) -> No
         status = read_until(child, re.compile(r"live\s+ws://\S+\s+mode quote\s+ticks ([1-9][\d,]*)"), within=15)
         assert int(status.group(1).replace(",", "")) > 0
         read_until(child, re.compile(r"Depth NSE:RELIANCE"), within=5)  # the ladder follows the cursor row
-        child.send("q")
+        child.send(quit_key)
         child.expect(pexpect.EOF, timeout=15)
     finally:
         child.close(force=True)
