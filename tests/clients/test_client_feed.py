@@ -217,3 +217,19 @@ async def test_subscriptions_made_while_a_proxy_warms_up_are_retried(system: Sys
             assert await feed.list_subscriptions() == feed.held
     finally:
         await fresh.stop(within=2.0)
+
+
+def test_feed_thread_start_raises_the_connect_failure() -> None:
+    feed = FeedThread(f"ws://127.0.0.1:{free_port()}", first_connect_timeout=0.3, backoff=FAST)
+    with pytest.raises(ConnectFailed):
+        feed.start(timeout=10)
+    assert not any(t.name == "openalgo-feed" and t.is_alive() for t in threading.enumerate())
+
+
+async def test_a_slow_consumer_loses_the_oldest_ticks_not_the_connection(system: System) -> None:
+    async with connect(system.url, backoff=FAST, max_buffered_ticks=3) as feed:
+        await feed.subscribe(["NSE:RELIANCE", "NSE:INFY", "NSE:TCS"], mode="ltp")
+        await wait_for(lambda: feed.ticks_dropped >= 3, within=10)  # nobody is reading
+        kept = await collect(feed, 3)
+        assert feed.state == State.LIVE and len(kept) == 3
+        assert feed.ticks_received == feed.ticks_dropped + feed.duplicates_dropped + 3 + len(feed._ticks)

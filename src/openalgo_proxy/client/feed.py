@@ -160,6 +160,7 @@ class Feed:
         if self._task is not None:
             raise ClientError("feed already started")
         self._closing = False
+        self._failure = None
         self._set_state(State.CONNECTING)
         self._task = asyncio.create_task(self._run(), name=f"openalgo-feed {self.url}")
         await self._wait_for(lambda: self._state == State.LIVE, None)
@@ -579,6 +580,5 @@ def _raise_failed(reply: Reply, results: list[SubscriptionResult]) -> None:
         raise SubscriptionError(first.code or "ERROR", message, results, reply.request_id)
 
 
-def connect(url: str = DEFAULT_URL, **options: Any) -> Feed:
-    """A Feed for ``async with connect(url, api_key=...) as feed:``. Options as Feed's."""
-    return Feed(url, **options)
+# ``async with connect(url, api_key=...) as feed:`` -- the Feed class itself, so every option is typed.
+connect = Feed
