@@ -391,6 +391,9 @@ class Feed:
                 if code in FATAL_CLOSES or not self._reconnect:
                     self._fail(ConnectionLost(f"connection closed with code {code}", code))
                     return
+                if not been_live and first_deadline is not None and loop.time() >= first_deadline:
+                    self._fail(ConnectFailed(f"{self.url} accepted connections but never went live (code {code})"))
+                    return
                 min_delay = SLOW_DOWN.get(code or 0, 0.0)
                 self.reconnects += 1
             self._set_state(State.RECONNECTING if been_live else State.CONNECTING)
