@@ -1,4 +1,4 @@
-"""`openalgo-proxy watch` in a real pseudo-terminal against a running system."""
+"""`openalgo-proxy watch` (the real CLI) in a pseudo-terminal against a running system."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_watch_renders_live_values_and_quits(live_system: LiveSystem, quit_key: 
     env.pop("NO_COLOR", None)
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "openalgo_proxy.client.watch", "NSE:RELIANCE", "NSE_INDEX:NIFTY", "--url", live_system.url],
+        ["-m", "openalgo_proxy", "watch", "NSE:RELIANCE", "NSE_INDEX:NIFTY", "--url", live_system.url],
         dimensions=(32, 140),
         env=env,
         encoding="utf-8",
