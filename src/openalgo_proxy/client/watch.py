@@ -29,7 +29,7 @@ def _instrument(text: str) -> tuple[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "instruments",
+        "symbols",  # not "instruments": the CLI reads args.instruments as a feed setting
         nargs="*",
         type=_instrument,
         metavar="EXCHANGE:SYMBOL",
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from openalgo_proxy.client.tui import WatchApp  # textual loads only for this command
 
-    instruments = list(args.instruments) or [parse_instrument(text) for text in DEFAULT_INSTRUMENTS]
+    instruments = list(args.symbols) or [parse_instrument(text) for text in DEFAULT_INSTRUMENTS]
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     app = WatchApp(instruments, args.url, api_key, Mode.parse(args.mode))
     app.run()
