@@ -1,12 +1,14 @@
-"""Command line: `openalgo-proxy run | feed | serve | bus | simulate | config show | watch`."""
+"""Command line: `openalgo-proxy run | feed | serve | bus | simulate | config show | keys | watch`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import importlib
+import ipaddress
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -88,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     _listener(config_show)
     _broker(config_show)
     config_show.add_argument("--bus", help="bus endpoint")
+
+    keys = sub.add_parser("keys", help="manage API keys (stored hashed in [auth] keys_file)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_add = keys_sub.add_parser("add", help="create a key; it is printed once and only its hash is stored")
+    _common(keys_add)
+    keys_add.add_argument("--name", required=True, help="unique name (letters, digits, . _ -)")
+    keys_add.add_argument("--role", help="a role from [auth.roles] (default: [auth] default_role)")
+    keys_list = keys_sub.add_parser("list", help="list key names, roles, creation times and fingerprints")
+    _common(keys_list)
+    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key; running proxies close its connections")
+    _common(keys_revoke)
+    keys_revoke.add_argument("name", help="name of the key")
 
     try:
         watch_module = importlib.import_module("openalgo_proxy.client.watch")
@@ -171,17 +185,65 @@ def cmd_serve(settings: Settings) -> int:
     from openalgo_proxy.runtime import run_until_signal
 
     _refuse_open_auth_none(settings)
-    server = ProxyServer(settings.proxy, settings.auth)
+    server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls)
     return run_until_signal(server.start, server.stop)
+
+
+def is_loopback(host: str) -> bool:
+    """True only for addresses that cannot be reached from another machine ('' and 0.0.0.0 are every interface)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
 
 
 def _refuse_open_auth_none(settings: Settings) -> None:
     host = settings.proxy.host
-    if settings.auth.mode == "none" and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+    loopback = is_loopback(host)
+    if settings.auth.mode == "none" and not loopback:
         raise ConfigError(
-            f"auth mode 'none' is only allowed on loopback, but the proxy listens on {host}; "
-            'set [auth] mode = "api_key" or listen on 127.0.0.1'
+            f"auth mode 'none' is only allowed on loopback, but the proxy listens on {host or 'every interface'}; "
+            'set [auth] mode = "api_key" or "jwt", or listen on 127.0.0.1'
         )
+    if not loopback and not settings.tls.enabled:
+        log.warning("the proxy listens on %s without TLS: credentials and data travel in clear; set [tls]", host)
+
+
+_KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from openalgo_proxy.proxy.keystore import KeyStore, default_keys_file
+
+    auth = settings.auth
+    path = Path(auth.keys_file).expanduser() if auth.keys_file else default_keys_file()
+    secret = auth.keys_secret.get_secret_value().encode() if auth.keys_secret is not None else None
+    store = KeyStore(path, secret)
+    if args.keys_command == "add":
+        role = args.role or auth.default_role
+        if role not in auth.roles:
+            raise ConfigError(f"role {role!r} is not configured; roles: {', '.join(sorted(auth.roles))}")
+        if not _KEY_NAME.match(args.name):
+            raise ConfigError("key names are 1-64 letters, digits, '.', '_' or '-'")
+        key, record = store.add(args.name, role)
+        sys.stderr.write(f"added key {record.name!r} role={record.role} fingerprint={record.fingerprint} to {path}\n")
+        sys.stderr.write("the key is shown once; store it now:\n")
+        sys.stdout.write(key + "\n")
+    elif args.keys_command == "list":
+        store.load()
+        rows = store.records()
+        if not rows:
+            sys.stderr.write(f"no keys in {path}\n")
+        for r in rows:
+            sys.stdout.write(f"{r.name}\t{r.role}\t{r.created}\t{r.fingerprint}\n")
+    else:
+        record = store.revoke(args.name)
+        sys.stderr.write(f"revoked key {record.name!r} (fingerprint {record.fingerprint}) in {path}\n")
+    return 0
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -301,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             sys.stdout.write(show(settings) + "\n")
             return 0
+        if args.command == "keys":
+            return cmd_keys(settings, args)
         if args.command == "watch":
             module = importlib.import_module("openalgo_proxy.client.watch")
             result: int = module.run(args)

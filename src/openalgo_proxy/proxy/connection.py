@@ -9,7 +9,6 @@ than the grace period is closed with 4008.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import socket
 import time
@@ -23,7 +22,10 @@ from websockets.server import ServerProtocol
 from openalgo_proxy.errors import CloseCode, ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy import protocol as proto
+from openalgo_proxy.proxy.auth import AuthFailed, Grant
 from openalgo_proxy.proxy.hub import TopicState, text_frame
+from openalgo_proxy.proxy.limits import Guard
+from openalgo_proxy.proxy.origin import origin_allowed
 
 if TYPE_CHECKING:
     from openalgo_proxy.proxy.server import ProxyServer
@@ -39,7 +41,7 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.hub = server.hub
         cfg = server.cfg
-        self.ws = ServerProtocol(max_size=cfg.max_message_bytes, origins=server.origins)
+        self.ws = ServerProtocol(max_size=cfg.max_message_bytes)  # no extensions: compression is never negotiated
         self.transport: asyncio.Transport | None = None
         self.pending: list[bytes] = []
         self.append = self.pending.append
@@ -51,7 +53,9 @@ class Connection(asyncio.Protocol):
         self.closing = False
         self.close_code = 1006
         self.authenticated = not server.auth_required
+        self.grant: Grant | None = None if server.auth_required else server.authenticator.anonymous()
         self.identity = "anonymous"
+        self.counted_identity: str | None = None  # identity whose connection cap this connection holds
         self.peer = "?"
         self.created = time.monotonic()
         self.opened_at = 0.0
@@ -62,6 +66,7 @@ class Connection(asyncio.Protocol):
         self._binary = False
         self._abort_handle: asyncio.TimerHandle | None = None
         self.cid = server.next_id()
+        self.guard = Guard(server.limits, self.created)
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -203,6 +208,22 @@ class Connection(asyncio.Protocol):
         if request.headers.get("Upgrade", "").lower() != "websocket":
             self.ws.send_response(self.server.http_response(request))
             return
+        headers = request.headers
+        server = self.server
+        tls = server.tls_context is not None
+        if not origin_allowed(headers.get("Origin"), headers.get("Host"), server.cfg.allowed_origins, tls):
+            log.info("conn %d %s refused: origin not allowed", self.cid, self.peer)
+            self.ws.send_response(self.ws.reject(403, "origin not allowed\n"))
+            return
+        bearer = headers.get("Authorization", "")
+        grant: Grant | None = None
+        if bearer[:7].lower() == "bearer " and self.server.auth_required:
+            try:
+                grant = self.server.authorize(bearer[7:].strip())
+            except AuthFailed as exc:
+                log.info("conn %d %s refused at handshake: %s", self.cid, self.peer, exc.reason)
+                self.ws.send_response(self.ws.reject(401, f"authentication failed: {exc.reason}\n"))
+                return
         response = self.ws.accept(request)
         if response.status_code != 101:
             self.ws.send_response(response)
@@ -218,9 +239,8 @@ class Connection(asyncio.Protocol):
             self._send_protocol_data()
             self.close(CloseCode.TRY_AGAIN_LATER, "server full")
             return
-        bearer = request.headers.get("Authorization", "")
-        if bearer.startswith("Bearer ") and self.server.auth_required:
-            self._authenticate(proto.Authenticate(api_key=bearer[7:].strip(), token=None), None, quiet=True)
+        if grant is not None:
+            self._grant(grant, None, quiet=True)
 
     # -- frames ----------------------------------------------------------------------------------
     def _on_frame(self, frame: Frame) -> None:
@@ -242,12 +262,31 @@ class Connection(asyncio.Protocol):
             self.server.metrics.messages_in += 1
             if self.closing:
                 return
+            now = time.monotonic()
+            if not self.guard.allow_command(now):
+                self._violation(ErrorCode.RATE_LIMITED, "too many commands; slow down")
+                return
             if self._binary:
-                self.send_error(ErrorCode.INVALID_JSON, "binary frames are not accepted; send JSON text")
+                self._violation(ErrorCode.INVALID_JSON, "binary frames are not accepted; send JSON text")
                 return
             self._on_text(data)
         elif opcode is Opcode.PONG:
             self.ping_waiting_since = 0.0
+        elif opcode is Opcode.PING:
+            now = time.monotonic()
+            if not self.guard.allow_command(now) and not self.guard.violation(now):
+                self._close_abusive()
+
+    def _violation(self, code: ErrorCode, message: str, request_id: Any = None) -> None:
+        """Answer a protocol error, failed authentication or rate-limited command; 4029 past the budget."""
+        self.send_error(code, message, request_id)
+        if not self.guard.violation(time.monotonic()):
+            self._close_abusive()
+
+    def _close_abusive(self) -> None:
+        if not self.closing:
+            log.info("conn %d %s too many requests or protocol errors: closing with 4029", self.cid, self.peer)
+            self.close(CloseCode.TOO_MANY_REQUESTS, "too many requests or protocol errors")
 
     def send_error(self, code: ErrorCode, message: str, request_id: Any = None, **extra: Any) -> None:
         self.server.metrics.errors[code.value] += 1
@@ -257,7 +296,7 @@ class Connection(asyncio.Protocol):
         try:
             request = proto.parse_request(data)
         except proto.BadRequest as exc:
-            self.send_error(exc.code, exc.message, exc.request_id)
+            self._violation(exc.code, exc.message, exc.request_id)
             return
         command = request.command
         rid = request.request_id
@@ -279,7 +318,7 @@ class Connection(asyncio.Protocol):
                 )
             )
         elif not self.authenticated:
-            self.send_error(ErrorCode.NOT_AUTHENTICATED, "authenticate first", rid)
+            self._violation(ErrorCode.NOT_AUTHENTICATED, "authenticate first", rid)
         elif isinstance(command, proto.Subscribe):
             self._subscribe(command, rid)
         elif isinstance(command, proto.Unsubscribe):
@@ -305,16 +344,32 @@ class Connection(asyncio.Protocol):
             self.send_message(proto.reply(self.server.broker_info(), rid))
 
     # -- commands ----------------------------------------------------------------------------------
-    def _authenticate(self, command: proto.Authenticate, rid: Any, quiet: bool = False) -> None:
-        identity = self.server.check_credentials(command.api_key, command.token)
-        if identity is None:
-            log.info("conn %d %s authentication failed", self.cid, self.peer)
-            if not quiet:
-                self.send_error(ErrorCode.AUTHENTICATION_ERROR, "invalid API key or token", rid)
+    def _authenticate(self, command: proto.Authenticate, rid: Any) -> None:
+        try:
+            grant = self.server.authorize(command.token or command.api_key)
+        except AuthFailed as exc:
+            log.info("conn %d %s authentication failed: %s", self.cid, self.peer, exc.reason)
+            self._violation(ErrorCode.AUTHENTICATION_ERROR, f"authentication failed: {exc.reason}", rid)
+            return
+        self._grant(grant, rid)
+
+    def _grant(self, grant: Grant, rid: Any, quiet: bool = False) -> None:
+        current = self.grant if self.server.auth_required else None
+        if current is not None and (current.identity, current.role_name) != (grant.identity, grant.role_name):
+            self._violation(
+                ErrorCode.AUTHENTICATION_ERROR, "already authenticated as another identity; reconnect to switch", rid
+            )
+            return
+        problem = self.server.on_authenticated(self, grant)
+        if problem is not None:
+            log.info("conn %d %s %s: %s; closing with 4029", self.cid, self.peer, grant.identity, problem)
+            self.send_error(ErrorCode.LIMIT_EXCEEDED, problem, rid)
+            self.close(CloseCode.TOO_MANY_REQUESTS, "too many connections for this identity")
             return
         self.authenticated = True
-        self.identity = identity
-        log.info("conn %d %s authenticated as %s", self.cid, self.peer, identity)
+        self.grant = grant
+        identity = self.identity = grant.identity
+        log.info("conn %d %s authenticated as %s role=%s", self.cid, self.peer, identity, grant.role_name)
         if quiet:
             return
         self.send_message(
@@ -343,7 +398,10 @@ class Connection(asyncio.Protocol):
     def _subscribe(self, command: proto.Subscribe, rid: Any) -> None:
         results: list[dict[str, Any]] = []
         snapshots: list[bytes] = []
+        grant = self.grant
         limit = self.server.cfg.max_subscriptions_per_connection
+        if grant is not None and grant.role.max_subscriptions is not None:
+            limit = min(limit, grant.role.max_subscriptions)
         directory = self.hub.directory
         for entry in command.entries:
             mode = entry.mode or proto.DEFAULT_MODE
@@ -353,7 +411,8 @@ class Connection(asyncio.Protocol):
                 "mode": int(mode),
                 "topic": f"{entry.symbol}.{entry.exchange}",
             }
-            problem = directory.check(entry.exchange, entry.symbol)
+            forbidden = grant.forbidden(entry.exchange, mode) if grant is not None else "not authenticated"
+            problem = (ErrorCode.FORBIDDEN, forbidden) if forbidden else directory.check(entry.exchange, entry.symbol)
             bus_topic = f"{entry.exchange}|{entry.symbol}|{int(mode)}".encode()
             if problem is not None:
                 code, message = problem
@@ -434,11 +493,3 @@ class Connection(asyncio.Protocol):
             self.topics.clear()
             for state in states:
                 self.hub.unsubscribe(self, state)
-
-
-def keys_match(candidate: str, keys: list[str]) -> bool:
-    """Constant-time comparison against every configured key."""
-    found = False
-    for key in keys:
-        found |= hmac.compare_digest(candidate.encode(), key.encode())
-    return found
