@@ -75,7 +75,7 @@ JWT_ALGORITHMS = (
     *("ES256", "ES384", "ES512"),
     *("PS256", "PS384", "PS512"),
 )
-MIN_HMAC_SECRET_BYTES = 32
+MIN_HMAC_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 
 
 class RoleSettings(_Section):
@@ -148,9 +148,10 @@ class AuthSettings(_Section):
                 raise ValueError("public-key JWT algorithms need jwt_public_key_file")
             if hmac_algs and len(hmac_algs) != len(self.jwt_algorithms):
                 raise ValueError("do not mix HS* and public-key algorithms in jwt_algorithms (key confusion)")
+            minimum = max((MIN_HMAC_SECRET_BYTES[a] for a in hmac_algs), default=0)
             for secret in (self.jwt_secret, self.jwt_previous_secret):
-                if secret is not None and len(secret.get_secret_value().encode()) < MIN_HMAC_SECRET_BYTES:
-                    raise ValueError(f"JWT secrets must be at least {MIN_HMAC_SECRET_BYTES} bytes")
+                if secret is not None and len(secret.get_secret_value().encode()) < minimum:
+                    raise ValueError(f"JWT secrets must be at least {minimum} bytes for {hmac_algs} (RFC 7518)")
         return self
 
 
