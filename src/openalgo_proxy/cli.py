@@ -275,18 +275,21 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await supervisor.start()
         host, port = settings.proxy.host, settings.proxy.port
-        ready = asyncio.ensure_future(wait_ready(host, port))
+        from openalgo_proxy.proxy.tls import probe_context
+
+        ready = asyncio.ensure_future(wait_ready(host, port, ssl=probe_context(settings.tls)))
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if ready.done() and ready.result():
             shown = "localhost" if host == "127.0.0.1" else host
+            ws, http = ("wss", "https") if settings.tls.enabled else ("ws", "http")
             source = {
                 "angel-simulator": "simulated market via the Angel One adapter",
                 "simulator": "simulated market",
             }.get(settings.feed.broker, settings.feed.broker)
             sys.stdout.write(
-                f"openalgo-proxy ready: ws://{shown}:{port}  ({source}; "
-                f"market watch http://{shown}:{port}/ ; metrics http://{shown}:{port}/metrics). Ctrl-C stops.\n"
+                f"openalgo-proxy ready: {ws}://{shown}:{port}  ({source}; "
+                f"market watch {http}://{shown}:{port}/ ; metrics {http}://{shown}:{port}/metrics). Ctrl-C stops.\n"
             )
             sys.stdout.flush()
         elif not stop.is_set():

@@ -4,7 +4,10 @@ the CA streams ticks; a client that does not, or that speaks plain ws://, gets n
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from openalgo_proxy.config import TlsSettings
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.proxy.tls import server_context
 from tests.integration.security_support import bystander, still_served
-from tests.support import System, client, running_system
+from tests.support import System, client, free_port, running_system
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +92,28 @@ def test_missing_or_mismatched_tls_files_refuse_to_start(ca: trustme.CA, tmp_pat
     ca.issue_cert("127.0.0.1").private_key_pem.write_to_path(str(key_file))  # another certificate's key
     with pytest.raises(ConfigError, match="cannot load"):
         server_context(TlsSettings(cert_file=str(cert_file), key_file=str(key_file)))
+
+
+async def test_run_with_tls_reports_ready_and_serves_wss(ca: trustme.CA, tmp_path: Path) -> None:
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    port = free_port()
+    env = {**os.environ, "OPENALGO_PROXY_TLS__CERT_FILE": str(cert_file), "OPENALGO_PROXY_TLS__KEY_FILE": str(key_file)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "openalgo_proxy", "run", "--port", str(port),
+        "--bus", f"tcp://127.0.0.1:{free_port()}", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert f"ready: wss://localhost:{port}".encode() in line and b"https://" in line, line
+        async with client(f"wss://127.0.0.1:{port}", ssl=_trusting(ca)) as c:
+            await c.send({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1})
+            assert (await c.market_data(within=5))["symbol"] == "SBIN"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 20)
+    assert code == 0
