@@ -161,6 +161,9 @@ class LimitSettings(_Section):
     )
     commands_per_second: float = Field(100.0, gt=0, description="sustained client commands per second per connection")
     command_burst: int = Field(200, ge=1, description="commands a connection may send at once before RATE_LIMITED")
+    max_pending_handshakes: int = Field(
+        1000, ge=1, description="connections still in the HTTP upgrade at once; more are cut at once"
+    )
     max_protocol_errors: int = Field(
         20, ge=1, description="protocol errors and rate-limited commands per minute before close 4029"
     )

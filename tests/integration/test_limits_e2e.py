@@ -177,3 +177,22 @@ async def test_handshake_timeout_aborts_silent_sockets() -> None:
         assert await asyncio.wait_for(reader.read(), 5) == b""  # cut by the server
         writer.close()
         await still_served(other)
+
+
+async def test_pending_handshakes_are_capped() -> None:
+    async with (
+        running_system(limits={"max_pending_handshakes": 2}, proxy={"handshake_timeout": 30}) as system,
+        bystander(system.url) as other,
+    ):
+        port = system.proxy.port
+        silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        await wait_for(lambda: system.proxy.pending_handshakes == 2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # cut at once, long before the timeout
+        writer.close()
+        await still_served(other)
+        for _, w in silent:
+            w.close()
+        await wait_for(lambda: system.proxy.pending_handshakes == 0)
+        async with client(system.url) as c:
+            assert (await c.reply({"action": "ping"}))["type"] == "pong"

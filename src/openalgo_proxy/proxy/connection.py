@@ -67,11 +67,18 @@ class Connection(asyncio.Protocol):
         self._abort_handle: asyncio.TimerHandle | None = None
         self.cid = server.next_id()
         self.guard = Guard(server.limits, self.created)
+        self._pending = False  # holds one of the server's pending-handshake slots
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
-        cfg = self.server.cfg
+        server = self.server
+        if server.pending_handshakes >= server.limits.max_pending_handshakes:
+            self.transport.abort()
+            return
+        server.pending_handshakes += 1
+        self._pending = True
+        cfg = server.cfg
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, cfg.socket_send_buffer)
@@ -96,7 +103,13 @@ class Connection(asyncio.Protocol):
         self._send_protocol_data()
         return None
 
+    def _end_pending(self) -> None:
+        if self._pending:
+            self._pending = False
+            self.server.pending_handshakes -= 1
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._end_pending()
         server = self.server
         server.on_lost(self)
         if self._abort_handle is not None:
@@ -230,11 +243,12 @@ class Connection(asyncio.Protocol):
             return
         self.ws.send_response(response)
         self._send_protocol_data()
+        self._end_pending()
         self.open = True
         self.opened_at = time.monotonic()
         self.last_ping = self.opened_at
         self.server.metrics.connections_total += 1
-        log.info("conn %d %s open path=%s", self.cid, self.peer, request.path)
+        log.info("conn %d %s open path=%s", self.cid, self.peer, request.path.split("?", 1)[0])  # no query: secrets
         if not self.server.admit(self):
             self._send_protocol_data()
             self.close(CloseCode.TRY_AGAIN_LATER, "server full")

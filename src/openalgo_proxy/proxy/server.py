@@ -69,6 +69,7 @@ class ProxyServer:
         self.authenticator = Authenticator(self.auth)
         self.auth_required = self.authenticator.required
         self.identities = IdentityCounter()
+        self.pending_handshakes = 0  # connections before their WebSocket upgrade
         self.tls_context = server_context(tls or TlsSettings.model_validate({}))
         self.metrics = ProxyMetrics()
         self._ctx = ctx or zmq.Context.instance()
