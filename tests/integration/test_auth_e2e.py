@@ -4,6 +4,7 @@ its documented code, and the server keeps serving a bystander throughout."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,23 @@ async def test_jwt_bearer_header() -> None:
                 pass
         assert refused.value.response.status_code == 401
         await wait_for(lambda: not system.proxy.identities.count("jwt:svc"))
+
+
+async def test_logs_never_show_keys_or_tokens(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    key, record = _store(tmp_path).add("desk", "default")
+    async with running_system(auth=_api_key_auth(tmp_path)) as system:
+        async with client(system.url, additional_headers={"Authorization": f"Bearer {key}"}) as c:
+            await c.reply({"action": "authenticate", "api_key": key + "typo"})
+        async with client(f"{system.url}/?api_key={key}") as c:
+            await c.reply({"action": "authenticate", "api_key": key})
+    good, bad = token(sub="carol"), token(ttl=-5, sub="carol")
+    async with running_system(auth=_jwt_auth()) as system, client(system.url) as c:
+        await c.reply({"action": "authenticate", "token": bad})
+        await c.reply({"action": "authenticate", "token": good})
+    # what the proxy logs (the test's own client library logs its side of the handshake at DEBUG)
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client"))
+    assert "key:desk" in logged and "jwt:carol" in logged  # identities are logged ...
+    for secret in (key, key[4:20], good, bad, good.split(".")[2], SECRET):
+        assert secret not in logged  # ... credentials never
+    assert record.digest not in logged

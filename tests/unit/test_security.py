@@ -130,7 +130,9 @@ def test_token_verifier_rejections(claims: dict[str, Any], reason: str) -> None:
 
 
 def test_token_verifier_leeway_and_unconfigured_audience() -> None:
-    assert _verifier(jwt_leeway=30).verify(_token(exp=int(time.time()) - 5)).identity == "alice"
+    exp = int(time.time()) - 5
+    accepted = _verifier(jwt_leeway=30).verify(_token(exp=exp))
+    assert accepted.identity == "alice" and accepted.expires_at == exp + 30
     with pytest.raises(TokenRejected, match="wrong audience"):  # a token for some other service
         _verifier().verify(_token(aud="other-service"))
 

@@ -68,7 +68,10 @@ class Authenticator:
             self.store.load()
             for index, key in enumerate(auth.api_keys, 1):
                 self._config_keys[self._config_digest(key.get_secret_value())] = f"config-{index}"
-            log.info("api_key auth: %d key(s) in %s, %d in config", len(self.store.records()), path, len(auth.api_keys))
+            stored = len(self.store.records())
+            log.info("api_key auth: %d key(s) in %s, %d in config", stored, path, len(auth.api_keys))
+            if not stored and not auth.api_keys:
+                log.warning("api_key auth has no keys yet: add one with `openalgo-proxy keys add --name NAME`")
         elif auth.mode == "jwt":
             self.verifier = TokenVerifier(auth)
             log.info("jwt auth: algorithms %s", ",".join(auth.jwt_algorithms))

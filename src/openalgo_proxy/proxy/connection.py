@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from openalgo_proxy.proxy.server import ProxyServer
 
 log = logging.getLogger(__name__)
+# websockets logs every header and frame at DEBUG (Authorization headers, authenticate messages):
+# its protocol gets a logger that never goes below INFO, so secrets stay out of logs at any level.
+WIRE_LOG = logging.getLogger("openalgo_proxy.proxy.wire")
+WIRE_LOG.setLevel(logging.INFO)
 
 FEATURES = {"ltp": True, "quote": True, "depth": True}
 ALL_MODES = (Mode.LTP, Mode.QUOTE, Mode.DEPTH)
@@ -41,7 +45,8 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.hub = server.hub
         cfg = server.cfg
-        self.ws = ServerProtocol(max_size=cfg.max_message_bytes)  # no extensions: compression is never negotiated
+        # no extensions: compression is never negotiated
+        self.ws = ServerProtocol(max_size=cfg.max_message_bytes, logger=WIRE_LOG)
         self.transport: asyncio.Transport | None = None
         self.pending: list[bytes] = []
         self.append = self.pending.append

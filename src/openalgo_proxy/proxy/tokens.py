@@ -123,5 +123,5 @@ class TokenVerifier:
         role = claims.get(self.role_claim)
         if role is not None and not isinstance(role, str):
             raise TokenRejected(f"claim {self.role_claim!r} must be a string")
-        exp = claims["exp"]
-        return VerifiedToken(identity, role, float(exp))
+        # the connection closes when the token would stop verifying: exp plus the allowed clock skew
+        return VerifiedToken(identity, role, float(claims["exp"]) + self.leeway)
