@@ -128,6 +128,7 @@ class KiteSimulator:
         # counters
         self.handshake_attempts = 0
         self.handshake_times: list[float] = []
+        self.accepted_headers: list[dict[str, str]] = []  # request headers of accepted connections
         self.rejections: Counter[int] = Counter()  # HTTP status -> count
         self.connections_total = 0
         self.heartbeats_sent = 0
@@ -245,6 +246,7 @@ class KiteSimulator:
                 {"status": "error", "message": "Maximum connections exceeded", "error_type": "NetworkException"},
                 status=429,
             )
+        self.accepted_headers.append(dict(request.headers))
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
         await ws.prepare(request)
         conn = SimConnection(next(self._ids), api_key, request, ws)
