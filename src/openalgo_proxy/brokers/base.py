@@ -209,7 +209,7 @@ async def run_with_reconnect(
             log.info("%s: connection closed", label)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # classified below; nothing is swallowed silently
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and logged
             action = classify(exc)
             log.warning("%s: connection failed (%s): %s", label, action.value, exc)
         if time.monotonic() - started >= stable_after:
@@ -221,7 +221,7 @@ async def run_with_reconnect(
                 await refresh_credentials()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - logged; the backoff still applies
                 log.warning("%s: credential refresh failed: %s", label, exc)
         delay = backoff.next_delay(action)
         on_state(ConnectionState.BACKING_OFF)

@@ -102,8 +102,12 @@ INDICES: tuple[Listing, ...] = (
 
 DERIVATIVES: tuple[Listing, ...] = (
     Listing("NIFTY30DEC25FUT", "NFO", "52175", 52175 * 256 + 2, 26180.0, 0.1, 75, "NIFTY", "FUTIDX", "30DEC2025"),
-    Listing("BANKNIFTY30DEC25FUT", "NFO", "52174", 52174 * 256 + 2, 59450.0, 0.2, 35, "BANKNIFTY", "FUTIDX", "30DEC2025"),
-    Listing("CRUDEOIL19DEC25FUT", "MCX", "450161", 450161 * 256 + 7, 5240.0, 1.0, 100, "CRUDEOIL", "FUTCOM", "19DEC2025"),
+    Listing(
+        "BANKNIFTY30DEC25FUT", "NFO", "52174", 52174 * 256 + 2, 59450.0, 0.2, 35, "BANKNIFTY", "FUTIDX", "30DEC2025"
+    ),
+    Listing(
+        "CRUDEOIL19DEC25FUT", "MCX", "450161", 450161 * 256 + 7, 5240.0, 1.0, 100, "CRUDEOIL", "FUTCOM", "19DEC2025"
+    ),
     Listing("GOLD05FEB26FUT", "MCX", "449534", 449534 * 256 + 7, 127500.0, 1.0, 1, "GOLD", "FUTCOM", "05FEB2026"),
     Listing("USDINR29DEC25FUT", "CDS", "1185", 1185 * 256 + 3, 89.1525, 0.0025, 1000, "USDINR", "FUTCUR", "29DEC2025"),
 )
@@ -119,7 +123,7 @@ def round_to_tick(price: float, tick_size: float) -> float:
 
 
 class _Book:
-    __slots__ = ("listing", "ltp", "open", "high", "low", "close", "volume", "turnover", "oi", "ltq", "ltt")
+    __slots__ = ("close", "high", "listing", "low", "ltp", "ltq", "ltt", "oi", "open", "turnover", "volume")
 
     def __init__(self, listing: Listing, rng: random.Random, now_ms: int) -> None:
         self.listing = listing

@@ -1,0 +1,5 @@
+import sys
+
+from openalgo_proxy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,306 @@
+"""Command line: `openalgo-proxy run | feed | serve | bus | simulate | config show | watch`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from openalgo_proxy import __version__
+from openalgo_proxy.config import Settings, load_settings, show
+from openalgo_proxy.errors import ConfigError
+from openalgo_proxy.logs import setup_logging
+
+log = logging.getLogger("openalgo_proxy")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML config file (default: $OPENALGO_PROXY_CONFIG)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-format", choices=["text", "json"])
+
+
+def _listener(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="proxy listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="proxy WebSocket/HTTP port (default 8765)")
+
+
+def _broker(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", help="simulator | angel | zerodha (default simulator)")
+    parser.add_argument("--ws-url", help="broker streaming URL override")
+    parser.add_argument("--api-url", help="broker REST base URL override")
+    parser.add_argument("--instruments", help="instrument master URL or file override")
+    parser.add_argument("--ticks-per-second", type=float, help="simulated market: ticks per instrument per second")
+    parser.add_argument("--seed", type=int, help="simulated market: random seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openalgo-proxy", description="Market-data streaming proxy")
+    parser.add_argument("--version", action="version", version=f"openalgo-proxy {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="feed + proxy as one supervised unit (simulated market by default)")
+    _common(run)
+    _listener(run)
+    _broker(run)
+    run.add_argument("--bus", help="bus endpoint between feed and proxy (default tcp://127.0.0.1:5555)")
+
+    feed = sub.add_parser("feed", help="a broker feed publishing on the bus")
+    _common(feed)
+    _broker(feed)
+    feed.add_argument("--bus", help="XPUB endpoint (default tcp://127.0.0.1:5555)")
+    feed.add_argument("--bus-connect", action="store_true", help="connect to a forwarder instead of binding")
+
+    serve = sub.add_parser("serve", help="the WebSocket proxy")
+    _common(serve)
+    _listener(serve)
+    serve.add_argument("--bus", action="append", help="bus endpoint to connect to (repeatable)")
+
+    bus = sub.add_parser("bus", help="XSUB/XPUB forwarder: N feeds x M proxies")
+    _common(bus)
+    bus.add_argument("--frontend", default="tcp://127.0.0.1:5555", help="where feeds connect (XSUB)")
+    bus.add_argument("--backend", default="tcp://127.0.0.1:5556", help="where proxies connect (XPUB)")
+
+    simulate = sub.add_parser("simulate", help="a local broker simulator speaking the broker's wire protocol")
+    sim_sub = simulate.add_subparsers(dest="simulator", required=True)
+    from openalgo_proxy.brokers.registry import SIMULATORS, simulator_module
+
+    for name in SIMULATORS:
+        sim = sim_sub.add_parser(name, help=f"{name} simulator")
+        _common(sim)
+        try:
+            simulator_module(name).add_arguments(sim)
+        except ImportError:
+            sim.set_defaults(unavailable=True)
+
+    config = sub.add_parser("config", help="configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_show = config_sub.add_parser("show", help="print the effective configuration, secrets masked")
+    _common(config_show)
+    _listener(config_show)
+    _broker(config_show)
+    config_show.add_argument("--bus", help="bus endpoint")
+
+    try:
+        watch_module = importlib.import_module("openalgo_proxy.client.watch")
+    except ImportError:
+        watch_module = None
+    if watch_module is not None:
+        watch = sub.add_parser("watch", help="live terminal market watch")
+        watch_module.add_arguments(watch)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags that were given, as a settings tree (flags beat file and environment)."""
+    proxy: dict[str, Any] = {}
+    feed: dict[str, Any] = {}
+    logs: dict[str, Any] = {}
+    get = vars(args).get
+    if get("host") is not None:
+        proxy["host"] = args.host
+    if get("port") is not None:
+        proxy["port"] = args.port
+    bus = get("bus")
+    if bus is not None:
+        if args.command == "serve":
+            proxy["bus"] = bus
+        else:
+            feed["bus"] = bus
+            proxy["bus"] = [bus]
+    if get("bus_connect"):
+        feed["bus_connect"] = True
+    for flag in ("broker", "ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
+        if get(flag) is not None:
+            feed[flag] = get(flag)
+    if get("log_level"):
+        logs["level"] = args.log_level
+    if get("log_format"):
+        logs["format"] = args.log_format
+    tree: dict[str, Any] = {}
+    if proxy:
+        tree["proxy"] = proxy
+    if feed:
+        tree["feed"] = feed
+    if logs:
+        tree["log"] = logs
+    return tree
+
+
+def _feed_options(settings: Settings) -> Any:
+    from openalgo_proxy.brokers.base import FeedOptions
+
+    f = settings.feed
+    return FeedOptions(
+        ws_url=f.ws_url,
+        api_url=f.api_url,
+        instruments=f.instruments,
+        cache_dir=f.cache_dir,
+        stall_timeout=f.stall_timeout,
+        ticks_per_second=f.ticks_per_second,
+        seed=f.seed,
+    )
+
+
+def cmd_feed(settings: Settings) -> int:
+    from openalgo_proxy.brokers.registry import adapter_module
+    from openalgo_proxy.feed import Feed
+    from openalgo_proxy.runtime import run_until_signal
+
+    adapter = adapter_module(settings.feed.broker).create(_feed_options(settings))
+    feed = Feed(
+        adapter,
+        settings.feed.bus,
+        bus_connect=settings.feed.bus_connect,
+        status_interval=settings.feed.status_interval,
+        coalesce_window=settings.feed.coalesce_window,
+    )
+    return run_until_signal(feed.start, feed.stop)
+
+
+def cmd_serve(settings: Settings) -> int:
+    from openalgo_proxy.proxy.server import ProxyServer
+    from openalgo_proxy.runtime import run_until_signal
+
+    _refuse_open_auth_none(settings)
+    server = ProxyServer(settings.proxy, settings.auth)
+    return run_until_signal(server.start, server.stop)
+
+
+def _refuse_open_auth_none(settings: Settings) -> None:
+    host = settings.proxy.host
+    if settings.auth.mode == "none" and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        raise ConfigError(
+            f"auth mode 'none' is only allowed on loopback, but the proxy listens on {host}; "
+            'set [auth] mode = "api_key" or listen on 127.0.0.1'
+        )
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from openalgo_proxy.runtime import run
+    from openalgo_proxy.supervisor import Child, Supervisor, wait_ready
+
+    _refuse_open_auth_none(settings)
+    common: list[str] = []
+    if args.config:
+        common += ["--config", args.config]
+    common += ["--log-level", settings.log.level, "--log-format", settings.log.format]
+    feed_argv = ["feed", *common, "--bus", settings.feed.bus, "--broker", settings.feed.broker]
+    for flag in ("ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
+        value = getattr(settings.feed, flag)
+        if value is not None:
+            feed_argv += ["--" + flag.replace("_", "-"), str(value)]
+    serve_argv = ["serve", *common, "--host", settings.proxy.host, "--port", str(settings.proxy.port)]
+    for endpoint in settings.proxy.bus:
+        serve_argv += ["--bus", endpoint]
+    children = [Child("feed", feed_argv, dict(os.environ)), Child("proxy", serve_argv, dict(os.environ))]
+
+    async def main() -> int:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        supervisor = Supervisor(children)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await supervisor.start()
+        host, port = settings.proxy.host, settings.proxy.port
+        ready = asyncio.ensure_future(wait_ready(host, port))
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done() and ready.result():
+            shown = "localhost" if host == "127.0.0.1" else host
+            sys.stdout.write(
+                f"openalgo-proxy ready: ws://{shown}:{port}  (broker: {settings.feed.broker}; "
+                f"market watch http://{shown}:{port}/ ; metrics http://{shown}:{port}/metrics). Ctrl-C stops.\n"
+            )
+            sys.stdout.flush()
+        elif not stop.is_set():
+            log.error("the proxy did not become ready; see the log above")
+        await stopped
+        ready.cancel()
+        await supervisor.stop()
+        return 0
+
+    return run(main())
+
+
+def cmd_bus(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    import zmq
+
+    from openalgo_proxy.bus import run_forwarder
+
+    ctx = zmq.Context()
+    done = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    thread = threading.Thread(target=run_forwarder, args=(args.frontend, args.backend, ctx), daemon=True)
+    thread.start()
+    done.wait()
+    ctx.term()
+    thread.join(timeout=5)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from openalgo_proxy.brokers.registry import simulator_module
+    from openalgo_proxy.runtime import run
+
+    if getattr(args, "unavailable", False):
+        raise ConfigError(f"the {args.simulator} simulator is not available in this build")
+    module = simulator_module(args.simulator)
+
+    async def main() -> int:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(module.serve(args))
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            log.info("simulator stopped")
+        return 0
+
+    return run(main())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(getattr(args, "config", None), _overrides(args))
+        setup_logging(settings.log.level, settings.log.format, args.command)
+        handlers: dict[str, Callable[[], int]] = {
+            "run": lambda: cmd_run(settings, args),
+            "feed": lambda: cmd_feed(settings),
+            "serve": lambda: cmd_serve(settings),
+            "bus": lambda: cmd_bus(args),
+            "simulate": lambda: cmd_simulate(args),
+        }
+        if args.command == "config":
+            sys.stdout.write(show(settings) + "\n")
+            return 0
+        if args.command == "watch":
+            module = importlib.import_module("openalgo_proxy.client.watch")
+            result: int = module.run(args)
+            return result
+        return handlers[args.command]()
+    except ConfigError as exc:
+        sys.stderr.write(f"openalgo-proxy: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130

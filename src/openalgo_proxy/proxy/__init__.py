@@ -1,0 +1,1 @@
+"""The WebSocket proxy: client connections, the topic hub, admission, metrics."""

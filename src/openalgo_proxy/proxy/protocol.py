@@ -1,0 +1,208 @@
+"""Client protocol (DESIGN section 4): JSON requests -> typed commands; replies and errors -> bytes.
+
+Pure: no sockets, no clock except where a reply carries the server time (passed in).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from openalgo_proxy.errors import ErrorCode, RequestError
+from openalgo_proxy.model import Mode
+from openalgo_proxy.topics import valid_name
+
+MAX_NAME = 64
+MAX_ENTRIES = 5000
+DEFAULT_MODE = Mode.DEPTH
+SUPPORTED_DEPTH = (5,)
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    symbol: str
+    exchange: str
+    mode: Mode | None  # None on unsubscribe = every mode
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticate:
+    api_key: str | None
+    token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    entries: tuple[Entry, ...]
+    single: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    entries: tuple[Entry, ...]
+    single: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeAll:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ListSubscriptions:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    ping_id: Any
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SupportedBrokers:
+    pass
+
+
+Command = (
+    Authenticate | Subscribe | Unsubscribe | UnsubscribeAll | ListSubscriptions | Ping | BrokerInfo | SupportedBrokers
+)
+
+
+class ParsedRequest(msgspec.Struct, frozen=True):
+    command: Command
+    request_id: Any = None
+
+
+class BadRequest(RequestError):
+    """A RequestError that remembers the request_id it answers."""
+
+    def __init__(self, code: ErrorCode, message: str, request_id: Any = None) -> None:
+        super().__init__(code, message)
+        self.request_id = request_id
+
+
+def _name(value: object, what: str, request_id: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'{what}' must be a non-empty string", request_id)
+    name = value.strip().upper()
+    if len(name) > MAX_NAME or not valid_name(name):
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'{what}' is not a valid {what}", request_id)
+    return name
+
+
+def _mode(value: object, request_id: Any) -> Mode:
+    try:
+        return Mode.parse(value)
+    except ValueError as exc:
+        raise BadRequest(ErrorCode.INVALID_MODE, str(exc), request_id) from None
+
+
+def _entries(msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None) -> tuple[tuple[Entry, ...], bool]:
+    top_mode = _mode(msg["mode"], request_id) if msg.get("mode") is not None else default_mode
+    if "symbols" in msg:
+        items = msg["symbols"]
+        if not isinstance(items, list) or not items:
+            raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'symbols' must be a non-empty list", request_id)
+        if len(items) > MAX_ENTRIES:
+            raise BadRequest(ErrorCode.LIMIT_EXCEEDED, f"at most {MAX_ENTRIES} symbols in one request", request_id)
+        entries = []
+        for item in items:
+            if isinstance(item, str) and ":" in item:
+                exchange, _, symbol = item.partition(":")
+                item = {"exchange": exchange, "symbol": symbol}
+            if not isinstance(item, dict):
+                raise BadRequest(
+                    ErrorCode.INVALID_PARAMETERS,
+                    "each entry of 'symbols' must be an object with 'symbol' and 'exchange'",
+                    request_id,
+                )
+            mode = _mode(item["mode"], request_id) if item.get("mode") is not None else top_mode
+            entries.append(
+                Entry(
+                    _name(item.get("symbol"), "symbol", request_id),
+                    _name(item.get("exchange"), "exchange", request_id),
+                    mode,
+                )
+            )
+        return tuple(entries), False
+    if "symbol" not in msg or "exchange" not in msg:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "give 'symbol' and 'exchange', or a 'symbols' list", request_id)
+    entry = Entry(_name(msg["symbol"], "symbol", request_id), _name(msg["exchange"], "exchange", request_id), top_mode)
+    return (entry,), True
+
+
+def parse_request(raw: bytes | str) -> ParsedRequest:
+    """Decode one client text message; BadRequest with the documented code on any problem."""
+    try:
+        msg = _decode(raw)
+    except msgspec.DecodeError:
+        raise BadRequest(ErrorCode.INVALID_JSON, "message is not valid JSON") from None
+    if not isinstance(msg, dict):
+        raise BadRequest(ErrorCode.INVALID_JSON, "message must be a JSON object")
+    request_id = msg.get("request_id")
+    if request_id is not None and not isinstance(request_id, (str, int)):
+        request_id = None
+    action = msg.get("action")
+    if not isinstance(action, str):
+        raise BadRequest(ErrorCode.INVALID_ACTION, "missing 'action'", request_id)
+    action = action.strip().lower()
+    command: Command
+    if action in ("authenticate", "auth"):
+        api_key = msg.get("api_key", msg.get("apikey"))
+        token = msg.get("token")
+        if api_key is not None and not isinstance(api_key, str):
+            raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'api_key' must be a string", request_id)
+        if token is not None and not isinstance(token, str):
+            raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'token' must be a string", request_id)
+        command = Authenticate(api_key, token)
+    elif action == "subscribe":
+        depth = msg.get("depth", 5)
+        if depth not in SUPPORTED_DEPTH or isinstance(depth, bool):
+            raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'depth' must be 5", request_id)
+        entries, single = _entries(msg, request_id, default_mode=DEFAULT_MODE)
+        command = Subscribe(entries, single)
+    elif action == "unsubscribe":
+        entries, single = _entries(msg, request_id, default_mode=None)
+        command = Unsubscribe(entries, single)
+    elif action == "unsubscribe_all":
+        command = UnsubscribeAll()
+    elif action == "list_subscriptions":
+        command = ListSubscriptions()
+    elif action == "ping":
+        command = Ping(msg.get("_pingId"))
+    elif action == "get_broker_info":
+        command = BrokerInfo()
+    elif action == "get_supported_brokers":
+        command = SupportedBrokers()
+    else:
+        raise BadRequest(ErrorCode.INVALID_ACTION, f"unknown action {action[:40]!r}", request_id)
+    return ParsedRequest(command, request_id)
+
+
+def reply(message: dict[str, Any], request_id: Any = None) -> bytes:
+    if request_id is not None:
+        message["request_id"] = request_id
+    return _encode(message)
+
+
+def error(code: ErrorCode, message: str, request_id: Any = None, **extra: Any) -> bytes:
+    body: dict[str, Any] = {"type": "error", "status": "error", "code": code.value, "message": message}
+    body.update(extra)
+    return reply(body, request_id)
+
+
+def overall_status(results: list[dict[str, Any]]) -> str:
+    ok = sum(1 for r in results if r["status"] == "success")
+    if ok == len(results):
+        return "success"
+    return "partial" if ok else "error"
