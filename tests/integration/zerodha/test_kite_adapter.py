@@ -70,14 +70,16 @@ async def test_streams_every_segment_in_its_mode(sim: KiteSimulator) -> None:
         await adapter.stop()
 
 
-async def test_mode_changes_unsubscribes_and_lazy_close(sim: KiteSimulator) -> None:
+async def test_mode_changes_and_unsubscribes_on_one_warm_connection(sim: KiteSimulator) -> None:
     adapter = make_adapter(sim)
     got = Collector()
     await adapter.start(got.on_tick, got.on_reject)
     try:
         rel = instrument(adapter, "NSE", "RELIANCE")
         infy = instrument(adapter, "NSE", "INFY")
-        assert not sim.connections  # lazy: nothing wanted, nothing opened
+        # the first connection opens at start, subscribed to nothing, and proves the credentials
+        await wait_for(lambda: adapter.status().state is ConnectionState.CONNECTED, what="warm connection")
+        assert sim.subscriptions() == [{}]
         await adapter.set_wanted({rel: Mode.LTP, infy: Mode.QUOTE})
         await wait_for(lambda: sim.subscribed() == {738561: KiteMode.LTP, 408065: KiteMode.QUOTE}, what="subscribe")
         await adapter.set_wanted({rel: Mode.DEPTH})
@@ -85,10 +87,11 @@ async def test_mode_changes_unsubscribes_and_lazy_close(sim: KiteSimulator) -> N
         got.ticks.clear()
         await wait_for(lambda: any(t.symbol == "RELIANCE" and t.mode is Mode.DEPTH for t in got.ticks))
         await adapter.set_wanted({})
-        await wait_for(lambda: not sim.connections, what="idle connection closed")
+        await wait_for(lambda: sim.subscriptions() == [{}], what="unsubscribed, first connection kept")
         await adapter.set_wanted({infy: Mode.LTP})
-        await wait_for(lambda: sim.subscribed() == {408065: KiteMode.LTP}, what="reopened lazily")
-        assert sim.connections_total == 2
+        await wait_for(lambda: sim.subscribed() == {408065: KiteMode.LTP})
+        assert sim.connections_total == 1
+        assert adapter.status().state is ConnectionState.CONNECTED
     finally:
         await adapter.stop()
 
@@ -237,5 +240,10 @@ async def test_pool_shards_across_connections_and_rejects_past_cap(sim: KiteSimu
         await adapter.set_wanted(wanted)
         await wait_for(lambda: sum(map(len, sim.subscriptions())) == 24 and int(first.token) not in sim.subscribed())
         assert adapter.status().subscriptions == 24 and adapter.status().extra["rejected"] == 5
+        # shrinking to one connection's worth closes the second and third, keeps the first
+        small = dict(list(wanted.items())[:5])
+        await adapter.set_wanted(small)
+        await wait_for(lambda: len(sim.connections) == 1, what="lazy connections closed")
+        assert set(sim.subscribed()) == {int(i.token) for i in small}
     finally:
         await adapter.stop()

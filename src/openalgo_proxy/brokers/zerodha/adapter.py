@@ -3,8 +3,10 @@
 Credentials: `KITE_API_KEY` and the access token from `KITE_ACCESS_TOKEN_FILE` (a file re-read on
 every refresh, so a daily login job can replace it) or `KITE_ACCESS_TOKEN`. `KITE_EXCHANGES`
 (comma list of client exchanges) limits what this account serves when several feeds share a proxy.
-Pool: up to 3 connections x 3000 instruments, filled in order and opened lazily; past the cap each
-pair is answered LIMIT_EXCEEDED through `on_reject`.
+Pool: up to 3 connections x 3000 instruments, filled in order; past the cap each pair is answered
+LIMIT_EXCEEDED through `on_reject`. The first connection opens at start and stays open (Kite sends
+heartbeats with no subscriptions): it proves the credentials at once and makes `status()` truthful
+for readiness; the second and third open only when needed and close when emptied.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class KiteAdapter(BrokerAdapter):
         self._assigned: dict[int, int] = {}  # instrument token -> connection slot
         self._rejected: set[int] = set()
         self.unknown_packets = 0
+        self._stopped = False
         self.token_refreshes = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -105,13 +108,20 @@ class KiteAdapter(BrokerAdapter):
         self._on_tick = on_tick
         self._on_reject = on_reject
         headers = {"X-Kite-Version": "3", "Authorization": f"token {self._api_key}:{self._access_token}"}
-        master = await kite_instruments.load(self.options.instruments, self.options.cache_dir, headers=headers)
+        source = self.options.instruments or kite_instruments.DEFAULT_URL
+        cache_dir = self.options.cache_dir
+        if cache_dir is None and source == kite_instruments.DEFAULT_URL:
+            cache_dir = str(Path.home() / ".cache" / "openalgo-proxy")
+        master = await kite_instruments.load(source, cache_dir, headers=headers)
         if self._exchange_filter is not None:
             master = master.restricted(self._exchange_filter)
         self._instruments = master
         log.info("zerodha: %d instruments on %s", len(master), ", ".join(master.exchanges()))
+        first = self._connections[0] = self._new_connection(0)
+        first.set_wanted({})
 
     async def stop(self) -> None:
+        self._stopped = True
         for conn in self._connections:
             if conn is not None:
                 await conn.close()
@@ -183,6 +193,7 @@ class KiteAdapter(BrokerAdapter):
             on_packets=self._on_packets,
             stall_timeout=self.options.stall_timeout,
             backoff=self._backoff_factory(),
+            keep_open=slot == 0,
         )
 
     def _endpoint(self) -> str:
@@ -215,12 +226,15 @@ class KiteAdapter(BrokerAdapter):
 
     def status(self) -> AdapterStatus:
         conns = [c for c in self._connections if c is not None]
+        active = [c for c in conns if c.keep_open or c.wanted]
         connected = sum(1 for c in conns if c.state is ConnectionState.CONNECTED)
-        if connected:
+        if self._stopped:
+            state = ConnectionState.CLOSED
+        elif active and all(c.state is ConnectionState.CONNECTED for c in active):
             state = ConnectionState.CONNECTED
-        elif any(c.state is ConnectionState.BACKING_OFF for c in conns):
+        elif any(c.state is ConnectionState.BACKING_OFF for c in active):
             state = ConnectionState.BACKING_OFF
-        elif any(c.state is ConnectionState.CONNECTING for c in conns):
+        elif any(c.state is ConnectionState.CONNECTING for c in active):
             state = ConnectionState.CONNECTING
         else:
             state = ConnectionState.DISCONNECTED

@@ -79,6 +79,7 @@ class KiteConnection:
         stall_timeout: float,
         backoff: Backoff | None = None,
         open_timeout: float = 10.0,
+        keep_open: bool = False,
     ) -> None:
         self.label = label
         self._endpoint = endpoint
@@ -87,6 +88,7 @@ class KiteConnection:
         self._stall_timeout = stall_timeout
         self._backoff = backoff or Backoff()
         self._open_timeout = open_timeout
+        self.keep_open = keep_open  # stay connected with nothing wanted (the pool's first connection)
         self._wanted: dict[int, KiteMode] = {}
         self._sent: dict[int, KiteMode] = {}
         self._dirty = asyncio.Event()
@@ -104,10 +106,11 @@ class KiteConnection:
         return dict(self._wanted)
 
     def set_wanted(self, wanted: Mapping[int, KiteMode]) -> None:
-        """Make this connection's upstream set equal `wanted`; connects lazily, idles when empty."""
+        """Make this connection's upstream set equal `wanted`; connects lazily, closes when empty
+        unless `keep_open`."""
         self._wanted = dict(wanted)
         self._dirty.set()
-        if self._wanted and not self._closing and (self._task is None or self._task.done()):
+        if self._should_run() and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"{self.label}-run")
 
     async def close(self) -> None:
@@ -120,7 +123,7 @@ class KiteConnection:
         self.state = ConnectionState.CLOSED
 
     def _should_run(self) -> bool:
-        return not self._closing and bool(self._wanted)
+        return not self._closing and (self.keep_open or bool(self._wanted))
 
     def _set_state(self, state: ConnectionState) -> None:
         self.state = state
@@ -213,7 +216,7 @@ class KiteConnection:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            if not self._wanted:
+            if not self._wanted and not self.keep_open:
                 await ws.close()
                 return
             wanted = dict(self._wanted)
