@@ -247,3 +247,32 @@ async def test_pool_shards_across_connections_and_rejects_past_cap(sim: KiteSimu
         assert set(sim.subscribed()) == {int(i.token) for i in small}
     finally:
         await adapter.stop()
+
+
+async def test_persistent_403_refreshes_and_backs_off_instead_of_spinning(sim: KiteSimulator) -> None:
+    reads = 0
+
+    def provider() -> str:
+        nonlocal reads
+        reads += 1
+        return "sim_access_token"  # the source never gets a new token
+
+    adapter = make_adapter(sim, token=provider)
+    got = Collector()
+    await adapter.start(got.on_tick, got.on_reject)
+    try:
+        await wait_for(lambda: adapter.status().state is ConnectionState.CONNECTED)
+        sim.expire_token()
+        sim.drop_connections()
+        started = time.monotonic()
+        await wait_for(lambda: sim.rejections[403] >= 5, within=10, what="five 403s")
+        elapsed = time.monotonic() - started
+        # each 403 re-read the token source before the next attempt
+        assert reads - 1 >= sim.rejections[403] - 1
+        assert adapter.token_refreshes >= sim.rejections[403] - 1
+        # exponential backoff (0.05 s doubling, capped at 0.4 s in tests): no hot loop
+        assert sim.rejections[403] / elapsed < 25
+        assert adapter.status().state in (ConnectionState.BACKING_OFF, ConnectionState.CONNECTING)
+        assert got.ticks == []
+    finally:
+        await adapter.stop()
