@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -276,3 +277,26 @@ async def test_persistent_403_refreshes_and_backs_off_instead_of_spinning(sim: K
         assert got.ticks == []
     finally:
         await adapter.stop()
+
+
+async def test_access_token_never_reaches_the_logs_even_at_debug(
+    sim: KiteSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "tok_s3cr3t_do_not_log"
+    sim.accept_token(secret)
+    caplog.set_level(logging.DEBUG)
+    adapter = make_adapter(sim, token=secret)
+    got = Collector()
+    await adapter.start(got.on_tick, got.on_reject)
+    try:
+        await adapter.set_wanted({instrument(adapter, "NSE", "INFY"): Mode.DEPTH})
+        await wait_for(lambda: got.symbols() == {"INFY"})
+        sim.expire_token()
+        sim.drop_connections()
+        await wait_for(lambda: sim.rejections[403] >= 2, what="403s")
+        sim.accept_token(secret)
+        await wait_for(lambda: sim.connections_total == 2, what="reconnect")
+    finally:
+        await adapter.stop()
+    assert "403" in caplog.text and "connected" in caplog.text  # the events are logged...
+    assert secret not in caplog.text  # ...the token is not

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from openalgo_proxy.brokers.base import Backoff, ConnectionState, StallWatchdog, run_with_reconnect
 from openalgo_proxy.brokers.zerodha import codec
@@ -23,6 +23,10 @@ from openalgo_proxy.brokers.zerodha.codec import ErrorMessage, KiteCodecError, K
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, BrokerRateLimited
 
 log = logging.getLogger(__name__)
+# The handshake request line carries the access token in its query string and websockets logs it at
+# DEBUG: give the client its own logger that never goes below INFO, so no log level leaks the token.
+_wire_log = logging.getLogger(__name__ + ".wire")
+_wire_log.setLevel(logging.INFO)
 
 PacketSink = Callable[[list[KitePacket], int], None]  # packets, receive time (epoch ms)
 TOKENS_PER_MESSAGE = 500
@@ -148,9 +152,12 @@ class KiteConnection:
                 open_timeout=self._open_timeout,
                 max_size=1 << 22,
                 compression=None,
+                logger=_wire_log,
             )
         except InvalidStatus as exc:
             raise handshake_error(exc) from None
+        except InvalidURI:
+            raise BrokerError("invalid Kite WebSocket URL (check ws_url)") from None  # the URI holds the token
         self.connects += 1
         self._sent = {}
         self._dirty.set()
