@@ -149,14 +149,26 @@ def decode_packet(packet: bytes | memoryview) -> KitePacket:
     if size == 184:
         v = _FULL.unpack(packet)
         depth = tuple(KiteDepthEntry(v[i], v[i + 1], v[i + 2]) for i in range(16, 16 + 3 * DEPTH_ENTRIES, 3))
-        return msgspec.structs.replace(
-            _quote_packet(PacketKind.FULL, v),
-            last_trade_time=v[11],
-            oi=v[12],
-            oi_day_high=v[13],
-            oi_day_low=v[14],
-            exchange_timestamp=v[15],
-            depth=depth,
+        return KitePacket(
+            PacketKind.FULL,
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+            v[4],
+            v[5],
+            v[6],
+            v[7],
+            v[8],
+            v[9],
+            v[10],
+            0,
+            v[11],
+            v[12],
+            v[13],
+            v[14],
+            v[15],
+            depth,
         )
     raise KiteCodecError(f"unknown packet length {size}")
 
