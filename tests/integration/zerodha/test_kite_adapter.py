@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from openalgo_proxy.brokers.base import ConnectionState
+from openalgo_proxy.brokers.base import ConnectionState, FeedOptions
+from openalgo_proxy.brokers.zerodha.adapter import KiteAdapter
 from openalgo_proxy.brokers.zerodha.codec import ErrorMessage, KiteMode
 from openalgo_proxy.brokers.zerodha.simulator import KiteSimulator
 from openalgo_proxy.errors import ErrorCode
@@ -300,3 +301,24 @@ async def test_access_token_never_reaches_the_logs_even_at_debug(
         await adapter.stop()
     assert "403" in caplog.text and "connected" in caplog.text  # the events are logged...
     assert secret not in caplog.text  # ...the token is not
+
+
+@pytest.mark.parametrize("source", ["options", "env"])
+async def test_exchange_filter_limits_lookup_and_directory(
+    sim: KiteSimulator, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    options = FeedOptions(ws_url=sim.url, instruments=sim.instruments_url)
+    if source == "options":
+        options = FeedOptions(ws_url=sim.url, instruments=sim.instruments_url, exchanges=("MCX", "CDS"))
+    else:
+        monkeypatch.setenv("KITE_EXCHANGES", "mcx, cds")
+    adapter = KiteAdapter(options, api_key=sim.api_key, access_token="sim_access_token")
+    got = Collector()
+    await adapter.start(got.on_tick, got.on_reject)
+    try:
+        assert adapter.exchanges() == ("CDS", "MCX")
+        assert set(adapter.directory()) == {"CDS", "MCX"}
+        assert adapter.lookup("NSE", "RELIANCE") is None
+        assert adapter.lookup("MCX", "GOLD05FEB26FUT") is not None
+    finally:
+        await adapter.stop()

@@ -2,7 +2,8 @@
 
 Credentials: `KITE_API_KEY` and the access token from `KITE_ACCESS_TOKEN_FILE` (a file re-read on
 every refresh, so a daily login job can replace it) or `KITE_ACCESS_TOKEN`. `KITE_EXCHANGES`
-(comma list of client exchanges) limits what this account serves when several feeds share a proxy.
+(comma list of client exchanges; `FeedOptions.exchanges` wins) limits what this account serves when
+several feeds share a proxy.
 Pool: up to 3 connections x 3000 instruments, filled in order; past the cap each pair is answered
 LIMIT_EXCEEDED through `on_reject`. The first connection opens at start and stays open (Kite sends
 heartbeats with no subscriptions): it proves the credentials at once and makes `status()` truthful
@@ -80,6 +81,8 @@ class KiteAdapter(BrokerAdapter):
             self._token_provider: TokenProvider = lambda: fixed
         else:
             self._token_provider = access_token or env_token_provider
+        if exchanges is None and options.exchanges:
+            exchanges = options.exchanges
         if exchanges is None and os.environ.get("KITE_EXCHANGES"):
             exchanges = [e.strip().upper() for e in os.environ["KITE_EXCHANGES"].split(",") if e.strip()]
         self._exchange_filter = tuple(exchanges) if exchanges else None
