@@ -322,3 +322,24 @@ async def test_exchange_filter_limits_lookup_and_directory(
         assert adapter.lookup("MCX", "GOLD05FEB26FUT") is not None
     finally:
         await adapter.stop()
+
+
+async def test_resubscribe_after_reconnect_is_batched_per_mode(sim: KiteSimulator) -> None:
+    adapter = make_adapter(sim)
+    got = Collector()
+    await adapter.start(got.on_tick, got.on_reject)
+    try:
+        names = sorted(adapter.directory()["NSE"])
+        wanted = {instrument(adapter, "NSE", s): Mode.QUOTE for s in names[:30]}
+        wanted.update({instrument(adapter, "NSE", s): Mode.DEPTH for s in names[30:40]})
+        await adapter.set_wanted(wanted)
+        await wait_for(lambda: len(sim.subscribed()) == 40)
+        before = sim.requests_received
+        sim.drop_connections()
+        await wait_for(lambda: sim.connections_total == 2 and len(sim.subscribed()) == 40, what="resubscribed")
+        expected = {int(i.token): KiteMode.QUOTE if m is Mode.QUOTE else KiteMode.FULL for i, m in wanted.items()}
+        await wait_for(lambda: sim.subscribed() == expected, what="modes restored")
+        # one subscribe + one mode message per mode, not one per instrument
+        assert sim.requests_received - before == 4
+    finally:
+        await adapter.stop()
