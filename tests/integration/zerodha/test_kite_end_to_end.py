@@ -99,7 +99,11 @@ async def two_feeds(sim: KiteSimulator) -> AsyncIterator[tuple[str, Feed, Feed]]
     await feed_b.start()
     await server.start()
     try:
-        await wait_until(lambda: len(server.feeds()) == 2, within=10)
+        # both feeds announced themselves and their directories (NSE from one, MCX/CDS from the other)
+        await wait_until(
+            lambda: len(server.feeds()) == 2 and {"NSE", "MCX", "CDS"} <= set(server.hub.directory.symbols),
+            within=10,
+        )
         yield f"ws://127.0.0.1:{server.port}", feed_a, feed_b
     finally:
         await server.stop(within=2.0)
