@@ -150,6 +150,7 @@ class KiteConnection:
                 self._endpoint(),
                 additional_headers=KITE_HEADERS,
                 open_timeout=self._open_timeout,
+                close_timeout=2.0,
                 max_size=1 << 22,
                 compression=None,
                 logger=_wire_log,
