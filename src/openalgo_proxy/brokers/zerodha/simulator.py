@@ -26,7 +26,7 @@ from openalgo_proxy.brokers.zerodha.instruments import KiteRow, format_csv
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8768
+DEFAULT_PORT = 8767
 MAX_CONNECTIONS = 3
 MAX_PER_CONNECTION = 3000
 PACKETS_PER_FRAME = 500
