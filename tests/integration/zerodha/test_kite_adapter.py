@@ -144,11 +144,21 @@ async def test_heartbeats_without_ticks_keep_the_connection(sim: KiteSimulator) 
         await adapter.set_wanted({instrument(adapter, "NSE", "ITC"): Mode.LTP})
         await wait_for(lambda: got.symbols() == {"ITC"})
         sim.heartbeats_only = True
+
+        def heartbeats() -> int:
+            count = adapter.status().extra["heartbeats"]
+            assert isinstance(count, int)
+            return count
+
+        # a heartbeat sent after the switch has arrived: no tick frame is still in flight
+        seen = heartbeats()
+        await wait_for(lambda: heartbeats() >= seen + 2, what="heartbeats after the switch")
         got.ticks.clear()
         start = sim.heartbeats_sent
         # 15 heartbeats at 0.1 s span ~1.5 s, almost 4 stall timeouts without a tick
         await wait_for(lambda: sim.heartbeats_sent - start >= 15, what="heartbeats")
         assert got.ticks == []
+        assert heartbeats() >= seen + 10
         assert sim.connections_total == 1 and adapter.status().extra["stalls"] == 0
         assert adapter.status().state is ConnectionState.CONNECTED
     finally:

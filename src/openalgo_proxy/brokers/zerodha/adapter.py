@@ -251,6 +251,7 @@ class KiteAdapter(BrokerAdapter):
             extra={
                 "rejected": len(self._rejected),
                 "stalls": sum(c.stalls for c in conns),
+                "heartbeats": sum(c.heartbeats for c in conns),
                 "token_refreshes": self.token_refreshes,
                 "unknown_packets": self.unknown_packets,
             },
