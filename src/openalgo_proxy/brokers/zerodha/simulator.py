@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import itertools
 import logging
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -109,8 +110,10 @@ class KiteSimulator:
         max_connections: int = MAX_CONNECTIONS,
         max_per_connection: int = MAX_PER_CONNECTION,
         record: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self.ssl_context = ssl_context  # serve wss:// and https:// (tests of certificate checks)
         self._port = port
         self.api_key = api_key
         self._tokens = {access_token}
@@ -148,11 +151,13 @@ class KiteSimulator:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self._port}"
+        scheme = "wss" if self.ssl_context else "ws"
+        return f"{scheme}://{self.host}:{self._port}"
 
     @property
     def instruments_url(self) -> str:
-        return f"http://{self.host}:{self._port}/instruments"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self.host}:{self._port}/instruments"
 
     async def start(self) -> None:
         app = web.Application()
@@ -160,7 +165,7 @@ class KiteSimulator:
         app.router.add_get("/instruments", self._handle_instruments)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port)
+        site = web.TCPSite(runner, self.host, self._port, ssl_context=self.ssl_context)
         await site.start()
         self._runner = runner
         self._port = runner.addresses[0][1]
