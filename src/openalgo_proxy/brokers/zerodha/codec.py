@@ -149,6 +149,8 @@ def decode_packet(packet: bytes | memoryview) -> KitePacket:
     if size == 184:
         v = _FULL.unpack(packet)
         depth = tuple(KiteDepthEntry(v[i], v[i + 1], v[i + 2]) for i in range(16, 16 + 3 * DEPTH_ENTRIES, 3))
+        # positional, in KitePacket's field order (one call on the hot path): the 11 quote fields,
+        # change (0, index only), last trade time, oi, oi day high, oi day low, exchange timestamp
         return KitePacket(
             PacketKind.FULL,
             v[0],
