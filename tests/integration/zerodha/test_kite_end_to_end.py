@@ -1,18 +1,20 @@
 """End to end: Kite simulator -> KiteAdapter -> feed -> ZeroMQ bus -> proxy -> WebSocket client.
 
-Also two feeds behind one proxy, routed by exchange: NSE from one account, MCX/CDS from Zerodha.
+Also two feeds behind one proxy, routed by exchange: NSE from Angel, MCX/CDS from Zerodha.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator
 
 import pytest
 import zmq
 
+from openalgo_proxy.brokers.angel.adapter import AngelAdapter
+from openalgo_proxy.brokers.angel.simulator import AngelSimulator
 from openalgo_proxy.brokers.base import FeedOptions
-from openalgo_proxy.brokers.simulated.adapter import SimulatedAdapter
+from openalgo_proxy.brokers.zerodha.adapter import KiteAdapter
 from openalgo_proxy.brokers.zerodha.simulator import KiteSimulator
 from openalgo_proxy.config import AuthSettings, ProxySettings
 from openalgo_proxy.feed import Feed
@@ -75,24 +77,21 @@ async def test_kite_ticks_reach_a_proxy_client_in_the_data_contract(sim: KiteSim
         await wait_until(lambda: sim.subscribed() == {}, within=5)  # last client gone: upstream released
 
 
-class _NseOnly(SimulatedAdapter):
-    """The simulated account configured for NSE cash and NSE indices only."""
-
-    def exchanges(self) -> tuple[str, ...]:
-        return ("NSE", "NSE_INDEX")
-
-    def directory(self) -> Mapping[str, Iterable[str]]:
-        return {e: s for e, s in super().directory().items() if e in self.exchanges()}
-
-
 @contextlib.asynccontextmanager
-async def two_feeds(sim: KiteSimulator) -> AsyncIterator[tuple[str, Feed, Feed]]:
+async def two_feeds(sim: KiteSimulator) -> AsyncIterator[tuple[str, Feed, Feed, AngelSimulator]]:
+    """NSE from an Angel account, MCX and CDS from a Zerodha account, one proxy on both buses."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    angel_sim = AngelSimulator(seed=11)
+    await angel_sim.start()
     bus_a = f"tcp://127.0.0.1:{free_port()}"
     bus_b = f"tcp://127.0.0.1:{free_port()}"
-    nse_only = _NseOnly(FeedOptions(ticks_per_second=20, seed=1))
-    feed_a = Feed(nse_only, bus_a, status_interval=0.3, coalesce_window=0.005, ctx=ctx)
-    kite = make_adapter(sim, exchanges=("MCX", "CDS"))
+    angel = AngelAdapter(angel_sim.feed_options(exchanges=("NSE", "NSE_INDEX")), angel_sim.credentials())
+    feed_a = Feed(angel, bus_a, status_interval=0.3, coalesce_window=0.005, ctx=ctx)
+    kite = KiteAdapter(
+        FeedOptions(ws_url=sim.url, instruments=sim.instruments_url, exchanges=("MCX", "CDS")),
+        api_key=sim.api_key,
+        access_token="sim_access_token",
+    )
     feed_b = Feed(kite, bus_b, status_interval=0.3, coalesce_window=0.005, ctx=ctx)
     server = ProxyServer(ProxySettings.model_validate({"port": 0, "bus": [bus_a, bus_b]}), AuthSettings(), ctx=ctx)
     await feed_a.start()
@@ -104,16 +103,18 @@ async def two_feeds(sim: KiteSimulator) -> AsyncIterator[tuple[str, Feed, Feed]]
             lambda: len(server.feeds()) == 2 and {"NSE", "MCX", "CDS"} <= set(server.hub.directory.symbols),
             within=10,
         )
-        yield f"ws://127.0.0.1:{server.port}", feed_a, feed_b
+        yield f"ws://127.0.0.1:{server.port}", feed_a, feed_b, angel_sim
     finally:
         await server.stop(within=2.0)
         await feed_b.stop()
         await feed_a.stop()
+        await angel_sim.stop()
         ctx.term()
 
 
 async def test_two_feeds_behind_one_proxy_route_by_exchange(sim: KiteSimulator) -> None:
-    async with two_feeds(sim) as (url, feed_a, feed_b), client(url) as c:
+    async with two_feeds(sim) as (url, feed_a, feed_b, angel_sim), client(url) as c:
+        assert set(feed_a.adapter.exchanges()) == {"NSE", "NSE_INDEX"}
         assert set(feed_b.adapter.exchanges()) == {"MCX", "CDS"}
         reply = await c.reply(
             {
@@ -130,8 +131,12 @@ async def test_two_feeds_behind_one_proxy_route_by_exchange(sim: KiteSimulator) 
         while len(brokers) < 2:
             msg = await c.market_data(within=5)
             brokers[msg["symbol"]] = msg["broker"]
-        assert brokers == {"RELIANCE": "simulator", "CRUDEOIL19DEC25FUT": "zerodha"}
-        # the Kite account carries only what it serves; the NSE feed never asked Kite for RELIANCE
+        assert brokers == {"RELIANCE": "angel", "CRUDEOIL19DEC25FUT": "zerodha"}
+        # each account carries only what it serves
         assert {t: m.value for t, m in sim.subscribed().items()} == {CRUDE: "quote"}
+        assert {token for _, token, _ in angel_sim.subscribed()} == {"2885"}
         assert [i.symbol for i in feed_a.upstream] == ["RELIANCE"]
         assert [i.symbol for i in feed_b.upstream] == ["CRUDEOIL19DEC25FUT"]
+        # an exchange neither feed serves is answered, not forwarded
+        nfo = await c.reply({"action": "subscribe", "symbol": "NIFTY30DEC25FUT", "exchange": "NFO", "mode": 1})
+        assert nfo["subscriptions"][0]["code"] == "SYMBOL_NOT_FOUND"
