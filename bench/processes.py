@@ -1,0 +1,143 @@
+"""Child processes of a benchmark run: JSON-line events on stdout, commands on stdin, logs in files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+class ChildError(RuntimeError):
+    pass
+
+
+class Child:
+    def __init__(self, name: str, proc: asyncio.subprocess.Process, log_path: Path) -> None:
+        self.name = name
+        self.proc = proc
+        self.log_path = log_path
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.ps = psutil.Process(proc.pid)
+        self._reader = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def start(cls, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> Child:
+        log_path = log_dir / f"{name}.log"
+        with log_path.open("wb") as log:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        return cls(name, proc, log_path)
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                await self.events.put({"event": "exit"})
+                return
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # not ours: a stray line from a library
+            if isinstance(event, dict):
+                await self.events.put(event)
+
+    async def expect(self, name: str, within: float) -> dict[str, Any]:
+        """The next event called `name`; ChildError if the process exits or time runs out first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ChildError(f"{self.name}: no {name!r} within {within:.0f} s (log: {self.log_path})")
+            try:
+                event = await asyncio.wait_for(self.events.get(), remaining)
+            except TimeoutError:
+                continue
+            if event.get("event") == name:
+                return event
+            if event.get("event") == "exit":
+                code = self.proc.returncode
+                raise ChildError(f"{self.name} exited (code {code}); log: {self.log_path}\n{self.tail()}")
+
+    def tell(self, line: str) -> None:
+        if self.proc.stdin is not None and self.proc.returncode is None:
+            self.proc.stdin.write(line.encode() + b"\n")
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def cpu_seconds(self) -> float:
+        try:
+            times = self.ps.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(times.user + times.system)
+
+    def rss(self) -> int:
+        try:
+            return int(self.ps.memory_info().rss)
+        except psutil.Error:
+            return 0
+
+    async def stop(self, within: float = 10.0) -> None:
+        """`stop` on stdin and SIGTERM; SIGKILL to the process group if it lingers."""
+        if self.proc.returncode is None:
+            self.tell("stop")
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), within)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                await self.proc.wait()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+def python_argv(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+async def http_ok(port: int, path: str, within: float = 1.0) -> bool:
+    """True when GET `path` on the loopback port answers 200."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), within)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        status = await asyncio.wait_for(reader.readline(), within)
+        return status.split(b" ")[1:2] == [b"200"]
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+
+
+async def port_open(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True
