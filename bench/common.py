@@ -23,8 +23,10 @@ EXCHANGE = "NSE"
 BROKER = "bench"
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TS_KEY = b'"bts":'  # send timestamp (microseconds since the epoch) embedded first in every data object
-BUCKET_US = 10  # latency histogram resolution
-MAX_BUCKET = 200_000  # 10 us x 200k = 2 s; anything later lands in the last bucket (max is kept exactly)
+BUCKET_US = 10  # latency histogram resolution below FINE_LIMIT_US
+FINE_LIMIT_US = 1_000_000
+COARSE_US = 10_000  # resolution from 1 s on (a backlogged reference server reaches tens of seconds)
+FINE_BUCKETS = FINE_LIMIT_US // BUCKET_US
 
 _H16 = struct.Struct("!BBH")
 _H64 = struct.Struct("!BBQ")
@@ -109,9 +111,15 @@ def subscribe_requests(symbols: Iterable[int], mode: int, per_request: int = 500
     ]
 
 
+def _bucket_top(bucket: int) -> int:
+    if bucket < FINE_BUCKETS:
+        return (bucket + 1) * BUCKET_US
+    return FINE_LIMIT_US + (bucket - FINE_BUCKETS + 1) * COARSE_US
+
+
 # -- latency histogram ------------------------------------------------------------------------------
 class Histogram:
-    """Fixed 10 us buckets; merges exactly across processes; max kept exactly."""
+    """10 us buckets up to 1 s, 10 ms beyond; merges exactly across processes; max kept exactly."""
 
     __slots__ = ("buckets", "count", "max_us")
 
@@ -121,9 +129,10 @@ class Histogram:
         self.max_us = 0
 
     def add(self, value_us: int) -> None:
-        bucket = value_us // BUCKET_US if value_us > 0 else 0
-        if bucket > MAX_BUCKET:
-            bucket = MAX_BUCKET
+        if value_us < FINE_LIMIT_US:
+            bucket = value_us // BUCKET_US if value_us > 0 else 0
+        else:
+            bucket = FINE_BUCKETS + (value_us - FINE_LIMIT_US) // COARSE_US
         buckets = self.buckets
         buckets[bucket] = buckets.get(bucket, 0) + 1
         self.count += 1
@@ -145,7 +154,7 @@ class Histogram:
         for bucket in sorted(self.buckets):
             seen += self.buckets[bucket]
             if seen >= rank:
-                return min((bucket + 1) * BUCKET_US, self.max_us) / 1000
+                return min(_bucket_top(bucket), self.max_us) / 1000
         return self.max_us / 1000
 
     def to_json(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class Child:
                 stderr=log,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
+                limit=1 << 26,  # histograms travel as one JSON line
             )
         return cls(name, proc, log_path)
 

@@ -22,6 +22,7 @@ class RunResult:
     ok: bool = True
     error: str = ""
     delivered: float = 0.0  # messages per second received by the swarm
+    bytes_per_second: float = 0.0
     due: float = 0.0  # messages per second the feed's ticks call for
     feed_rate: float = 0.0
     checked: int = 0
@@ -189,11 +190,12 @@ async def _measure(scenario: Scenario, kind: str, run_dir: Path, children: list[
     result.swarm_cpu = [cpu[s.name] for s in swarms]
 
     feed_window = await feed.expect("window", scenario.duration + 30)
-    messages = 0
+    messages = nbytes = 0
     seconds = []
     for swarm in swarms:
         window = await swarm.expect("window", scenario.duration + 30)
         messages += int(window["messages"])
+        nbytes += int(window["bytes"])
         seconds.append(float(window["seconds"]))
         result.checked += int(window["checked"])
         result.gaps += int(window["gaps"])
@@ -201,6 +203,7 @@ async def _measure(scenario: Scenario, kind: str, run_dir: Path, children: list[
         result.latency.merge(Histogram.from_json(window["latency"]))
     span = max(seconds) if seconds else scenario.duration
     result.delivered = messages / span if span else 0.0
+    result.bytes_per_second = nbytes / span if span else 0.0
     ticks = int(feed_window["ticks"])
     result.feed_rate = ticks / float(feed_window["seconds"]) if feed_window["seconds"] else 0.0
     fanout = sum(subscribers_per_symbol(scenario)) / scenario.symbols

@@ -86,6 +86,7 @@ class BenchClient(asyncio.Protocol):
         self.buf = bytearray()
         self.tail = b""
         self.count = 0
+        self.nbytes = 0
         self.replies_due = len(requests)
         self.seqs: dict[bytes, int] = {}
         self.lost = False
@@ -100,6 +101,7 @@ class BenchClient(asyncio.Protocol):
         )
 
     def data_received(self, data: bytes) -> None:
+        self.nbytes += len(data)
         if self.fast:
             if self.tail:
                 self.count += (self.tail + data[:TAIL]).count(MARK)
@@ -314,6 +316,7 @@ async def measure(swarm: Swarm, t0: float, t1: float) -> None:
     await asyncio.sleep(max(0.0, t0 - time.time()))
     start = time.time()
     counts0 = sum(c.count for c in swarm.clients)
+    bytes0 = sum(c.nbytes for c in swarm.clients)
     swarm.latency = Histogram()
     swarm.gaps = swarm.reordered = swarm.checked = 0
     swarm.measuring = True
@@ -324,6 +327,7 @@ async def measure(swarm: Swarm, t0: float, t1: float) -> None:
     emit(
         "window",
         messages=sum(c.count for c in swarm.clients) - counts0,
+        bytes=sum(c.nbytes for c in swarm.clients) - bytes0,
         seconds=seconds,
         checked=swarm.checked,
         gaps=swarm.gaps,
