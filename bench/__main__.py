@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, help="handshakes in flight per swarm process")
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma list of baseline,proxy,ceiling")
     parser.add_argument("--repeat", type=int, default=1, help="runs per server; the table shows medians")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server during the window")
     parser.add_argument("--json", type=Path, help="also write rows and raw runs as JSON here")
     parser.add_argument("--logs", type=Path, help="folder for child logs (default: a temp folder)")
     return parser
@@ -58,12 +59,14 @@ def scenario_from(args: argparse.Namespace, name: str) -> Scenario:
     )
 
 
-async def run_scenario(scenario: Scenario, servers: list[str], repeat: int, logs: Path) -> list[RunResult]:
+async def run_scenario(
+    scenario: Scenario, servers: list[str], repeat: int, logs: Path, profile: bool = False
+) -> list[RunResult]:
     results: list[RunResult] = []
     for attempt in range(repeat):
         for server in servers:  # interleaved, so drift in machine load hits every server alike
             sys.stderr.write(f"bench: {scenario.name} / {server} run {attempt + 1}/{repeat}\n")
-            result = await run_once(scenario, server, logs)
+            result = await run_once(scenario, server, logs, profile)
             if not result.ok:
                 sys.stderr.write(f"bench: {scenario.name} / {server} failed: {result.error}\n")
             results.append(result)
@@ -104,12 +107,16 @@ def main(argv: list[str] | None = None) -> int:
             codec_line = f"codec: {rate:,.0f} SnapQuote packets/s ({note})" if rate else f"codec: {note}"
             continue
         scenario = scenario_from(args, name)
-        results = asyncio.run(run_scenario(scenario, servers, max(1, args.repeat), logs))
+        results = asyncio.run(run_scenario(scenario, servers, max(1, args.repeat), logs, args.profile))
         raw.extend(results)
         rows.extend(summarize(name, scenario.idle, results))
     out = [header(args)]
     if rows:
         out.append(table(rows))
+    for result in raw:
+        if result.profile:
+            out.append(f"profile of {result.server} in {result.scenario}:")
+            out.extend(result.profile)
     if codec_line:
         out.append(codec_line)
     out.append(f"child logs: {logs}")

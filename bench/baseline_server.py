@@ -20,7 +20,7 @@ import zmq.asyncio
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from bench.common import BROKER, emit, raise_fd_limit
+from bench.common import BROKER, emit, raise_fd_limit, watch_stdin
 from openalgo_proxy import topics
 from openalgo_proxy.bus import SEQ
 
@@ -96,6 +96,7 @@ async def run(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watch_stdin(loop, stop)
     async with serve(baseline.handler, "127.0.0.1", args.port, ping_interval=None, max_size=2**20, backlog=4096):
         pump = asyncio.create_task(baseline.pump())
         emit("ready", port=args.port)

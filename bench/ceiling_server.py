@@ -19,7 +19,7 @@ from typing import Any
 
 import zmq
 
-from bench.common import BROKER, accept_key, emit, raise_fd_limit, server_text_frame, unmask
+from bench.common import BROKER, accept_key, emit, raise_fd_limit, server_text_frame, unmask, watch_stdin
 from openalgo_proxy import topics
 
 _H16 = struct.Struct("!BBH")
@@ -146,6 +146,8 @@ class Ceiling:
 
     def drain(self) -> None:
         self.scheduled = False
+        if self.loop is None:
+            return  # stopped
         recv = self.sub.recv_multipart
         subscribers, prefixes, dirty = self.subscribers, self.prefixes, self.dirty
         count = 0
@@ -179,8 +181,8 @@ class Ceiling:
             self.kick()
 
     def safety_poll(self) -> None:
-        self.drain()
         if self.loop is not None:
+            self.drain()
             self.loop.call_later(0.1, self.safety_poll)
 
 
@@ -196,9 +198,11 @@ async def run(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watch_stdin(loop, stop)
     emit("ready", port=args.port)
     await stop.wait()
     server.close()
+    ceiling.loop = None
     loop.remove_reader(fd)
     ceiling.sub.close(linger=0)
     ceiling.ctx.term()

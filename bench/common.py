@@ -7,6 +7,7 @@ commands as text lines on stdin, so any of them can also be run and inspected by
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -64,6 +65,23 @@ def emit(event: str, **fields: Any) -> None:
     """One JSON line to the runner."""
     sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
     sys.stdout.flush()
+
+
+def watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Set `stop` when stdin closes or says ``stop``: a server never outlives its runner."""
+    fd = sys.stdin.fileno()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        if not chunk or b"stop" in chunk:
+            loop.remove_reader(fd)
+            stop.set()
+
+    loop.add_reader(fd, readable)
 
 
 # -- WebSocket framing -----------------------------------------------------------------------------

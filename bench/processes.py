@@ -135,6 +135,37 @@ async def http_ok(port: int, path: str, within: float = 1.0) -> bool:
         writer.close()
 
 
+async def http_get(port: int, path: str, within: float = 5.0) -> bytes:
+    """The body of GET `path` (HTTP/1.1, Connection: close); b"" on any failure."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), within)
+    except (OSError, TimeoutError):
+        return b""
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        raw = await asyncio.wait_for(reader.read(), within)
+    except (OSError, TimeoutError):
+        return b""
+    finally:
+        writer.close()
+    return raw.partition(b"\r\n\r\n")[2]
+
+
+def prometheus_values(text: bytes, prefix: str) -> dict[str, float]:
+    """Unlabelled samples whose name starts with `prefix`, summed over labels."""
+    values: dict[str, float] = {}
+    for line in text.decode(errors="replace").splitlines():
+        if not line.startswith(prefix):
+            continue
+        name, _, value = line.rpartition(" ")
+        name = name.split("{", 1)[0]
+        try:
+            values[name] = values.get(name, 0.0) + float(value)
+        except ValueError:
+            continue
+    return values
+
+
 async def port_open(port: int) -> bool:
     try:
         _, writer = await asyncio.open_connection("127.0.0.1", port)

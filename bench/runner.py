@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import Histogram, free_port
-from bench.processes import Child, ChildError, http_ok, port_open, python_argv
+from bench.processes import Child, ChildError, http_get, http_ok, port_open, prometheus_values, python_argv
+from bench.profile import py_spy, record_argv
+from bench.profile import summarize as summarize_profile
 from bench.scenarios import Scenario, subscribers_per_symbol
 
 READY_TIMEOUT = 30.0
@@ -35,10 +37,14 @@ class RunResult:
     swarm_cpu: list[float] = field(default_factory=list)
     feed_cpu: float = 0.0
     clients_ready: int = 0
+    connect_rate: float = 0.0  # clients connected and subscribed per second during setup
     clients_failed: int = 0
     closed: int = 0
     sub_errors: int = 0
     notes: list[str] = field(default_factory=list)
+    profile: list[str] = field(default_factory=list)
+    setup_cpu_us: float = 0.0  # server CPU per client during connect + subscribe, microseconds
+    proxy_metrics: dict[str, float] = field(default_factory=dict)  # /metrics after the run (whole run)
 
     @property
     def loss(self) -> float:
@@ -109,13 +115,13 @@ def swarm_argv(scenario: Scenario, port: int, first: int, count: int) -> list[st
     )
 
 
-async def run_once(scenario: Scenario, kind: str, log_dir: Path) -> RunResult:
+async def run_once(scenario: Scenario, kind: str, log_dir: Path, profile: bool = False) -> RunResult:
     result = RunResult(scenario.name, kind)
     children: list[Child] = []
     run_dir = log_dir / f"{scenario.name}-{kind}-{time.strftime('%H%M%S')}"
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        await _measure(scenario, kind, run_dir, children, result)
+        await _measure(scenario, kind, run_dir, children, result, profile)
     except ChildError as exc:
         result.ok = False
         result.error = str(exc)
@@ -125,7 +131,9 @@ async def run_once(scenario: Scenario, kind: str, log_dir: Path) -> RunResult:
     return result
 
 
-async def _measure(scenario: Scenario, kind: str, run_dir: Path, children: list[Child], result: RunResult) -> None:
+async def _measure(
+    scenario: Scenario, kind: str, run_dir: Path, children: list[Child], result: RunResult, profile: bool
+) -> None:
     bus_port, port = free_port(), free_port()
     bus = f"tcp://127.0.0.1:{bus_port}"
     budget = scenario.setup_timeout + scenario.warmup + scenario.duration + 120
@@ -154,6 +162,7 @@ async def _measure(scenario: Scenario, kind: str, run_dir: Path, children: list[
     await asyncio.sleep(0.5)
     result.rss_before = server.rss()
 
+    setup_cpu0 = server.cpu_seconds()
     procs = max(1, min(scenario.swarm_procs, scenario.clients))
     swarms: list[Child] = []
     first = 0
@@ -163,19 +172,26 @@ async def _measure(scenario: Scenario, kind: str, run_dir: Path, children: list[
         first += count
         swarms.append(swarm)
         children.append(swarm)
+    setup = 0.0
     for swarm in swarms:
         ready = await swarm.expect("ready", scenario.setup_timeout + 10)
+        setup = max(setup, float(ready["setup_seconds"]))
         result.clients_ready += int(ready["clients"])
         result.clients_failed += int(ready["failed"])
         result.sub_errors += int(ready["sub_errors"])
         result.handshake.merge(Histogram.from_json(ready["handshake"]))
 
+    if result.clients_ready:
+        result.setup_cpu_us = (server.cpu_seconds() - setup_cpu0) / result.clients_ready * 1e6
+    if setup > 0:
+        result.connect_rate = result.clients_ready / setup
     await asyncio.sleep(scenario.warmup)
     t0 = time.time() + 0.3
     t1 = t0 + scenario.duration
     for child in (feed, *swarms):
         child.tell(f"window {t0:.6f} {t1:.6f}")
     await asyncio.sleep(max(0.0, t0 - time.time()))
+    spy = await _start_profile(scenario, server, run_dir) if profile else None
     cpu0 = {child.name: child.cpu_seconds() for child in children}
     wall0 = time.monotonic()
     peak_rss = server.rss()
@@ -189,7 +205,12 @@ async def _measure(scenario: Scenario, kind: str, run_dir: Path, children: list[
     result.feed_cpu = cpu["feed"]
     result.swarm_cpu = [cpu[s.name] for s in swarms]
 
+    if spy is not None:
+        await asyncio.wait_for(spy.wait(), 60)
+        result.profile = summarize_profile(run_dir / f"{kind}.folded")
     feed_window = await feed.expect("window", scenario.duration + 30)
+    if kind == "proxy":
+        result.proxy_metrics = prometheus_values(await http_get(port, "/metrics"), "openalgo_proxy_")
     messages = nbytes = 0
     seconds = []
     for swarm in swarms:
@@ -211,8 +232,24 @@ async def _measure(scenario: Scenario, kind: str, run_dir: Path, children: list[
     _notes(scenario, result, int(feed_window.get("dropped", 0)))
 
 
+async def _start_profile(scenario: Scenario, server: Child, run_dir: Path) -> asyncio.subprocess.Process | None:
+    exe = py_spy()
+    if exe is None:
+        raise ChildError("--profile needs py-spy: .venv/bin/pip install py-spy")
+    out = run_dir / f"{server.name}.folded"
+    with (run_dir / "py-spy.log").open("wb") as log:
+        return await asyncio.create_subprocess_exec(
+            *record_argv(exe, server.proc.pid, scenario.duration, out), stdout=log, stderr=log
+        )
+
+
 def _notes(scenario: Scenario, result: RunResult, feed_dropped: int) -> None:
     notes = result.notes
+    if scenario.idle:
+        notes.append(
+            f"{result.connect_rate:,.0f} clients/s connected+subscribed;"
+            f" server CPU {result.setup_cpu_us:,.0f} us per client setup"
+        )
     if result.clients_failed:
         notes.append(f"{result.clients_failed} clients failed to connect/subscribe")
     if result.sub_errors:
@@ -223,6 +260,14 @@ def _notes(scenario: Scenario, result: RunResult, feed_dropped: int) -> None:
         notes.append(f"feed lagging ({result.feed_rate:,.0f}/s of {scenario.rate:,.0f}/s)")
     if feed_dropped:
         notes.append(f"feed dropped {feed_dropped} at HWM")
+    metrics = result.proxy_metrics
+    for name, label in (
+        ("openalgo_proxy_conflated_ticks_total", "proxy conflated {:,.0f} ticks (slow-client path)"),
+        ("openalgo_proxy_bus_gaps_total", "proxy saw {:,.0f} bus seq gaps"),
+        ("openalgo_proxy_slow_disconnects_total", "proxy closed {:,.0f} slow clients"),
+    ):
+        if metrics.get(name):
+            notes.append(label.format(metrics[name]))
     busy = [cpu for cpu in result.swarm_cpu if cpu >= SWARM_SATURATED]
     if busy:
         notes.append(f"swarm saturated ({max(busy):.0f}% CPU): figures are a lower bound")

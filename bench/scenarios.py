@@ -55,6 +55,7 @@ SCENARIOS: dict[str, Scenario] = {
         duration=1.0,
         swarm_procs=2,
         checkers=0,
+        concurrency=10,  # handshakes in flight per swarm process: a steady stream of new clients
         target="<= 32 KiB/conn, handshake p99 <= 50 ms",
     ),
     "smoke": Scenario(
