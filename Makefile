@@ -33,5 +33,8 @@ check: lint typecheck test
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench smoke
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
