@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -63,6 +64,9 @@ async def run_scenario(
     scenario: Scenario, servers: list[str], repeat: int, logs: Path, profile: bool = False
 ) -> list[RunResult]:
     results: list[RunResult] = []
+    task = asyncio.current_task()
+    if task is not None:  # SIGTERM cancels the run, so every child process is stopped on the way out
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     for attempt in range(repeat):
         for server in servers:  # interleaved, so drift in machine load hits every server alike
             sys.stderr.write(f"bench: {scenario.name} / {server} run {attempt + 1}/{repeat}\n")

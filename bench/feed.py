@@ -9,8 +9,9 @@ through untouched and the client measures tick-to-client latency against the sam
 A plain (non-asyncio) loop: sends due ticks from a fixed schedule ``due = rate * elapsed``, then
 polls the XPUB (subscriptions) and stdin (runner commands) until the next millisecond.
 
-Stdin commands: ``window T0 T1`` (wall-clock seconds; count ticks sent in that window and report
-``{"event":"window"}`` after T1), ``stop``. Stdout: ``ready``, ``window``, ``stopped`` events.
+Stdin commands: ``go`` (start ticking, with ``--hold``), ``window T0 T1`` (wall-clock seconds;
+count ticks sent in that window and report ``{"event":"window"}`` after T1), ``stop``.
+Stdout: ``ready``, ``window``, ``stopped`` events.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class SyntheticFeed:
         self.control_seq = 0
         self.subscribed: set[bytes] = set()
         self.stopping = False
+        self.holding = False  # with --hold, ticks start on the runner's `go` (after clients subscribed)
         self.window: tuple[float, float] | None = None
         self.window_start_sent: int | None = None
         self.window_start_dropped = 0
@@ -169,6 +171,8 @@ class SyntheticFeed:
         if parts[0] == "window" and len(parts) == 3:
             self.window = (float(parts[1]), float(parts[2]))
             self.window_start_sent = None
+        elif parts[0] == "go":
+            self.holding = False
         elif parts[0] == "stop":
             self.stopping = True
 
@@ -207,7 +211,9 @@ class SyntheticFeed:
             now = time.monotonic()
             if now >= deadline:
                 break
-            if self.rate > 0:
+            if self.holding:
+                origin = now
+            elif self.rate > 0:
                 due = int(self.rate * (now - origin)) - self.sent
                 burst = int(self.rate * MAX_BURST_SECONDS) + 1
                 if due > burst:  # stalled: skip the missed schedule instead of bursting it all
@@ -243,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=32000.0, help="ticks per second in total")
     parser.add_argument("--mode", type=int, default=2, choices=(1, 2, 3))
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--hold", action="store_true", help="publish no ticks before `go` on stdin")
     args = parser.parse_args(argv)
     feed = SyntheticFeed(args.bus, args.symbols, args.rate, args.mode)
+    feed.holding = args.hold
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         feed.stopping = True

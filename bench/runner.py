@@ -151,6 +151,7 @@ async def _measure(
             str(scenario.mode),
             "--max-seconds",
             str(budget),
+            "--hold",
         ),
         run_dir,
     )
@@ -181,6 +182,7 @@ async def _measure(
         result.sub_errors += int(ready["sub_errors"])
         result.handshake.merge(Histogram.from_json(ready["handshake"]))
 
+    feed.tell("go")  # clients subscribe in a quiet system; ticks flow from here on
     if result.clients_ready:
         result.setup_cpu_us = (server.cpu_seconds() - setup_cpu0) / result.clients_ready * 1e6
     if setup > 0:

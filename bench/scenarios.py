@@ -39,6 +39,7 @@ SCENARIOS: dict[str, Scenario] = {
         subscriptions=100,
         symbols=2000,
         rate=32_000,
+        warmup=2.0,
         swarm_procs=2,
         checkers=50,
         target=">= 1.5 M msg/s, no loss, p99 <= 5 ms",

@@ -277,39 +277,51 @@ async def run(args: argparse.Namespace) -> int:
     raise_fd_limit()
     loop = asyncio.get_running_loop()
     swarm = Swarm()
-    setup_started = time.monotonic()
-    await connect_all(args, swarm)
-    try:
-        await asyncio.wait_for(swarm.all_ready.wait(), args.setup_timeout)
-    except TimeoutError:
-        emit("error", message="setup timed out", ready=swarm.ready_clients, failed=swarm.failed)
-    emit(
-        "ready",
-        pid=os.getpid(),
-        clients=swarm.ready_clients,
-        failed=swarm.failed,
-        sub_errors=swarm.sub_errors,
-        setup_seconds=time.monotonic() - setup_started,
-        handshake=swarm.handshake.to_json(),
-    )
+    stop = asyncio.Event()
+    windows: list[asyncio.Task[None]] = []
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    deadline = time.monotonic() + args.max_seconds
-    while time.monotonic() < deadline:
-        try:
-            line = await asyncio.wait_for(reader.readline(), max(0.1, deadline - time.monotonic()))
-        except TimeoutError:
-            break
-        parts = line.decode().split()
-        if not parts or parts[0] == "stop":
-            break
-        if parts[0] == "window" and len(parts) == 3:
-            await measure(swarm, float(parts[1]), float(parts[2]))
+
+    async def commands() -> None:
+        """Runner commands; EOF (the runner is gone) or `stop` ends the swarm, even mid-setup."""
+        while True:
+            parts = (await reader.readline()).decode().split()
+            if not parts or parts[0] == "stop":
+                stop.set()
+                return
+            if parts[0] == "window" and len(parts) == 3:
+                windows.append(asyncio.ensure_future(measure(swarm, float(parts[1]), float(parts[2]))))
+
+    listener = asyncio.ensure_future(commands())
+    setup_started = time.monotonic()
+    setup = asyncio.ensure_future(_setup(args, swarm))
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({setup, stopped}, timeout=args.setup_timeout + 5, return_when=asyncio.FIRST_COMPLETED)
+    if not stop.is_set():
+        if not setup.done():
+            emit("error", message="setup timed out", ready=swarm.ready_clients, failed=swarm.failed)
+        emit(
+            "ready",
+            pid=os.getpid(),
+            clients=swarm.ready_clients,
+            failed=swarm.failed,
+            sub_errors=swarm.sub_errors,
+            setup_seconds=time.monotonic() - setup_started,
+            handshake=swarm.handshake.to_json(),
+        )
+        await asyncio.wait({stopped}, timeout=args.max_seconds)
+    for task in (setup, listener, stopped, *windows):
+        task.cancel()
     for client in swarm.clients:
         if client.transport is not None:
             client.transport.abort()
     emit("stopped")
     return 0
+
+
+async def _setup(args: argparse.Namespace, swarm: Swarm) -> None:
+    await connect_all(args, swarm)
+    await swarm.all_ready.wait()
 
 
 async def measure(swarm: Swarm, t0: float, t1: float) -> None:
