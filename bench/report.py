@@ -28,10 +28,18 @@ class Row:
     kib_per_conn: float
     handshake_p99: float
     swarm_cpu: float
+    connect_rate: float
+    setup_cpu_us: float
     notes: list[str]
     idle: bool
     vs_baseline: float = math.nan
     of_ceiling: float = math.nan
+    efficiency_of_ceiling: float = math.nan  # messages per server CPU-second, % of the ceiling's
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Messages delivered per second of server CPU: comparable even when all deliver all."""
+        return self.delivered / (self.cpu / 100) if self.cpu > 0 else math.nan
 
 
 def _median(results: Sequence[RunResult], get: Callable[[RunResult], float]) -> float:
@@ -64,6 +72,8 @@ def summarize(scenario: str, idle: bool, results: Sequence[RunResult]) -> list[R
                 kib_per_conn=_median(ok, lambda r: r.kib_per_conn),
                 handshake_p99=_median(ok, lambda r: r.handshake.percentile_ms(0.99)),
                 swarm_cpu=_median(ok, lambda r: max(r.swarm_cpu, default=0.0)),
+                connect_rate=_median(ok, lambda r: r.connect_rate),
+                setup_cpu_us=_median(ok, lambda r: r.setup_cpu_us),
                 notes=notes,
                 idle=idle,
             )
@@ -82,6 +92,8 @@ def summarize(scenario: str, idle: bool, results: Sequence[RunResult]) -> list[R
             row.vs_baseline = figure(row) / figure(baseline)
         if ceiling is not None and figure(ceiling) > 0:
             row.of_ceiling = figure(row) / figure(ceiling) * 100
+        if ceiling is not None and not row.idle and ceiling.per_cpu_second > 0:
+            row.efficiency_of_ceiling = row.per_cpu_second / ceiling.per_cpu_second * 100
     return rows
 
 
@@ -107,6 +119,8 @@ COLUMNS = (
     ("swarm %", 7),
     ("x base", 7),
     ("% ceil", 7),
+    ("msg/CPU-s", 10),
+    ("eff %ceil", 9),
 )
 
 
@@ -133,9 +147,20 @@ def table(rows: Sequence[Row]) -> str:
             _num(row.swarm_cpu, ".0f"),
             _num(row.vs_baseline, ".2f"),
             _num(row.of_ceiling, ".0f"),
+            "-" if row.idle else _num(row.per_cpu_second, ",.0f"),
+            _num(row.efficiency_of_ceiling, ".0f"),
         )
         lines.append(" ".join(str(cell).rjust(width) for cell, (_, width) in zip(cells, COLUMNS, strict=True)))
+        if row.connect_rate and row.idle:
+            notes.append(
+                f"  {row.scenario}/{row.server}: {row.connect_rate:,.0f} clients/s connected+subscribed,"
+                f" server CPU {row.setup_cpu_us:,.0f} us per client setup"
+            )
         notes.extend(f"  {row.scenario}/{row.server}: {note}" for note in row.notes)
+    lines.append(
+        "loss: seq gaps seen by checker clients; x base / % ceil: delivered msg/s (idle: connections per MiB)"
+        " vs the references; msg/CPU-s: delivered per server CPU-second"
+    )
     if notes:
         lines.append("notes:")
         lines.extend(notes)

@@ -247,11 +247,6 @@ async def _start_profile(scenario: Scenario, server: Child, run_dir: Path) -> as
 
 def _notes(scenario: Scenario, result: RunResult, feed_dropped: int) -> None:
     notes = result.notes
-    if scenario.idle:
-        notes.append(
-            f"{result.connect_rate:,.0f} clients/s connected+subscribed;"
-            f" server CPU {result.setup_cpu_us:,.0f} us per client setup"
-        )
     if result.clients_failed:
         notes.append(f"{result.clients_failed} clients failed to connect/subscribe")
     if result.sub_errors:
