@@ -13,14 +13,15 @@ def py_spy() -> str | None:
     return str(local) if local.exists() else shutil.which("py-spy")
 
 
-def record_argv(exe: str, pid: int, seconds: float, out: Path) -> list[str]:
+def record_argv(exe: str, pid: int, seconds: float | None, out: Path) -> list[str]:
+    """py-spy for `seconds`, or (None) until it gets SIGINT."""
+    duration = ["--duration", str(max(1, round(seconds)))] if seconds is not None else []
     return [
         exe,
         "record",
         "--pid",
         str(pid),
-        "--duration",
-        str(max(1, round(seconds))),
+        *duration,
         "--rate",
         "250",
         "--format",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +165,8 @@ async def _measure(
     result.rss_before = server.rss()
 
     setup_cpu0 = server.cpu_seconds()
+    # idle: profile the connection setup (what idle measures); else the measurement window
+    setup_spy = await _start_profile(None, server, run_dir) if profile and scenario.idle else None
     procs = max(1, min(scenario.swarm_procs, scenario.clients))
     swarms: list[Child] = []
     first = 0
@@ -182,6 +185,10 @@ async def _measure(
         result.sub_errors += int(ready["sub_errors"])
         result.handshake.merge(Histogram.from_json(ready["handshake"]))
 
+    if setup_spy is not None:
+        setup_spy.send_signal(signal.SIGINT)
+        await asyncio.wait_for(setup_spy.wait(), 60)
+        result.profile = summarize_profile(run_dir / f"{kind}.folded")
     feed.tell("go")  # clients subscribe in a quiet system; ticks flow from here on
     if result.clients_ready:
         result.setup_cpu_us = (server.cpu_seconds() - setup_cpu0) / result.clients_ready * 1e6
@@ -193,7 +200,7 @@ async def _measure(
     for child in (feed, *swarms):
         child.tell(f"window {t0:.6f} {t1:.6f}")
     await asyncio.sleep(max(0.0, t0 - time.time()))
-    spy = await _start_profile(scenario, server, run_dir) if profile else None
+    spy = await _start_profile(scenario.duration, server, run_dir) if profile and not scenario.idle else None
     cpu0 = {child.name: child.cpu_seconds() for child in children}
     wall0 = time.monotonic()
     peak_rss = server.rss()
@@ -234,14 +241,14 @@ async def _measure(
     _notes(scenario, result, int(feed_window.get("dropped", 0)))
 
 
-async def _start_profile(scenario: Scenario, server: Child, run_dir: Path) -> asyncio.subprocess.Process | None:
+async def _start_profile(seconds: float | None, server: Child, run_dir: Path) -> asyncio.subprocess.Process:
     exe = py_spy()
     if exe is None:
         raise ChildError("--profile needs py-spy: .venv/bin/pip install py-spy")
     out = run_dir / f"{server.name}.folded"
     with (run_dir / "py-spy.log").open("wb") as log:
         return await asyncio.create_subprocess_exec(
-            *record_argv(exe, server.proc.pid, scenario.duration, out), stdout=log, stderr=log
+            *record_argv(exe, server.proc.pid, seconds, out), stdout=log, stderr=log
         )
 
 
