@@ -31,7 +31,7 @@ typecheck: $(STAMP)
 check: lint typecheck test
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench smoke

@@ -166,6 +166,27 @@ def prometheus_values(text: bytes, prefix: str) -> dict[str, float]:
     return values
 
 
+def prometheus_quantile(text: bytes, histogram: str, q: float) -> float:
+    """Upper bucket bound holding the q-quantile of a Prometheus histogram (nan if empty)."""
+    bounds: list[tuple[float, float]] = []
+    prefix = histogram + '_bucket{le="'
+    for line in text.decode(errors="replace").splitlines():
+        if line.startswith(prefix):
+            bound_text, _, rest = line[len(prefix) :].partition('"')
+            try:
+                bounds.append((float(bound_text), float(rest.rsplit(" ", 1)[-1])))
+            except ValueError:
+                continue
+    bounds.sort()
+    if not bounds or not bounds[-1][1]:
+        return float("nan")
+    total = bounds[-1][1]
+    for bound, cumulative in bounds:
+        if cumulative >= q * total:
+            return bound
+    return float("inf")
+
+
 async def port_open(port: int) -> bool:
     try:
         _, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -9,7 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import Histogram, free_port
-from bench.processes import Child, ChildError, http_get, http_ok, port_open, prometheus_values, python_argv
+from bench.processes import (
+    Child,
+    ChildError,
+    http_get,
+    http_ok,
+    port_open,
+    prometheus_quantile,
+    prometheus_values,
+    python_argv,
+)
 from bench.profile import py_spy, record_argv
 from bench.profile import summarize as summarize_profile
 from bench.scenarios import Scenario, subscribers_per_symbol
@@ -219,7 +228,14 @@ async def _measure(
         result.profile = summarize_profile(run_dir / f"{kind}.folded")
     feed_window = await feed.expect("window", scenario.duration + 30)
     if kind == "proxy":
-        result.proxy_metrics = prometheus_values(await http_get(port, "/metrics"), "openalgo_proxy_")
+        scraped = await http_get(port, "/metrics")
+        result.proxy_metrics = prometheus_values(scraped, "openalgo_proxy_")
+        if not scenario.idle:
+            name = "openalgo_proxy_tick_to_send_seconds"
+            p50, p99 = (prometheus_quantile(scraped, name, q) * 1000 for q in (0.5, 0.99))
+            result.notes.append(
+                f"proxy's own tick_to_send (bus drain -> socket write, whole run) p50 <= {p50:g} ms, p99 <= {p99:g} ms"
+            )
     messages = nbytes = 0
     seconds = []
     for swarm in swarms:
