@@ -72,17 +72,18 @@ async def running_system(
     feed = Feed(adapter, bus, status_interval=0.5, coalesce_window=0.005, ctx=ctx)
     cfg = ProxySettings.model_validate({"port": 0, "bus": [bus], **(proxy or {})})
     server = ProxyServer(cfg, AuthSettings.model_validate(auth or {}), ctx=ctx)
+    system = System(feed, server, ctx)
     if with_feed:
         await feed.start()
     await server.start()
     try:
         if with_feed:
             await wait_for(lambda: server.ready()[0], within=10)
-        yield System(feed, server, ctx)
+        yield system
     finally:
         await server.stop(within=2.0)
         if with_feed:
-            await feed.stop()
+            await system.feed.stop()
         ctx.term()
 
 

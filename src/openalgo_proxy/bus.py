@@ -18,6 +18,19 @@ import zmq
 log = logging.getLogger(__name__)
 
 SEQ = struct.Struct(">Q")
+RUN_SHIFT = 11  # a feed run's topics start at (unix ms << 11): rising across restarts, < 2**53 until 2109
+
+
+def run_seq_base(unix_seconds: float) -> int:
+    """First seq minus one of every topic in a feed run that started at `unix_seconds`."""
+    return int(unix_seconds * 1000) << RUN_SHIFT
+
+
+def is_new_run(last: int, seq: int) -> bool:
+    """A jump this large is a restarted feed, not lost ticks."""
+    return seq - last >= 1 << RUN_SHIFT
+
+
 DATA_HWM = 200_000  # messages queued per peer before ZeroMQ drops (at-most-once, latest wins)
 
 
@@ -62,7 +75,8 @@ class _ReaderMixin:
 
     def _kicked(self) -> None:
         self._scheduled = False
-        self._on_readable()
+        if self._loop is not None:  # not after close
+            self._on_readable()
 
     def _safety_poll(self) -> None:
         if self._loop is None:
@@ -97,10 +111,14 @@ class Publisher(_ReaderMixin):
         self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.sock.setsockopt(zmq.RCVHWM, 0)  # subscriptions are never dropped
         self.sock.setsockopt(zmq.SNDHWM, DATA_HWM)
-        if connect:
-            self.sock.connect(endpoint)
-        else:
-            self.sock.bind(endpoint)
+        try:
+            if connect:
+                self.sock.connect(endpoint)
+            else:
+                self.sock.bind(endpoint)
+        except zmq.ZMQError:
+            self.sock.close(linger=0)
+            raise
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT) or endpoint
         self._on_subscription = on_subscription
 

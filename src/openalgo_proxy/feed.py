@@ -19,7 +19,7 @@ import zmq
 
 from openalgo_proxy import topics
 from openalgo_proxy.brokers.base import BrokerAdapter, Rejection
-from openalgo_proxy.bus import Publisher
+from openalgo_proxy.bus import Publisher, run_seq_base
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Instrument, Mode, Tick
 from openalgo_proxy.payload import encode_data
@@ -31,11 +31,11 @@ _encode = msgspec.json.Encoder().encode
 class _Topic:
     __slots__ = ("data", "instrument", "mode", "seq", "topic")
 
-    def __init__(self, topic: bytes, instrument: Instrument, mode: Mode) -> None:
+    def __init__(self, topic: bytes, instrument: Instrument, mode: Mode, seq: int) -> None:
         self.topic = topic
         self.instrument = instrument
         self.mode = mode
-        self.seq = 0
+        self.seq = seq
         self.data = b""
 
 
@@ -64,7 +64,8 @@ class Feed:
         self._topics: dict[bytes, _Topic] = {}
         # (exchange, symbol) -> {mode: _Topic}
         self._by_instrument: dict[tuple[str, str], dict[Mode, _Topic]] = defaultdict(dict)
-        self._control_seq = 0
+        self._seq_base = run_seq_base(time.time())
+        self._control_seq = self._seq_base
         self._exchanges: frozenset[str] = frozenset()
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -73,6 +74,8 @@ class Feed:
         self.messages_out = 0
         self.last_tick_monotonic = 0.0
         self.upstream: dict[Instrument, Mode] = {}
+        # last (seq, data) of topics recently released, while their instrument is still streamed
+        self._released: dict[bytes, tuple[int, bytes]] = {}
 
     @property
     def endpoint(self) -> str:
@@ -82,9 +85,7 @@ class Feed:
     async def start(self) -> None:
         await self.adapter.start(self._on_tick, self._on_reject)
         self._exchanges = frozenset(self.adapter.exchanges())
-        self.publisher = Publisher(
-            self._ctx, self._bus_endpoint, connect=self._bus_connect, on_subscription=self._on_subscription
-        )
+        self.publisher = await self._open_publisher()
         loop = asyncio.get_running_loop()
         self.publisher.attach(loop)
         self._tasks = [
@@ -97,6 +98,19 @@ class Feed:
             self.publisher.endpoint,
             "connected to forwarder" if self._bus_connect else "bound",
         )
+
+    async def _open_publisher(self, within: float = 5.0) -> Publisher:
+        """Bind (or connect) the XPUB; a just-closed predecessor may hold the port for a moment."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return Publisher(
+                    self._ctx, self._bus_endpoint, connect=self._bus_connect, on_subscription=self._on_subscription
+                )
+            except zmq.ZMQError as exc:
+                if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -127,6 +141,8 @@ class Feed:
         if not subscribe:
             state = self._topics.pop(topic, None)
             if state is not None:
+                if state.data:
+                    self._released[topic] = (state.seq, state.data)
                 modes = self._by_instrument.get((key.exchange, key.symbol))
                 if modes is not None:
                     modes.pop(key.mode, None)
@@ -142,9 +158,14 @@ class Feed:
         if instrument is None:
             self._publish_reject(topic, ErrorCode.SYMBOL_NOT_FOUND, f"{key.symbol} is not listed on {key.exchange}")
             return
-        state = _Topic(topic, instrument, key.mode)
+        state = _Topic(topic, instrument, key.mode, self._seq_base)
         self._topics[topic] = state
         self._by_instrument[(key.exchange, key.symbol)][key.mode] = state
+        released = self._released.pop(topic, None)
+        if released is not None and instrument in self.upstream:
+            # resubscribed before the upstream sync: the broker sends nothing new, so replay
+            state.seq, state.data = released
+            self._send_snapshot(state)
         self._dirty.set()
 
     def _answer_control(self, topic: bytes) -> None:
@@ -154,7 +175,7 @@ class Feed:
             self._publish_status_now()
 
     def _send_snapshot(self, state: _Topic) -> None:
-        if state.seq and self.publisher is not None:
+        if state.data and self.publisher is not None:
             self.publisher.publish(state.topic, state.seq, state.data)
 
     def _publish_control(self, topic: bytes, payload: object) -> None:
@@ -218,6 +239,7 @@ class Feed:
             try:
                 await self.adapter.set_wanted(wanted)
                 self.upstream = wanted
+                self._released.clear()  # released topics' instruments are gone upstream or re-wanted
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -142,6 +142,7 @@ class Connection(asyncio.Protocol):
         """A reply or event (not market data): after anything pending, ahead of later ticks."""
         if not self.open or self.closing or self.transport is None:
             return
+        self._send_protocol_data()  # the handshake response or a pong may still be queued in the protocol
         self.append(text_frame(payload))
         self.flush()
 
@@ -207,6 +208,7 @@ class Connection(asyncio.Protocol):
             self.ws.send_response(response)
             return
         self.ws.send_response(response)
+        self._send_protocol_data()
         self.open = True
         self.opened_at = time.monotonic()
         self.last_ping = self.opened_at

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from openalgo_proxy import topics
+from openalgo_proxy.bus import is_new_run
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy.metrics import ProxyMetrics
@@ -203,7 +204,10 @@ class Hub:
                 return
             self.metrics.bus_resets += 1
         elif last and seq != last + 1:
-            self.metrics.bus_gaps += seq - last - 1
+            if is_new_run(last, seq):
+                self.metrics.bus_resets += 1
+            else:
+                self.metrics.bus_gaps += seq - last - 1
         state.last_seq = seq
         seq_text = b"%d" % seq
         prefix = state.prefix

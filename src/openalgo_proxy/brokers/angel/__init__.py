@@ -1,0 +1,1 @@
+"""Angel One SmartAPI WebSocket 2.0: codec, instrument master, login, connection shell, adapter, simulator."""

@@ -1,0 +1,228 @@
+"""SmartAPI credentials and session tokens: REST login with TOTP, refresh, or static tokens.
+
+Credentials come from the environment (ANGEL_API_KEY, ANGEL_CLIENT_CODE and either ANGEL_PIN +
+ANGEL_TOTP_SECRET or ANGEL_JWT_TOKEN + ANGEL_FEED_TOKEN). Secrets never appear in a repr or a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+import pyotp
+
+from openalgo_proxy.brokers.angel.instruments import today_ist
+from openalgo_proxy.errors import BrokerAuthError, BrokerError, BrokerRateLimited, ConfigError
+
+log = logging.getLogger(__name__)
+
+API_URL = "https://apiconnect.angelone.in"
+LOGIN_PATH = "/rest/auth/angelbroking/user/v1/loginByPassword"
+REFRESH_PATH = "/rest/auth/angelbroking/jwt/v1/generateTokens"
+
+
+def _mask(value: str) -> str:
+    return "***" if value else "''"
+
+
+@dataclass(frozen=True)
+class AngelCredentials:
+    api_key: str
+    client_code: str
+    pin: str = field(default="", repr=False)
+    totp_secret: str = field(default="", repr=False)
+    jwt_token: str = field(default="", repr=False)
+    feed_token: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"AngelCredentials(api_key={_mask(self.api_key)}, client_code={self.client_code!r}, "
+            f"pin={_mask(self.pin)}, totp_secret={_mask(self.totp_secret)}, "
+            f"jwt_token={_mask(self.jwt_token)}, feed_token={_mask(self.feed_token)})"
+        )
+
+    __str__ = __repr__
+
+    @property
+    def can_login(self) -> bool:
+        return bool(self.pin and self.totp_secret)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AngelCredentials:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str:
+            return env.get(name, "").strip()
+
+        creds = cls(
+            api_key=get("ANGEL_API_KEY"),
+            client_code=get("ANGEL_CLIENT_CODE"),
+            pin=get("ANGEL_PIN"),
+            totp_secret=get("ANGEL_TOTP_SECRET"),
+            jwt_token=strip_bearer(get("ANGEL_JWT_TOKEN")),
+            feed_token=get("ANGEL_FEED_TOKEN"),
+        )
+        missing = [n for n, v in (("ANGEL_API_KEY", creds.api_key), ("ANGEL_CLIENT_CODE", creds.client_code)) if not v]
+        if missing:
+            raise ConfigError(f"Angel feed needs {' and '.join(missing)} in the environment")
+        if not creds.can_login and not (creds.jwt_token and creds.feed_token):
+            raise ConfigError(
+                "Angel feed needs ANGEL_PIN + ANGEL_TOTP_SECRET (login) or ANGEL_JWT_TOKEN + ANGEL_FEED_TOKEN"
+            )
+        return creds
+
+
+def strip_bearer(token: str) -> str:
+    return token[7:].strip() if token[:7].lower() == "bearer " else token
+
+
+@dataclass(frozen=True)
+class SessionTokens:
+    jwt_token: str = field(repr=False)
+    feed_token: str = field(repr=False)
+    refresh_token: str = field(default="", repr=False)
+    day: str = ""  # IST day the tokens were issued
+    generation: int = 0
+
+
+def smartapi_headers(api_key: str, jwt_token: str = "") -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "X-UserType": "USER",
+        "X-SourceID": "WEB",
+        "X-ClientLocalIP": "127.0.0.1",
+        "X-ClientPublicIP": "127.0.0.1",
+        "X-MACAddress": "00:00:00:00:00:00",
+        "X-PrivateKey": api_key,
+    }
+    if jwt_token:
+        headers["Authorization"] = f"Bearer {jwt_token}"
+    return headers
+
+
+class AngelSession:
+    """Holds the current tokens; logs in (or refreshes) on demand and at most once per failure.
+
+    `generation` increases with every new set of tokens, so that N connections rejected with the
+    same stale tokens cause one re-login, not N.
+    """
+
+    def __init__(
+        self,
+        credentials: AngelCredentials,
+        api_url: str | None = None,
+        timeout: float = 15.0,
+        clock: type[dt.datetime] = dt.datetime,
+    ) -> None:
+        self.credentials = credentials
+        self.api_url = (api_url or API_URL).rstrip("/")
+        self.timeout = timeout
+        self._clock = clock
+        self._tokens: SessionTokens | None = None
+        if credentials.jwt_token and credentials.feed_token:
+            self._tokens = SessionTokens(credentials.jwt_token, credentials.feed_token, day="")
+        self._lock = asyncio.Lock()
+        self.logins = 0
+        if credentials.can_login:
+            try:
+                pyotp.TOTP(credentials.totp_secret).now()
+            except (ValueError, TypeError):
+                raise ConfigError("ANGEL_TOTP_SECRET is not a valid base32 TOTP secret (at least 112 bits)") from None
+
+    def __repr__(self) -> str:
+        return f"AngelSession(client_code={self.credentials.client_code!r}, api_url={self.api_url!r})"
+
+    def _today(self) -> str:
+        return today_ist(self._clock.now(dt.UTC))
+
+    async def tokens(self) -> SessionTokens:
+        """Current tokens; logs in first if there are none or they are from a previous IST day."""
+        async with self._lock:
+            current = self._tokens
+            stale = current is None or (self.credentials.can_login and current.day != self._today())
+            if stale:
+                self._tokens = await self._login(current.generation + 1 if current else 1)
+            assert self._tokens is not None
+            return self._tokens
+
+    async def invalidate(self, generation: int) -> None:
+        """The broker refused tokens of `generation`: get new ones unless someone already did."""
+        async with self._lock:
+            current = self._tokens
+            if current is not None and current.generation != generation:
+                return
+            if not self.credentials.can_login:
+                raise BrokerAuthError(
+                    "Angel refused ANGEL_JWT_TOKEN/ANGEL_FEED_TOKEN and no PIN/TOTP is set to log in again"
+                )
+            next_gen = (current.generation if current else 0) + 1
+            if current is not None and current.refresh_token:
+                try:
+                    self._tokens = await self._refresh(current, next_gen)
+                    return
+                except BrokerError as exc:
+                    log.warning("angel: token refresh failed (%s); logging in again", exc)
+            self._tokens = await self._login(next_gen)
+
+    async def _post(self, path: str, body: dict[str, str], jwt: str = "") -> dict[str, object]:
+        url = self.api_url + path
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as http,
+                http.post(url, json=body, headers=smartapi_headers(self.credentials.api_key, jwt)) as response,
+            ):
+                if response.status == 429:
+                    raise BrokerRateLimited("Angel login rate limited (HTTP 429)")
+                if response.status in (401, 403):
+                    raise BrokerAuthError(f"Angel login refused (HTTP {response.status})")
+                if response.status != 200:
+                    raise BrokerError(f"Angel login failed: HTTP {response.status}")
+                payload = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise BrokerError(f"Angel login request failed: {exc}") from exc
+        if not isinstance(payload, dict):
+            raise BrokerError("Angel login answered something that is not a JSON object")
+        return payload
+
+    @staticmethod
+    def _data(payload: dict[str, object]) -> dict[str, str]:
+        data = payload.get("data")
+        if payload.get("status") is not True or not isinstance(data, dict):
+            message = payload.get("message") or "unknown error"
+            code = payload.get("errorcode") or ""
+            raise BrokerAuthError(f"Angel login refused: {message} {code}".strip())
+        out = {k: str(v) for k, v in data.items() if isinstance(v, str)}
+        if not out.get("jwtToken") or not out.get("feedToken"):
+            raise BrokerAuthError("Angel login answer lacks jwtToken/feedToken")
+        return out
+
+    async def _login(self, generation: int) -> SessionTokens:
+        creds = self.credentials
+        if not creds.can_login:
+            raise BrokerAuthError("no ANGEL_PIN/ANGEL_TOTP_SECRET to log in with")
+        self.logins += 1
+        body = {"clientcode": creds.client_code, "password": creds.pin, "totp": pyotp.TOTP(creds.totp_secret).now()}
+        data = self._data(await self._post(LOGIN_PATH, body))
+        log.info("angel: logged in as %s (session %d)", creds.client_code, generation)
+        return SessionTokens(
+            strip_bearer(data["jwtToken"]), data["feedToken"], data.get("refreshToken", ""), self._today(), generation
+        )
+
+    async def _refresh(self, current: SessionTokens, generation: int) -> SessionTokens:
+        payload = await self._post(REFRESH_PATH, {"refreshToken": current.refresh_token}, current.jwt_token)
+        data = self._data(payload)
+        log.info("angel: session tokens refreshed (session %d)", generation)
+        return SessionTokens(
+            strip_bearer(data["jwtToken"]),
+            data["feedToken"],
+            data.get("refreshToken", current.refresh_token),
+            self._today(),
+            generation,
+        )

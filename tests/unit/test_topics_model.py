@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from openalgo_proxy import topics
+from openalgo_proxy.model import Mode
+
+
+def test_bus_topic_round_trip() -> None:
+    topic = topics.bus_topic("NSE", "RELIANCE", Mode.QUOTE)
+    assert topic == b"NSE|RELIANCE|2"
+    assert topics.parse_bus_topic(topic) == ("NSE", "RELIANCE", Mode.QUOTE)
+    assert topics.parse_bus_topic(b"NSE|M&M|3").symbol == "M&M"
+
+
+@pytest.mark.parametrize(
+    "bad", [b"NSE|RELIANCE", b"NSE|RELIANCE|22", b"NSE|RELIANCE|x", b"|X|1", b"\xff|X|1", b"A|B|C|1"]
+)
+def test_parse_rejects_non_market_topics(bad: bytes) -> None:
+    with pytest.raises(ValueError):
+        topics.parse_bus_topic(bad)
+
+
+def test_separator_cannot_appear_in_names() -> None:
+    with pytest.raises(ValueError):
+        topics.bus_topic("NSE", "A|B", 1)
+    with pytest.raises(ValueError):
+        topics.bus_topic("#status", "A", 1)
+
+
+def test_prefix_matching_cannot_cross_talk() -> None:
+    # a subscription to one symbol's topic must not be a prefix of another symbol's topic
+    a = topics.bus_topic("NSE", "SBI", Mode.LTP)
+    b = topics.bus_topic("NSE", "SBIN", Mode.LTP)
+    assert not b.startswith(a) and not a.startswith(b)
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [
+        (1, Mode.LTP),
+        (2, Mode.QUOTE),
+        (3, Mode.DEPTH),
+        ("ltp", Mode.LTP),
+        ("Quote", Mode.QUOTE),
+        ("DEPTH", Mode.DEPTH),
+        ("2", Mode.QUOTE),
+    ],
+)
+def test_mode_parse_accepts_numbers_and_names(value: object, mode: Mode) -> None:
+    assert Mode.parse(value) is mode
+
+
+@pytest.mark.parametrize("value", [0, 4, "snap", None, True, 2.5, [1]])
+def test_mode_parse_rejects_others(value: object) -> None:
+    with pytest.raises(ValueError):
+        Mode.parse(value)
