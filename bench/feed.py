@@ -28,7 +28,7 @@ import zmq
 
 from bench.common import BROKER, EXCHANGE, emit, symbol_name
 from openalgo_proxy import topics
-from openalgo_proxy.bus import DATA_HWM, SEQ
+from openalgo_proxy.bus import DATA_HWM, SEQ, run_seq_base
 
 STATUS_INTERVAL = 1.0
 MAX_BURST_SECONDS = 0.01  # after a stall, catch up at most this much schedule per iteration
@@ -80,7 +80,7 @@ class SyntheticFeed:
         self.rate = rate
         self.topics = [topics.bus_topic(EXCHANGE, symbol_name(i), mode) for i in range(symbols)]
         self.tails = [data_tail(i, mode) for i in range(symbols)]
-        self.seqs = [0] * symbols
+        self.seqs = [run_seq_base(time.time())] * symbols  # seq rises across feed runs, as feed.py's
         self.names = [symbol_name(i) for i in range(symbols)]
         self.sent = 0
         self.dropped = 0
