@@ -30,6 +30,8 @@ class Row:
     swarm_cpu: float
     connect_rate: float
     setup_cpu_us: float
+    own_p50: float
+    own_p99: float
     notes: list[str]
     idle: bool
     vs_baseline: float = math.nan
@@ -74,6 +76,8 @@ def summarize(scenario: str, idle: bool, results: Sequence[RunResult]) -> list[R
                 swarm_cpu=_median(ok, lambda r: max(r.swarm_cpu, default=0.0)),
                 connect_rate=_median(ok, lambda r: r.connect_rate),
                 setup_cpu_us=_median(ok, lambda r: r.setup_cpu_us),
+                own_p50=_median(ok, lambda r: r.own_p50),
+                own_p99=_median(ok, lambda r: r.own_p99),
                 notes=notes,
                 idle=idle,
             )
@@ -155,6 +159,11 @@ def table(rows: Sequence[Row]) -> str:
             notes.append(
                 f"  {row.scenario}/{row.server}: {row.connect_rate:,.0f} clients/s connected+subscribed,"
                 f" server CPU {row.setup_cpu_us:,.0f} us per client setup"
+            )
+        if not math.isnan(row.own_p99):
+            notes.append(
+                f"  {row.scenario}/{row.server}: its own tick_to_send metric (bus drain -> socket write, whole run,"
+                f" bucket bounds) p50 <= {row.own_p50:g} ms, p99 <= {row.own_p99:g} ms"
             )
         notes.extend(f"  {row.scenario}/{row.server}: {note}" for note in row.notes)
     lines.append(
