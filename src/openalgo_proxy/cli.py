@@ -31,7 +31,10 @@ def _listener(parser: argparse.ArgumentParser) -> None:
 
 
 def _broker(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--broker", help="simulator | angel | zerodha (default simulator)")
+    parser.add_argument(
+        "--broker",
+        help="angel-simulator (default: the Angel adapter against a local simulator) | simulator | angel | zerodha",
+    )
     parser.add_argument("--ws-url", help="broker streaming URL override")
     parser.add_argument("--api-url", help="broker REST base URL override")
     parser.add_argument("--instruments", help="instrument master URL or file override")
@@ -215,8 +218,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if ready.done() and ready.result():
             shown = "localhost" if host == "127.0.0.1" else host
+            source = {
+                "angel-simulator": "simulated market via the Angel One adapter",
+                "simulator": "simulated market",
+            }.get(settings.feed.broker, settings.feed.broker)
             sys.stdout.write(
-                f"openalgo-proxy ready: ws://{shown}:{port}  (broker: {settings.feed.broker}; "
+                f"openalgo-proxy ready: ws://{shown}:{port}  ({source}; "
                 f"market watch http://{shown}:{port}/ ; metrics http://{shown}:{port}/metrics). Ctrl-C stops.\n"
             )
             sys.stdout.flush()

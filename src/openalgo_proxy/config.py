@@ -48,7 +48,10 @@ class ProxySettings(_Section):
 
 
 class FeedSettings(_Section):
-    broker: str = Field("simulator", description="simulator | angel | zerodha")
+    broker: str = Field(
+        "angel-simulator",
+        description="angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha",
+    )
     bus: str = Field("tcp://127.0.0.1:5555", description="bus endpoint of the feed's XPUB socket")
     bus_connect: bool = Field(False, description="connect to a forwarder instead of binding")
     ws_url: str | None = Field(None, description="broker streaming URL override (simulators, tests)")

@@ -11,6 +11,9 @@ import importlib
 from types import ModuleType
 
 ADAPTERS: dict[str, str] = {
+    # the default: the production Angel adapter against a local Angel-protocol simulator
+    "angel-simulator": "openalgo_proxy.brokers.angel.local",
+    # the simulated market handed straight to the feed, with no wire protocol in between
     "simulator": "openalgo_proxy.brokers.simulated.adapter",
     "angel": "openalgo_proxy.brokers.angel.adapter",
     "zerodha": "openalgo_proxy.brokers.zerodha.adapter",
