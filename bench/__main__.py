@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, help="handshakes in flight per swarm process")
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma list of baseline,proxy,ceiling")
     parser.add_argument("--repeat", type=int, default=1, help="runs per server; the table shows medians")
+    parser.add_argument("--pin", action="store_true", default=None, help="server alone on CPU 0, the rest elsewhere")
     parser.add_argument("--profile", action="store_true", help="py-spy the server during the window")
     parser.add_argument("--json", type=Path, help="also write rows and raw runs as JSON here")
     parser.add_argument("--logs", type=Path, help="folder for child logs (default: a temp folder)")
@@ -57,6 +58,7 @@ def scenario_from(args: argparse.Namespace, name: str) -> Scenario:
         swarm_procs=args.swarm_procs,
         checkers=args.checkers,
         concurrency=args.concurrency,
+        pin=args.pin,
     )
 
 

@@ -85,6 +85,15 @@ class Child:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def pin(self, cpus: list[int] | None) -> None:
+        """Restrict to `cpus` (None: every CPU but 0); ignored where affinity is unsupported."""
+        available = list(range(os.cpu_count() or 1))
+        chosen = cpus if cpus is not None else [c for c in available if c != 0] or available
+        try:
+            self.ps.cpu_affinity(chosen)
+        except (psutil.Error, AttributeError, ValueError) as exc:
+            sys.stderr.write(f"bench: cannot pin {self.name}: {exc}\n")
+
     def cpu_seconds(self) -> float:
         try:
             times = self.ps.cpu_times()

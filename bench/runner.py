@@ -171,6 +171,9 @@ async def _measure(
     await feed.expect("ready", READY_TIMEOUT)
     server = await Child.start(kind, server_argv(kind, port, bus), run_dir, proxy_env(scenario))
     children.append(server)
+    if scenario.pin:  # the server alone on CPU 0, everything else on the other CPUs
+        server.pin([0])
+        feed.pin(None)
     await wait_server(kind, server, port)
     await asyncio.sleep(0.5)
     result.rss_before = server.rss()
@@ -185,6 +188,8 @@ async def _measure(
         count = scenario.clients // procs + (1 if k < scenario.clients % procs else 0)
         swarm = await Child.start(f"swarm{k}", swarm_argv(scenario, port, first, count), run_dir)
         first += count
+        if scenario.pin:
+            swarm.pin(None)
         swarms.append(swarm)
         children.append(swarm)
     setup = 0.0

@@ -21,6 +21,7 @@ class Scenario:
     checkers: int = 20
     concurrency: int = 100  # handshakes in flight per swarm process
     setup_timeout: float = 120.0
+    pin: bool = False  # server alone on CPU 0; feed and swarm on the others
     target: str = ""  # the figure to reach, for the table's notes
 
     @property
