@@ -58,10 +58,24 @@ def main() -> int:
             raise ValueError("a bus message has more than 3 frames")
         return parts
 
+    more = sub.getsockopt
+    rcvmore = zmq.RCVMORE
+
+    def checked_each() -> object:  # the proxy's drain at 8243d4e: RCVMORE after every part
+        parts = [recv(nb)]
+        if more(rcvmore):
+            parts.append(recv())
+            if more(rcvmore):
+                parts.append(recv())
+                while more(rcvmore):
+                    parts.append(recv())
+        return parts
+
     methods: list[tuple[str, Callable[[], object]]] = [
         ("recv_multipart", lambda: sub.recv_multipart(nb)),
         ("3 x recv", three),
         ("3 x recv + one RCVMORE check", three_checked),
+        ("recv + RCVMORE after each part", checked_each),
     ]
     data = b"x" * 350
     for name, method in methods:
