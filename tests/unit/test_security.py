@@ -70,6 +70,18 @@ def test_a_corrupt_key_store_keeps_the_keys_loaded_before(tmp_path: Path) -> Non
     assert reader.lookup(key) is not None
 
 
+def test_a_store_without_its_secret_refuses_new_keys_and_old_ones(tmp_path: Path) -> None:
+    store = KeyStore(tmp_path / "keys.json")
+    key, _ = store.add("a", "default")
+    store.secret_path.unlink()
+    orphan = KeyStore(tmp_path / "keys.json")
+    orphan.load()
+    assert orphan.secret_missing() and orphan.lookup(key) is None
+    with pytest.raises(ConfigError, match="secret is missing"):
+        orphan.add("b", "default")
+    assert not orphan.secret_path.exists()
+
+
 def test_authenticator_api_key_mode(tmp_path: Path) -> None:
     store = KeyStore(tmp_path / "keys.json")
     key, _ = store.add("bot", "ghost")  # a role the proxy does not configure

@@ -70,6 +70,8 @@ class Authenticator:
                 self._config_keys[self._config_digest(key.get_secret_value())] = f"config-{index}"
             stored = len(self.store.records())
             log.info("api_key auth: %d key(s) in %s, %d in config", stored, path, len(auth.api_keys))
+            if self.store.secret_missing():
+                log.error("key store %s has keys but no secret: every stored key is refused", path)
             if not stored and not auth.api_keys:
                 log.warning("api_key auth has no keys yet: add one with `openalgo-proxy keys add --name NAME`")
         elif auth.mode == "jwt":

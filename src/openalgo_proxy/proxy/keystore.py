@@ -170,6 +170,10 @@ class KeyStore:
         digest = self.digest(key)
         return None if digest is None else self._records.get(digest)
 
+    def secret_missing(self) -> bool:
+        """Keys on file but no secret to check them with: every key would be refused."""
+        return bool(self._records) and self._load_secret(create=False) is None
+
     def contains(self, digest: str) -> bool:
         return digest in self._records
 
@@ -181,8 +185,12 @@ class KeyStore:
         self.load()
         if any(r.name == name for r in self._records.values()):
             raise ConfigError(f"a key named {name!r} exists; revoke it first or pick another name")
-        secret = self._load_secret(create=True)
-        assert secret is not None
+        secret = self._load_secret(create=not self._records)
+        if secret is None:
+            raise ConfigError(
+                f"key store {self.path} has keys but its secret is missing ({self.secret_path} or [auth] keys_secret); "
+                "restore it, or move the store away to start over"
+            )
         key = new_key()
         digest = hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
