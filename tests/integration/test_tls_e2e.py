@@ -15,6 +15,7 @@ import pytest
 import trustme
 import websockets
 
+from openalgo_proxy.client import connect
 from openalgo_proxy.config import TlsSettings
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.proxy.tls import server_context
@@ -117,3 +118,10 @@ async def test_run_with_tls_reports_ready_and_serves_wss(ca: trustme.CA, tmp_pat
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(proc.wait(), 20)
     assert code == 0
+
+
+async def test_client_library_over_wss_with_a_private_ca(tls_system: System, ca: trustme.CA) -> None:
+    async with asyncio.timeout(10), connect(tls_system.url, ssl=_trusting(ca)) as feed:
+        await feed.subscribe(["NSE:INFY"], "ltp")
+        tick = await anext(feed)
+        assert tick.symbol == "INFY" and tick.ltp > 0
