@@ -60,4 +60,4 @@ async def test_flooder_is_throttled_and_disconnected_while_others_keep_their_lat
         assert ticks_during >= 5, f"only {ticks_during} ticks during the flood"
         base, flood = statistics.median(baseline), statistics.median(during)
         assert flood <= max(5 * base, base + 0.02), f"median round trip {flood * 1000:.1f} ms vs {base * 1000:.1f} ms"
-        assert max(during) < 0.5, f"worst round trip {max(during) * 1000:.0f} ms during the flood"
+        assert max(during) < 1.0, f"worst round trip {max(during) * 1000:.0f} ms during the flood"
