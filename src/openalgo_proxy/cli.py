@@ -38,6 +38,7 @@ def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ws-url", help="broker streaming URL override")
     parser.add_argument("--api-url", help="broker REST base URL override")
     parser.add_argument("--instruments", help="instrument master URL or file override")
+    parser.add_argument("--exchanges", help="comma-separated exchanges this feed serves (default: all)")
     parser.add_argument("--ticks-per-second", type=float, help="simulated market: ticks per instrument per second")
     parser.add_argument("--seed", type=int, help="simulated market: random seed")
 
@@ -118,6 +119,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             proxy["bus"] = [bus]
     if get("bus_connect"):
         feed["bus_connect"] = True
+    if get("exchanges"):
+        feed["exchanges"] = [e.strip().upper() for e in args.exchanges.split(",") if e.strip()]
     for flag in ("broker", "ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
         if get(flag) is not None:
             feed[flag] = get(flag)
@@ -147,6 +150,7 @@ def _feed_options(settings: Settings) -> Any:
         stall_timeout=f.stall_timeout,
         ticks_per_second=f.ticks_per_second,
         seed=f.seed,
+        exchanges=tuple(f.exchanges),
     )
 
 
@@ -194,6 +198,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         common += ["--config", args.config]
     common += ["--log-level", settings.log.level, "--log-format", settings.log.format]
     feed_argv = ["feed", *common, "--bus", settings.feed.bus, "--broker", settings.feed.broker]
+    if settings.feed.exchanges:
+        feed_argv += ["--exchanges", ",".join(settings.feed.exchanges)]
     for flag in ("ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
         value = getattr(settings.feed, flag)
         if value is not None:

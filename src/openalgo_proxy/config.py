@@ -58,6 +58,9 @@ class FeedSettings(_Section):
     api_url: str | None = Field(None, description="broker REST base URL override")
     instruments: str | None = Field(None, description="instrument master URL or file override")
     cache_dir: str | None = Field(None, description="instrument master cache folder (default ~/.cache/openalgo-proxy)")
+    exchanges: list[str] = Field(
+        default_factory=list, description="client exchanges this feed serves (empty = all its account has)"
+    )
     stall_timeout: float = Field(15.0, gt=0, description="seconds with nothing received before a forced reconnect")
     ticks_per_second: float = Field(2.0, gt=0, description="simulated market: ticks per instrument per second")
     status_interval: float = Field(2.0, gt=0, description="seconds between #status publications")

@@ -188,7 +188,11 @@ class Feed:
         self._publish_control(topics.reject_topic(topic), {"code": code.value, "message": message})
 
     def _publish_directory(self) -> None:
-        directory = {exchange: sorted(symbols) for exchange, symbols in self.adapter.directory().items()}
+        directory = {
+            exchange: sorted(symbols)
+            for exchange, symbols in self.adapter.directory().items()
+            if exchange in self._exchanges  # two feeds on one bus must not both claim an exchange
+        }
         self._publish_control(
             topics.instruments_topic(self.broker),
             {"broker": self.broker, "exchanges": sorted(self._exchanges), "symbols": directory},
