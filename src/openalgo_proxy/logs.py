@@ -3,12 +3,41 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 
 import msgspec
 
 _encode = msgspec.json.Encoder().encode
+
+
+_SECRET = re.compile(
+    r"(?i)(\b(?:api[_-]?key|apikey|token|access[_-]?token|refresh[_-]?token|jwt|password|passwd|secret|totp|pin)"
+    r"[\"']?\s*[=:]\s*[\"']?)([^\s\"',;&}]+)"
+)
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+MASK = "***"
+
+
+def redact(text: str) -> str:
+    """Mask credentials that a message might carry: key=value pairs, bearer tokens, JWTs."""
+    text = _SECRET.sub(lambda m: m.group(1) + MASK, text)
+    text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
+    return _JWT.sub(MASK, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Applied on the handler: every record's final message is redacted before formatting."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg = cleaned
+            record.args = None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,6 +60,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text", component: str = "") -
     else:
         prefix = f"{component} " if component else ""
         handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
