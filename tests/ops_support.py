@@ -75,6 +75,7 @@ class Processes:
 
     def __init__(self) -> None:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stderr: dict[str, str] = {}
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         proc = start_cli(*args, env={**FAST_STATUS, **(env or {})})
@@ -87,14 +88,18 @@ class Processes:
         proc.wait(5)
 
     def stderr_of(self, name: str) -> str:
-        proc = self.procs[name]
-        assert proc.poll() is not None, f"{name} still running"
-        assert proc.stderr is not None
-        return proc.stderr.read().decode(errors="replace")
+        """What a finished process wrote to stderr (kept after close())."""
+        if name not in self.stderr:
+            proc = self.procs[name]
+            assert proc.poll() is not None, f"{name} still running"
+            assert proc.stderr is not None
+            self.stderr[name] = proc.stderr.read().decode(errors="replace")
+        return self.stderr[name]
 
     def close(self) -> None:
-        for proc in self.procs.values():
+        for name, proc in self.procs.items():
             stop_process(proc, within=10)
+            self.stderr_of(name)
             for stream in (proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
