@@ -80,8 +80,20 @@ async def test_standby_takes_over_after_primary_is_killed() -> None:
             assert metrics["openalgo_proxy_feed_takeovers_total{broker=simulator}"] == 1
             assert metrics["openalgo_proxy_feed_active{broker=simulator}"] == 1
             await poll(lambda: get(port, "/readyz"), lambda r: r[0] == 200, within=10)
+
+            # the primary comes back: the standby sees its status and steps down (one holder again)
+            procs.start("primary2", *feed_args, "--bus-connect", "--metrics-port", str(primary_metrics))
+            await poll(lambda: get_json(standby_metrics, "/status"), lambda s: s["role"] == "passive", within=15)
+            standby = await scrape(standby_metrics)
+            assert standby["openalgo_proxy_feed_upstream_connections{broker=simulator}"] == 0
+            primary = await get_json(primary_metrics, "/status")
+            assert primary["upstream"] == {"NSE|RELIANCE": 2}
+            newest = msg["seq"]
+            while not is_new_run(newest, (msg := await c.market_data(within=10))["seq"]):
+                pass  # ticks of the standby's run still in flight; then the primary's new run
     finally:
         await asyncio.to_thread(procs.close)
     standby_log = procs.stderr_of("standby")
     assert "taking over the broker account" in standby_log
     assert "Traceback" not in standby_log
+    assert "stepping down" in standby_log
