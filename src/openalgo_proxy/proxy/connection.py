@@ -102,6 +102,7 @@ class Connection(asyncio.Protocol):
         if self.ws.state is not State.CLOSED:
             self.ws.receive_eof()  # settles close_code from the closing handshake, if there was one
         if self.open:
+            server.open_count -= 1
             code = self.ws.close_code if self.ws.close_code is not None else self.close_code
             server.metrics.disconnects[int(code)] += 1
             server.on_closed(self)
@@ -210,6 +211,7 @@ class Connection(asyncio.Protocol):
         self.ws.send_response(response)
         self._send_protocol_data()
         self.open = True
+        self.server.open_count += 1
         self.opened_at = time.monotonic()
         self.last_ping = self.opened_at
         self.server.metrics.connections_total += 1

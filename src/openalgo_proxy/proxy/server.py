@@ -72,6 +72,7 @@ class ProxyServer:
         self.hub.on_reject = self._on_reject
         self.connections: set[Connection] = set()
         self.all_closed = asyncio.Event()
+        self.open_count = 0  # connections past the handshake, kept by Connection
         self._ids = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -149,8 +150,8 @@ class ProxyServer:
 
     # -- admission and auth -----------------------------------------------------------------------
     def admit(self, conn: Connection) -> bool:
-        open_count = sum(1 for c in self.connections if c.open)
-        return open_count <= self.cfg.max_connections
+        """Called once per completed handshake (the connection already counts itself as open)."""
+        return self.open_count <= self.cfg.max_connections
 
     def check_credentials(self, api_key: str | None, token: str | None) -> str | None:
         """The identity these credentials prove, or None."""
@@ -208,7 +209,7 @@ class ProxyServer:
         feeds = self.feeds()
         age = min((f.get("last_tick_age", -1.0) for f in feeds.values() if f.get("last_tick_age", -1) >= 0), default=-1)
         return {
-            "connections_open": float(sum(1 for c in self.connections if c.open)),
+            "connections_open": float(self.open_count),
             "subscriptions": float(sum(len(c.topics) for c in self.connections)),
             "topics": float(len(self.hub.topics)),
             "slow_clients": float(sum(1 for c in self.connections if c.paused)),
