@@ -6,6 +6,7 @@ import logging
 import re
 import sys
 import time
+from typing import Any
 
 import msgspec
 
@@ -40,26 +41,40 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """The plain format; tracebacks are redacted too (exception messages can quote requests)."""
+
+    def formatException(self, ei: Any) -> str:
+        return redact(super().formatException(ei))
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, component, logger, message[, exception]."""
+
+    def __init__(self, component: str = "") -> None:
+        super().__init__()
+        self.component = component
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
+            "component": self.component,
             "logger": record.name,
             "message": record.getMessage(),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return _encode(entry).decode()
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text", component: str = "") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(component))
     else:
         prefix = f"{component} " if component else ""
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

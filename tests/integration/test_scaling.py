@@ -8,6 +8,7 @@ topics upstream; SIGTERM closes clients with 1001 and the process exits in bound
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,8 +42,8 @@ async def cluster() -> AsyncIterator[tuple[Processes, int, int, int]]:
             "feed", "feed", "--broker", "simulator", "--ticks-per-second", "20",
             "--bus", f"tcp://127.0.0.1:{frontend}", "--bus-connect", "--metrics-port", str(feed_metrics),
         )  # fmt: skip
-        for name, port in (("p1", p1), ("p2", p2)):
-            procs.start(name, "serve", "--port", str(port), "--bus", f"tcp://127.0.0.1:{backend}")
+        procs.start("p1", "serve", "--port", str(p1), "--bus", f"tcp://127.0.0.1:{backend}")
+        procs.start("p2", "serve", "--port", str(p2), "--bus", f"tcp://127.0.0.1:{backend}", "--log-format", "json")
         for port in (p1, p2):
             await poll(lambda port=port: get(port, "/readyz"), lambda r: r[0] == 200, within=30)  # type: ignore[misc]
         yield procs, feed_metrics, p1, p2
@@ -50,7 +51,9 @@ async def cluster() -> AsyncIterator[tuple[Processes, int, int, int]]:
         await asyncio.to_thread(procs.close)
 
 
-async def test_two_proxies_share_one_feed_and_survive_each_other(cluster: tuple[Processes, int, int, int]) -> None:
+async def test_two_proxies_share_a_feed_survive_each_other_stop_with_1001(
+    cluster: tuple[Processes, int, int, int],
+) -> None:
     procs, feed_metrics, p1, p2 = cluster
     async with (
         websockets.connect(f"ws://127.0.0.1:{p1}", open_timeout=5) as ws_a,
@@ -94,6 +97,12 @@ async def test_two_proxies_share_one_feed_and_survive_each_other(cluster: tuple[
         )
         assert status["upstream"] == {"NSE|RELIANCE": 1, "NSE|SBIN": 2}
         assert (await get(p1, "/readyz"))[0] == 200
+        # proxy 2 logged JSON, one object per line, one line per connection event
+        entries = [json.loads(line) for line in procs.stderr_of("p2").splitlines()]
+        assert all(e["component"] == "serve" and e["level"] in ("info", "warning") for e in entries)
+        events = [e["message"] for e in entries if e["message"].startswith("conn ")]
+        assert len(events) == 3 and " open path=/" in events[0], events
+        assert all(" subscribe requested=1 ok=1 failed=0" in e for e in events[1:]), events
 
         # SIGTERM proxy 1: its client is closed with 1001 and the process exits promptly
         proxy1 = procs.procs["p1"]

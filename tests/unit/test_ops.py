@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import time
 
 import pytest
 
@@ -61,12 +63,54 @@ def test_json_log_lines_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stderr", stream)
     try:
         setup_logging("INFO", "json", "serve")
-        logging.getLogger("openalgo_proxy.test").info("auth with token=%s for %s", "tok-123", "user")
+        logger = logging.getLogger("openalgo_proxy.test")
+        logger.info("auth with token=%s for %s", "tok-123", "user")
+        try:
+            raise ValueError("bad password=hunter2")
+        except ValueError:
+            logger.exception("login failed")
     finally:
         logging.getLogger().handlers.clear()
-    entry = json.loads(stream.getvalue().strip().splitlines()[-1])
-    assert entry["level"] == "info" and entry["logger"] == "openalgo_proxy.test"
+    lines = [json.loads(line) for line in stream.getvalue().strip().splitlines()]
+    entry, failure = lines[-2], lines[-1]
+    assert entry["level"] == "info" and entry["logger"] == "openalgo_proxy.test" and entry["component"] == "serve"
     assert "tok-123" not in entry["message"] and entry["message"].endswith("for user")
+    assert failure["level"] == "error" and "ValueError" in failure["exception"]
+    assert "hunter2" not in failure["exception"]
+
+
+def test_text_tracebacks_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    try:
+        setup_logging("INFO", "text", "feed")
+        try:
+            raise RuntimeError("refused api_key=abcdef123")
+        except RuntimeError:
+            logging.getLogger("openalgo_proxy.test").exception("upstream")
+    finally:
+        logging.getLogger().handlers.clear()
+    text = stream.getvalue()
+    assert " feed ERROR openalgo_proxy.test: upstream" in text and "RuntimeError" in text
+    assert "abcdef123" not in text
+
+
+def test_a_stop_that_overruns_its_bound_still_exits() -> None:
+    import os
+    import signal
+    import threading
+
+    from openalgo_proxy.runtime import run_until_signal
+
+    async def start() -> None:
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+
+    async def stop() -> None:
+        await asyncio.sleep(30)
+
+    began = time.monotonic()
+    assert run_until_signal(start, stop, stop_within=0.2) == 1
+    assert time.monotonic() - began < 5
 
 
 def test_feed_standby_flags_reach_the_config() -> None:
