@@ -1,4 +1,4 @@
-"""Scale-out as real processes: forwarder + feed + two proxies on one machine (DESIGN sections 3, 9).
+"""Scale-out as real processes: forwarder + feed + two proxies (+ HAProxy) on one machine (DESIGN 3, 9).
 
 Proves: clients on both proxies get the same ticks; the feed's upstream set is the union of what
 the proxies want; kill -9 of one proxy leaves the other's clients untouched and releases its
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from tests.ops_support import Processes, get, get_json, poll, scrape
 from tests.support import Client, free_port
 
 pytestmark = pytest.mark.timeout(90)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _drain(c: Client, topic: str, count: int, within: float = 10.0) -> list[dict[str, Any]]:
@@ -119,3 +122,75 @@ async def test_two_proxies_share_a_feed_survive_each_other_stop_with_1001(
         assert "closed code=1001" in stderr
         assert "subscribe requested=1 ok=1 failed=0" in stderr, "one summary line per subscribe request"
         assert "RELIANCE" not in stderr, "symbols never appear in connection log lines"
+
+
+def _loopback_haproxy_config(tmp_path: Path, lb: int, p1: int, p2: int) -> Path:
+    """deploy/haproxy.cfg with the compose service names replaced by this machine's loopback ports."""
+    text = (ROOT / "deploy" / "haproxy.cfg").read_text()
+    text = text.replace("bind :8765", f"bind 127.0.0.1:{lb}")
+    text = text.replace("proxy1:8765", f"127.0.0.1:{p1}").replace("proxy2:8765", f"127.0.0.1:{p2}")
+    text = text.replace(" resolvers docker", "").split("resolvers docker")[0]
+    text = text.replace("inter 2s", "inter 500ms").replace("maxconn 50000", "maxconn 1000")  # this machine's fd limit
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(text)
+    return path
+
+
+async def test_load_balancer_spreads_clients_and_routes_around_a_dead_proxy(
+    cluster: tuple[Processes, int, int, int], tmp_path: Path
+) -> None:
+    procs, _, p1, p2 = cluster
+    haproxy = shutil.which("haproxy")
+    if haproxy is None:
+        pytest.skip("haproxy is not installed here (make ops-tools installs it)")
+    lb = free_port()
+    config = _loopback_haproxy_config(tmp_path, lb, p1, p2)
+    balancer = await asyncio.create_subprocess_exec(
+        haproxy, "-db", "-f", str(config), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await poll(lambda: get(lb, "/readyz"), lambda r: r[0] == 200, within=15)
+        assert (await get(lb, "/metrics"))[0] == 404, "metrics are not served to clients through the balancer"
+        async with (
+            websockets.connect(f"ws://127.0.0.1:{lb}", open_timeout=5) as ws_a,
+            websockets.connect(f"ws://127.0.0.1:{lb}", open_timeout=5) as ws_b,
+        ):
+            a, b = Client(ws_a), Client(ws_b)
+            for c in (a, b):
+                reply = await c.reply({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": 1})
+                assert reply["status"] == "success"
+                await c.market_data(within=5)
+            # least connections: one client on each proxy
+            for port in (p1, p2):
+                assert (await scrape(port))["openalgo_proxy_connections_open"] == 1
+            procs.kill9("p2")
+            # exactly one of the two loses its connection; the other keeps streaming
+            results = await asyncio.gather(_stream_or_close(a), _stream_or_close(b))
+            assert sorted(results) == ["closed", "streaming"], results
+        # a client reconnecting through the balancer lands on the live proxy at once
+        started = time.monotonic()
+        async with websockets.connect(f"ws://127.0.0.1:{lb}", open_timeout=5) as ws_c:
+            c = Client(ws_c)
+            reply = await c.reply({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": 1})
+            assert reply["status"] == "success"
+            await c.market_data(within=5)
+        assert time.monotonic() - started < 5
+    finally:
+        if balancer.returncode is not None:
+            assert balancer.stderr is not None
+            pytest.fail(f"haproxy exited: {(await balancer.stderr.read()).decode()[-2000:]}")
+        balancer.terminate()
+        try:
+            await asyncio.wait_for(balancer.wait(), 5)
+        except TimeoutError:
+            balancer.kill()
+            await asyncio.wait_for(balancer.wait(), 5)
+
+
+async def _stream_or_close(c: Client) -> str:
+    try:
+        for _ in range(10):
+            await c.market_data(within=3)
+    except websockets.ConnectionClosed:
+        return "closed"
+    return "streaming"

@@ -114,8 +114,8 @@ def test_compose_wires_every_component() -> None:
         assert services[proxy]["environment"]["OPENALGO_PROXY_AUTH__MODE"] == "api_key"
     standby = services["feed-standby"]
     assert standby["profiles"] == ["ha"] and "--standby" in standby["command"]
-    nginx = (DEPLOY / "nginx.conf").read_text()
-    assert "proxy_set_header Upgrade $http_upgrade;" in nginx and "server proxy2:8765" in nginx
+    haproxy = (DEPLOY / "haproxy.cfg").read_text()
+    assert "option httpchk GET /readyz" in haproxy and "server proxy2 proxy2:8765 check" in haproxy
     scrape = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
     targets = {t for job in scrape["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     assert {"proxy1:8765", "proxy2:8765", "feed:9102"} <= targets
@@ -158,6 +158,11 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(yaml.safe_dump(rules))
     result = _run(promtool, "check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_haproxy_config_is_valid() -> None:
+    result = _run(_tool("haproxy"), "-c", "-f", str(DEPLOY / "haproxy.cfg"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
