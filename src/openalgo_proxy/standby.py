@@ -163,9 +163,12 @@ class StandbyFeed:
                 continue
             silence = time.monotonic() - self._last_other
             if silence > self._patience:
-                await self._take_over(silence)
+                await self.take_over(silence)
 
-    async def _take_over(self, silence: float) -> None:
+    async def take_over(self, silence: float = 0.0) -> None:
+        """Become active now (the watch loop calls this on silence; a test can force a conflict)."""
+        if self.feed is not None:
+            return
         feed = self._make_feed()
         feed.standby = True
         log.warning(
