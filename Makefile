@@ -50,7 +50,10 @@ ops-check: $(STAMP) ops-tools
 	OPENALGO_API_KEY=check GRAFANA_ADMIN_PASSWORD=check docker-compose -f deploy/compose.yaml --profile ha config -q
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
