@@ -25,6 +25,7 @@ from openalgo_proxy.errors import CloseCode, ErrorCode
 from openalgo_proxy.proxy.connection import FEATURES, Connection, keys_match
 from openalgo_proxy.proxy.hub import Hub, TopicState
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
+from openalgo_proxy.proxy.upstream_metrics import BrokerStatusCollector
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class ProxyServer:
         self.started = time.monotonic()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ProxyCollector(self.metrics, self._gauges))
+        self.registry.register(BrokerStatusCollector(self.feeds, STATUS_STALE_AFTER))
         ProcessCollector(namespace="openalgo_proxy", registry=self.registry)
         self._web = _load_web()
 
