@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from openalgo_proxy import __version__
@@ -40,6 +40,7 @@ def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ws-url", help="broker streaming URL override")
     parser.add_argument("--api-url", help="broker REST base URL override")
     parser.add_argument("--instruments", help="instrument master URL or file override")
+    parser.add_argument("--exchanges", help="comma-separated exchanges this feed serves (default: all)")
     parser.add_argument("--ticks-per-second", type=float, help="simulated market: ticks per instrument per second")
     parser.add_argument("--seed", type=int, help="simulated market: random seed")
 
@@ -60,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     _broker(feed)
     feed.add_argument("--bus", help="XPUB endpoint (default tcp://127.0.0.1:5555)")
     feed.add_argument("--bus-connect", action="store_true", help="connect to a forwarder instead of binding")
+    feed.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz, /status on this port (0 = off)")
+    feed.add_argument("--metrics-host", help="address of the metrics listener (default 127.0.0.1)")
+    feed.add_argument(
+        "--standby", action="store_true", help="passive standby: take over when the active feed's status goes stale"
+    )
+    feed.add_argument(
+        "--watch", action="append", help="standby: forwarder proxy-side endpoint to watch #status on (repeatable)"
+    )
+    feed.add_argument("--takeover-after", type=float, help="standby: seconds of status silence before takeover")
 
     serve = sub.add_parser("serve", help="the WebSocket proxy")
     _common(serve)
@@ -132,6 +142,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             proxy["bus"] = [bus]
     if get("bus_connect"):
         feed["bus_connect"] = True
+    if get("exchanges"):
+        feed["exchanges"] = [e.strip().upper() for e in args.exchanges.split(",") if e.strip()]
+    if get("standby"):
+        feed["standby"] = True
+    if get("watch") is not None:
+        feed["standby_watch"] = args.watch
+    for flag in ("metrics_port", "metrics_host", "takeover_after"):
+        if get(flag) is not None:
+            feed[flag] = get(flag)
     for flag in ("broker", "ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
         if get(flag) is not None:
             feed[flag] = get(flag)
@@ -161,23 +180,58 @@ def _feed_options(settings: Settings) -> Any:
         stall_timeout=f.stall_timeout,
         ticks_per_second=f.ticks_per_second,
         seed=f.seed,
+        exchanges=tuple(f.exchanges),
     )
 
 
 def cmd_feed(settings: Settings) -> int:
     from openalgo_proxy.brokers.registry import adapter_module
     from openalgo_proxy.feed import Feed
+    from openalgo_proxy.feed_metrics import FeedMetricsServer
     from openalgo_proxy.runtime import run_until_signal
+    from openalgo_proxy.standby import StandbyFeed
 
-    adapter = adapter_module(settings.feed.broker).create(_feed_options(settings))
-    feed = Feed(
-        adapter,
-        settings.feed.bus,
-        bus_connect=settings.feed.bus_connect,
-        status_interval=settings.feed.status_interval,
-        coalesce_window=settings.feed.coalesce_window,
-    )
-    return run_until_signal(feed.start, feed.stop)
+    cfg = settings.feed
+    module = adapter_module(cfg.broker)
+
+    def make_feed() -> Feed:
+        return Feed(
+            module.create(_feed_options(settings)),
+            cfg.bus,
+            bus_connect=cfg.bus_connect,
+            status_interval=cfg.status_interval,
+            coalesce_window=cfg.coalesce_window,
+        )
+
+    start: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]]
+    if cfg.standby:
+        if not cfg.standby_watch:
+            raise ConfigError("a standby feed needs --watch (the forwarder's proxy-side endpoint) to see the primary")
+        if not cfg.bus_connect:
+            raise ConfigError("a standby feed needs a forwarder: use --bus-connect")
+        first = make_feed()  # built once to learn the broker's name; each takeover builds a fresh one
+        standby = StandbyFeed(make_feed, first.broker, cfg.standby_watch, takeover_after=cfg.takeover_after)
+        broker, current = first.broker, standby.current
+        takeovers, role = (lambda: standby.takeovers), (lambda: standby.role)
+        start, stop = standby.start, standby.stop
+    else:
+        feed = make_feed()
+        broker, current, takeovers, role = feed.broker, lambda: feed, lambda: 0, lambda: "active"
+        start, stop = feed.start, feed.stop
+    if not cfg.metrics_port:
+        return run_until_signal(start, stop)
+    metrics = FeedMetricsServer(cfg.metrics_host, cfg.metrics_port, broker, current, takeovers, role)
+
+    async def start_all() -> None:
+        await metrics.start()
+        await start()
+
+    async def stop_all() -> None:
+        await stop()
+        await metrics.stop()
+
+    return run_until_signal(start_all, stop_all)
 
 
 def cmd_serve(settings: Settings) -> int:
@@ -256,6 +310,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         common += ["--config", args.config]
     common += ["--log-level", settings.log.level, "--log-format", settings.log.format]
     feed_argv = ["feed", *common, "--bus", settings.feed.bus, "--broker", settings.feed.broker]
+    if settings.feed.exchanges:
+        feed_argv += ["--exchanges", ",".join(settings.feed.exchanges)]
     for flag in ("ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
         value = getattr(settings.feed, flag)
         if value is not None:

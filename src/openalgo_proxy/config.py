@@ -62,11 +62,26 @@ class FeedSettings(_Section):
     api_url: str | None = Field(None, description="broker REST base URL override")
     instruments: str | None = Field(None, description="instrument master URL or file override")
     cache_dir: str | None = Field(None, description="instrument master cache folder (default ~/.cache/openalgo-proxy)")
+    exchanges: list[str] = Field(
+        default_factory=list, description="client exchanges this feed serves (empty = all its account has)"
+    )
     stall_timeout: float = Field(15.0, gt=0, description="seconds with nothing received before a forced reconnect")
     ticks_per_second: float = Field(2.0, gt=0, description="simulated market: ticks per instrument per second")
     status_interval: float = Field(2.0, gt=0, description="seconds between #status publications")
     coalesce_window: float = Field(0.02, ge=0, description="seconds to batch upstream (un)subscribes")
     seed: int | None = Field(None, description="simulated market random seed")
+    metrics_host: str = Field("127.0.0.1", description="address of the feed's /metrics, /healthz, /status listener")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="feed metrics port (None or 0 = no metrics listener)"
+    )
+    standby: bool = Field(
+        False, description="start passive and take the account over when the active feed's status goes stale"
+    )
+    standby_watch: list[str] = Field(
+        default_factory=list,
+        description="where a standby's SUB watches #status (the forwarder's proxy side, e.g. tcp://127.0.0.1:5556)",
+    )
+    takeover_after: float = Field(5.0, gt=0, description="seconds without the active feed's status before takeover")
 
 
 JWT_ALGORITHMS = (

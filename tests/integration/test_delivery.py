@@ -215,3 +215,17 @@ async def test_malformed_bus_messages_are_counted_and_never_desync_the_stream(sy
         await wait_for(lambda: system.proxy.metrics.errors["BUS_FRAME"] >= errors_before + 2)
         later = await c.market_data(where=lambda m: m["seq"] > first["seq"])
         assert later["topic"] == "SBIN.NSE" and later["data"]["symbol"] == "SBIN"
+
+
+async def test_feed_serves_only_its_configured_exchanges() -> None:
+    adapter = SimulatedAdapter(FeedOptions(ticks_per_second=20, seed=3, exchanges=("NSE_INDEX",)))
+    async with running_system(adapter=adapter) as system, client(system.url) as c:
+        assert set(system.proxy.hub.directory.symbols) == {"NSE_INDEX"}
+        reply = await c.reply(
+            {
+                "action": "subscribe",
+                "symbols": [{"symbol": "NIFTY", "exchange": "NSE_INDEX"}, {"symbol": "SBIN", "exchange": "NSE"}],
+            }
+        )
+        assert [s["status"] for s in reply["subscriptions"]] == ["success", "error"]
+        assert reply["subscriptions"][1]["code"] == "SYMBOL_NOT_FOUND"

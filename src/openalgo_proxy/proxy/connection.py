@@ -465,6 +465,15 @@ class Connection(asyncio.Protocol):
         }
         if command.single:
             body["topic"] = results[0]["topic"]
+        log.info(
+            "conn %d %s subscribe requested=%d ok=%d failed=%d holding=%d",
+            self.cid,
+            self.peer,
+            len(results),
+            ok,
+            len(results) - ok,
+            len(self.topics),
+        )
         self.send_message(proto.reply(body, rid))
         if snapshots and not self.closing:
             self.pending.extend(snapshots)

@@ -27,6 +27,7 @@ from openalgo_proxy.proxy.hub import Hub, TopicState
 from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
 from openalgo_proxy.proxy.tls import server_context
+from openalgo_proxy.proxy.upstream_metrics import BrokerStatusCollector
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class ProxyServer:
         self.started = time.monotonic()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ProxyCollector(self.metrics, self._gauges))
+        self.registry.register(BrokerStatusCollector(self.feeds, STATUS_STALE_AFTER))
         ProcessCollector(namespace="openalgo_proxy", registry=self.registry)
         self._web = _load_web()
 
