@@ -81,7 +81,19 @@ class FeedSettings(_Section):
         default_factory=list,
         description="where a standby's SUB watches #status (the forwarder's proxy side, e.g. tcp://127.0.0.1:5556)",
     )
-    takeover_after: float = Field(5.0, gt=0, description="seconds without the active feed's status before takeover")
+    takeover_after: float = Field(
+        5.0, gt=0, description="seconds without the active feed's status before takeover (>= 2.5 x status_interval)"
+    )
+
+    @model_validator(mode="after")
+    def _takeover_outlasts_status(self) -> FeedSettings:
+        # a standby that gives up on fewer than ~2 missed statuses takes over from a live, merely busy primary
+        if self.standby and self.takeover_after < 2.5 * self.status_interval:
+            raise ValueError(
+                f"takeover_after ({self.takeover_after} s) must be at least 2.5 x status_interval "
+                f"({self.status_interval} s), or a busy primary looks dead"
+            )
+        return self
 
 
 JWT_ALGORITHMS = (

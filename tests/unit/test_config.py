@@ -44,3 +44,10 @@ def test_show_masks_secrets() -> None:
     s = load_settings(overrides={"auth": {"mode": "api_key", "api_keys": ["supersecret"]}})
     text = show(s)
     assert "supersecret" not in text and "*****" in text
+
+
+def test_standby_takeover_must_outlast_several_status_intervals() -> None:
+    with pytest.raises(ConfigError, match="takeover_after"):
+        load_settings(overrides={"feed": {"standby": True, "status_interval": 2.0, "takeover_after": 2.0}})
+    ok = load_settings(overrides={"feed": {"standby": True, "status_interval": 0.5, "takeover_after": 2.0}})
+    assert ok.feed.takeover_after == 2.0

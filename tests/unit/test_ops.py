@@ -115,11 +115,11 @@ def test_a_stop_that_overruns_its_bound_still_exits() -> None:
 
 def test_feed_standby_flags_reach_the_config() -> None:
     args = build_parser().parse_args(
-        ["feed", "--standby", "--watch", "tcp://127.0.0.1:5556", "--takeover-after", "3", "--metrics-port", "9102"]
+        ["feed", "--standby", "--watch", "tcp://127.0.0.1:5556", "--takeover-after", "6", "--metrics-port", "9102"]
     )
     feed = load_settings(None, _overrides(args)).feed
     assert feed.standby and feed.standby_watch == ["tcp://127.0.0.1:5556"]
-    assert feed.takeover_after == 3.0 and feed.metrics_port == 9102
+    assert feed.takeover_after == 6.0 and feed.metrics_port == 9102
 
 
 def test_a_standby_without_a_forwarder_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
