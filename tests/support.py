@@ -87,7 +87,7 @@ async def running_system(
     await server.start()
     try:
         if with_feed:
-            await wait_for(lambda: server.ready()[0], within=10)
+            await wait_for(lambda: server.ready()[0], within=20)
         yield system
     finally:
         await server.stop(within=2.0)
