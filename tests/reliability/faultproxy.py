@@ -9,6 +9,7 @@
         fp.faults.cut_after = 4096         # each connection is reset after this many bytes (both ways)
         fp.faults.reset = True             # new connections are reset on accept
         fp.reset_all()                     # reset every live connection now (TCP RST)
+        fp.mute_live(Direction.DOWN)       # half-open only the connections open now
 
 Switches are read per chunk, so they apply to live connections at once. Targets must be loopback:
 this tool never forwards anywhere else. Nothing here knows a broker's protocol.
@@ -79,6 +80,7 @@ class _Link:
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter | None = None
     forwarded: int = 0
+    mute: Direction | None = None  # this link only (see FaultProxy.mute_live)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def reset(self) -> None:
@@ -130,6 +132,12 @@ class FaultProxy:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def mute_live(self, direction: Direction) -> int:
+        """Half-open the connections open now (one direction forwards nothing); new ones are healthy."""
+        for link in self._links:
+            link.mute = direction
+        return len(self._links)
 
     def reset_all(self) -> int:
         links = list(self._links)
@@ -186,7 +194,7 @@ class FaultProxy:
                 data = await reader.read(size)
                 if not data:
                     return
-                if faults.blackhole or faults.mute is direction:
+                if faults.blackhole or faults.mute is direction or link.mute is direction:
                     self.dropped_bytes += len(data)
                     continue
                 if faults.cut_after is not None and link.forwarded + len(data) >= faults.cut_after:

@@ -1,0 +1,99 @@
+"""Broker-agnostic helpers for reliability scenarios: a system whose broker link runs through a
+fault proxy, and process resource counters (FDs, tasks, threads, RSS).
+
+A broker is plugged in as a `BrokerUnderTest`: a started simulator's WebSocket endpoint and a
+factory that builds the production adapter for a given streaming URL. Angel is below; another
+broker (Zerodha) adds its own `..._under_test()` and reuses everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psutil
+
+from openalgo_proxy.brokers.angel.adapter import AngelAdapter
+from openalgo_proxy.brokers.angel.simulator import AngelSimulator
+from openalgo_proxy.brokers.base import BrokerAdapter
+from tests.reliability.faultproxy import FaultProxy
+from tests.support import System, running_system
+
+
+@dataclass(frozen=True)
+class Resources:
+    fds: int
+    tasks: int
+    threads: int
+    rss: int
+
+    def __str__(self) -> str:
+        return f"fds={self.fds} tasks={self.tasks} threads={self.threads} rss={self.rss / 2**20:.1f} MiB"
+
+
+def resources() -> Resources:
+    """This process's open FDs, asyncio tasks (of the running loop), threads and RSS."""
+    proc = psutil.Process(os.getpid())
+    try:
+        tasks = len(asyncio.all_tasks())
+    except RuntimeError:
+        tasks = 0
+    return Resources(proc.num_fds(), tasks, threading.active_count(), proc.memory_info().rss)
+
+
+def via(url: str, fp: FaultProxy) -> str:
+    """`url` with its host:port replaced by the fault proxy's."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, f"127.0.0.1:{fp.port}", parts.path, parts.query, parts.fragment))
+
+
+@dataclass
+class BrokerUnderTest:
+    name: str
+    simulator: Any
+    ws_url: str
+    make_adapter: Callable[[str], BrokerAdapter]  # streaming URL -> adapter (not started)
+
+
+@contextlib.asynccontextmanager
+async def angel_under_test(
+    sim_kwargs: dict[str, Any] | None = None, **adapter_kwargs: Any
+) -> AsyncIterator[BrokerUnderTest]:
+    """The Angel simulator and adapter, with short backoff unless overridden."""
+    options = adapter_kwargs.pop("options", {})
+    kwargs: dict[str, Any] = {"backoff_base": 0.05, "backoff_cap": 0.2, "backoff_long": 0.2, "open_timeout": 2.0}
+    kwargs.update(adapter_kwargs)
+    async with AngelSimulator(**{"seed": 11, **(sim_kwargs or {})}) as sim:
+
+        def make(ws_url: str) -> BrokerAdapter:
+            return AngelAdapter(sim.feed_options(ws_url=ws_url, **options), sim.credentials(), **kwargs)
+
+        yield BrokerUnderTest("angel", sim, sim.ws_url, make)
+
+
+@dataclass
+class FaultySystem:
+    system: System
+    broker: BrokerUnderTest
+    fp: FaultProxy  # between the feed's adapter and the broker simulator
+
+    @property
+    def adapter(self) -> BrokerAdapter:
+        return self.system.feed.adapter
+
+
+@contextlib.asynccontextmanager
+async def system_behind_faults(broker: BrokerUnderTest, **system_kwargs: Any) -> AsyncIterator[FaultySystem]:
+    """Feed + proxy in this loop; the feed reaches the broker only through a fault proxy."""
+    target = urlsplit(broker.ws_url)
+    assert target.hostname is not None and target.port is not None
+    async with FaultProxy(target.hostname, target.port) as fp:
+        adapter = broker.make_adapter(via(broker.ws_url, fp))
+        async with running_system(adapter=adapter, **system_kwargs) as system:
+            yield FaultySystem(system, broker, fp)
