@@ -117,11 +117,16 @@ class FaultProxy:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        for link in list(self._links):
+            for pump in link.tasks:
+                pump.cancel()  # a pump may sleep (latency, bandwidth) rather than read
         self.reset_all()
         handlers = list(self._handlers)
-        for task in handlers:
-            task.cancel()
-        await asyncio.gather(*handlers, return_exceptions=True)
+        if handlers:  # reset links end their handlers; cancel only what is still stuck after that
+            _, stuck = await asyncio.wait(handlers, timeout=2.0)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
