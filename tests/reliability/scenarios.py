@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,13 +37,13 @@ class Resources:
 
 
 def resources() -> Resources:
-    """This process's open FDs, asyncio tasks (of the running loop), threads and RSS."""
+    """This process's open FDs, asyncio tasks (of the running loop), OS threads (ZeroMQ's too) and RSS."""
     proc = psutil.Process(os.getpid())
     try:
         tasks = len(asyncio.all_tasks())
     except RuntimeError:
         tasks = 0
-    return Resources(proc.num_fds(), tasks, threading.active_count(), proc.memory_info().rss)
+    return Resources(proc.num_fds(), tasks, proc.num_threads(), proc.memory_info().rss)
 
 
 def via(url: str, fp: FaultProxy) -> str:

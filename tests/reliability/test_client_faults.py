@@ -92,30 +92,33 @@ async def test_feed_restart_with_two_proxies_resubscribes_both_and_counts_gaps()
 async def test_client_library_resumes_after_network_resets_between_it_and_the_proxy() -> None:
     """Scenario 6 (network flavour): the client's TCP link is reset twice (no close frame); the
     client library reconnects, replays its subscriptions once, and ticks resume in order."""
-    async with running_system(ticks_per_second=10) as system, FaultProxy("127.0.0.1", system.proxy.port) as fp:
-        async with connect(f"ws://127.0.0.1:{fp.port}", backoff=FAST) as feed:
-            await feed.subscribe(["NSE:RELIANCE", "NSE:TCS"], mode="quote")
-            for round_ in range(2):
-                seen: set[str] = set()
-                async with asyncio.timeout(10):
-                    async for tick in feed:
-                        seen.add(tick.name)
-                        if seen == {"NSE:RELIANCE", "NSE:TCS"}:
-                            break
-                assert fp.reset_all() == 1
-                await wait_for(lambda r=round_: feed.reconnects == r + 1 and feed.state == State.LIVE, within=10)
-            listed = await feed.list_subscriptions()
-            assert sorted(listed) == sorted(feed.held) and len(listed) == 2
-            await wait_for(lambda: len(system.proxy.connections) == 1, within=5)  # the reset ones are gone
-            last: dict[str, int] = {}
+    async with (
+        running_system(ticks_per_second=10) as system,
+        FaultProxy("127.0.0.1", system.proxy.port) as fp,
+        connect(f"ws://127.0.0.1:{fp.port}", backoff=FAST) as feed,
+    ):
+        await feed.subscribe(["NSE:RELIANCE", "NSE:TCS"], mode="quote")
+        for round_ in range(2):
+            seen: set[str] = set()
             async with asyncio.timeout(10):
-                count = 0
                 async for tick in feed:
-                    assert tick.seq > last.get(tick.name, 0), "order per topic"
-                    last[tick.name] = tick.seq
-                    count += 1
-                    if count >= 20:
+                    seen.add(tick.name)
+                    if seen == {"NSE:RELIANCE", "NSE:TCS"}:
                         break
+            assert fp.reset_all() == 1
+            await wait_for(lambda r=round_: feed.reconnects == r + 1 and feed.state == State.LIVE, within=10)
+        listed = await feed.list_subscriptions()
+        assert sorted(listed) == sorted(feed.held) and len(listed) == 2
+        await wait_for(lambda: len(system.proxy.connections) == 1, within=5)  # the reset ones are gone
+        last: dict[str, int] = {}
+        async with asyncio.timeout(10):
+            count = 0
+            async for tick in feed:
+                assert tick.seq > last.get(tick.name, 0), "order per topic"
+                last[tick.name] = tick.seq
+                count += 1
+                if count >= 20:
+                    break
 
 
 def _partial_handshake(port: int) -> socket.socket:
