@@ -62,7 +62,7 @@ def _require_loopback(host: str) -> None:
     except socket.gaierror as exc:
         raise ValueError(f"fault proxy: cannot resolve {host!r}") from exc
     for address in addresses:
-        if not ipaddress.ip_address(address.split("%", 1)[0]).is_loopback:
+        if not ipaddress.ip_address(str(address).split("%", 1)[0]).is_loopback:
             raise ValueError(f"fault proxy forwards to loopback only, not {host!r} ({address})")
 
 

@@ -10,6 +10,7 @@ with 4008 while another keeps full rate (test_delivery.py::test_stalled_client_i
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import statistics
 import time
@@ -23,6 +24,7 @@ from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.market import NIFTY50
 from openalgo_proxy.brokers.simulated.adapter import SimulatedAdapter
 from openalgo_proxy.client import Backoff, State, connect
+from openalgo_proxy.client.feed import Feed as ClientFeed
 from openalgo_proxy.config import ProxySettings
 from openalgo_proxy.feed import Feed
 from openalgo_proxy.proxy.server import ProxyServer
@@ -106,7 +108,7 @@ async def test_client_library_resumes_after_network_resets_between_it_and_the_pr
                     if seen == {"NSE:RELIANCE", "NSE:TCS"}:
                         break
             assert fp.reset_all() == 1
-            await wait_for(lambda r=round_: feed.reconnects == r + 1 and feed.state == State.LIVE, within=10)
+            await wait_for(functools.partial(_live_after, feed, round_ + 1), within=10)
         listed = await feed.list_subscriptions()
         assert sorted(listed) == sorted(feed.held) and len(listed) == 2
         await wait_for(lambda: len(system.proxy.connections) == 1, within=5)  # the reset ones are gone
@@ -119,6 +121,10 @@ async def test_client_library_resumes_after_network_resets_between_it_and_the_pr
                 count += 1
                 if count >= 20:
                     break
+
+
+def _live_after(feed: ClientFeed, reconnects: int) -> bool:
+    return feed.reconnects == reconnects and feed.state == State.LIVE
 
 
 def _partial_handshake(port: int) -> socket.socket:
