@@ -11,7 +11,9 @@ inputs are mutations of the recorded fixtures, which reach far deeper than rando
 from __future__ import annotations
 
 import json
+import math
 import random
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -235,9 +237,24 @@ def test_client_message_decoder_raises_only_protocol_violations(raw: str) -> Non
 # -- end to end: malformed input is counted, nothing breaks ------------------------------------
 
 
+def _non_finite_quantity(value: float) -> bytes:
+    """A recorded Quote packet whose total buy quantity (a double at offset 75) is `value`."""
+    data = bytearray((FIXTURES[0].parent / "quote_etype1.bin").read_bytes())
+    data[75:83] = struct.pack("<d", value)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_quantities_are_codec_errors(value: float) -> None:
+    """Found by the mutation fuzzer: NaN made to_tick raise ValueError inside the read loop."""
+    with pytest.raises(AngelCodecError):
+        decode_packet(_non_finite_quantity(value))
+
+
 async def test_malformed_broker_packets_are_counted_and_the_connection_stays() -> None:
     rng = random.Random(7)
     garbage = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))) for _ in range(40)]
+    garbage += [_non_finite_quantity(math.nan), _non_finite_quantity(math.inf)]
     refused = sum(1 for data in garbage if not _safe_decodes(data))
     async with (
         angel_under_test({"ticks_per_second": 20}) as broker,
