@@ -198,8 +198,8 @@ class FaultProxy:
                 size = CHUNK if not faults.bandwidth else max(64, min(CHUNK, int(faults.bandwidth / 20)))
                 data = await reader.read(size)
                 if not data:
-                    return
-                if faults.blackhole or faults.mute is direction or link.mute is direction:
+                    break
+                if self._silenced(link, direction):
                     self.dropped_bytes += len(data)
                     continue
                 if faults.cut_after is not None and link.forwarded + len(data) >= faults.cut_after:
@@ -218,6 +218,14 @@ class FaultProxy:
                     await asyncio.sleep(len(data) / faults.bandwidth)
         except (ConnectionError, OSError) as exc:
             log.debug("fault proxy: %s link ended: %s", direction.value, exc)
+        # A silenced direction hides its end too, as a dead path would: the far side learns nothing
+        # until its own keepalive gives up or the switch is cleared (or the fault proxy stops).
+        while self._silenced(link, direction):  # noqa: ASYNC110 - switches are plain attributes, polled
+            await asyncio.sleep(0.05)
+
+    def _silenced(self, link: _Link, direction: Direction) -> bool:
+        faults = self.faults
+        return faults.blackhole or faults.mute is direction or link.mute is direction
 
     def _count(self, direction: Direction, n: int, link: _Link) -> None:
         link.forwarded += n

@@ -217,3 +217,27 @@ async def test_slow_half_open_and_handshake_stuck_clients_do_not_hurt_a_healthy_
         stuck.close()
         for ws in (slow, half):
             ws.transport.abort()  # both are already closed by the proxy; no handshake to wait for
+
+
+async def test_client_library_detects_a_blackholed_link_and_resumes() -> None:
+    """The user's worst case on the client side: the socket stays open but nothing arrives. The
+    client library's keepalive notices, it reconnects once the path is back and resubscribes;
+    the proxy's own keepalive releases the dead connection and its topics."""
+    proxy = {"ping_interval": 0.3, "ping_timeout": 0.3, "close_timeout": 0.5}
+    async with (
+        running_system(proxy=proxy, ticks_per_second=10) as system,
+        FaultProxy("127.0.0.1", system.proxy.port) as fp,
+        connect(f"ws://127.0.0.1:{fp.port}", backoff=FAST, ping_interval=0.3, ping_timeout=0.3) as feed,
+    ):
+        await feed.subscribe(["NSE:ITC"], mode="ltp")
+        async with asyncio.timeout(5):
+            await anext(aiter(feed))
+        fp.faults.blackhole = True  # live link: everything read and dropped, both ways
+        await wait_for(lambda: feed.state != State.LIVE, within=3)
+        await wait_for(lambda: len(system.proxy.connections) == 0, within=3)  # the proxy let it go
+        assert system.proxy.metrics.disconnects[1011] == 1  # keepalive ping timeout
+        fp.faults.blackhole = False
+        await wait_for(lambda: feed.state == State.LIVE and feed.reconnects == 1, within=5)
+        assert [str(s) for s in await feed.list_subscriptions()] == [str(s) for s in feed.held]
+        received = feed.ticks_received
+        await wait_for(lambda: feed.ticks_received > received, within=5)  # fresh ticks on the new link
