@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv lint typecheck check bench bench-smoke soak clean browser
+.PHONY: run test venv lint typecheck check bench bench-smoke soak clean browser ops-tools ops-check
 
 $(STAMP): requirements/runtime.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,26 @@ check: lint typecheck test
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# Deployment checkers from Debian's packages: promtool (package prometheus), docker-compose (v1,
+# validates the compose file without a daemon) and haproxy (the load balancer, checked and run by
+# the tests on loopback). hadolint comes with requirements/dev.txt.
+ops-tools:
+	@{ command -v promtool && command -v docker-compose && command -v haproxy; } >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		prometheus docker-compose haproxy; }
+
+ops-check: $(STAMP) ops-tools
+	$(BIN)/hadolint --failure-threshold info Dockerfile
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
+	haproxy -c -q -f deploy/haproxy.cfg
+	OPENALGO_API_KEY=check GRAFANA_ADMIN_PASSWORD=check docker-compose -f deploy/compose.yaml --profile ha config -q
+
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench smoke
 
 # Long reliability run (not part of `make test`, which runs a 10 s version): steady load, client
 # churn, a broker drop every minute; RSS and FD count sampled and required flat at the end.

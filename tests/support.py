@@ -20,7 +20,7 @@ import zmq
 
 from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.simulated.adapter import SimulatedAdapter
-from openalgo_proxy.config import AuthSettings, ProxySettings
+from openalgo_proxy.config import AuthSettings, LimitSettings, ProxySettings, TlsSettings
 from openalgo_proxy.feed import Feed
 from openalgo_proxy.proxy.server import ProxyServer
 
@@ -49,7 +49,8 @@ class System:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.proxy.port}"
+        scheme = "wss" if self.proxy.tls_context is not None else "ws"
+        return f"{scheme}://127.0.0.1:{self.proxy.port}"
 
     @property
     def adapter(self) -> BrokerAdapter:
@@ -62,6 +63,8 @@ async def running_system(
     adapter: BrokerAdapter | None = None,
     proxy: dict[str, Any] | None = None,
     auth: dict[str, Any] | None = None,
+    limits: dict[str, Any] | None = None,
+    tls: dict[str, Any] | None = None,
     ticks_per_second: float = 20.0,
     with_feed: bool = True,
 ) -> AsyncIterator[System]:
@@ -71,7 +74,13 @@ async def running_system(
     adapter = adapter or SimulatedAdapter(FeedOptions(ticks_per_second=ticks_per_second, seed=7))
     feed = Feed(adapter, bus, status_interval=0.5, coalesce_window=0.005, ctx=ctx)
     cfg = ProxySettings.model_validate({"port": 0, "bus": [bus], **(proxy or {})})
-    server = ProxyServer(cfg, AuthSettings.model_validate(auth or {}), ctx=ctx)
+    server = ProxyServer(
+        cfg,
+        AuthSettings.model_validate(auth or {}),
+        ctx=ctx,
+        limits=LimitSettings.model_validate(limits or {}),
+        tls=TlsSettings.model_validate(tls or {}),
+    )
     system = System(feed, server, ctx)
     if with_feed:
         await feed.start()

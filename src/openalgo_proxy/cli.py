@@ -1,14 +1,16 @@
-"""Command line: `openalgo-proxy run | feed | serve | bus | simulate | config show | watch`."""
+"""Command line: `openalgo-proxy run | feed | serve | bus | simulate | config show | keys | watch`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import importlib
+import ipaddress
 import logging
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from openalgo_proxy import __version__
@@ -38,6 +40,7 @@ def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ws-url", help="broker streaming URL override")
     parser.add_argument("--api-url", help="broker REST base URL override")
     parser.add_argument("--instruments", help="instrument master URL or file override")
+    parser.add_argument("--exchanges", help="comma-separated exchanges this feed serves (default: all)")
     parser.add_argument("--ticks-per-second", type=float, help="simulated market: ticks per instrument per second")
     parser.add_argument("--seed", type=int, help="simulated market: random seed")
 
@@ -58,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     _broker(feed)
     feed.add_argument("--bus", help="XPUB endpoint (default tcp://127.0.0.1:5555)")
     feed.add_argument("--bus-connect", action="store_true", help="connect to a forwarder instead of binding")
+    feed.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz, /status on this port (0 = off)")
+    feed.add_argument("--metrics-host", help="address of the metrics listener (default 127.0.0.1)")
+    feed.add_argument(
+        "--standby", action="store_true", help="passive standby: take over when the active feed's status goes stale"
+    )
+    feed.add_argument(
+        "--watch", action="append", help="standby: forwarder proxy-side endpoint to watch #status on (repeatable)"
+    )
+    feed.add_argument("--takeover-after", type=float, help="standby: seconds of status silence before takeover")
 
     serve = sub.add_parser("serve", help="the WebSocket proxy")
     _common(serve)
@@ -89,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     _broker(config_show)
     config_show.add_argument("--bus", help="bus endpoint")
 
+    keys = sub.add_parser("keys", help="manage API keys (stored hashed in [auth] keys_file)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_add = keys_sub.add_parser("add", help="create a key; it is printed once and only its hash is stored")
+    _common(keys_add)
+    keys_add.add_argument("--name", required=True, help="unique name (letters, digits, . _ -)")
+    keys_add.add_argument("--role", help="a role from [auth.roles] (default: [auth] default_role)")
+    keys_list = keys_sub.add_parser("list", help="list key names, roles, creation times and fingerprints")
+    _common(keys_list)
+    keys_revoke = keys_sub.add_parser("revoke", help="revoke a key; running proxies close its connections")
+    _common(keys_revoke)
+    keys_revoke.add_argument("name", help="name of the key")
+
     try:
         watch_module = importlib.import_module("openalgo_proxy.client.watch")
     except ImportError:
@@ -118,6 +142,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             proxy["bus"] = [bus]
     if get("bus_connect"):
         feed["bus_connect"] = True
+    if get("exchanges"):
+        feed["exchanges"] = [e.strip().upper() for e in args.exchanges.split(",") if e.strip()]
+    if get("standby"):
+        feed["standby"] = True
+    if get("watch") is not None:
+        feed["standby_watch"] = args.watch
+    for flag in ("metrics_port", "metrics_host", "takeover_after"):
+        if get(flag) is not None:
+            feed[flag] = get(flag)
     for flag in ("broker", "ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
         if get(flag) is not None:
             feed[flag] = get(flag)
@@ -147,23 +180,58 @@ def _feed_options(settings: Settings) -> Any:
         stall_timeout=f.stall_timeout,
         ticks_per_second=f.ticks_per_second,
         seed=f.seed,
+        exchanges=tuple(f.exchanges),
     )
 
 
 def cmd_feed(settings: Settings) -> int:
     from openalgo_proxy.brokers.registry import adapter_module
     from openalgo_proxy.feed import Feed
+    from openalgo_proxy.feed_metrics import FeedMetricsServer
     from openalgo_proxy.runtime import run_until_signal
+    from openalgo_proxy.standby import StandbyFeed
 
-    adapter = adapter_module(settings.feed.broker).create(_feed_options(settings))
-    feed = Feed(
-        adapter,
-        settings.feed.bus,
-        bus_connect=settings.feed.bus_connect,
-        status_interval=settings.feed.status_interval,
-        coalesce_window=settings.feed.coalesce_window,
-    )
-    return run_until_signal(feed.start, feed.stop)
+    cfg = settings.feed
+    module = adapter_module(cfg.broker)
+
+    def make_feed() -> Feed:
+        return Feed(
+            module.create(_feed_options(settings)),
+            cfg.bus,
+            bus_connect=cfg.bus_connect,
+            status_interval=cfg.status_interval,
+            coalesce_window=cfg.coalesce_window,
+        )
+
+    start: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]]
+    if cfg.standby:
+        if not cfg.standby_watch:
+            raise ConfigError("a standby feed needs --watch (the forwarder's proxy-side endpoint) to see the primary")
+        if not cfg.bus_connect:
+            raise ConfigError("a standby feed needs a forwarder: use --bus-connect")
+        first = make_feed()  # built once to learn the broker's name; each takeover builds a fresh one
+        standby = StandbyFeed(make_feed, first.broker, cfg.standby_watch, takeover_after=cfg.takeover_after)
+        broker, current = first.broker, standby.current
+        takeovers, role = (lambda: standby.takeovers), (lambda: standby.role)
+        start, stop = standby.start, standby.stop
+    else:
+        feed = make_feed()
+        broker, current, takeovers, role = feed.broker, lambda: feed, lambda: 0, lambda: "active"
+        start, stop = feed.start, feed.stop
+    if not cfg.metrics_port:
+        return run_until_signal(start, stop)
+    metrics = FeedMetricsServer(cfg.metrics_host, cfg.metrics_port, broker, current, takeovers, role)
+
+    async def start_all() -> None:
+        await metrics.start()
+        await start()
+
+    async def stop_all() -> None:
+        await stop()
+        await metrics.stop()
+
+    return run_until_signal(start_all, stop_all)
 
 
 def cmd_serve(settings: Settings) -> int:
@@ -171,17 +239,65 @@ def cmd_serve(settings: Settings) -> int:
     from openalgo_proxy.runtime import run_until_signal
 
     _refuse_open_auth_none(settings)
-    server = ProxyServer(settings.proxy, settings.auth)
+    server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls)
     return run_until_signal(server.start, server.stop)
+
+
+def is_loopback(host: str) -> bool:
+    """True only for addresses that cannot be reached from another machine ('' and 0.0.0.0 are every interface)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
 
 
 def _refuse_open_auth_none(settings: Settings) -> None:
     host = settings.proxy.host
-    if settings.auth.mode == "none" and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+    loopback = is_loopback(host)
+    if settings.auth.mode == "none" and not loopback:
         raise ConfigError(
-            f"auth mode 'none' is only allowed on loopback, but the proxy listens on {host}; "
-            'set [auth] mode = "api_key" or listen on 127.0.0.1'
+            f"auth mode 'none' is only allowed on loopback, but the proxy listens on {host or 'every interface'}; "
+            'set [auth] mode = "api_key" or "jwt", or listen on 127.0.0.1'
         )
+    if not loopback and not settings.tls.enabled:
+        log.warning("the proxy listens on %s without TLS: credentials and data travel in clear; set [tls]", host)
+
+
+_KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from openalgo_proxy.proxy.keystore import KeyStore, default_keys_file
+
+    auth = settings.auth
+    path = Path(auth.keys_file).expanduser() if auth.keys_file else default_keys_file()
+    secret = auth.keys_secret.get_secret_value().encode() if auth.keys_secret is not None else None
+    store = KeyStore(path, secret)
+    if args.keys_command == "add":
+        role = args.role or auth.default_role
+        if role not in auth.roles:
+            raise ConfigError(f"role {role!r} is not configured; roles: {', '.join(sorted(auth.roles))}")
+        if not _KEY_NAME.match(args.name):
+            raise ConfigError("key names are 1-64 letters, digits, '.', '_' or '-'")
+        key, record = store.add(args.name, role)
+        sys.stderr.write(f"added key {record.name!r} role={record.role} fingerprint={record.fingerprint} to {path}\n")
+        sys.stderr.write("the key is shown once; store it now:\n")
+        sys.stdout.write(key + "\n")
+    elif args.keys_command == "list":
+        store.load()
+        rows = store.records()
+        if not rows:
+            sys.stderr.write(f"no keys in {path}\n")
+        for r in rows:
+            sys.stdout.write(f"{r.name}\t{r.role}\t{r.created}\t{r.fingerprint}\n")
+    else:
+        record = store.revoke(args.name)
+        sys.stderr.write(f"revoked key {record.name!r} (fingerprint {record.fingerprint}) in {path}\n")
+    return 0
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -194,6 +310,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         common += ["--config", args.config]
     common += ["--log-level", settings.log.level, "--log-format", settings.log.format]
     feed_argv = ["feed", *common, "--bus", settings.feed.bus, "--broker", settings.feed.broker]
+    if settings.feed.exchanges:
+        feed_argv += ["--exchanges", ",".join(settings.feed.exchanges)]
     for flag in ("ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
         value = getattr(settings.feed, flag)
         if value is not None:
@@ -213,18 +331,21 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await supervisor.start()
         host, port = settings.proxy.host, settings.proxy.port
-        ready = asyncio.ensure_future(wait_ready(host, port))
+        from openalgo_proxy.proxy.tls import probe_context
+
+        ready = asyncio.ensure_future(wait_ready(host, port, ssl=probe_context(settings.tls)))
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if ready.done() and ready.result():
             shown = "localhost" if host == "127.0.0.1" else host
+            ws, http = ("wss", "https") if settings.tls.enabled else ("ws", "http")
             source = {
                 "angel-simulator": "simulated market via the Angel One adapter",
                 "simulator": "simulated market",
             }.get(settings.feed.broker, settings.feed.broker)
             sys.stdout.write(
-                f"openalgo-proxy ready: ws://{shown}:{port}  ({source}; "
-                f"market watch http://{shown}:{port}/ ; metrics http://{shown}:{port}/metrics). Ctrl-C stops.\n"
+                f"openalgo-proxy ready: {ws}://{shown}:{port}  ({source}; "
+                f"market watch {http}://{shown}:{port}/ ; metrics {http}://{shown}:{port}/metrics). Ctrl-C stops.\n"
             )
             sys.stdout.flush()
         elif not stop.is_set():
@@ -301,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             sys.stdout.write(show(settings) + "\n")
             return 0
+        if args.command == "keys":
+            return cmd_keys(settings, args)
         if args.command == "watch":
             module = importlib.import_module("openalgo_proxy.client.watch")
             result: int = module.run(args)

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from openalgo_proxy.errors import ConfigError
@@ -42,9 +42,13 @@ class ProxySettings(_Section):
     )
     socket_send_buffer: int = Field(65536, ge=4096, description="SO_SNDBUF of client sockets (kernel share of budget)")
     slow_client_grace: float = Field(5.0, gt=0, description="seconds over budget before close 4008")
-    max_subscriptions_per_connection: int = Field(3000, ge=1)
+    max_subscriptions_per_connection: int = Field(3000, ge=1, description="subscriptions per connection")
     max_connections: int = Field(20000, ge=1, description="connections in total; more are refused with 1013")
     default_broker: str = Field("", description="broker name reported before any feed announced itself")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="extra browser Origins allowed ('*' = any); same-origin and no Origin are always allowed",
+    )
 
 
 class FeedSettings(_Section):
@@ -58,17 +62,142 @@ class FeedSettings(_Section):
     api_url: str | None = Field(None, description="broker REST base URL override")
     instruments: str | None = Field(None, description="instrument master URL or file override")
     cache_dir: str | None = Field(None, description="instrument master cache folder (default ~/.cache/openalgo-proxy)")
+    exchanges: list[str] = Field(
+        default_factory=list, description="client exchanges this feed serves (empty = all its account has)"
+    )
     stall_timeout: float = Field(15.0, gt=0, description="seconds with nothing received before a forced reconnect")
     ticks_per_second: float = Field(2.0, gt=0, description="simulated market: ticks per instrument per second")
     status_interval: float = Field(2.0, gt=0, description="seconds between #status publications")
     coalesce_window: float = Field(0.02, ge=0, description="seconds to batch upstream (un)subscribes")
     seed: int | None = Field(None, description="simulated market random seed")
+    metrics_host: str = Field("127.0.0.1", description="address of the feed's /metrics, /healthz, /status listener")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="feed metrics port (None or 0 = no metrics listener)"
+    )
+    standby: bool = Field(
+        False, description="start passive and take the account over when the active feed's status goes stale"
+    )
+    standby_watch: list[str] = Field(
+        default_factory=list,
+        description="where a standby's SUB watches #status (the forwarder's proxy side, e.g. tcp://127.0.0.1:5556)",
+    )
+    takeover_after: float = Field(5.0, gt=0, description="seconds without the active feed's status before takeover")
+
+
+JWT_ALGORITHMS = (
+    *("HS256", "HS384", "HS512"),
+    *("RS256", "RS384", "RS512"),
+    *("ES256", "ES384", "ES512"),
+    *("PS256", "PS384", "PS512"),
+)
+MIN_HMAC_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+
+
+class RoleSettings(_Section):
+    exchanges: list[str] | None = Field(None, description="exchanges this role may subscribe to (unset = every one)")
+    modes: list[Literal[1, 2, 3]] = Field(
+        default_factory=lambda: [1, 2, 3],  # type: ignore[arg-type]
+        description="modes this role may subscribe to (1 LTP, 2 Quote, 3 Depth)",
+    )
+    max_subscriptions: int | None = Field(
+        None, ge=1, description="subscriptions per connection (unset = [proxy] max_subscriptions_per_connection)"
+    )
+    max_connections: int | None = Field(
+        None, ge=1, description="concurrent connections per identity (unset = [limits] max_connections_per_identity)"
+    )
+
+    @field_validator("exchanges")
+    @classmethod
+    def _upper(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [name.strip().upper() for name in value]
 
 
 class AuthSettings(_Section):
-    mode: Literal["none", "api_key"] = Field("none", description="none (loopback only) | api_key")
-    api_keys: list[SecretStr] = Field(default_factory=list, description="accepted API keys (api_key mode)")
+    mode: Literal["none", "api_key", "jwt"] = Field("none", description="none (loopback only) | api_key | jwt")
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="extra plain API keys accepted in api_key mode (role: default_role)"
+    )
+    keys_file: str | None = Field(
+        None, description="hashed API key store (default $XDG_CONFIG_HOME/openalgo-proxy/keys.json)"
+    )
+    keys_secret: SecretStr | None = Field(
+        None, description="HMAC secret for the key store (default: a keys.secret file beside keys_file)"
+    )
     deadline: float = Field(10.0, gt=0, description="seconds to authenticate before close 4401")
+    default_role: str = Field(
+        "default", description="role of config api_keys, of JWTs without a role claim, and of auth mode none"
+    )
+    roles: dict[str, RoleSettings] = Field(
+        default_factory=lambda: {"default": RoleSettings.model_validate({})}, description="roles by name"
+    )
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"], description="accepted JWT algorithms")
+    jwt_secret: SecretStr | None = Field(None, description="HS* shared secret (at least 32 bytes)")
+    jwt_previous_secret: SecretStr | None = Field(None, description="previous HS* secret, accepted during rotation")
+    jwt_public_key_file: str | None = Field(None, description="PEM public key for RS*/ES*/PS* tokens")
+    jwt_previous_public_key_file: str | None = Field(None, description="previous public key, accepted during rotation")
+    jwt_audience: str | None = Field(None, description="required 'aud' claim (unset = not checked)")
+    jwt_issuer: str | None = Field(None, description="required 'iss' claim (unset = not checked)")
+    jwt_identity_claim: str = Field("sub", description="claim naming the identity (required in every token)")
+    jwt_role_claim: str = Field("role", description="claim naming the role (missing = default_role)")
+    jwt_leeway: float = Field(0.0, ge=0, le=300, description="seconds of clock skew allowed on exp/nbf/iat")
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _algorithms(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one algorithm")
+        bad = [alg for alg in value if alg not in JWT_ALGORITHMS]
+        if bad:
+            raise ValueError(f"unsupported JWT algorithm(s) {bad}; choose from {list(JWT_ALGORITHMS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AuthSettings:
+        if self.default_role not in self.roles:
+            raise ValueError(f"default_role {self.default_role!r} is not one of the roles {sorted(self.roles)}")
+        if self.mode == "jwt":
+            hmac_algs = [a for a in self.jwt_algorithms if a.startswith("HS")]
+            if hmac_algs and self.jwt_secret is None:
+                raise ValueError(f"jwt_algorithms {hmac_algs} need jwt_secret")
+            if len(hmac_algs) != len(self.jwt_algorithms) and self.jwt_public_key_file is None:
+                raise ValueError("public-key JWT algorithms need jwt_public_key_file")
+            if hmac_algs and len(hmac_algs) != len(self.jwt_algorithms):
+                raise ValueError("do not mix HS* and public-key algorithms in jwt_algorithms (key confusion)")
+            minimum = max((MIN_HMAC_SECRET_BYTES[a] for a in hmac_algs), default=0)
+            for secret in (self.jwt_secret, self.jwt_previous_secret):
+                if secret is not None and len(secret.get_secret_value().encode()) < minimum:
+                    raise ValueError(f"JWT secrets must be at least {minimum} bytes for {hmac_algs} (RFC 7518)")
+        return self
+
+
+class LimitSettings(_Section):
+    max_connections_per_identity: int = Field(
+        100, ge=1, description="concurrent connections per authenticated identity (close 4029 above)"
+    )
+    commands_per_second: float = Field(100.0, gt=0, description="sustained client commands per second per connection")
+    command_burst: int = Field(200, ge=1, description="commands a connection may send at once before RATE_LIMITED")
+    max_pending_handshakes: int = Field(
+        1000, ge=1, description="connections still in the HTTP upgrade at once; more are cut at once"
+    )
+    max_protocol_errors: int = Field(
+        20, ge=1, description="protocol errors and rate-limited commands per minute before close 4029"
+    )
+
+
+class TlsSettings(_Section):
+    cert_file: str | None = Field(None, description="PEM certificate chain; with key_file enables wss:// and https://")
+    key_file: str | None = Field(None, description="PEM private key of cert_file")
+    key_password: SecretStr | None = Field(None, description="password of an encrypted key_file")
+
+    @model_validator(mode="after")
+    def _both(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both cert_file and key_file, or neither")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
 
 
 class LogSettings(_Section):
@@ -87,6 +216,8 @@ class Settings(BaseSettings):
     proxy: ProxySettings = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
     feed: FeedSettings = Field(default_factory=FeedSettings)  # type: ignore[arg-type]
     auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
+    limits: LimitSettings = Field(default_factory=LimitSettings)  # type: ignore[arg-type]
+    tls: TlsSettings = Field(default_factory=TlsSettings)  # type: ignore[arg-type]
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
+import uuid
 from collections import defaultdict
 
 import msgspec
@@ -72,6 +74,10 @@ class Feed:
         self._stopping = False
         self.ticks_in = 0
         self.messages_out = 0
+        # who is publishing: lets a standby tell another feed's status from its own (see standby.py)
+        self.instance = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.active_since_ms = 0
+        self.standby = False  # managed by a StandbyFeed (loses to a plain primary; see standby.py)
         self.last_tick_monotonic = 0.0
         self.upstream: dict[Instrument, Mode] = {}
         # last (seq, data) of topics recently released, while their instrument is still streamed
@@ -83,6 +89,7 @@ class Feed:
         return self.publisher.endpoint
 
     async def start(self) -> None:
+        self.active_since_ms = int(time.time() * 1000)
         await self.adapter.start(self._on_tick, self._on_reject)
         self._exchanges = frozenset(self.adapter.exchanges())
         self.publisher = await self._open_publisher()
@@ -188,7 +195,11 @@ class Feed:
         self._publish_control(topics.reject_topic(topic), {"code": code.value, "message": message})
 
     def _publish_directory(self) -> None:
-        directory = {exchange: sorted(symbols) for exchange, symbols in self.adapter.directory().items()}
+        directory = {
+            exchange: sorted(symbols)
+            for exchange, symbols in self.adapter.directory().items()
+            if exchange in self._exchanges  # two feeds on one bus must not both claim an exchange
+        }
         self._publish_control(
             topics.instruments_topic(self.broker),
             {"broker": self.broker, "exchanges": sorted(self._exchanges), "symbols": directory},
@@ -208,8 +219,19 @@ class Feed:
             "last_tick_age": round(age, 3),
             "ticks": self.ticks_in,
             "exchanges": sorted(self._exchanges),
+            "instance": self.instance,
+            "active_since": self.active_since_ms,
+            "standby": self.standby,
             "time": int(time.time() * 1000),
         }
+
+    def wanted_topics(self) -> list[str]:
+        """Bus topics some proxy wants right now (for the metrics side's /status)."""
+        return sorted(topic.decode() for topic in self._topics)
+
+    def upstream_pairs(self) -> dict[str, int]:
+        """`EXCHANGE|SYMBOL` -> mode, as last placed at the broker."""
+        return {f"{inst.exchange}|{inst.symbol}": int(mode) for inst, mode in self.upstream.items()}
 
     def _publish_status_now(self) -> None:
         self._publish_control(topics.status_topic(self.broker), self.status())

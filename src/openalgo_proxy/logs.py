@@ -3,34 +3,79 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
+from typing import Any
 
 import msgspec
 
 _encode = msgspec.json.Encoder().encode
 
 
+_SECRET = re.compile(
+    r"(?i)(\b(?:api[_-]?key|apikey|token|access[_-]?token|refresh[_-]?token|jwt|password|passwd|secret|totp|pin)"
+    r"[\"']?\s*[=:]\s*[\"']?)([^\s\"',;&}]+)"
+)
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+MASK = "***"
+
+
+def redact(text: str) -> str:
+    """Mask credentials that a message might carry: key=value pairs, bearer tokens, JWTs."""
+    text = _SECRET.sub(lambda m: m.group(1) + MASK, text)
+    text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
+    return _JWT.sub(MASK, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Applied on the handler: every record's final message is redacted before formatting."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg = cleaned
+            record.args = None
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format; tracebacks are redacted too (exception messages can quote requests)."""
+
+    def formatException(self, ei: Any) -> str:
+        return redact(super().formatException(ei))
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, component, logger, message[, exception]."""
+
+    def __init__(self, component: str = "") -> None:
+        super().__init__()
+        self.component = component
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
+            "component": self.component,
             "logger": record.name,
             "message": record.getMessage(),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return _encode(entry).decode()
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text", component: str = "") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(component))
     else:
         prefix = f"{component} " if component else ""
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -10,12 +10,16 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+STOP_WITHIN = 20.0  # seconds a component may take to stop before the process gives up on it
+
 
 def run_until_signal(
     start: Callable[[], Awaitable[None]],
     stop: Callable[[], Awaitable[None]],
+    stop_within: float = STOP_WITHIN,
 ) -> int:
-    """Start a component, wait for SIGINT or SIGTERM, stop it. Returns an exit code."""
+    """Start a component, wait for SIGINT or SIGTERM, stop it within a bound. Returns an exit code
+    (1 if stopping overran the bound: the process exits anyway, so orchestrators never wait forever)."""
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
@@ -25,7 +29,11 @@ def run_until_signal(
         await start()
         await stopping.wait()
         log.info("stopping")
-        await stop()
+        try:
+            await asyncio.wait_for(stop(), stop_within)
+        except TimeoutError:
+            log.error("stop did not finish within %.0f s; exiting anyway", stop_within)
+            return 1
         return 0
 
     return run(main())

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from ssl import SSLContext
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +101,12 @@ class Supervisor:
                 await child.task
 
 
-async def wait_ready(host: str, port: int, within: float = 60.0) -> bool:
-    """Poll the proxy's /readyz until it answers 200 or `within` seconds pass."""
+async def wait_ready(host: str, port: int, within: float = 60.0, ssl: SSLContext | None = None) -> bool:
+    """Poll the proxy's /readyz (over TLS when given a context) until it answers 200 or `within` seconds pass."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1.0)
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ssl), timeout=1.0)
             writer.write(f"GET /readyz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
             await writer.drain()
             status = await asyncio.wait_for(reader.readline(), timeout=1.0)

@@ -201,3 +201,31 @@ async def test_resubscribe_within_the_coalescing_window_still_gets_a_snapshot() 
             await c.reply({"action": "subscribe", "symbol": "ONGC", "exchange": "NSE", "mode": 1})
             msg = await c.market_data(within=2)
             assert msg["topic"] == "ONGC.NSE"
+
+
+async def test_malformed_bus_messages_are_counted_and_never_desync_the_stream(system: System) -> None:
+    async with client(system.url) as c:
+        await c.reply({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1})
+        first = await c.market_data()
+        publisher = system.feed.publisher
+        assert publisher is not None
+        errors_before = system.proxy.metrics.errors["BUS_FRAME"]
+        publisher.sock.send_multipart([SBIN_LTP, b"\x00" * 8])  # two frames
+        publisher.sock.send_multipart([SBIN_LTP, b"\x00" * 8, b"{}", b"extra"])  # four frames
+        await wait_for(lambda: system.proxy.metrics.errors["BUS_FRAME"] >= errors_before + 2)
+        later = await c.market_data(where=lambda m: m["seq"] > first["seq"])
+        assert later["topic"] == "SBIN.NSE" and later["data"]["symbol"] == "SBIN"
+
+
+async def test_feed_serves_only_its_configured_exchanges() -> None:
+    adapter = SimulatedAdapter(FeedOptions(ticks_per_second=20, seed=3, exchanges=("NSE_INDEX",)))
+    async with running_system(adapter=adapter) as system, client(system.url) as c:
+        assert set(system.proxy.hub.directory.symbols) == {"NSE_INDEX"}
+        reply = await c.reply(
+            {
+                "action": "subscribe",
+                "symbols": [{"symbol": "NIFTY", "exchange": "NSE_INDEX"}, {"symbol": "SBIN", "exchange": "NSE"}],
+            }
+        )
+        assert [s["status"] for s in reply["subscriptions"]] == ["success", "error"]
+        assert reply["subscriptions"][1]["code"] == "SYMBOL_NOT_FOUND"

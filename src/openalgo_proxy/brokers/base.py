@@ -66,11 +66,14 @@ class BrokerAdapter(abc.ABC):
 
     @abc.abstractmethod
     async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
-        """Load instruments and credentials; return when `lookup` works. Connect lazily."""
+        """Load instruments and credentials; return when `lookup` works. Connect lazily, except that
+        an account may keep one connection open to prove its credentials: `status()` of a started,
+        healthy account with nothing wanted must not read as a failure (the proxy's /readyz needs
+        a feed in state CONNECTED)."""
 
     @abc.abstractmethod
     def exchanges(self) -> tuple[str, ...]:
-        """Client exchanges this account serves (NSE, NSE_INDEX, NFO, ...)."""
+        """Client exchanges this account serves (NSE, NSE_INDEX, NFO, ...); honours `FeedOptions.exchanges`."""
 
     @abc.abstractmethod
     def lookup(self, exchange: str, symbol: str) -> Instrument | None:
@@ -78,7 +81,8 @@ class BrokerAdapter(abc.ABC):
 
     @abc.abstractmethod
     def directory(self) -> Mapping[str, Iterable[str]]:
-        """Every symbol this account can stream, by exchange (published on the bus)."""
+        """Every symbol this account can stream, by exchange (published on the bus); only exchanges
+        in `exchanges()`, or two feeds on one bus both claim an exchange in the proxy's directory."""
 
     @abc.abstractmethod
     async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
@@ -246,3 +250,4 @@ class FeedOptions:
     ticks_per_second: float = 2.0  # simulated market only: ticks per instrument per second
     max_connections: int = 0  # 0 = the broker's cap
     seed: int | None = None  # simulated market only
+    exchanges: tuple[str, ...] = ()  # client exchanges this feed serves; () = all its account has

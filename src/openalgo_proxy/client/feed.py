@@ -21,6 +21,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any
 
@@ -99,6 +100,7 @@ class Feed:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         origin: str | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         if api_key and token:
             raise ValueError("give api_key or token, not both")
@@ -123,6 +125,8 @@ class Feed:
         }
         if origin:
             self._connect_options["origin"] = origin
+        if ssl is not None:  # wss:// with a private CA; the default context verifies against the system's CAs
+            self._connect_options["ssl"] = ssl
         self._held: dict[Stream, int] = {}
         self._retry: set[Stream] = set()  # held, refused for a transient reason, to subscribe again
         self._retry_wanted = asyncio.Event()

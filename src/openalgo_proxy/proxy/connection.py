@@ -9,7 +9,6 @@ than the grace period is closed with 4008.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import socket
 import time
@@ -23,12 +22,19 @@ from websockets.server import ServerProtocol
 from openalgo_proxy.errors import CloseCode, ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy import protocol as proto
+from openalgo_proxy.proxy.auth import AuthFailed, Grant
 from openalgo_proxy.proxy.hub import TopicState, text_frame
+from openalgo_proxy.proxy.limits import Guard
+from openalgo_proxy.proxy.origin import origin_allowed
 
 if TYPE_CHECKING:
     from openalgo_proxy.proxy.server import ProxyServer
 
 log = logging.getLogger(__name__)
+# websockets logs every header and frame at DEBUG (Authorization headers, authenticate messages):
+# its protocol gets a logger that never goes below INFO, so secrets stay out of logs at any level.
+WIRE_LOG = logging.getLogger("openalgo_proxy.proxy.wire")
+WIRE_LOG.setLevel(logging.INFO)
 
 FEATURES = {"ltp": True, "quote": True, "depth": True}
 ALL_MODES = (Mode.LTP, Mode.QUOTE, Mode.DEPTH)
@@ -39,7 +45,8 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.hub = server.hub
         cfg = server.cfg
-        self.ws = ServerProtocol(max_size=cfg.max_message_bytes, origins=server.origins)
+        # no extensions: compression is never negotiated
+        self.ws = ServerProtocol(max_size=cfg.max_message_bytes, logger=WIRE_LOG)
         self.transport: asyncio.Transport | None = None
         self.pending: list[bytes] = []
         self.append = self.pending.append
@@ -51,7 +58,9 @@ class Connection(asyncio.Protocol):
         self.closing = False
         self.close_code = 1006
         self.authenticated = not server.auth_required
+        self.grant: Grant | None = None if server.auth_required else server.authenticator.anonymous()
         self.identity = "anonymous"
+        self.counted_identity: str | None = None  # identity whose connection cap this connection holds
         self.peer = "?"
         self.created = time.monotonic()
         self.opened_at = 0.0
@@ -62,11 +71,19 @@ class Connection(asyncio.Protocol):
         self._binary = False
         self._abort_handle: asyncio.TimerHandle | None = None
         self.cid = server.next_id()
+        self.guard = Guard(server.limits, self.created)
+        self._pending = False  # holds one of the server's pending-handshake slots
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
-        cfg = self.server.cfg
+        server = self.server
+        if server.pending_handshakes >= server.limits.max_pending_handshakes:
+            self.transport.abort()
+            return
+        server.pending_handshakes += 1
+        self._pending = True
+        cfg = server.cfg
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, cfg.socket_send_buffer)
@@ -91,7 +108,13 @@ class Connection(asyncio.Protocol):
         self._send_protocol_data()
         return None
 
+    def _end_pending(self) -> None:
+        if self._pending:
+            self._pending = False
+            self.server.pending_handshakes -= 1
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._end_pending()
         server = self.server
         server.on_lost(self)
         if self._abort_handle is not None:
@@ -102,6 +125,7 @@ class Connection(asyncio.Protocol):
         if self.ws.state is not State.CLOSED:
             self.ws.receive_eof()  # settles close_code from the closing handshake, if there was one
         if self.open:
+            server.open_count -= 1
             code = self.ws.close_code if self.ws.close_code is not None else self.close_code
             if self.ws.close_rcvd is None and self.ws.close_sent is not None:
                 code = self.ws.close_sent.code  # we closed (4008, 1011, ...) and the peer never answered
@@ -205,24 +229,41 @@ class Connection(asyncio.Protocol):
         if request.headers.get("Upgrade", "").lower() != "websocket":
             self.ws.send_response(self.server.http_response(request))
             return
+        headers = request.headers
+        server = self.server
+        tls = server.tls_context is not None
+        if not origin_allowed(headers.get("Origin"), headers.get("Host"), server.cfg.allowed_origins, tls):
+            log.info("conn %d %s refused: origin not allowed", self.cid, self.peer)
+            self.ws.send_response(self.ws.reject(403, "origin not allowed\n"))
+            return
+        bearer = headers.get("Authorization", "")
+        grant: Grant | None = None
+        if bearer[:7].lower() == "bearer " and self.server.auth_required:
+            try:
+                grant = self.server.authorize(bearer[7:].strip())
+            except AuthFailed as exc:
+                log.info("conn %d %s refused at handshake: %s", self.cid, self.peer, exc.reason)
+                self.ws.send_response(self.ws.reject(401, f"authentication failed: {exc.reason}\n"))
+                return
         response = self.ws.accept(request)
         if response.status_code != 101:
             self.ws.send_response(response)
             return
         self.ws.send_response(response)
         self._send_protocol_data()
+        self._end_pending()
         self.open = True
+        self.server.open_count += 1
         self.opened_at = time.monotonic()
         self.last_ping = self.opened_at
         self.server.metrics.connections_total += 1
-        log.info("conn %d %s open path=%s", self.cid, self.peer, request.path)
+        log.info("conn %d %s open path=%s", self.cid, self.peer, request.path.split("?", 1)[0])  # no query: secrets
         if not self.server.admit(self):
             self._send_protocol_data()
             self.close(CloseCode.TRY_AGAIN_LATER, "server full")
             return
-        bearer = request.headers.get("Authorization", "")
-        if bearer.startswith("Bearer ") and self.server.auth_required:
-            self._authenticate(proto.Authenticate(api_key=bearer[7:].strip(), token=None), None, quiet=True)
+        if grant is not None:
+            self._grant(grant, None, quiet=True)
 
     # -- frames ----------------------------------------------------------------------------------
     def _on_frame(self, frame: Frame) -> None:
@@ -244,12 +285,31 @@ class Connection(asyncio.Protocol):
             self.server.metrics.messages_in += 1
             if self.closing:
                 return
+            now = time.monotonic()
+            if not self.guard.allow_command(now):
+                self._violation(ErrorCode.RATE_LIMITED, "too many commands; slow down")
+                return
             if self._binary:
-                self.send_error(ErrorCode.INVALID_JSON, "binary frames are not accepted; send JSON text")
+                self._violation(ErrorCode.INVALID_JSON, "binary frames are not accepted; send JSON text")
                 return
             self._on_text(data)
         elif opcode is Opcode.PONG:
             self.ping_waiting_since = 0.0
+        elif opcode is Opcode.PING:
+            now = time.monotonic()
+            if not self.guard.allow_command(now) and not self.guard.violation(now):
+                self._close_abusive()
+
+    def _violation(self, code: ErrorCode, message: str, request_id: Any = None) -> None:
+        """Answer a protocol error, failed authentication or rate-limited command; 4029 past the budget."""
+        self.send_error(code, message, request_id)
+        if not self.guard.violation(time.monotonic()):
+            self._close_abusive()
+
+    def _close_abusive(self) -> None:
+        if not self.closing:
+            log.info("conn %d %s too many requests or protocol errors: closing with 4029", self.cid, self.peer)
+            self.close(CloseCode.TOO_MANY_REQUESTS, "too many requests or protocol errors")
 
     def send_error(self, code: ErrorCode, message: str, request_id: Any = None, **extra: Any) -> None:
         self.server.metrics.errors[code.value] += 1
@@ -259,7 +319,7 @@ class Connection(asyncio.Protocol):
         try:
             request = proto.parse_request(data)
         except proto.BadRequest as exc:
-            self.send_error(exc.code, exc.message, exc.request_id)
+            self._violation(exc.code, exc.message, exc.request_id)
             return
         command = request.command
         rid = request.request_id
@@ -281,7 +341,7 @@ class Connection(asyncio.Protocol):
                 )
             )
         elif not self.authenticated:
-            self.send_error(ErrorCode.NOT_AUTHENTICATED, "authenticate first", rid)
+            self._violation(ErrorCode.NOT_AUTHENTICATED, "authenticate first", rid)
         elif isinstance(command, proto.Subscribe):
             self._subscribe(command, rid)
         elif isinstance(command, proto.Unsubscribe):
@@ -307,16 +367,32 @@ class Connection(asyncio.Protocol):
             self.send_message(proto.reply(self.server.broker_info(), rid))
 
     # -- commands ----------------------------------------------------------------------------------
-    def _authenticate(self, command: proto.Authenticate, rid: Any, quiet: bool = False) -> None:
-        identity = self.server.check_credentials(command.api_key, command.token)
-        if identity is None:
-            log.info("conn %d %s authentication failed", self.cid, self.peer)
-            if not quiet:
-                self.send_error(ErrorCode.AUTHENTICATION_ERROR, "invalid API key or token", rid)
+    def _authenticate(self, command: proto.Authenticate, rid: Any) -> None:
+        try:
+            grant = self.server.authorize(command.token or command.api_key)
+        except AuthFailed as exc:
+            log.info("conn %d %s authentication failed: %s", self.cid, self.peer, exc.reason)
+            self._violation(ErrorCode.AUTHENTICATION_ERROR, f"authentication failed: {exc.reason}", rid)
+            return
+        self._grant(grant, rid)
+
+    def _grant(self, grant: Grant, rid: Any, quiet: bool = False) -> None:
+        current = self.grant if self.server.auth_required else None
+        if current is not None and (current.identity, current.role_name) != (grant.identity, grant.role_name):
+            self._violation(
+                ErrorCode.AUTHENTICATION_ERROR, "already authenticated as another identity; reconnect to switch", rid
+            )
+            return
+        problem = self.server.on_authenticated(self, grant)
+        if problem is not None:
+            log.info("conn %d %s %s: %s; closing with 4029", self.cid, self.peer, grant.identity, problem)
+            self.send_error(ErrorCode.LIMIT_EXCEEDED, problem, rid)
+            self.close(CloseCode.TOO_MANY_REQUESTS, "too many connections for this identity")
             return
         self.authenticated = True
-        self.identity = identity
-        log.info("conn %d %s authenticated as %s", self.cid, self.peer, identity)
+        self.grant = grant
+        identity = self.identity = grant.identity
+        log.info("conn %d %s authenticated as %s role=%s", self.cid, self.peer, identity, grant.role_name)
         if quiet:
             return
         self.send_message(
@@ -345,7 +421,10 @@ class Connection(asyncio.Protocol):
     def _subscribe(self, command: proto.Subscribe, rid: Any) -> None:
         results: list[dict[str, Any]] = []
         snapshots: list[bytes] = []
+        grant = self.grant
         limit = self.server.cfg.max_subscriptions_per_connection
+        if grant is not None and grant.role.max_subscriptions is not None:
+            limit = min(limit, grant.role.max_subscriptions)
         directory = self.hub.directory
         for entry in command.entries:
             mode = entry.mode or proto.DEFAULT_MODE
@@ -355,7 +434,8 @@ class Connection(asyncio.Protocol):
                 "mode": int(mode),
                 "topic": f"{entry.symbol}.{entry.exchange}",
             }
-            problem = directory.check(entry.exchange, entry.symbol)
+            forbidden = grant.forbidden(entry.exchange, mode) if grant is not None else "not authenticated"
+            problem = (ErrorCode.FORBIDDEN, forbidden) if forbidden else directory.check(entry.exchange, entry.symbol)
             bus_topic = f"{entry.exchange}|{entry.symbol}|{int(mode)}".encode()
             if problem is not None:
                 code, message = problem
@@ -387,6 +467,15 @@ class Connection(asyncio.Protocol):
         }
         if command.single:
             body["topic"] = results[0]["topic"]
+        log.info(
+            "conn %d %s subscribe requested=%d ok=%d failed=%d holding=%d",
+            self.cid,
+            self.peer,
+            len(results),
+            ok,
+            len(results) - ok,
+            len(self.topics),
+        )
         self.send_message(proto.reply(body, rid))
         if snapshots and not self.closing:
             self.pending.extend(snapshots)
@@ -436,11 +525,3 @@ class Connection(asyncio.Protocol):
             self.topics.clear()
             for state in states:
                 self.hub.unsubscribe(self, state)
-
-
-def keys_match(candidate: str, keys: list[str]) -> bool:
-    """Constant-time comparison against every configured key."""
-    found = False
-    for key in keys:
-        found |= hmac.compare_digest(candidate.encode(), key.encode())
-    return found

@@ -10,6 +10,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 NS = "openalgo_proxy"
+GAUGE_HELP = {
+    "connections_open": "WebSocket connections open now",
+    "subscriptions": "client subscriptions held, summed over connections",
+    "topics": "distinct bus topics this proxy subscribes",
+    "slow_clients": "clients over their outbound budget now (conflating)",
+    "broker_connected": "1 if any feed reports a broker connection",
+    "tick_age_seconds": "youngest last-tick age reported by the feeds (-1: none)",
+    "ready": "1 when /readyz answers 200",
+}
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -95,4 +104,4 @@ class ProxyCollector(Collector):
             sum_value=total,
         )
         for name, value in self.gauges().items():
-            yield GaugeMetricFamily(f"{NS}_{name}", name.replace("_", " "), value=value)
+            yield GaugeMetricFamily(f"{NS}_{name}", GAUGE_HELP.get(name, name.replace("_", " ")), value=value)

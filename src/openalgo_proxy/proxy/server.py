@@ -16,15 +16,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.process_collector import ProcessCollector
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
-from websockets.typing import Origin
 
 from openalgo_proxy import topics
 from openalgo_proxy.bus import Subscriber
-from openalgo_proxy.config import AuthSettings, ProxySettings
+from openalgo_proxy.config import AuthSettings, LimitSettings, ProxySettings, TlsSettings
 from openalgo_proxy.errors import CloseCode, ErrorCode
-from openalgo_proxy.proxy.connection import FEATURES, Connection, keys_match
+from openalgo_proxy.proxy.auth import Authenticator, Grant
+from openalgo_proxy.proxy.connection import FEATURES, Connection
 from openalgo_proxy.proxy.hub import Hub, TopicState
+from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
+from openalgo_proxy.proxy.tls import server_context
+from openalgo_proxy.proxy.upstream_metrics import BrokerStatusCollector
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +61,17 @@ class ProxyServer:
         cfg: ProxySettings,
         auth: AuthSettings | None = None,
         ctx: zmq.Context[zmq.Socket[bytes]] | None = None,
+        limits: LimitSettings | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.cfg = cfg
         self.auth = auth or AuthSettings.model_validate({})
-        self.auth_required = self.auth.mode != "none"
-        self._api_keys = [key.get_secret_value() for key in self.auth.api_keys]
-        self.origins: list[Origin | None] | None = None
+        self.limits = limits or LimitSettings.model_validate({})
+        self.authenticator = Authenticator(self.auth)
+        self.auth_required = self.authenticator.required
+        self.identities = IdentityCounter()
+        self.pending_handshakes = 0  # connections before their WebSocket upgrade
+        self.tls_context = server_context(tls or TlsSettings.model_validate({}))
         self.metrics = ProxyMetrics()
         self._ctx = ctx or zmq.Context.instance()
         self.subscriber: Subscriber | None = None
@@ -71,6 +79,7 @@ class ProxyServer:
         self.hub.on_reject = self._on_reject
         self.connections: set[Connection] = set()
         self.all_closed = asyncio.Event()
+        self.open_count = 0  # connections past the handshake, kept by Connection
         self._ids = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -78,6 +87,7 @@ class ProxyServer:
         self.started = time.monotonic()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ProxyCollector(self.metrics, self._gauges))
+        self.registry.register(BrokerStatusCollector(self.feeds, STATUS_STALE_AFTER))
         ProcessCollector(namespace="openalgo_proxy", registry=self.registry)
         self._web = _load_web()
 
@@ -91,13 +101,27 @@ class ProxyServer:
         self.subscriber.attach(loop)
         for prefix in (topics.STATUS_PREFIX, topics.INSTRUMENTS_PREFIX, topics.REJECT_PREFIX):
             self.subscriber.subscribe(prefix)
+        tls = self.tls_context
         self._server = await loop.create_server(
-            lambda: Connection(self), self.cfg.host, self.cfg.port, backlog=4096, reuse_address=True
+            lambda: Connection(self),
+            self.cfg.host,
+            self.cfg.port,
+            backlog=4096,
+            reuse_address=True,
+            ssl=tls,
+            ssl_handshake_timeout=self.cfg.handshake_timeout if tls is not None else None,
         )
         sockets = self._server.sockets
         self.port = sockets[0].getsockname()[1] if sockets else self.cfg.port
         self._sweeper = loop.create_task(self._sweep(), name="proxy-sweep")
-        log.info("proxy listening on ws://%s:%d (bus %s)", self.cfg.host, self.port, ", ".join(self.cfg.bus))
+        log.info(
+            "proxy listening on %s://%s:%d (auth %s; bus %s)",
+            "wss" if tls is not None else "ws",
+            self.cfg.host,
+            self.port,
+            self.auth.mode,
+            ", ".join(self.cfg.bus),
+        )
 
     async def stop(self, within: float = 5.0) -> None:
         """Stop accepting, close every client with 1001, wait for them (bounded), release the bus."""
@@ -147,19 +171,37 @@ class ProxyServer:
 
     # -- admission and auth -----------------------------------------------------------------------
     def admit(self, conn: Connection) -> bool:
-        open_count = sum(1 for c in self.connections if c.open)
-        return open_count <= self.cfg.max_connections
+        """Called once per completed handshake (the connection already counts itself as open)."""
+        return self.open_count <= self.cfg.max_connections
 
-    def check_credentials(self, api_key: str | None, token: str | None) -> str | None:
-        """The identity these credentials prove, or None."""
-        if not self.auth_required:
-            return "anonymous"
-        if api_key and keys_match(api_key, self._api_keys):
-            return "api-key"
+    def authorize(self, credential: str | None) -> Grant:
+        """The grant these credentials prove; AuthFailed otherwise."""
+        return self.authenticator.authenticate(credential)
+
+    def on_authenticated(self, conn: Connection, grant: Grant) -> str | None:
+        """Count the connection against its identity's cap; the problem when it is over the cap."""
+        if not self.auth_required or conn.counted_identity == grant.identity:
+            return None
+        limit = grant.role.max_connections or self.limits.max_connections_per_identity
+        if not self.identities.acquire(grant.identity, limit):
+            return f"at most {limit} concurrent connections for this identity"
+        if conn.counted_identity is not None:
+            self.identities.release(conn.counted_identity)
+        conn.counted_identity = grant.identity
         return None
 
     def on_closed(self, conn: Connection) -> None:
-        """Hook for admission bookkeeping."""
+        """Admission bookkeeping when an open connection ends."""
+        if conn.counted_identity is not None:
+            self.identities.release(conn.counted_identity)
+            conn.counted_identity = None
+
+    def _revoke_removed_keys(self) -> None:
+        for conn in list(self.connections):
+            grant = conn.grant
+            if grant is not None and not conn.closing and not self.authenticator.still_valid(grant):
+                log.info("conn %d %s key of %s revoked: closing with 4401", conn.cid, conn.peer, grant.identity)
+                conn.close(CloseCode.AUTH_TIMEOUT, "API key revoked")
 
     def on_lost(self, conn: Connection) -> None:
         self.connections.discard(conn)
@@ -206,7 +248,7 @@ class ProxyServer:
         feeds = self.feeds()
         age = min((f.get("last_tick_age", -1.0) for f in feeds.values() if f.get("last_tick_age", -1) >= 0), default=-1)
         return {
-            "connections_open": float(sum(1 for c in self.connections if c.open)),
+            "connections_open": float(self.open_count),
             "subscriptions": float(sum(len(c.topics) for c in self.connections)),
             "topics": float(len(self.hub.topics)),
             "slow_clients": float(sum(1 for c in self.connections if c.paused)),
@@ -241,7 +283,10 @@ class ProxyServer:
         cfg = self.cfg
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
+            if self.authenticator.reload_keys():
+                self._revoke_removed_keys()
             now = time.monotonic()
+            wall = time.time()
             for conn in list(self.connections):
                 if conn.closing:
                     continue
@@ -251,6 +296,9 @@ class ProxyServer:
                     continue
                 if not conn.authenticated and now - conn.opened_at > self.auth.deadline:
                     conn.close(CloseCode.AUTH_TIMEOUT, "authentication required")
+                elif conn.grant is not None and conn.grant.expires_at is not None and wall >= conn.grant.expires_at:
+                    log.info("conn %d %s token of %s expired: closing with 4401", conn.cid, conn.peer, conn.identity)
+                    conn.close(CloseCode.AUTH_TIMEOUT, "token expired")
                 elif conn.paused and now - conn.paused_since > cfg.slow_client_grace:
                     self.metrics.slow_disconnects[CloseCode.TOO_SLOW] += 1
                     log.info("conn %d %s too slow: closing with 4008", conn.cid, conn.peer)

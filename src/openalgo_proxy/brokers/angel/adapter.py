@@ -110,14 +110,19 @@ class AngelAdapter(BrokerAdapter):
             raise RuntimeError("AngelAdapter.start() has not completed")
         return self.master
 
+    def _serves(self, exchange: str) -> bool:
+        """FeedOptions.exchanges limits this account to part of its exchanges (several feeds, one proxy)."""
+        only = self.options.exchanges
+        return not only or exchange in only
+
     def exchanges(self) -> tuple[str, ...]:
-        return self._master().exchanges()
+        return tuple(e for e in self._master().exchanges() if self._serves(e))
 
     def lookup(self, exchange: str, symbol: str) -> Instrument | None:
-        return self._master().lookup(exchange, symbol)
+        return self._master().lookup(exchange, symbol) if self._serves(exchange) else None
 
     def directory(self) -> Mapping[str, Iterable[str]]:
-        return self._master().directory()
+        return {e: symbols for e, symbols in self._master().directory().items() if self._serves(e)}
 
     # -- subscriptions ----------------------------------------------------------------------
 

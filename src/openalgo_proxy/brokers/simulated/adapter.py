@@ -39,7 +39,12 @@ class SimulatedAdapter(BrokerAdapter):
     def __init__(self, options: FeedOptions) -> None:
         self.options = options
         self.market = SimulatedMarket(seed=options.seed)
-        self._instruments = {(lst.exchange, lst.symbol): instrument_of(lst) for lst in self.market.listings}
+        served = set(options.exchanges)
+        self._instruments = {
+            (lst.exchange, lst.symbol): instrument_of(lst)
+            for lst in self.market.listings
+            if not served or lst.exchange in served
+        }
         self._wanted: dict[Instrument, Mode] = {}
         self._credit: dict[Instrument, float] = {}
         self._rng = random.Random(options.seed)

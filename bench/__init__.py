@@ -1,0 +1,1 @@
+"""Reproducible benchmark suite: synthetic feed, system under test, references, client swarm."""

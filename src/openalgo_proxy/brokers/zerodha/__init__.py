@@ -1,0 +1,1 @@
+"""Zerodha Kite Connect WebSocket feed: codec, connection shell, instruments, adapter, simulator."""

@@ -1,0 +1,290 @@
+"""The Kite instrument master: CSV <-> rows, rows -> client-named Instruments, loading and caching.
+
+Client names follow OpenAlgo so a client's symbol is the same whatever the broker: NSE cash by its
+trading symbol, indices on NSE_INDEX/BSE_INDEX by short names (NIFTY 50 -> NIFTY), futures as
+NAME + DDMMMYY + FUT, options as NAME + DDMMMYY + STRIKE + CE/PE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+from openalgo_proxy.errors import BrokerError
+from openalgo_proxy.model import Instrument
+from openalgo_proxy.topics import valid_name
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "https://api.kite.trade/instruments"
+COLUMNS = (
+    "instrument_token",
+    "exchange_token",
+    "tradingsymbol",
+    "name",
+    "last_price",
+    "expiry",
+    "strike",
+    "tick_size",
+    "lot_size",
+    "instrument_type",
+    "segment",
+    "exchange",
+)
+EXCHANGES = frozenset({"NSE", "BSE", "NFO", "BFO", "MCX", "CDS", "BCD", "NCO"})
+INDEX_SEGMENT = "INDICES"
+
+# Kite index trading symbol -> OpenAlgo symbol. Others: the trading symbol without spaces.
+INDEX_NAMES: Mapping[str, str] = {
+    "NIFTY 50": "NIFTY",
+    "NIFTY BANK": "BANKNIFTY",
+    "NIFTY FIN SERVICE": "FINNIFTY",
+    "NIFTY MID SELECT": "MIDCPNIFTY",
+    "NIFTY NEXT 50": "NIFTYNXT50",
+    "INDIA VIX": "INDIAVIX",
+    "SENSEX": "SENSEX",
+    "BANKEX": "BANKEX",
+    "SENSEX50": "SENSEX50",
+}
+IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
+
+
+@dataclass(frozen=True, slots=True)
+class KiteRow:
+    """One line of the Kite instruments CSV, in Kite's names and units."""
+
+    instrument_token: int
+    exchange_token: int
+    tradingsymbol: str
+    name: str
+    last_price: float
+    expiry: str  # YYYY-MM-DD or ""
+    strike: float
+    tick_size: float
+    lot_size: int
+    instrument_type: str
+    segment: str
+    exchange: str
+
+
+def parse_csv(text: str) -> list[KiteRow]:
+    """Rows of the CSV; ValueError if a required column is missing. Bad rows are skipped and logged."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+    if missing:
+        raise ValueError(f"Kite instruments CSV lacks columns: {', '.join(missing)}")
+    rows: list[KiteRow] = []
+    bad = 0
+    for record in reader:
+        try:
+            rows.append(
+                KiteRow(
+                    instrument_token=int(record["instrument_token"]),
+                    exchange_token=int(record["exchange_token"] or 0),
+                    tradingsymbol=record["tradingsymbol"].strip(),
+                    name=(record["name"] or "").strip(),
+                    last_price=float(record["last_price"] or 0),
+                    expiry=(record["expiry"] or "").strip(),
+                    strike=float(record["strike"] or 0),
+                    tick_size=float(record["tick_size"] or 0),
+                    lot_size=int(float(record["lot_size"] or 0)),
+                    instrument_type=(record["instrument_type"] or "").strip(),
+                    segment=(record["segment"] or "").strip(),
+                    exchange=(record["exchange"] or "").strip(),
+                )
+            )
+        except (ValueError, TypeError, AttributeError):
+            bad += 1
+    if bad:
+        log.warning("kite instruments: skipped %d malformed rows", bad)
+    return rows
+
+
+def format_csv(rows: Iterable[KiteRow]) -> str:
+    """The CSV text of rows, as Kite serves it (the simulator's /instruments)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in rows:
+        writer.writerow(
+            (
+                r.instrument_token,
+                r.exchange_token,
+                r.tradingsymbol,
+                r.name,
+                _num(r.last_price),
+                r.expiry,
+                _num(r.strike),
+                _num(r.tick_size),
+                r.lot_size,
+                r.instrument_type,
+                r.segment,
+                r.exchange,
+            )
+        )
+    return out.getvalue()
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def _expiry_code(expiry: str) -> str:
+    """2025-12-30 -> 30DEC25."""
+    return dt.date.fromisoformat(expiry).strftime("%d%b%y").upper()
+
+
+def client_name(row: KiteRow) -> tuple[str, str] | None:
+    """(client exchange, client symbol) for a row, or None if the row is not streamable here."""
+    if row.segment == INDEX_SEGMENT:
+        symbol = INDEX_NAMES.get(row.tradingsymbol, row.tradingsymbol.replace(" ", "").upper())
+        return f"{row.exchange}_INDEX", symbol
+    if row.exchange not in EXCHANGES:
+        return None
+    kind = row.instrument_type
+    base = row.name or row.tradingsymbol
+    if kind == "FUT" and row.expiry:
+        return row.exchange, f"{base}{_expiry_code(row.expiry)}FUT"
+    if kind in ("CE", "PE") and row.expiry:
+        strike = _num(row.strike)
+        return row.exchange, f"{base}{_expiry_code(row.expiry)}{strike}{kind}"
+    return row.exchange, row.tradingsymbol
+
+
+class KiteInstruments:
+    """Client (exchange, symbol) <-> Kite instrument token, both ways."""
+
+    def __init__(self, rows: Iterable[KiteRow]) -> None:
+        self._by_name: dict[tuple[str, str], Instrument] = {}
+        self._by_token: dict[int, Instrument] = {}
+        skipped = 0
+        for row in rows:
+            try:
+                named = client_name(row)
+            except ValueError:
+                named = None
+            if named is None or not valid_name(named[0]) or not valid_name(named[1]):
+                skipped += 1
+                continue
+            if named in self._by_name or row.instrument_token in self._by_token:
+                skipped += 1
+                continue
+            instrument = Instrument(
+                symbol=named[1],
+                exchange=named[0],
+                token=str(row.instrument_token),
+                tick_size=row.tick_size if row.tick_size > 0 else 0.05,
+                lot_size=max(row.lot_size, 1),
+                name=row.name,
+            )
+            self._by_name[named] = instrument
+            self._by_token[row.instrument_token] = instrument
+        self.skipped = skipped
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def lookup(self, exchange: str, symbol: str) -> Instrument | None:
+        return self._by_name.get((exchange, symbol))
+
+    def by_token(self, token: int) -> Instrument | None:
+        return self._by_token.get(token)
+
+    def exchanges(self) -> tuple[str, ...]:
+        return tuple(sorted({exchange for exchange, _ in self._by_name}))
+
+    def directory(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for exchange, symbol in self._by_name:
+            out.setdefault(exchange, []).append(symbol)
+        return out
+
+    def restricted(self, exchanges: Iterable[str]) -> KiteInstruments:
+        """Only the instruments of `exchanges` (a feed serving part of an account's exchanges)."""
+        keep = set(exchanges)
+        clone = KiteInstruments(())
+        clone._by_name = {k: v for k, v in self._by_name.items() if k[0] in keep}
+        clone._by_token = {int(v.token): v for v in clone._by_name.values()}
+        return clone
+
+
+def _decode(body: bytes) -> str:
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    return body.decode("utf-8-sig")
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def cache_path(cache_dir: str, source: str, today: dt.date) -> Path:
+    tag = "default" if source == DEFAULT_URL else hashlib.sha256(source.encode()).hexdigest()[:12]
+    return Path(cache_dir) / f"zerodha-instruments-{tag}-{today.isoformat()}.csv"
+
+
+async def fetch(url: str, headers: Mapping[str, str] | None = None, download_timeout: float = 60.0) -> str:
+    """Download the master (TLS verified, gzip handled whether or not the server declares it)."""
+    client_timeout = aiohttp.ClientTimeout(total=download_timeout)
+    async with (
+        aiohttp.ClientSession(timeout=client_timeout) as session,
+        session.get(url, headers=dict(headers or {})) as response,
+    ):
+        if response.status != 200:
+            raise BrokerError(f"instrument master download failed: HTTP {response.status}")
+        return _decode(await response.read())
+
+
+async def load(
+    source: str | None = None,
+    cache_dir: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    today: dt.date | None = None,
+) -> KiteInstruments:
+    """The master from a URL (cached on disk for the IST day when cache_dir is set) or a file path."""
+    source = source or DEFAULT_URL
+    if not _is_url(source):
+        return await asyncio.to_thread(load_file, source)
+    day = today or dt.datetime.now(IST).date()
+    cached = cache_path(cache_dir, source, day) if cache_dir else None
+    if cached is not None and cached.is_file():
+        log.info("kite instruments: using cache %s", cached)
+        return await asyncio.to_thread(load_file, str(cached))
+    text = await fetch(source, headers)
+    instruments = await asyncio.to_thread(lambda: KiteInstruments(parse_csv(text)))
+    if cached is not None:
+        await asyncio.to_thread(_write_atomic, cached, text)
+    log.info("kite instruments: loaded %d instruments", len(instruments))
+    return instruments
+
+
+def load_file(path: str) -> KiteInstruments:
+    """The master from a CSV file (gzipped or not)."""
+    return KiteInstruments(parse_csv(_decode(Path(path).read_bytes())))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".zerodha-instruments-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    for old in path.parent.glob("zerodha-instruments-*.csv"):
+        if old != path and old.name.rsplit("-", 3)[0] == path.name.rsplit("-", 3)[0]:
+            old.unlink(missing_ok=True)

@@ -1,0 +1,387 @@
+"""A local Kite Connect WebSocket server with a live simulated market (`openalgo-proxy simulate zerodha`).
+
+One aiohttp port serves the ticker at `/` (query api_key/access_token; 403 on bad credentials, 429
+for a connection past the per-key cap) and the instruments CSV at `/instruments`. It speaks the
+exact wire format (multi-packet big-endian frames, 1-byte heartbeats about once a second) from the
+shared SimulatedMarket, and has fault switches and counters for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import itertools
+import logging
+import ssl
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+
+from openalgo_proxy.brokers.market import UNIVERSE, Listing, SimulatedMarket
+from openalgo_proxy.brokers.zerodha import codec
+from openalgo_proxy.brokers.zerodha.codec import ErrorMessage, KiteCodecError, KiteMode
+from openalgo_proxy.brokers.zerodha.instruments import KiteRow, format_csv
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8767
+MAX_CONNECTIONS = 3
+MAX_PER_CONNECTION = 3000
+PACKETS_PER_FRAME = 500
+
+
+def kite_rows(listings: tuple[Listing, ...]) -> list[KiteRow]:
+    """The Kite instruments CSV rows of the simulated universe."""
+    rows = []
+    for lst in listings:
+        token = lst.kite_token
+        if lst.is_index:
+            rows.append(
+                KiteRow(token, token >> 8, lst.name, lst.name, 0.0, "", 0.0, 0.0, 0, "EQ", "INDICES", lst.exchange[:3])
+            )
+        elif lst.instrument_type.startswith("FUT") and lst.expiry:
+            expiry = dt.datetime.strptime(lst.expiry, "%d%b%Y").date()
+            tradingsymbol = f"{lst.name}{expiry:%y}{expiry:%b}".upper() + "FUT"
+            segment = f"{lst.exchange}-FUT"
+            rows.append(
+                KiteRow(
+                    token,
+                    token >> 8,
+                    tradingsymbol,
+                    lst.name,
+                    0.0,
+                    expiry.isoformat(),
+                    0.0,
+                    lst.tick_size,
+                    lst.lot_size,
+                    "FUT",
+                    segment,
+                    lst.exchange,
+                )
+            )
+        else:
+            rows.append(
+                KiteRow(
+                    token,
+                    token >> 8,
+                    lst.symbol,
+                    lst.name,
+                    0.0,
+                    "",
+                    0.0,
+                    lst.tick_size,
+                    lst.lot_size,
+                    "EQ",
+                    lst.exchange,
+                    lst.exchange,
+                )
+            )
+    return rows
+
+
+@dataclass(eq=False)
+class SimConnection:
+    """One accepted client connection and its subscriptions (token -> mode)."""
+
+    id: int
+    api_key: str
+    request: web.Request
+    ws: web.WebSocketResponse
+    modes: dict[int, KiteMode] = field(default_factory=dict)
+    frames_sent: int = 0
+
+
+class KiteSimulator:
+    """In-process Kite server. `await start()`, use `.port` / `.url`, `await stop()`."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = "sim_api_key",
+        access_token: str = "sim_access_token",
+        ticks_per_second: float = 2.0,
+        seed: int | None = None,
+        heartbeat_interval: float = 1.0,
+        listings: tuple[Listing, ...] = UNIVERSE,
+        max_connections: int = MAX_CONNECTIONS,
+        max_per_connection: int = MAX_PER_CONNECTION,
+        record: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self.ssl_context = ssl_context  # serve wss:// and https:// (tests of certificate checks)
+        self._port = port
+        self.api_key = api_key
+        self._tokens = {access_token}
+        self.ticks_per_second = ticks_per_second
+        self.heartbeat_interval = heartbeat_interval
+        self.max_connections = max_connections
+        self.max_per_connection = max_per_connection
+        self.market = SimulatedMarket(listings, seed=seed)
+        self.listings = {lst.kite_token: lst for lst in listings}
+        self.csv = format_csv(kite_rows(listings)).encode()
+        self.record = record
+        # fault switches
+        self.mute = False  # send nothing at all (a stalled upstream)
+        self.heartbeats_only = False  # heartbeats but no ticks (a quiet market)
+        # counters
+        self.handshake_attempts = 0
+        self.handshake_times: list[float] = []
+        self.accepted_headers: list[dict[str, str]] = []  # request headers of accepted connections
+        self.rejections: Counter[int] = Counter()  # HTTP status -> count
+        self.connections_total = 0
+        self.heartbeats_sent = 0
+        self.tick_frames_sent = 0
+        self.requests_received = 0
+        self.recorded: list[tuple[int, bytes]] = []  # (connection id, binary frame) when record=True
+        self.connections: list[SimConnection] = []
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.ssl_context else "ws"
+        return f"{scheme}://{self.host}:{self._port}"
+
+    @property
+    def instruments_url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self.host}:{self._port}/instruments"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/", self._handle_ws)
+        app.router.add_get("/instruments", self._handle_instruments)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self._port, ssl_context=self.ssl_context)
+        await site.start()
+        self._runner = runner
+        self._port = runner.addresses[0][1]
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._heartbeat_loop(), name="kite-sim-heartbeat"),
+            loop.create_task(self._tick_loop(), name="kite-sim-ticks"),
+        ]
+        log.info("kite simulator listening on %s", self.url)
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for conn in list(self.connections):
+            await conn.ws.close(code=1001, message=b"server shutting down")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- fault switches --------------------------------------------------------------------------
+
+    def expire_token(self, new_token: str | None = None) -> None:
+        """Every current access token stops working (handshakes get 403); optionally accept a new one."""
+        self._tokens = {new_token} if new_token else set()
+
+    def accept_token(self, token: str) -> None:
+        self._tokens.add(token)
+
+    def drop_connections(self) -> int:
+        """Abort every connection's transport without a close frame (a network drop)."""
+        dropped = 0
+        for conn in list(self.connections):
+            transport = conn.request.transport
+            if transport is not None:
+                transport.abort()
+                dropped += 1
+        return dropped
+
+    async def send_malformed(self) -> None:
+        """Send every connection a frame that announces two packets but carries one."""
+        frame = b"\x00\x02" + b"\x00\x08" + codec.encode_packet(codec.KitePacket(codec.PacketKind.LTP, 738561, 1))
+        for conn in list(self.connections):
+            await self._send(conn, frame)
+
+    async def send_text(self, message: codec.TextMessage) -> None:
+        payload = codec.encode_text(message).decode()
+        for conn in list(self.connections):
+            await conn.ws.send_str(payload)
+
+    # -- observation -----------------------------------------------------------------------------
+
+    def subscriptions(self) -> list[dict[int, KiteMode]]:
+        """Per open connection, its subscribed tokens and their modes."""
+        return [dict(conn.modes) for conn in self.connections]
+
+    def subscribed(self) -> dict[int, KiteMode]:
+        out: dict[int, KiteMode] = {}
+        for conn in self.connections:
+            out.update(conn.modes)
+        return out
+
+    # -- HTTP --------------------------------------------------------------------------------------
+
+    async def _handle_instruments(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.csv, content_type="text/csv")
+
+    async def _handle_ws(self, request: web.Request) -> web.StreamResponse:
+        self.handshake_attempts += 1
+        self.handshake_times.append(time.monotonic())
+        api_key = request.query.get("api_key", "")
+        token = request.query.get("access_token", "")
+        if api_key != self.api_key or token not in self._tokens:
+            self.rejections[403] += 1
+            return web.json_response(
+                {"status": "error", "message": "Invalid api_key or access_token", "error_type": "TokenException"},
+                status=403,
+            )
+        if sum(1 for c in self.connections if c.api_key == api_key) >= self.max_connections:
+            self.rejections[429] += 1
+            return web.json_response(
+                {"status": "error", "message": "Maximum connections exceeded", "error_type": "NetworkException"},
+                status=429,
+            )
+        self.accepted_headers.append(dict(request.headers))
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = SimConnection(next(self._ids), api_key, request, ws)
+        self.connections.append(conn)
+        self.connections_total += 1
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    await self._handle_request(conn, message.data)
+        finally:
+            self.connections.remove(conn)
+        return ws
+
+    async def _handle_request(self, conn: SimConnection, text: str) -> None:
+        self.requests_received += 1
+        try:
+            request = codec.parse_request(text)
+        except KiteCodecError as exc:
+            await conn.ws.send_str(codec.encode_text(ErrorMessage(f"Invalid message: {exc}")).decode())
+            return
+        tokens = [t for t in dict.fromkeys(request.tokens) if t in self.listings]
+        changed: list[int] = []
+        if request.action == "subscribe":
+            new = [t for t in tokens if t not in conn.modes]
+            room = self.max_per_connection - len(conn.modes)
+            if len(new) > room:
+                await conn.ws.send_str(
+                    codec.encode_text(ErrorMessage("Subscription limit exceeded (3000 per connection)")).decode()
+                )
+                new = new[: max(room, 0)]
+            for t in new:
+                conn.modes[t] = KiteMode.QUOTE
+            changed = new
+        elif request.action == "unsubscribe":
+            for t in tokens:
+                conn.modes.pop(t, None)
+        elif request.action == "mode" and request.mode is not None:
+            changed = [t for t in tokens if t in conn.modes]
+            for t in changed:
+                conn.modes[t] = request.mode
+        if changed and not self.mute and not self.heartbeats_only:
+            now = int(time.time() * 1000)
+            await self._send_packets(conn, [self._packet(t, conn.modes[t], now, advance=False) for t in changed])
+
+    # -- streaming ---------------------------------------------------------------------------------
+
+    def _packet(self, token: int, mode: KiteMode, now_ms: int, advance: bool) -> bytes:
+        lst = self.listings[token]
+        if advance:
+            tick = self.market.advance(lst.exchange, lst.symbol, now_ms)
+        else:
+            tick = self.market.snapshot(lst.exchange, lst.symbol, now_ms)
+        return codec.encode_packet(codec.packet_from_tick(tick, token, mode))
+
+    async def _send(self, conn: SimConnection, frame: bytes) -> None:
+        if conn.ws.closed:
+            return
+        try:
+            await conn.ws.send_bytes(frame)
+        except ConnectionError:
+            return  # the connection is going away; its handler removes it
+        conn.frames_sent += 1
+        if self.record and len(frame) > 1:
+            self.recorded.append((conn.id, frame))
+
+    async def _send_packets(self, conn: SimConnection, packets: list[bytes]) -> None:
+        for start in range(0, len(packets), PACKETS_PER_FRAME):
+            await self._send(conn, codec.encode_frame(packets[start : start + PACKETS_PER_FRAME]))
+            self.tick_frames_sent += 1
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            if self.mute:
+                continue
+            for conn in list(self.connections):
+                await self._send(conn, codec.HEARTBEAT)
+                self.heartbeats_sent += 1
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0 / self.ticks_per_second)
+            if self.mute or self.heartbeats_only or not self.connections:
+                continue
+            now = int(time.time() * 1000)
+            tokens = {t for conn in self.connections for t in conn.modes}
+            ticks = {}
+            for token in tokens:
+                lst = self.listings[token]
+                ticks[token] = self.market.advance(lst.exchange, lst.symbol, now)
+            for conn in list(self.connections):
+                if not conn.modes:
+                    continue
+                packets = [
+                    codec.encode_packet(codec.packet_from_tick(ticks[t], t, mode)) for t, mode in conn.modes.items()
+                ]
+                await self._send_packets(conn, packets)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"listen port (default {DEFAULT_PORT})")
+    parser.add_argument("--api-key", default="sim_api_key", help="accepted api_key (default sim_api_key)")
+    parser.add_argument(
+        "--access-token", default="sim_access_token", help="accepted access_token (default sim_access_token)"
+    )
+    parser.add_argument(
+        "--ticks-per-second", type=float, default=2.0, help="ticks per subscribed instrument per second (default 2)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed of the simulated market")
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Serve until cancelled."""
+    simulator = KiteSimulator(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        access_token=args.access_token,
+        ticks_per_second=args.ticks_per_second,
+        seed=args.seed,
+    )
+    await simulator.start()
+    log.info(
+        "kite simulator: ticker %s?api_key=%s&access_token=..., instruments %s",
+        simulator.url,
+        simulator.api_key,
+        simulator.instruments_url,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await simulator.stop()
