@@ -2,8 +2,8 @@
 fault proxy, and process resource counters (FDs, tasks, threads, RSS).
 
 A broker is plugged in as a `BrokerUnderTest`: a started simulator's WebSocket endpoint and a
-factory that builds the production adapter for a given streaming URL. Angel is below; another
-broker (Zerodha) adds its own `..._under_test()` and reuses everything else.
+factory that builds the production adapter for a given streaming URL. Angel and Zerodha are
+below; another broker adds its own `..._under_test()` and reuses everything else.
 """
 
 from __future__ import annotations
@@ -20,7 +20,11 @@ import psutil
 
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
 from openalgo_proxy.brokers.angel.simulator import AngelSimulator
-from openalgo_proxy.brokers.base import BrokerAdapter
+from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.market import UNIVERSE
+from openalgo_proxy.brokers.zerodha.adapter import KiteAdapter
+from openalgo_proxy.brokers.zerodha.codec import KiteMode
+from openalgo_proxy.brokers.zerodha.simulator import KiteSimulator
 from tests.reliability.faultproxy import FaultProxy
 from tests.support import System, running_system
 
@@ -52,12 +56,24 @@ def via(url: str, fp: FaultProxy) -> str:
     return urlunsplit((parts.scheme, f"127.0.0.1:{fp.port}", parts.path, parts.query, parts.fragment))
 
 
+BackoffFactory = Callable[[], Backoff]
+
+
 @dataclass
 class BrokerUnderTest:
+    """A started simulator and how to build the production adapter against a given streaming URL.
+
+    `upstream()` is what the simulator has subscribed now; `reliance_quote` is its value when the
+    only thing wanted is RELIANCE (NSE) in Quote mode; `connections()` counts live upstream sockets.
+    """
+
     name: str
     simulator: Any
     ws_url: str
-    make_adapter: Callable[[str], BrokerAdapter]  # streaming URL -> adapter (not started)
+    make_adapter: Callable[[str, BackoffFactory | None], BrokerAdapter]
+    upstream: Callable[[], object]
+    reliance_quote: object
+    connections: Callable[[], int]
 
 
 @contextlib.asynccontextmanager
@@ -70,10 +86,48 @@ async def angel_under_test(
     kwargs.update(adapter_kwargs)
     async with AngelSimulator(**{"seed": 11, **(sim_kwargs or {})}) as sim:
 
-        def make(ws_url: str) -> BrokerAdapter:
-            return AngelAdapter(sim.feed_options(ws_url=ws_url, **options), sim.credentials(), **kwargs)
+        def make(ws_url: str, backoff: BackoffFactory | None = None) -> BrokerAdapter:
+            extra = dict(kwargs)
+            if backoff is not None:
+                template = backoff()
+                extra |= {"backoff_base": template.base, "backoff_cap": template.cap, "rng": template._rng}
+            return AngelAdapter(sim.feed_options(ws_url=ws_url, **options), sim.credentials(), **extra)
 
-        yield BrokerUnderTest("angel", sim, sim.ws_url, make)
+        yield BrokerUnderTest(
+            "angel", sim, sim.ws_url, make, sim.subscribed, {(1, "2885", 2)}, lambda: sim.connection_count
+        )
+
+
+@contextlib.asynccontextmanager
+async def zerodha_under_test(
+    sim_kwargs: dict[str, Any] | None = None, stall_timeout: float = 2.0
+) -> AsyncIterator[BrokerUnderTest]:
+    """The Kite simulator (fast heartbeats) and adapter, with short backoff unless given."""
+    sim = KiteSimulator(**{"seed": 11, "heartbeat_interval": 0.1, **(sim_kwargs or {})})
+    await sim.start()
+    try:
+
+        def make(ws_url: str, backoff: BackoffFactory | None = None) -> BrokerAdapter:
+            options = FeedOptions(ws_url=ws_url, instruments=sim.instruments_url, stall_timeout=stall_timeout)
+            factory = backoff or (lambda: Backoff(base=0.05, cap=0.2, long_delay=0.2))
+            return KiteAdapter(options, api_key=sim.api_key, access_token="sim_access_token", backoff=factory)
+
+        reliance = next(lst.kite_token for lst in UNIVERSE if lst.symbol == "RELIANCE" and lst.exchange == "NSE")
+        yield BrokerUnderTest(
+            "zerodha", sim, sim.url, make, sim.subscribed, {reliance: KiteMode.QUOTE}, lambda: len(sim.connections)
+        )
+    finally:
+        await sim.stop()
+
+
+def broker_under_test(
+    name: str, *, quiet: bool, stall_timeout: float
+) -> contextlib.AbstractAsyncContextManager[BrokerUnderTest]:
+    """Either broker, with ticks (`quiet=False`) or snapshots and heartbeats only."""
+    rate = 0 if quiet else 20
+    if name == "angel":
+        return angel_under_test({"ticks_per_second": rate}, options={"stall_timeout": stall_timeout})
+    return zerodha_under_test({"ticks_per_second": rate}, stall_timeout=stall_timeout)
 
 
 @dataclass
@@ -88,11 +142,13 @@ class FaultySystem:
 
 
 @contextlib.asynccontextmanager
-async def system_behind_faults(broker: BrokerUnderTest, **system_kwargs: Any) -> AsyncIterator[FaultySystem]:
+async def system_behind_faults(
+    broker: BrokerUnderTest, backoff: BackoffFactory | None = None, **system_kwargs: Any
+) -> AsyncIterator[FaultySystem]:
     """Feed + proxy in this loop; the feed reaches the broker only through a fault proxy."""
     target = urlsplit(broker.ws_url)
     assert target.hostname is not None and target.port is not None
     async with FaultProxy(target.hostname, target.port) as fp:
-        adapter = broker.make_adapter(via(broker.ws_url, fp))
+        adapter = broker.make_adapter(via(broker.ws_url, fp), backoff)
         async with running_system(adapter=adapter, **system_kwargs) as system:
             yield FaultySystem(system, broker, fp)

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 import pytest
+import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +33,7 @@ from openalgo_proxy.model import Mode
 from openalgo_proxy.payload import encode_data
 from openalgo_proxy.proxy.protocol import parse_request
 from tests.reliability.scenarios import angel_under_test, system_behind_faults
-from tests.support import System, client, wait_for
+from tests.support import System, client, running_system, wait_for
 
 FIXTURES = sorted((Path(__file__).parent.parent / "fixtures" / "angel").glob("*.bin"))
 SEEDS = [p.read_bytes() for p in FIXTURES]
@@ -282,37 +283,49 @@ def _safe_decodes(data: bytes) -> bool:
     return True
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-async def test_random_client_frames_get_errors_and_the_connection_stays_usable(system: System, seed: int) -> None:
+def _random_frames(seed: int, count: int) -> list[str | bytes]:
     rng = random.Random(seed)
     frames: list[str | bytes] = []
-    for _ in range(60):
+    for _ in range(count):
         choice = rng.randrange(4)
         if choice == 0:
             frames.append(bytes(rng.randrange(256) for _ in range(rng.randrange(0, 100))))
         elif choice == 1:
             frames.append("".join(chr(rng.randrange(32, 0x2FF)) for _ in range(rng.randrange(0, 80))))
         elif choice == 2:
+            action = rng.choice(["subscribe", "unsubscribe", "zz"])
             frames.append(
                 json.dumps(
-                    {
-                        "action": rng.choice(["subscribe", "unsubscribe", "zz"]),
-                        "symbol": rng.choice([1, None, "", "RELIANCE"]),
-                        "mode": rng.choice([0, 9, "x", 2]),
-                    }
+                    {"action": action, "symbol": rng.choice([1, None, "", "X"]), "mode": rng.choice([0, 9, "x"])}
                 )
             )
         else:
             frames.append(json.dumps([rng.random()]))
-    async with client(system.url) as c:
+    return frames
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_random_client_frames_get_errors_and_the_connection_stays_usable(seed: int) -> None:
+    """Below the protocol-error limit, every malformed frame is answered and counted."""
+    async with running_system(limits={"max_protocol_errors": 1000}) as system, client(system.url) as c:
         errors_before = sum(system.proxy.metrics.errors.values())
-        answered = 0
-        for frame in frames:
+        for frame in _random_frames(seed, 60):
             reply = await c.reply(frame)  # type: ignore[arg-type]
-            assert reply["type"] in ("error", "subscription", "unsubscription"), reply
-            answered += 1
-        assert answered == len(frames)
-        assert sum(system.proxy.metrics.errors.values()) > errors_before
+            assert reply["type"] == "error" or reply.get("status") == "error", reply
+        assert sum(system.proxy.metrics.errors.values()) >= errors_before + 60
         reply = await c.reply({"action": "subscribe", "symbol": "INFY", "exchange": "NSE", "mode": 1})
         assert reply["status"] == "success"
         await c.market_data(within=5)
+
+
+async def test_a_garbage_stream_is_closed_4029_and_others_are_unaffected(system: System) -> None:
+    """Past the protocol-error limit (default 20 a minute) the sender is closed with 4029."""
+    async with client(system.url) as healthy, client(system.url) as noisy:
+        await healthy.reply({"action": "subscribe", "symbol": "INFY", "exchange": "NSE", "mode": 1})
+        with pytest.raises(websockets.ConnectionClosedError) as closed:
+            for frame in _random_frames(3, 200):
+                await noisy.reply(frame)  # type: ignore[arg-type]
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4029
+        healthy.market.clear()
+        await healthy.market_data(within=5)
+        assert (await healthy.reply({"action": "ping"}))["type"] == "pong"
