@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     sample_every = args.sample_every or max(0.5, min(5.0, args.seconds / 40))
     drop_every = args.drop_every or min(60.0, args.seconds / 5)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("openalgo_proxy.proxy.wire").setLevel(logging.WARNING)  # one line per connection
     report = asyncio.run(soak(args.seconds, args.clients, sample_every, drop_every))
     print(report.table())
     problems = report.check()
