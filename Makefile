@@ -55,5 +55,11 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench smoke
 
+# Long reliability run (not part of `make test`, which runs a 10 s version): steady load, client
+# churn, a broker drop every minute; RSS and FD count sampled and required flat at the end.
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	$(BIN)/python -m tests.reliability.soak --seconds $(SOAK_SECONDS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -127,6 +127,8 @@ class Connection(asyncio.Protocol):
         if self.open:
             server.open_count -= 1
             code = self.ws.close_code if self.ws.close_code is not None else self.close_code
+            if self.ws.close_rcvd is None and self.ws.close_sent is not None:
+                code = self.ws.close_sent.code  # we closed (4008, 1011, ...) and the peer never answered
             server.metrics.disconnects[int(code)] += 1
             server.on_closed(self)
             log.info(

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import struct
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
 
@@ -219,6 +221,13 @@ def _token(raw: bytes) -> str:
         raise AngelCodecError("token is not ASCII") from None
 
 
+def _check_quantities(v: tuple[Any, ...]) -> None:
+    """Total buy/sell quantities are doubles on the wire: NaN or infinity is a malformed packet
+    (int() of it would raise in to_tick, out of the read loop, and drop the connection)."""
+    if not (math.isfinite(v[9]) and math.isfinite(v[10])):
+        raise AngelCodecError("total buy/sell quantity is not a finite number")
+
+
 def decode_packet(data: bytes) -> AngelPacket:
     """One binary frame -> its typed packet. Raises AngelCodecError for anything malformed."""
     size = len(data)
@@ -232,6 +241,7 @@ def decode_packet(data: bytes) -> AngelPacket:
         raise AngelCodecError(f"mode {mode} packet needs {expected} bytes, got {size}")
     if mode == 3:
         v = SNAP_QUOTE_STRUCT.unpack_from(data)
+        _check_quantities(v)
         rec = BestFiveRecord  # unrolled: a generator here costs a third of the decode time
         records = (
             rec(*v[18:22]),
@@ -272,6 +282,7 @@ def decode_packet(data: bytes) -> AngelPacket:
         )
     if mode == 2:
         v = QUOTE_STRUCT.unpack_from(data)
+        _check_quantities(v)
         return MarketPacket(2, v[1], _token(v[2]), *v[3:])
     if mode == 1:
         v = LTP_STRUCT.unpack_from(data)
