@@ -81,3 +81,16 @@ def setup_logging(level: str = "INFO", fmt: str = "text", component: str = "") -
     root.setLevel(level)
     for noisy in ("websockets", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def _at_least_info(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.INFO
+
+
+def wire_logger(name: str) -> logging.Logger:
+    """A logger for a WebSocket library's protocol object: it follows the configured level but never
+    emits DEBUG records, where libraries log raw headers (Authorization, tokens in query strings)."""
+    logger = logging.getLogger(name)
+    if _at_least_info not in logger.filters:
+        logger.addFilter(_at_least_info)
+    return logger

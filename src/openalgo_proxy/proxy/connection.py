@@ -20,6 +20,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from openalgo_proxy.errors import CloseCode, ErrorCode
+from openalgo_proxy.logs import wire_logger
 from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy import protocol as proto
 from openalgo_proxy.proxy.auth import AuthFailed, Grant
@@ -33,8 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # websockets logs every header and frame at DEBUG (Authorization headers, authenticate messages):
 # its protocol gets a logger that never goes below INFO, so secrets stay out of logs at any level.
-WIRE_LOG = logging.getLogger("openalgo_proxy.proxy.wire")
-WIRE_LOG.setLevel(logging.INFO)
+WIRE_LOG = wire_logger("openalgo_proxy.proxy.wire")
 
 FEATURES = {"ltp": True, "quote": True, "depth": True}
 ALL_MODES = (Mode.LTP, Mode.QUOTE, Mode.DEPTH)

@@ -21,12 +21,12 @@ from openalgo_proxy.brokers.base import Backoff, ConnectionState, StallWatchdog,
 from openalgo_proxy.brokers.zerodha import codec
 from openalgo_proxy.brokers.zerodha.codec import ErrorMessage, KiteCodecError, KiteMode, KitePacket, OrderUpdate
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, BrokerRateLimited
+from openalgo_proxy.logs import wire_logger
 
 log = logging.getLogger(__name__)
 # The handshake request line carries the access token in its query string and websockets logs it at
 # DEBUG: give the client its own logger that never goes below INFO, so no log level leaks the token.
-_wire_log = logging.getLogger(__name__ + ".wire")
-_wire_log.setLevel(logging.INFO)
+_wire_log = wire_logger(__name__ + ".wire")
 
 PacketSink = Callable[[list[KitePacket], int], None]  # packets, receive time (epoch ms)
 TOKENS_PER_MESSAGE = 500
