@@ -86,8 +86,12 @@ async def test_standby_takes_over_after_primary_is_killed() -> None:
             await poll(lambda: get_json(standby_metrics, "/status"), lambda s: s["role"] == "passive", within=15)
             standby = await scrape(standby_metrics)
             assert standby["openalgo_proxy_feed_upstream_connections{broker=simulator}"] == 0
-            primary = await get_json(primary_metrics, "/status")
-            assert primary["upstream"] == {"NSE|RELIANCE": 2}
+            # the returning primary announces itself before its first upstream sync: wait for the sync
+            await poll(
+                lambda: get_json(primary_metrics, "/status"),
+                lambda s: s["upstream"] == {"NSE|RELIANCE": 2},
+                within=10,
+            )
             newest = msg["seq"]
             while not is_new_run(newest, (msg := await c.market_data(within=10))["seq"]):
                 pass  # ticks of the standby's run still in flight; then the primary's new run
