@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import signal
-import struct
 import sys
 from typing import Any
 
@@ -21,9 +20,8 @@ import zmq
 
 from bench.common import BROKER, accept_key, emit, raise_fd_limit, server_text_frame, unmask, watch_stdin
 from openalgo_proxy import topics
+from openalgo_proxy.proxy.hub import frame_header
 
-_H16 = struct.Struct("!BBH")
-_H64 = struct.Struct("!BBQ")
 BATCH = 4096
 
 
@@ -158,14 +156,7 @@ class Ceiling:
                 if not subs:
                     continue
                 payload = b'%b%d,"data":%b}' % (prefixes[topic], int.from_bytes(raw_seq, "big"), data)
-                n = len(payload)
-                if n < 126:
-                    head = bytes((0x81, n))
-                elif n < 65536:
-                    head = _H16.pack(0x81, 126, n)
-                else:
-                    head = _H64.pack(0x81, 127, n)
-                frame = head + payload
+                frame = frame_header(len(payload)) + payload
                 for conn in subs:
                     conn.pending.append(frame)
                 dirty.update(subs)

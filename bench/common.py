@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from openalgo_proxy.proxy.hub import frame_header
+
 EXCHANGE = "NSE"
 BROKER = "bench"
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -90,12 +92,7 @@ def accept_key(key: bytes) -> bytes:
 
 
 def server_text_frame(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return _H16.pack(0x81, 126, n) + payload
-    return _H64.pack(0x81, 127, n) + payload
+    return frame_header(len(payload)) + payload
 
 
 def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:

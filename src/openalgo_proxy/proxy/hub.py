@@ -33,14 +33,18 @@ _END = b"}"
 _decode = msgspec.json.decode
 
 
+def frame_header(n: int) -> bytes:
+    """Header of an unmasked, final WebSocket text frame (server to client) with an n-byte payload."""
+    if n < 126:
+        return bytes((0x81, n))
+    if n < 65536:
+        return _H16.pack(0x81, 126, n)
+    return _H64.pack(0x81, 127, n)
+
+
 def text_frame(payload: bytes) -> bytes:
     """An unmasked, final WebSocket text frame (server to client)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return _H16.pack(0x81, 126, n) + payload
-    return _H64.pack(0x81, 127, n) + payload
+    return frame_header(len(payload)) + payload
 
 
 class TopicState:
@@ -211,13 +215,7 @@ class Hub:
         state.last_seq = seq
         seq_text = b"%d" % seq
         prefix = state.prefix
-        n = len(prefix) + len(seq_text) + len(data) + 9
-        if n < 126:
-            head = bytes((0x81, n))
-        elif n < 65536:
-            head = _H16.pack(0x81, 126, n)
-        else:
-            head = _H64.pack(0x81, 127, n)
+        head = frame_header(len(prefix) + len(seq_text) + len(data) + 9)
         frame = b"".join((head, prefix, seq_text, _MID, data, _END))
         state.last_frame = frame
         for append in state.appenders:
