@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from openalgo_proxy.brokers.market import INDICES, NIFTY50, SimulatedMarket
+from openalgo_proxy.brokers.market import (
+    DERIVATIVES,
+    INDICES,
+    IST,
+    NIFTY50,
+    SimulatedMarket,
+    derivatives,
+    future_symbol,
+)
 
 
 def test_universe_has_nifty50_and_indices() -> None:
@@ -33,3 +43,36 @@ def test_prices_move_by_tick_size_volume_grows_book_is_sane(symbol: str) -> None
 def test_seeded_market_is_deterministic() -> None:
     a, b = SimulatedMarket(seed=9), SimulatedMarket(seed=9)
     assert [a.advance("NSE", "INFY", 1).ltp for _ in range(20)] == [b.advance("NSE", "INFY", 1).ltp for _ in range(20)]
+
+
+def test_futures_expiries_follow_the_date_and_are_never_past() -> None:
+    assert [lst.symbol for lst in derivatives(dt.date(2025, 12, 6))] == [
+        "NIFTY30DEC25FUT",
+        "BANKNIFTY30DEC25FUT",
+        "CRUDEOIL19DEC25FUT",
+        "GOLD05FEB26FUT",
+        "USDINR29DEC25FUT",
+    ]
+    # the day after the December expiries: the January contracts
+    assert [lst.symbol for lst in derivatives(dt.date(2025, 12, 31))] == [
+        "NIFTY27JAN26FUT",
+        "BANKNIFTY27JAN26FUT",
+        "CRUDEOIL19JAN26FUT",
+        "GOLD05FEB26FUT",
+        "USDINR28JAN26FUT",
+    ]
+    day = dt.date(2026, 1, 1)
+    while day < dt.date(2028, 1, 1):
+        for lst in derivatives(day):
+            expiry = dt.datetime.strptime(lst.expiry, "%d%b%Y").date()
+            assert day <= expiry <= day + dt.timedelta(days=62), (day, lst.symbol)
+            assert expiry.weekday() < 5, lst.symbol
+            assert lst.symbol == f"{lst.name}{expiry:%d}{expiry:%b}".upper() + f"{expiry:%y}FUT"
+        day += dt.timedelta(days=1)
+
+
+def test_the_process_universe_lists_only_live_contracts() -> None:
+    today = dt.datetime.now(IST).date()
+    for lst in DERIVATIVES:
+        assert dt.datetime.strptime(lst.expiry, "%d%b%Y").date() >= today, lst.symbol
+    assert future_symbol("NIFTY") == DERIVATIVES[0].symbol
