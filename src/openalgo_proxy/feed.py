@@ -82,6 +82,9 @@ class Feed:
         self.upstream: dict[Instrument, Mode] = {}
         # last (seq, data) of topics recently released, while their instrument is still streamed
         self._released: dict[bytes, tuple[int, bytes]] = {}
+        # the last tick of every instrument streamed upstream: a newly wanted mode of it is answered
+        # at once with its values (the broker sends nothing new for an instrument it already streams)
+        self._last_tick: dict[tuple[str, str], Tick] = {}
 
     @property
     def endpoint(self) -> str:
@@ -169,9 +172,14 @@ class Feed:
         self._topics[topic] = state
         self._by_instrument[(key.exchange, key.symbol)][key.mode] = state
         released = self._released.pop(topic, None)
+        last = self._last_tick.get((key.exchange, key.symbol))
         if released is not None and instrument in self.upstream:
             # resubscribed before the upstream sync: the broker sends nothing new, so replay
             state.seq, state.data = released
+            self._send_snapshot(state)
+        elif last is not None and last.mode >= key.mode and instrument in self.upstream:
+            state.seq += 1
+            state.data = encode_data(last, key.mode)
             self._send_snapshot(state)
         self._dirty.set()
 
@@ -182,8 +190,9 @@ class Feed:
             self._publish_status_now()
 
     def _send_snapshot(self, state: _Topic) -> None:
+        """Replay the topic's last frame, same seq and data (its exchange times), marked a snapshot."""
         if state.data and self.publisher is not None:
-            self.publisher.publish(state.topic, state.seq, state.data)
+            self.publisher.publish_snapshot(state.topic, state.seq, state.data)
 
     def _publish_control(self, topic: bytes, payload: object) -> None:
         if self.publisher is None:
@@ -262,6 +271,8 @@ class Feed:
                 await self.adapter.set_wanted(wanted)
                 self.upstream = wanted
                 self._released.clear()  # released topics' instruments are gone upstream or re-wanted
+                for key in [key for key in self._last_tick if key not in self._by_instrument]:
+                    del self._last_tick[key]
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -270,9 +281,11 @@ class Feed:
                 self._dirty.set()
 
     def _on_tick(self, tick: Tick) -> None:
-        modes = self._by_instrument.get((tick.exchange, tick.symbol))
+        key = (tick.exchange, tick.symbol)
+        modes = self._by_instrument.get(key)
         if not modes or self.publisher is None:
             return
+        self._last_tick[key] = tick
         self.ticks_in += 1
         self.last_tick_monotonic = time.monotonic()
         publish = self.publisher.publish
@@ -289,6 +302,7 @@ class Feed:
         so the next upstream sync does not ask again; a proxy that subscribes anew retries."""
         inst = rejection.instrument
         modes = self._by_instrument.pop((inst.exchange, inst.symbol), {})
+        self._last_tick.pop((inst.exchange, inst.symbol), None)
         for state in modes.values():
             self._topics.pop(state.topic, None)
             self._publish_reject(state.topic, rejection.code, rejection.message)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 
@@ -43,6 +44,27 @@ def test_prices_move_by_tick_size_volume_grows_book_is_sane(symbol: str) -> None
 def test_seeded_market_is_deterministic() -> None:
     a, b = SimulatedMarket(seed=9), SimulatedMarket(seed=9)
     assert [a.advance("NSE", "INFY", 1).ltp for _ in range(20)] == [b.advance("NSE", "INFY", 1).ltp for _ in range(20)]
+
+
+def test_snapshot_carries_the_exchange_time_of_the_last_change_not_now() -> None:
+    market = SimulatedMarket(seed=3)
+    moved = market.advance("NSE", "SBIN", now_ms=1_700_000_000_123)
+    for _ in range(2):  # asked again later: the same values, the same times
+        snap = market.snapshot("NSE", "SBIN")
+        assert (snap.exchange_time, snap.ltt) == (1_700_000_000_123, 1_700_000_000_123)
+        assert snap == moved  # book included: a snapshot never invents new values
+    index = market.advance("NSE_INDEX", "NIFTY", now_ms=1_700_000_000_456)
+    assert market.snapshot("NSE_INDEX", "NIFTY").exchange_time == index.exchange_time == 1_700_000_000_456
+
+
+def test_snapshot_of_an_untraded_instrument_is_stamped_when_the_market_opened() -> None:
+    before = int(time.time() * 1000)
+    market = SimulatedMarket(seed=3)
+    after = int(time.time() * 1000)
+    snap = market.snapshot("NSE", "INFY")
+    assert before <= snap.exchange_time <= after and snap.ltt == snap.exchange_time
+    later = market.advance("NSE", "INFY", now_ms=after + 60_000)
+    assert market.snapshot("NSE", "INFY").exchange_time == later.exchange_time == after + 60_000
 
 
 def test_futures_expiries_follow_the_date_and_are_never_past() -> None:

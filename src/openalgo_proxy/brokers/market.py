@@ -202,7 +202,21 @@ def round_to_tick(price: float, tick_size: float) -> float:
 
 
 class _Book:
-    __slots__ = ("close", "high", "listing", "low", "ltp", "ltq", "ltt", "oi", "open", "turnover", "volume")
+    __slots__ = (
+        "changed",
+        "close",
+        "high",
+        "last",
+        "listing",
+        "low",
+        "ltp",
+        "ltq",
+        "ltt",
+        "oi",
+        "open",
+        "turnover",
+        "volume",
+    )
 
     def __init__(self, listing: Listing, rng: random.Random, now_ms: int) -> None:
         self.listing = listing
@@ -218,6 +232,8 @@ class _Book:
         self.oi = rng.randint(1000, 50000) * listing.lot_size if listing.instrument_type.startswith("FUT") else 0
         self.ltq = 0
         self.ltt = now_ms
+        self.changed = now_ms  # exchange time of the book's last change
+        self.last: Tick | None = None  # the tick of that change, book included
 
 
 class SimulatedMarket:
@@ -251,6 +267,7 @@ class SimulatedMarket:
         book.high = max(book.high, book.ltp)
         book.low = min(book.low, book.ltp)
         book.ltt = now
+        book.changed = now
         if not lst.is_index:
             qty = rng.randint(1, 40) * lst.lot_size
             book.ltq = qty
@@ -258,15 +275,20 @@ class SimulatedMarket:
             book.turnover += qty * book.ltp
             if book.oi:
                 book.oi = max(lst.lot_size, book.oi + rng.randint(-3, 3) * lst.lot_size)
-        return self._tick(book, now)
+        book.last = self._tick(book)
+        return book.last
 
-    def snapshot(self, exchange: str, symbol: str, now_ms: int | None = None) -> Tick:
-        """The instrument's current state without moving it."""
+    def snapshot(self, exchange: str, symbol: str) -> Tick:
+        """The instrument's current state without moving it, stamped with the exchange time of its
+        last change (what a broker sends on subscribe): old values never look fresh."""
         book = self._books[(exchange, symbol)]
-        return self._tick(book, now_ms if now_ms is not None else int(time.time() * 1000))
+        if book.last is None:
+            book.last = self._tick(book)
+        return book.last
 
-    def _tick(self, book: _Book, now: int) -> Tick:
+    def _tick(self, book: _Book) -> Tick:
         lst = book.listing
+        now = book.changed
         if lst.is_index:
             return Tick(
                 symbol=lst.symbol,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
@@ -13,6 +14,7 @@ from openalgo_proxy.brokers.base import ConnectionState
 from openalgo_proxy.brokers.market import future_symbol
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
+from openalgo_proxy.payload import iso_millis, to_data
 from tests.integration.angel.angel_harness import until
 
 USDINR_FUT = future_symbol("USDINR")
@@ -186,3 +188,17 @@ async def test_static_tokens_connect_without_login() -> None:
             assert sim.login_attempts == 0 and sim.handshake_attempts == 1
         finally:
             await adapter.stop()
+
+
+async def test_subscribe_snapshot_carries_the_exchange_times_of_its_values(harness: Any) -> None:
+    h = await harness({"ticks_per_second": 0})  # only the snapshot sent on subscribe
+    old = (int(time.time()) - 300) * 1000  # five minutes ago, whole seconds (Angel's ltt unit)
+    for symbol in ("RELIANCE", "INFY"):
+        h.sim.market.advance("NSE", symbol, now_ms=old)
+    rel, infy = h.instrument("NSE", "RELIANCE"), h.instrument("NSE", "INFY")
+    async with asyncio.timeout(10):
+        await h.adapter.set_wanted({rel: Mode.DEPTH, infy: Mode.QUOTE})
+        await until(lambda: len(h.ticks) >= 2, what="two snapshots")
+    for tick in h.ticks:  # a Quote packet has no ltt: the data's ltt falls back to the exchange time
+        data = to_data(tick, tick.mode)
+        assert (tick.exchange_time, data.ltt, data.timestamp) == (old, old, iso_millis(old)), tick.symbol
