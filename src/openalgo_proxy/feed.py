@@ -82,6 +82,9 @@ class Feed:
         self.upstream: dict[Instrument, Mode] = {}
         # last (seq, data) of topics recently released, while their instrument is still streamed
         self._released: dict[bytes, tuple[int, bytes]] = {}
+        # last seq of every topic ever streamed in this run: seq rises per topic for the whole run,
+        # however often it is released and wanted again (bounded by the directory x modes)
+        self._last_seq: dict[bytes, int] = {}
         # the last tick of every instrument streamed upstream: a newly wanted mode of it is answered
         # at once with its values (the broker sends nothing new for an instrument it already streams)
         self._last_tick: dict[tuple[str, str], Tick] = {}
@@ -151,6 +154,7 @@ class Feed:
         if not subscribe:
             state = self._topics.pop(topic, None)
             if state is not None:
+                self._last_seq[topic] = state.seq
                 if state.data:
                     self._released[topic] = (state.seq, state.data)
                 modes = self._by_instrument.get((key.exchange, key.symbol))
@@ -168,7 +172,7 @@ class Feed:
         if instrument is None:
             self._publish_reject(topic, ErrorCode.SYMBOL_NOT_FOUND, f"{key.symbol} is not listed on {key.exchange}")
             return
-        state = _Topic(topic, instrument, key.mode, self._seq_base)
+        state = _Topic(topic, instrument, key.mode, self._last_seq.get(topic, self._seq_base))
         self._topics[topic] = state
         self._by_instrument[(key.exchange, key.symbol)][key.mode] = state
         released = self._released.pop(topic, None)
@@ -305,5 +309,6 @@ class Feed:
         self._last_tick.pop((inst.exchange, inst.symbol), None)
         for state in modes.values():
             self._topics.pop(state.topic, None)
+            self._last_seq[state.topic] = state.seq
             self._publish_reject(state.topic, rejection.code, rejection.message)
         log.warning("feed %s: upstream refused %s %s: %s", self.broker, inst.exchange, inst.symbol, rejection.message)

@@ -32,6 +32,19 @@ async def test_first_message_after_subscribe_carries_the_values_exchange_time_no
             assert data["ltp"] == moved.ltp
 
 
+async def test_seq_keeps_rising_when_a_topic_is_released_and_wanted_again() -> None:
+    async with running_system(ticks_per_second=20) as system, client(system.url) as c:
+        await c.reply({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1})
+        seqs = [(await c.market_data(within=5))["seq"] for _ in range(3)]
+        assert seqs == sorted(seqs)
+        await c.reply({"action": "unsubscribe", "symbol": "SBIN", "exchange": "NSE"})
+        await wait_for(lambda: "SBIN" not in upstream_symbols(system))  # released at the broker too
+        c.market.clear()
+        await c.reply({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1})
+        again = await c.market_data(within=5)
+        assert again["seq"] > seqs[-1]
+
+
 async def test_a_replayed_last_value_is_marked_snapshot_with_its_own_seq_and_times() -> None:
     # a second proxy starts wanting a topic the feed already streams: the feed replays its last frame
     adapter = SimulatedAdapter(FeedOptions(ticks_per_second=0.01, seed=4))  # a slow market
