@@ -25,6 +25,7 @@ from openalgo_proxy.bus import Publisher, run_seq_base
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Instrument, Mode, Tick
 from openalgo_proxy.payload import encode_data
+from openalgo_proxy.startup import bind_failure
 
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
@@ -122,7 +123,10 @@ class Feed:
                 )
             except zmq.ZMQError as exc:
                 if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
-                    raise
+                    failure = bind_failure(exc, "the feed's bus", self._bus_endpoint, "--bus")
+                    if failure is None:
+                        raise
+                    raise failure from exc
                 await asyncio.sleep(0.05)
 
     async def stop(self) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import time
 from importlib import resources
 from typing import Any
@@ -229,7 +230,14 @@ class ProxyServer:
             if f["status_age"] < STATUS_STALE_AFTER and f.get("state") == "connected"
         }
         ok = bool(fresh) and bool(self.hub.directory.symbols)
-        return ok, {"ready": ok, "feeds": feeds, "connections": len(self.connections), "topics": len(self.hub.topics)}
+        detail = {
+            "ready": ok,
+            "pid": os.getpid(),  # lets `run` tell its own proxy from another process on the port
+            "feeds": feeds,
+            "connections": len(self.connections),
+            "topics": len(self.hub.topics),
+        }
+        return ok, detail
 
     def broker_info(self) -> dict[str, Any]:
         feeds = self.feeds()
