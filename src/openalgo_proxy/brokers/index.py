@@ -8,8 +8,9 @@ index never assumes a token is unique across exchanges.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Hashable, Iterable
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 from openalgo_proxy.model import Instrument
 
@@ -65,3 +66,9 @@ class InstrumentIndex(Generic[K]):
         keep = set(exchanges)
         self._by_name = {name: entry for name, entry in self._by_name.items() if name[0] in keep}
         self._by_key = {key: instrument for instrument, key in self._by_name.values()}
+
+    def restricted(self, exchanges: Iterable[str]) -> Self:
+        """A copy holding only the instruments of `exchanges`."""
+        clone = copy.copy(self)
+        clone.restrict(exchanges)
+        return clone

@@ -102,23 +102,29 @@ class ConnectionPool(Generic[K, V]):
         await self._apply()
         return newly
 
-    async def drop(self, keys: list[K]) -> list[K]:
-        """The broker refused `keys` (an error reply): mark them rejected and unsubscribe; returns those
-        that were placed."""
+    def drop(self, keys: list[K]) -> list[K]:
+        """The broker refused `keys` (an error reply): mark them rejected and take them out of their
+        connections' sets (an emptied slot closes at the next `assign`); returns those that were placed."""
         dropped = [key for key in keys if self.assigned.pop(key, None) is not None and key in self.wanted]
         self.rejected.update(dropped)
-        await self._apply()
+        for index, shard in enumerate(self._shards()):
+            conn = self.slots[index]
+            if conn is not None:
+                conn.set_wanted(shard)
         return dropped
 
     async def open_kept(self) -> None:
         """Open the slots that stay open with nothing wanted."""
         await self._apply()
 
-    async def _apply(self) -> None:
+    def _shards(self) -> list[dict[K, V]]:
         shards: list[dict[K, V]] = [{} for _ in range(self.max_connections)]
         for key, slot in self.assigned.items():
             shards[slot][key] = self.wanted[key]
-        for index, shard in enumerate(shards):
+        return shards
+
+    async def _apply(self) -> None:
+        for index, shard in enumerate(self._shards()):
             conn = self.slots[index]
             if shard or index < self.keep_open:
                 if conn is None:

@@ -154,9 +154,9 @@ class PooledAdapter(BrokerAdapter, Generic[K, V]):
             instrument, mode = desired[key]
             self.reject(instrument, mode, ErrorCode.LIMIT_EXCEEDED, self.pool.limit_message())
 
-    async def refuse(self, keys: list[K], code: ErrorCode, message: str) -> None:
+    def refuse(self, keys: list[K], code: ErrorCode, message: str) -> None:
         """The broker refused these subscriptions (an error reply): unsubscribe and reject them."""
-        for key in await self.pool.drop(keys):
+        for key in self.pool.drop(keys):
             instrument, mode = self._wanted[key]
             self.reject(instrument, mode, code, message)
 

@@ -74,6 +74,19 @@ def handshake_error(exc: InvalidStatus) -> BrokerError:
     return BrokerError(text)
 
 
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The shell's timings and limits, the same for every connection of an account."""
+
+    stall_timeout: float = 15.0  # seconds without any inbound message before a forced reconnect
+    heartbeat_interval: float = 30.0  # client heartbeat period (capped at stall_timeout / 3)
+    ping_interval: float | None = 20.0  # WebSocket protocol pings (None: off)
+    open_timeout: float = 10.0
+    close_timeout: float = 1.0
+    max_size: int = 1 << 20  # largest inbound message
+    stable_after: float = 10.0  # a connection that lived this long resets the backoff
+
+
 class UpstreamConnection(abc.ABC, Generic[K, V]):
     """One pooled upstream connection. `start()` once, `set_wanted()` any time, `stop()` once."""
 
@@ -82,29 +95,13 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
     #: the client heartbeat frame, sent every `heartbeat_interval` (None: the broker needs none)
     heartbeat: ClassVar[Frame | None] = None
 
-    def __init__(
-        self,
-        label: str,
-        *,
-        stall_timeout: float = 15.0,
-        heartbeat_interval: float = 30.0,
-        ping_interval: float | None = 20.0,
-        open_timeout: float = 10.0,
-        close_timeout: float = 1.0,
-        max_size: int = 1 << 20,
-        backoff: Backoff | None = None,
-        stable_after: float = 10.0,
-    ) -> None:
+    def __init__(self, label: str, settings: Settings | None = None, backoff: Backoff | None = None) -> None:
         self.label = label
-        self.stall_timeout = stall_timeout
+        self.settings = settings = settings or Settings()
+        self.stall_timeout = settings.stall_timeout
         # a quiet market sends nothing but heartbeat answers: send often enough that silence is a stall
-        self.heartbeat_interval = min(heartbeat_interval, stall_timeout / 3.0)
-        self.ping_interval = ping_interval
-        self.open_timeout = open_timeout
-        self.close_timeout = close_timeout
-        self.max_size = max_size
+        self.heartbeat_interval = min(settings.heartbeat_interval, settings.stall_timeout / 3.0)
         self.backoff = backoff or Backoff()
-        self.stable_after = stable_after
         self.wanted: dict[K, V] = {}
         self.sent: dict[K, V] = {}
         self.state = ConnectionState.DISCONNECTED
@@ -189,7 +186,7 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
             refresh_credentials=self.refresh_credentials,
             should_run=lambda: not self._closing,
             on_state=self._set_state,
-            stable_after=self.stable_after,
+            stable_after=self.settings.stable_after,
             label=self.label,
         )
 
@@ -201,11 +198,11 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
             return await connect(
                 handshake.url,
                 additional_headers=dict(handshake.headers),
-                open_timeout=self.open_timeout,
-                ping_interval=self.ping_interval,
-                ping_timeout=self.ping_interval,
-                close_timeout=self.close_timeout,
-                max_size=self.max_size,
+                open_timeout=self.settings.open_timeout,
+                ping_interval=self.settings.ping_interval,
+                ping_timeout=self.settings.ping_interval,
+                close_timeout=self.settings.close_timeout,
+                max_size=self.settings.max_size,
                 compression=None,
                 logger=_wire_log,
             )
@@ -255,7 +252,7 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
             await watchdog.stop()
             self.sent = {}
             try:
-                await asyncio.wait_for(ws.close(), timeout=self.close_timeout)
+                await asyncio.wait_for(ws.close(), timeout=self.settings.close_timeout)
             except (OSError, TimeoutError, ConnectionClosed) as exc:
                 log.debug("%s: close handshake skipped: %s", self.label, exc)
             ws.transport.abort()

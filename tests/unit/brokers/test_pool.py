@@ -95,8 +95,10 @@ async def test_slots_open_on_demand_and_close_when_empty_except_kept() -> None:
 async def test_drop_refused_keys() -> None:
     pool, opened = make()
     await pool.assign({1: "a", 2: "a", 3: "a"})
-    assert await pool.drop([2, 3, 99]) == [2, 3]
-    assert opened[0].wanted == {1: "a"} and pool.rejected == {2, 3} and len(pool.connections()) == 1
+    assert pool.drop([2, 3, 99]) == [2, 3]
+    assert opened[0].wanted == {1: "a"} and opened[1].wanted == {} and pool.rejected == {2, 3}
+    await pool.assign({1: "a", 2: "a", 3: "a"})  # still wanted: stays rejected; the emptied slot closes
+    assert len(pool.connections()) == 1 and opened[1].stopped
 
 
 async def test_aggregate_state() -> None:

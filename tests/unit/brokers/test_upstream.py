@@ -15,7 +15,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from openalgo_proxy.brokers.base import Backoff, ConnectionState
-from openalgo_proxy.brokers.upstream import Frame, Handshake, UpstreamConnection
+from openalgo_proxy.brokers.upstream import Frame, Handshake, Settings, UpstreamConnection
 from tests.support import wait_for
 
 
@@ -66,8 +66,8 @@ class FakeBroker:
 
 
 class FakeUpstream(UpstreamConnection[str, int]):
-    def __init__(self, url: str, token: str, **kwargs: object) -> None:
-        super().__init__("fake[0]", backoff=Backoff(0.01, 0.05, 0.05), **kwargs)  # type: ignore[arg-type]
+    def __init__(self, url: str, token: str, stall_timeout: float) -> None:
+        super().__init__("fake[0]", Settings(stall_timeout=stall_timeout), Backoff(0.01, 0.05, 0.05))
         self.url, self.token = url, token
         self.received: list[str] = []
         self.refreshes = 0
