@@ -1,4 +1,4 @@
-"""Command line: `openalgo-proxy run | feed | serve | bus | simulate | config show | keys | watch`."""
+"""Command line: `openalgo-proxy run | feed | serve | bus | simulate | config show | keys | search | watch`."""
 
 from __future__ import annotations
 
@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     keys_revoke = keys_sub.add_parser("revoke", help="revoke a key; running proxies close its connections")
     _common(keys_revoke)
     keys_revoke.add_argument("name", help="name of the key")
+
+    from openalgo_proxy.client import search as search_module
+
+    search = sub.add_parser("search", help="find instruments to subscribe: symbol, name or a near spelling")
+    search_module.add_arguments(search)
 
     try:
         watch_module = importlib.import_module("openalgo_proxy.client.watch")
@@ -470,6 +475,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "keys":
             return cmd_keys(settings, args)
+        if args.command == "search":
+            from openalgo_proxy.client import search as search_module
+
+            return search_module.run(args)
         if args.command == "watch":
             module = importlib.import_module("openalgo_proxy.client.watch")
             result: int = module.run(args)

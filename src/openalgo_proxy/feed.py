@@ -22,6 +22,7 @@ import zmq
 from openalgo_proxy import topics
 from openalgo_proxy.brokers.base import BrokerAdapter, Rejection
 from openalgo_proxy.bus import Publisher, run_seq_base
+from openalgo_proxy.control import InstrumentDirectory, InstrumentInfo
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Instrument, Mode, Tick
 from openalgo_proxy.payload import encode_data
@@ -217,10 +218,30 @@ class Feed:
             for exchange, symbols in self.adapter.directory().items()
             if exchange in self._exchanges  # two feeds on one bus must not both claim an exchange
         }
-        self._publish_control(
-            topics.instruments_topic(self.broker),
-            {"broker": self.broker, "exchanges": sorted(self._exchanges), "symbols": directory},
+        message = InstrumentDirectory(
+            broker=self.broker,
+            exchanges=sorted(self._exchanges),
+            symbols=directory,
+            instruments={exchange: self._described(exchange, names) for exchange, names in directory.items()},
         )
+        self._publish_control(topics.instruments_topic(self.broker), message)
+
+    def _described(self, exchange: str, symbols: list[str]) -> list[InstrumentInfo]:
+        """Search metadata of each symbol (name, type, tick and lot size) from the adapter's instruments."""
+        out = []
+        for symbol in symbols:
+            inst = self.adapter.lookup(exchange, symbol)
+            if inst is not None:
+                out.append(
+                    InstrumentInfo(
+                        symbol=symbol,
+                        name=inst.name,
+                        instrument_type=inst.instrument_type,
+                        tick_size=inst.tick_size,
+                        lot_size=inst.lot_size,
+                    )
+                )
+        return out
 
     def status(self) -> dict[str, object]:
         st = self.adapter.status()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from openalgo_proxy import topics
-from openalgo_proxy.model import Mode
+from openalgo_proxy.model import Mode, instrument_kind
 
 
 def test_bus_topic_round_trip() -> None:
@@ -83,3 +83,21 @@ def test_orders_topic_refuses_bad_parts(broker: str, account: str) -> None:
 def test_parse_orders_topic_rejects_others(bad: bytes) -> None:
     with pytest.raises(ValueError):
         topics.parse_orders_topic(bad)
+
+
+@pytest.mark.parametrize(
+    ("broker_type", "symbol", "exchange", "kind"),
+    [
+        ("", "RELIANCE", "NSE", "EQ"),
+        ("EQ", "INFY", "BSE", "EQ"),
+        ("AMXIDX", "NIFTY", "NSE_INDEX", "INDEX"),
+        ("EQ", "NIFTY", "NSE_INDEX", "INDEX"),
+        ("FUTIDX", "NIFTY30DEC25FUT", "NFO", "FUT"),
+        ("FUTCOM", "CRUDEOIL19DEC25FUT", "MCX", "FUT"),
+        ("OPTIDX", "NIFTY30DEC2526000CE", "NFO", "CE"),
+        ("PE", "NIFTY09DEC2525950.5PE", "NFO", "PE"),
+        ("OPTFUT", "GOLD", "MCX", "OPTFUT"),
+    ],
+)
+def test_instrument_kind_is_one_vocabulary(broker_type: str, symbol: str, exchange: str, kind: str) -> None:
+    assert instrument_kind(broker_type, symbol, exchange) == kind
