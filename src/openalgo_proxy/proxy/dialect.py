@@ -1,10 +1,9 @@
 """Protocol dialects: how a session reads client messages and shapes its replies.
 
-A session holds one dialect for its life. The seed dialect is the protocol in docs/protocol.md
-(DESIGN section 4); another dialect (OpenAlgo's) implements the same methods with its own shapes.
-Replies are built from plain values (results, identities, broker facts) so a dialect never sees a
-session, a hub or a socket. Market-data frames are built once per tick by the hub and are not
-shaped here.
+A session holds one dialect for its life. The seed dialect is the protocol of the README ("The
+protocol"); another dialect (OpenAlgo's) implements the same methods with its own shapes. Replies
+are built from plain values (results, identities, broker facts) so a dialect never sees a session,
+a hub or a socket. Market-data frames are built once per tick by the hub and are not shaped here.
 """
 
 from __future__ import annotations
