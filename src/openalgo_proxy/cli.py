@@ -187,9 +187,9 @@ def _feed_options(settings: Settings) -> Any:
 def cmd_feed(settings: Settings) -> int:
     from openalgo_proxy.brokers.registry import adapter_module
     from openalgo_proxy.feed import Feed
-    from openalgo_proxy.feed_metrics import FeedMetricsServer
+    from openalgo_proxy.feed.metrics import FeedMetricsServer
+    from openalgo_proxy.feed.standby import StandbyFeed
     from openalgo_proxy.runtime import run_until_signal
-    from openalgo_proxy.standby import StandbyFeed
 
     cfg = settings.feed
     module = adapter_module(cfg.broker)

@@ -12,8 +12,8 @@ import pytest
 
 from openalgo_proxy.cli import _overrides, build_parser, main
 from openalgo_proxy.config import load_settings
+from openalgo_proxy.feed.standby import Claim, should_yield
 from openalgo_proxy.logs import redact, setup_logging
-from openalgo_proxy.standby import Claim, should_yield
 
 
 def test_a_standby_always_yields_to_a_plain_primary() -> None:

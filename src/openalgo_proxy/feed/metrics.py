@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from openalgo_proxy.brokers.base import ConnectionState
 
 if TYPE_CHECKING:
-    from openalgo_proxy.feed import Feed
+    from openalgo_proxy.feed.shell import Feed
 
 log = logging.getLogger(__name__)
 

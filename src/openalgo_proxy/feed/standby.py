@@ -33,7 +33,7 @@ import zmq
 
 from openalgo_proxy import topics
 from openalgo_proxy.bus import Subscriber
-from openalgo_proxy.feed import Feed
+from openalgo_proxy.feed.shell import Feed
 
 log = logging.getLogger(__name__)
 
