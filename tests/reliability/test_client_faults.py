@@ -50,7 +50,7 @@ async def test_feed_restart_with_two_proxies_resubscribes_both_and_counts_gaps()
                 for c in (a, b):
                     await c.market_data(within=10)
                 wanted = {b"NSE|SBIN|1", b"NSE|INFY|2"}
-                await wait_for(lambda: set(system.feed._topics) == wanted)
+                await wait_for(lambda: set(system.feed.table) == wanted)
 
                 await system.feed.stop()
                 restarted = Feed(
@@ -64,7 +64,7 @@ async def test_feed_restart_with_two_proxies_resubscribes_both_and_counts_gaps()
                 a.market.clear()
                 b.market.clear()
                 await restarted.start()
-                await wait_for(lambda: set(restarted._topics) == wanted, within=5)
+                await wait_for(lambda: set(restarted.table) == wanted, within=5)
                 await wait_for(lambda: {i.symbol for i in restarted.upstream} == {"SBIN", "INFY"}, within=5)
                 base = restarted._seq_base  # only frames of the new feed run count as fresh snapshots
 
@@ -76,7 +76,7 @@ async def test_feed_restart_with_two_proxies_resubscribes_both_and_counts_gaps()
                 assert got_a["topic"] == "SBIN.NSE" and got_b == {"SBIN.NSE", "INFY.NSE"}
 
                 # gaps: the feed skips four seqs of SBIN; both proxies count them and still deliver
-                state = restarted._topics[b"NSE|SBIN|1"]
+                state = restarted.table[b"NSE|SBIN|1"]
                 await wait_for(lambda: bool(state.data))
                 assert restarted.publisher is not None
                 gaps_before = (system.proxy.metrics.bus_gaps, second.metrics.bus_gaps)

@@ -11,6 +11,7 @@ import time
 from importlib import resources
 from typing import Any
 
+import msgspec
 import zmq
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
@@ -218,7 +219,7 @@ class ProxyServer:
         out = {}
         for broker, status in self.hub.directory.status.items():
             seen = self.hub.directory.status_seen.get(broker, 0.0)
-            out[broker] = {**status, "status_age": round(now - seen, 3)}
+            out[broker] = {**msgspec.structs.asdict(status), "status_age": round(now - seen, 3)}
         return out
 
     def ready(self) -> tuple[bool, dict[str, Any]]:

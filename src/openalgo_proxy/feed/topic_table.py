@@ -1,0 +1,123 @@
+"""What a feed streams, per bus topic: pure state, no socket, no clock.
+
+Each wanted topic (``EXCHANGE|SYMBOL|MODE``) keeps its seq and the last data published on it, so a
+proxy that subscribes again is answered with a snapshot. The table also answers what the broker
+must carry (instrument -> richest wanted mode) and which topics one tick fills. The feed's bus
+shell (`shell.py`) turns bus subscriptions into calls here and publishes what comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from openalgo_proxy.model import Instrument, Mode, Tick
+from openalgo_proxy.payload import encode_data
+from openalgo_proxy.topics import TopicKey
+
+
+class TopicState:
+    """One wanted bus topic: its last seq and data (``b""`` until the first tick)."""
+
+    __slots__ = ("data", "instrument", "mode", "seq", "topic")
+
+    def __init__(self, topic: bytes, instrument: Instrument, mode: Mode, seq: int) -> None:
+        self.topic = topic
+        self.instrument = instrument
+        self.mode = mode
+        self.seq = seq
+        self.data = b""
+
+
+class TopicTable:
+    """Every topic some proxy wants, indexed by topic and by instrument.
+
+    `seq_base` is the run's first seq minus one (see `bus.run_seq_base`). A topic released while its
+    instrument is still streamed upstream keeps its (seq, data) until the next upstream sync, so a
+    quick re-subscribe replays the last value instead of waiting for a tick that may not come.
+    """
+
+    def __init__(self, seq_base: int) -> None:
+        self.seq_base = seq_base
+        self._topics: dict[bytes, TopicState] = {}
+        # (exchange, symbol) -> {mode: state}
+        self._by_instrument: dict[tuple[str, str], dict[Mode, TopicState]] = {}
+        self._released: dict[bytes, tuple[int, bytes]] = {}
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+    def __contains__(self, topic: bytes) -> bool:
+        return topic in self._topics
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._topics)
+
+    def __getitem__(self, topic: bytes) -> TopicState:
+        return self._topics[topic]
+
+    def get(self, topic: bytes) -> TopicState | None:
+        return self._topics.get(topic)
+
+    def add(self, topic: bytes, key: TopicKey, instrument: Instrument, streamed: bool) -> TopicState:
+        """Start wanting `topic`; `streamed` says whether the instrument is carried upstream right now.
+        The returned state has data (a snapshot to publish) only when it was released a moment ago
+        and its instrument is still streamed."""
+        state = TopicState(topic, instrument, key.mode, self.seq_base)
+        self._topics[topic] = state
+        self._by_instrument.setdefault((key.exchange, key.symbol), {})[key.mode] = state
+        released = self._released.pop(topic, None)
+        if released is not None and streamed:
+            state.seq, state.data = released
+        return state
+
+    def remove(self, topic: bytes, key: TopicKey) -> bool:
+        """Stop wanting `topic`; False if it was not wanted."""
+        state = self._topics.pop(topic, None)
+        if state is None:
+            return False
+        if state.data:
+            self._released[topic] = (state.seq, state.data)
+        modes = self._by_instrument.get((key.exchange, key.symbol))
+        if modes is not None:
+            modes.pop(key.mode, None)
+            if not modes:
+                del self._by_instrument[(key.exchange, key.symbol)]
+        return True
+
+    def drop_instrument(self, instrument: Instrument) -> list[TopicState]:
+        """Forget every mode of `instrument` (the broker refused it); returns the topics dropped."""
+        modes = self._by_instrument.pop((instrument.exchange, instrument.symbol), {})
+        for state in modes.values():
+            self._topics.pop(state.topic, None)
+        return list(modes.values())
+
+    def synced(self) -> None:
+        """The upstream now carries exactly `wanted()`: released topics' instruments are gone or re-wanted."""
+        self._released.clear()
+
+    def wanted(self) -> dict[Instrument, Mode]:
+        """Instrument -> richest mode any proxy wants."""
+        result: dict[Instrument, Mode] = {}
+        for state in self._topics.values():
+            current = result.get(state.instrument)
+            if current is None or state.mode > current:
+                result[state.instrument] = state.mode
+        return result
+
+    def modes_of(self, exchange: str, symbol: str) -> Mapping[Mode, TopicState] | None:
+        return self._by_instrument.get((exchange, symbol))
+
+    def apply(self, tick: Tick) -> list[TopicState]:
+        """The topics `tick` fills (every wanted mode up to the tick's own), each with its seq
+        advanced and its data set; empty if nobody wants the instrument."""
+        modes = self._by_instrument.get((tick.exchange, tick.symbol))
+        if not modes:
+            return []
+        filled = []
+        for mode, state in modes.items():
+            if mode > tick.mode:
+                continue  # a poorer packet never fills a richer stream
+            state.seq += 1
+            state.data = encode_data(tick, mode)
+            filled.append(state)
+        return filled
