@@ -14,7 +14,6 @@ a tick whose (stream, seq) was already delivered (the snapshot after a resubscri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import itertools
 import logging
@@ -45,6 +44,7 @@ from openalgo_proxy.client.messages import ProtocolViolation, Reply, Subscriptio
 from openalgo_proxy.client.symbols import InstrumentLike, ModeLike, Stream, streams, to_instrument
 from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.model import Mode
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger("openalgo_proxy.client")
 
@@ -177,10 +177,7 @@ class Feed:
         task, self._task = self._task, None
         if self._ws is not None:
             await self._ws.close()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self._set_state(State.CLOSED)
         self._tick_ready.set()
 
@@ -437,18 +434,14 @@ class Feed:
             try:
                 await reader
             finally:
-                retrier.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await retrier
+                await cancel_and_wait(retrier)
             return True
         finally:
             # leave LIVE before anything awaits, so no request is sent on the dead connection
             self._ws = None
             if self._state == State.LIVE:
                 self._set_state(State.RECONNECTING)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await cancel_and_wait(reader)
 
     async def _replay(self, ws: ClientConnection) -> None:
         """Resubscribe everything held on a new connection."""

@@ -23,6 +23,7 @@ from openalgo_proxy.client.errors import ClientError
 from openalgo_proxy.client.feed import Feed, State
 from openalgo_proxy.client.messages import DepthTick, QuoteTick, Tick
 from openalgo_proxy.model import Mode
+from openalgo_proxy.tasks import cancel_and_wait
 
 FLASH_SECONDS = 0.6
 REFRESH_SECONDS = 0.1
@@ -147,8 +148,7 @@ class WatchApp(App[int]):
             self.note = str(exc)
             self._render_status()
         finally:
-            if follower is not None:
-                follower.cancel()
+            await cancel_and_wait(follower)
             await feed.close()
 
     async def _follow_ladder(self, feed: Feed) -> None:

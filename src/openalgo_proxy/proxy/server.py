@@ -29,6 +29,7 @@ from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
 from openalgo_proxy.proxy.tls import server_context
 from openalgo_proxy.proxy.upstream_metrics import BrokerStatusCollector
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +137,7 @@ class ProxyServer:
                 await asyncio.wait_for(self.all_closed.wait(), within)
         for conn in list(self.connections):
             conn.abort()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await cancel_and_wait(self._sweeper)
         if self.subscriber is not None:
             self.subscriber.close()
             self.subscriber = None
