@@ -42,7 +42,7 @@ from openalgo_proxy.client.errors import (
 )
 from openalgo_proxy.client.messages import ProtocolViolation, Reply, SubscriptionResult, Tick, decode
 from openalgo_proxy.client.symbols import InstrumentLike, ModeLike, Stream, streams, to_instrument
-from openalgo_proxy.errors import CloseCode
+from openalgo_proxy.errors import CloseCode, ProxyError
 from openalgo_proxy.model import Mode
 from openalgo_proxy.tasks import cancel_and_wait
 
@@ -52,7 +52,7 @@ DEFAULT_URL = "ws://127.0.0.1:8765"
 DEFAULT_DEPTH = 5
 AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "NOT_AUTHENTICATED"})
 # Close codes after which reconnecting cannot help, and minimum delays for those that ask us to wait.
-FATAL_CLOSES = frozenset({int(CloseCode.AUTH_TIMEOUT), 1008})
+FATAL_CLOSES = frozenset({int(CloseCode.AUTH_TIMEOUT), int(CloseCode.POLICY_VIOLATION)})
 # Refusals that go away by themselves (a proxy that just started, a broker reconnecting): retried.
 TRANSIENT_CODES = frozenset({"BROKER_UNAVAILABLE", "RATE_LIMITED"})
 RETRY_BACKOFF = Backoff(initial=0.25, maximum=5.0)
@@ -72,7 +72,7 @@ class State(enum.Enum):
 StateCallback = Callable[[State], None]
 
 
-class _Disconnected(Exception):
+class _Disconnected(ProxyError):
     """Internal: the connection carrying a request went away before its reply."""
 
 

@@ -56,7 +56,7 @@ class Connection(asyncio.Protocol):
         self.topics: dict[bytes, TopicState] = {}
         self.open = False
         self.closing = False
-        self.close_code = 1006
+        self.close_code: int = CloseCode.ABNORMAL
         self.authenticated = not server.auth_required
         self.grant: Grant | None = None if server.auth_required else server.authenticator.anonymous()
         self.identity = "anonymous"

@@ -304,7 +304,7 @@ class ProxyServer:
                     conn.close(CloseCode.TOO_SLOW, "too slow to keep up")
                 elif conn.ping_waiting_since:
                     if now - conn.ping_waiting_since > cfg.ping_timeout:
-                        conn.close(1011, "keepalive ping timeout")
+                        conn.close(CloseCode.KEEPALIVE_TIMEOUT, CloseCode.KEEPALIVE_TIMEOUT.reason)
                 elif now - conn.last_ping >= cfg.ping_interval:
                     conn.send_ping(now)
 
