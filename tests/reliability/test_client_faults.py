@@ -2,7 +2,7 @@
 
 Covered elsewhere and referenced, not repeated: a feed restart behind one proxy gives a fresh
 snapshot (tests/integration/test_delivery.py::test_bus_reconnect_after_feed_restart_gives_fresh_snapshot);
-a proxy restart with the client library (tests/clients/test_client_feed.py::
+a proxy restart with the client library (tests/clients/test_client.py::
 test_reconnects_after_proxy_restart_resubscribed_without_duplicates); a stalled raw client closed
 with 4008 while another keeps full rate (test_delivery.py::test_stalled_client_is_closed_4008_...).
 """
@@ -24,7 +24,7 @@ from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.market import NIFTY50
 from openalgo_proxy.brokers.simulated.adapter import SimulatedAdapter
 from openalgo_proxy.client import Backoff, State, connect
-from openalgo_proxy.client.feed import Feed as ClientFeed
+from openalgo_proxy.client.client import Feed as ClientFeed
 from openalgo_proxy.config import ProxySettings
 from openalgo_proxy.feed import Feed
 from openalgo_proxy.proxy.server import ProxyServer

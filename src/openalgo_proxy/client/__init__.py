@@ -19,6 +19,7 @@ Threads and callbacks::
 """
 
 from openalgo_proxy.client.backoff import Backoff
+from openalgo_proxy.client.client import DEFAULT_URL, Feed, State, connect
 from openalgo_proxy.client.errors import (
     AuthenticationError,
     ClientError,
@@ -29,7 +30,6 @@ from openalgo_proxy.client.errors import (
     ServerError,
     SubscriptionError,
 )
-from openalgo_proxy.client.feed import DEFAULT_URL, Feed, State, connect
 from openalgo_proxy.client.messages import DepthTick, LtpTick, QuoteTick, SubscriptionResult, Tick
 from openalgo_proxy.client.symbols import Stream, parse_instrument
 from openalgo_proxy.client.threaded import FeedThread

@@ -19,8 +19,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
+from openalgo_proxy.client.client import DEFAULT_DEPTH, DEFAULT_URL, Feed, State
 from openalgo_proxy.client.errors import ClientError, FeedClosed
-from openalgo_proxy.client.feed import DEFAULT_DEPTH, DEFAULT_URL, Feed, State
 from openalgo_proxy.client.messages import SubscriptionResult, Tick
 from openalgo_proxy.client.symbols import InstrumentLike, ModeLike, Stream, streams, to_instrument
 from openalgo_proxy.model import Mode

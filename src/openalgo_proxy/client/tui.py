@@ -19,8 +19,8 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Static
 
 from openalgo_proxy.client.backoff import Backoff
+from openalgo_proxy.client.client import Feed, State
 from openalgo_proxy.client.errors import ClientError
-from openalgo_proxy.client.feed import Feed, State
 from openalgo_proxy.client.messages import DepthTick, QuoteTick, Tick
 from openalgo_proxy.model import Mode
 from openalgo_proxy.tasks import cancel_and_wait

@@ -238,7 +238,7 @@ class SyntheticFeed:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.feed", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.synthetic", description=__doc__)
     parser.add_argument("--bus", required=True, help="XPUB endpoint to bind, e.g. tcp://127.0.0.1:5599")
     parser.add_argument("--symbols", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=32000.0, help="ticks per second in total")
