@@ -24,7 +24,7 @@ from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.market import NIFTY50
 from openalgo_proxy.brokers.simulated.adapter import SimulatedAdapter
 from openalgo_proxy.client import Backoff, State, connect
-from openalgo_proxy.client.client import Feed as ClientFeed
+from openalgo_proxy.client import Client as LibraryClient
 from openalgo_proxy.config import ProxySettings
 from openalgo_proxy.feed import Feed
 from openalgo_proxy.proxy.server import ProxyServer
@@ -123,7 +123,7 @@ async def test_client_library_resumes_after_network_resets_between_it_and_the_pr
                     break
 
 
-def _live_after(feed: ClientFeed, reconnects: int) -> bool:
+def _live_after(feed: LibraryClient, reconnects: int) -> bool:
     return feed.reconnects == reconnects and feed.state == State.LIVE
 
 
