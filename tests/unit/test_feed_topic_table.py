@@ -77,7 +77,7 @@ def test_no_replay_once_the_upstream_let_go_or_when_not_streamed() -> None:
     table.apply(tick(SBIN, Mode.LTP))
     release(table, topic)
     state = table.add(topic, topics.parse_bus_topic(topic), SBIN, streamed=False)
-    assert state.data == b"" and state.seq == BASE
+    assert state.data == b"" and state.seq == BASE + 1  # nothing replayed; the seq run goes on
     release(table, topic)
     table.synced()  # the broker no longer carries it: the last value is forgotten
     state = table.add(topic, topics.parse_bus_topic(topic), SBIN, streamed=True)
@@ -101,3 +101,42 @@ def test_drop_instrument_forgets_every_mode() -> None:
     assert set(table) == {keep} and table.wanted() == {MM: Mode.LTP}
     assert table.drop_instrument(SBIN) == []
     assert table.apply(tick(SBIN, Mode.DEPTH)) == []
+
+
+def test_seq_keeps_rising_when_a_topic_is_released_and_wanted_again() -> None:
+    table = TopicTable(BASE)
+    topic = want(table, SBIN, Mode.LTP)
+    table.apply(tick(SBIN, Mode.LTP))
+    release(table, topic)
+    table.synced()  # gone upstream: no replay, but the seq is remembered
+    state = table.add(topic, topics.parse_bus_topic(topic), SBIN, streamed=False)
+    assert state.seq == BASE + 1 and state.data == b""
+    assert table.apply(tick(SBIN, Mode.LTP))[0].seq == BASE + 2
+    table.drop_instrument(SBIN)  # refused upstream: remembered too
+    assert want(table, SBIN, Mode.LTP) and table[topic].seq == BASE + 2
+
+
+def test_a_new_mode_of_a_streamed_instrument_is_filled_from_its_last_tick() -> None:
+    table = TopicTable(BASE)
+    want(table, SBIN, Mode.DEPTH)
+    table.apply(tick(SBIN, Mode.DEPTH, 101.0))
+    quote = b"NSE|SBIN|2"
+    state = table.add(quote, topics.parse_bus_topic(quote), SBIN, streamed=True)
+    assert state.seq == BASE + 1 and json.loads(state.data)["ltp"] == 101.0
+    # a poorer last tick cannot fill a richer mode; nor can one of an instrument not streamed
+    want(table, MM, Mode.LTP)
+    table.apply(tick(MM, Mode.LTP))
+    depth = b"NSE|M&M|3"
+    assert table.add(depth, topics.parse_bus_topic(depth), MM, streamed=True).data == b""
+    ltp = b"NSE|SBIN|1"
+    assert table.add(ltp, topics.parse_bus_topic(ltp), SBIN, streamed=False).data == b""
+
+
+def test_last_ticks_of_instruments_nobody_wants_are_forgotten_at_sync() -> None:
+    table = TopicTable(BASE)
+    topic = want(table, SBIN, Mode.QUOTE)
+    table.apply(tick(SBIN, Mode.QUOTE))
+    release(table, topic)
+    table.synced()
+    ltp = b"NSE|SBIN|1"
+    assert table.add(ltp, topics.parse_bus_topic(ltp), SBIN, streamed=True).data == b""

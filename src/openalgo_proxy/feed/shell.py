@@ -135,7 +135,7 @@ class Feed:
         if instrument is None:
             self._publish_reject(topic, ErrorCode.SYMBOL_NOT_FOUND, f"{key.symbol} is not listed on {key.exchange}")
             return
-        # resubscribed before the upstream sync: the broker sends nothing new, so the table replays
+        # the broker sends nothing new for an instrument it already streams, so the table replays
         state = self.table.add(topic, key, instrument, streamed=instrument in self.upstream)
         self._send_snapshot(state)
         self._dirty.set()
@@ -147,8 +147,9 @@ class Feed:
             self._publish_status_now()
 
     def _send_snapshot(self, state: TopicState) -> None:
+        """Replay the topic's last frame, same seq and data (its exchange times), marked a snapshot."""
         if state.data and self.publisher is not None:
-            self.publisher.publish(state.topic, state.seq, state.data)
+            self.publisher.publish_snapshot(state.topic, state.seq, state.data)
 
     def _publish_control(self, topic: bytes, data: bytes) -> None:
         if self.publisher is None:
