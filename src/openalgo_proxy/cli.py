@@ -195,9 +195,9 @@ def _feed_options(settings: Settings) -> Any:
 def cmd_feed(settings: Settings) -> int:
     from openalgo_proxy.brokers.registry import adapter_module
     from openalgo_proxy.feed import Feed
-    from openalgo_proxy.feed_metrics import FeedMetricsServer
+    from openalgo_proxy.feed.metrics import FeedMetricsServer
+    from openalgo_proxy.feed.standby import StandbyFeed
     from openalgo_proxy.runtime import run_until_signal
-    from openalgo_proxy.standby import StandbyFeed
 
     cfg = settings.feed
     module = adapter_module(cfg.broker)
@@ -336,6 +336,7 @@ def _concrete_bus(endpoint: str) -> str:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.runtime import run
     from openalgo_proxy.supervisor import CANNOT_START, Child, Supervisor, is_own_unit, wait_ready
+    from openalgo_proxy.tasks import cancel_and_wait
 
     _refuse_open_auth_none(settings)
     host = settings.proxy.host
@@ -392,8 +393,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         elif ready.done() and not stop.is_set() and not supervisor.failure.is_set():
             log.error("the proxy did not become ready; see the log above")
         await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in (ready, stopped, failed):
-            waiter.cancel()
+        await cancel_and_wait(ready, stopped, failed)
         await supervisor.stop()
         return CANNOT_START if supervisor.failed is not None else 0
 

@@ -14,8 +14,8 @@ import os
 import sys
 from typing import Any
 
+from openalgo_proxy.client.client import DEFAULT_URL, connect
 from openalgo_proxy.client.errors import ClientError, ServerError
-from openalgo_proxy.client.feed import DEFAULT_URL, connect
 
 API_KEY_ENV = "OPENALGO_PROXY_API_KEY"
 
