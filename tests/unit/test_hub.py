@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from openalgo_proxy.bus import RUN_SHIFT
+from openalgo_proxy.bus import RUN_SHIFT, SEQ, SNAPSHOT
 from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy.hub import Hub, TopicState
 from openalgo_proxy.proxy.metrics import ProxyMetrics
@@ -175,3 +175,21 @@ def test_invariant_holds_under_random_operations() -> None:
         check_invariant(hub)
         assert set(hub.topics) == {t for b, _ in boxes for t in b.topics}
     assert len(bus.subscribed) - len(bus.unsubscribed) == len(hub.topics)
+
+
+def test_a_new_subscriber_of_a_streaming_topic_gets_the_last_frame_marked_snapshot() -> None:
+    hub, _ = make_hub()
+    box, _ = outbox()
+    state = hub.subscribe(box, "INFY", "NSE", Mode.LTP)
+    tick(hub, INFY, 7, 12.5)
+    live = json.loads(split_frames(state.last_frame)[0][1])
+    assert "snapshot" not in live
+    (snapshot,) = split_frames(state.snapshot_frame())
+    assert json.loads(snapshot[1]) == {**live, "snapshot": True}  # same seq, same data and times
+    for size in (300, 70_000):  # 16- and 64-bit length headers
+        hub.on_bus_message([INFY, SEQ.pack(8 + size), b'{"ltp":1.0,"pad":"%s"}' % (b"x" * size)])
+        (frame,) = split_frames(state.snapshot_frame())
+        assert json.loads(frame[1])["snapshot"] is True and json.loads(frame[1])["data"]["pad"] == "x" * size
+    hub.on_bus_message([INFY, SEQ.pack(90_000), b'{"ltp":2.0}', SNAPSHOT])  # a feed's replay: marked once
+    assert state.snapshot_frame() == state.last_frame
+    assert json.loads(split_frames(state.last_frame)[0][1])["snapshot"] is True

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 _MID = b',"data":'
 _END = b"}"
+_SEQ_KEY = b',"seq":'
+_SNAPSHOT_KEY = b',"snapshot":true'
 
 
 class TopicState:
@@ -78,6 +80,19 @@ class TopicState:
         )
         self.prefix = head[:-1] + b',"seq":'
         self.snapshot_prefix = head[:-1] + b',"snapshot":true,"seq":'
+
+    def snapshot_frame(self) -> bytes:
+        """The last frame as a snapshot (`"snapshot":true` before its seq): what a new subscriber of a
+        topic already streaming gets at once. Built on demand, so the hot path stores one frame."""
+        frame = self.last_frame
+        if not frame:
+            return b""
+        start = 2 if frame[1] < 126 else (4 if frame[1] == 126 else 10)
+        payload = frame[start:]
+        at = payload.find(_SEQ_KEY)
+        if at < 0 or payload[:at].endswith(_SNAPSHOT_KEY):
+            return frame  # already a snapshot (a feed's replay was the last frame)
+        return text_frame(payload[:at] + _SNAPSHOT_KEY + payload[at:])
 
 
 class Hub:

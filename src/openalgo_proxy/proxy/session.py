@@ -465,7 +465,7 @@ class Session:
                 state = market.subscribe(outbox, entry.symbol, entry.exchange, mode)
                 result["status"] = "success"
                 if state.last_frame:
-                    snapshots.append(state.last_frame)
+                    snapshots.append(state.snapshot_frame())
             results.append(result)
         ok = sum(1 for r in results if r["status"] == "success")
         log.info(
