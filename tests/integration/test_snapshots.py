@@ -111,11 +111,10 @@ async def test_the_feeds_directory_carries_search_metadata() -> None:
 
 async def test_a_second_client_on_the_same_proxy_gets_the_cached_value_marked_snapshot() -> None:
     adapter = SimulatedAdapter(FeedOptions(ticks_per_second=0.01, seed=4))  # a slow market
-    async with running_system(adapter=adapter) as system:
-        async with client(system.url) as a, client(system.url) as b:
-            await a.reply({"action": "subscribe", "symbol": "ONGC", "exchange": "NSE", "mode": 2})
-            live = await a.market_data(within=5)
-            await b.reply({"action": "subscribe", "symbol": "ONGC", "exchange": "NSE", "mode": 2})
-            replay = await b.market_data(within=5)
-            assert replay["snapshot"] is True
-            assert (replay["seq"], replay["data"]) == (live["seq"], live["data"])
+    async with running_system(adapter=adapter) as system, client(system.url) as a, client(system.url) as b:
+        await a.reply({"action": "subscribe", "symbol": "ONGC", "exchange": "NSE", "mode": 2})
+        live = await a.market_data(within=5)
+        await b.reply({"action": "subscribe", "symbol": "ONGC", "exchange": "NSE", "mode": 2})
+        replay = await b.market_data(within=5)
+        assert replay["snapshot"] is True
+        assert (replay["seq"], replay["data"]) == (live["seq"], live["data"])

@@ -40,11 +40,25 @@ class Directory:
     def brokers(self) -> list[str]:
         return sorted(set(self.broker_of.values()) | set(self.status))
 
+    def awaited(self, broker: str) -> set[str]:
+        """Exchanges a feed's status announces whose instrument list has not arrived yet."""
+        status = self.status.get(broker)
+        return set(status.exchanges) - self.symbols.keys() if status is not None else set()
+
+    def complete(self, brokers: list[str]) -> bool:
+        """True when the instrument lists of every exchange these feeds announce have arrived."""
+        return bool(self.symbols) and not any(self.awaited(broker) for broker in brokers)
+
     def check(self, exchange: str, symbol: str) -> tuple[ErrorCode, str] | None:
         if not self.symbols:
             return ErrorCode.BROKER_UNAVAILABLE, "no broker feed is connected yet; try again shortly"
         names = self.symbols.get(exchange)
         if names is None:
+            if any(exchange in self.awaited(broker) for broker in self.status):
+                return (
+                    ErrorCode.BROKER_UNAVAILABLE,
+                    f"the feed serving {exchange} has not sent its instrument list yet; try again shortly",
+                )
             return ErrorCode.SYMBOL_NOT_FOUND, f"exchange {exchange} is not served by any connected feed"
         if symbol not in names:
             return ErrorCode.SYMBOL_NOT_FOUND, f"{symbol} is not listed on {exchange}"

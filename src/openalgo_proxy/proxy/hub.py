@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _MID = b',"data":'
 _END = b"}"
 _SEQ_KEY = b',"seq":'
+DIRECTORY_ASK_INTERVAL = 1.0  # seconds between two requests for one feed's instrument list
 _SNAPSHOT_KEY = b',"snapshot":true'
 
 
@@ -112,6 +113,7 @@ class Hub:
         self._batch_started = 0.0
         self._batch_count = 0
         self.on_reject: Callable[[TopicState, str, str], None] | None = self.reject
+        self._directory_asked: dict[str, float] = {}
 
     # -- subscriptions -------------------------------------------------------------------------
     def subscribe(self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode) -> TopicState:
@@ -234,6 +236,16 @@ class Hub:
         self.dirty.update(state.subscribers)
         self.metrics.messages_out += len(state.subscribers)
 
+    def _ask_directory(self, broker: str, now: float) -> None:
+        """A feed announced exchanges whose instrument list never arrived (it was published before this
+        proxy connected, or dropped): subscribing its topic anew makes the feed publish it again."""
+        if now - self._directory_asked.get(broker, -DIRECTORY_ASK_INTERVAL) < DIRECTORY_ASK_INTERVAL:
+            return
+        self._directory_asked[broker] = now
+        topic = topics.instruments_topic(broker)
+        self._bus_subscribe(topic)
+        self._bus_unsubscribe(topic)  # the prefix subscription still delivers it
+
     def flush(self) -> None:
         """End of a bus drain: one write per outbox that got frames."""
         count = self._batch_count
@@ -252,7 +264,10 @@ class Hub:
         try:
             if topic.startswith(topics.STATUS_PREFIX):
                 broker = topics.parse_status_topic(topic)
-                self.directory.update_status(broker, control.decode_status(data), time.monotonic())
+                now = time.monotonic()
+                self.directory.update_status(broker, control.decode_status(data), now)
+                if self.directory.awaited(broker):
+                    self._ask_directory(broker, now)
             elif topic.startswith(topics.INSTRUMENTS_PREFIX):
                 changed = set(self.directory.update(control.decode_directory(data)))
                 if changed:

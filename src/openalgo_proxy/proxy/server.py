@@ -205,7 +205,7 @@ class ProxyServer:
             for name, f in feeds.items()
             if f["status_age"] < STATUS_STALE_AFTER and f.get("state") == "connected"
         }
-        ok = bool(fresh) and bool(self.hub.directory.symbols)
+        ok = bool(fresh) and self.hub.directory.complete(list(fresh))  # feeds and their instrument lists
         detail = {
             "ready": ok,
             "pid": os.getpid(),  # lets `run` tell its own proxy from another process on the port
