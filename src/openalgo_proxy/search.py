@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable, Iterable
+import operator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 
 DEFAULT_LIMIT = 20
@@ -84,28 +85,40 @@ class SearchIndex:
     substrings (str.find runs in C), and (first letter, length) buckets for near misses."""
 
     def __init__(self, listings: Iterable[Listing] = ()) -> None:
-        self._listings = sorted(listings, key=lambda item: (item.symbol, item.exchange))
+        self._listings = sorted(listings, key=operator.attrgetter("symbol", "exchange"))
         self._symbols = [item.symbol for item in self._listings]
-        names = [normalize(item.name) for item in self._listings]
         self._by_symbol: dict[str, list[Listing]] = {}
         for item in self._listings:
             self._by_symbol.setdefault(item.symbol, []).append(item)
-        self._by_length = sorted(range(len(self._listings)), key=lambda i: (len(self._symbols[i]), self._symbols[i]))
-        words = sorted({(word, i) for i, name in enumerate(names) for word in name.split()})
-        self._words = [word for word, _ in words]
-        self._word_owner = [i for _, i in words]
+        lengths = [len(symbol) for symbol in self._symbols]
+        # already in symbol order, so a stable sort by length gives (length, symbol) order
+        self._by_length = sorted(range(len(lengths)), key=lengths.__getitem__)
+        names = [normalize(item.name) for item in self._listings]
+        owners: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            for word in name.split():
+                owners.setdefault(word, []).append(i)
+        self._words = sorted(owners)
+        self._word_owners = owners
         self._symbol_text, self._symbol_starts = _joined(self._symbols)
         self._name_text, self._name_starts = _joined(names)
         self._buckets: dict[tuple[str, int], list[int]] = {}
         for i, symbol in enumerate(self._symbols):
-            self._buckets.setdefault((symbol[:1], len(symbol)), []).append(i)
+            self._buckets.setdefault((symbol[:1], lengths[i]), []).append(i)
 
     def __len__(self) -> int:
         return len(self._listings)
 
-    def search(self, query: str, exchange: str | None = None, limit: int = DEFAULT_LIMIT) -> list[Listing]:
+    def search(
+        self,
+        query: str,
+        exchange: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        allowed: Container[str] | None = None,
+    ) -> list[Listing]:
         """Best matches first: exact symbol, symbol prefix (shorter first), a word of the name
-        starting with the query, the query inside symbol or name, then symbols one or two edits away."""
+        starting with the query, the query inside symbol or name, then symbols one or two edits away.
+        `allowed` keeps only those exchanges (a role's)."""
         text, exchange = split_query(query, exchange)
         limit = max(1, min(limit, MAX_LIMIT))
         if not text:
@@ -115,7 +128,9 @@ class SearchIndex:
         def take(indices: Iterable[int]) -> bool:
             for i in indices:
                 item = self._listings[i]
-                if exchange is not None and item.exchange != exchange:
+                if (exchange is not None and item.exchange != exchange) or (
+                    allowed is not None and item.exchange not in allowed
+                ):
                     continue
                 found.setdefault((item.exchange, item.symbol), item)
                 if len(found) >= limit:
@@ -170,10 +185,16 @@ class SearchIndex:
             return sorted(range(start, end), key=lambda i: (len(self._symbols[i]), self._symbols[i]))
         return (i for i in self._by_length if start <= i < end)  # many: walk them shortest first
 
-    def _word_prefixed(self, text: str) -> Iterable[int]:
+    def _word_prefixed(self, text: str) -> Iterator[int]:
         start = bisect.bisect_left(self._words, text)
         end = bisect.bisect_left(self._words, text + "\uffff")
-        return dict.fromkeys(self._word_owner[k] for k in range(start, end))
+        owners = self._word_owners
+        seen: set[int] = set()
+        for word in self._words[start:end]:
+            for i in owners[word]:
+                if i not in seen:
+                    seen.add(i)
+                    yield i
 
     def _containing(self, text: str) -> Iterable[int]:
         """The query inside a symbol, then inside a name (each field searched as one joined text)."""
@@ -182,8 +203,9 @@ class SearchIndex:
 
     def _near(self, text: str) -> list[int]:
         """Symbols within two edits (one for short queries), closest first; only symbols with the same
-        first letter and a length within the distance are compared, at most _NEAR_AT_MOST of them."""
-        if len(text) < 3:
+        first letter and a length within the distance are compared, at most _NEAR_AT_MOST of them,
+        and only for queries of 3 to _NEAR_LONGEST characters."""
+        if not 3 <= len(text) <= _NEAR_LONGEST:
             return []
         limit = 1 if len(text) < 6 else _FUZZY_DISTANCE
         scored: list[tuple[int, int, str, int]] = []
@@ -201,16 +223,13 @@ class SearchIndex:
 
 
 _SORT_AT_MOST = 2000  # a prefix shared by more symbols is walked in length order instead of sorted
-_NEAR_AT_MOST = 5000  # symbols compared by edit distance per query (bounds the cost of a miss)
+_NEAR_AT_MOST = 2000  # symbols compared by edit distance per query (bounds the cost of a miss)
+_NEAR_LONGEST = 14  # longer names are derivatives, found by prefix; typos are looked for in shorter ones
 
 
 def _joined(fields: list[str]) -> tuple[str, list[int]]:
     """One text of every field, newline-separated, and where each field starts in it."""
-    starts = []
-    position = 0
-    for field in fields:
-        starts.append(position)
-        position += len(field) + 1
+    starts = [0, *itertools.accumulate(len(field) + 1 for field in fields)][:-1] if fields else []
     return "\n".join(fields), starts
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
+from typing import Any
 
 import msgspec
 
@@ -114,6 +115,7 @@ class Hub:
         self._batch_count = 0
         self.on_reject: Callable[[TopicState, str, str], None] | None = self.reject
         self._directory_asked: dict[str, float] = {}
+        self.on_directory: Callable[[], None] | None = None
 
     # -- subscriptions -------------------------------------------------------------------------
     def subscribe(self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode) -> TopicState:
@@ -187,6 +189,14 @@ class Hub:
     def broker_name(self) -> str:
         brokers = self.directory.brokers()
         return brokers[0] if len(brokers) == 1 else (self.directory.default_broker or ",".join(brokers))
+
+    def search(
+        self, query: str, exchange: str | None, limit: int, allowed: Container[str] | None = None
+    ) -> list[dict[str, Any]]:
+        return [item.as_dict() for item in self.directory.search(query, exchange, limit, allowed)]
+
+    def suggest(self, exchange: str, symbol: str) -> list[str]:
+        return self.directory.suggest(exchange, symbol)
 
     def upstream_connected(self) -> bool:
         return any(status.state == control.FeedState.CONNECTED for status in self.directory.status.values())
@@ -270,6 +280,8 @@ class Hub:
                     self._ask_directory(broker, now)
             elif topic.startswith(topics.INSTRUMENTS_PREFIX):
                 changed = set(self.directory.update(control.decode_directory(data)))
+                if not self.directory.index_ready and self.on_directory is not None:
+                    self.on_directory()  # a big list: its search index is built off the event loop
                 if changed:
                     for state in self.topics.values():
                         if state.exchange in changed:

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from openalgo_proxy import search
 from openalgo_proxy.errors import ErrorCode, RequestError
 from openalgo_proxy.model import Mode
 from openalgo_proxy.topics import valid_name
@@ -73,8 +74,23 @@ class SupportedBrokers:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Search:
+    query: str
+    exchange: str | None
+    limit: int
+
+
 Command = (
-    Authenticate | Subscribe | Unsubscribe | UnsubscribeAll | ListSubscriptions | Ping | BrokerInfo | SupportedBrokers
+    Authenticate
+    | Subscribe
+    | Unsubscribe
+    | UnsubscribeAll
+    | ListSubscriptions
+    | Ping
+    | BrokerInfo
+    | SupportedBrokers
+    | Search
 )
 
 
@@ -141,6 +157,21 @@ def _entries(msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None)
     return (entry,), True
 
 
+def _search(msg: dict[str, Any], request_id: Any) -> Search:
+    query = msg.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'query' must be a non-empty string", request_id)
+    if len(query) > search.MAX_QUERY:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'query' is longer than {search.MAX_QUERY}", request_id)
+    exchange = msg.get("exchange")
+    if exchange is not None:
+        exchange = _name(exchange, "exchange", request_id)
+    limit = msg.get("limit", search.DEFAULT_LIMIT)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'limit' must be a positive whole number", request_id)
+    return Search(query, exchange, min(limit, search.MAX_LIMIT))
+
+
 def parse_request(raw: bytes | str) -> ParsedRequest:
     """Decode one client text message; BadRequest with the documented code on any problem."""
     try:
@@ -184,6 +215,8 @@ def parse_request(raw: bytes | str) -> ParsedRequest:
         command = BrokerInfo()
     elif action == "get_supported_brokers":
         command = SupportedBrokers()
+    elif action == "search":
+        command = _search(msg, request_id)
     else:
         raise BadRequest(ErrorCode.INVALID_ACTION, f"unknown action {action[:40]!r}", request_id)
     return ParsedRequest(command, request_id)

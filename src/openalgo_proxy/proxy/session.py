@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,6 +35,7 @@ from openalgo_proxy.proxy.outbox import Outbox
 log = logging.getLogger("openalgo_proxy.proxy.connection")
 
 ALL_MODES = (Mode.LTP, Mode.QUOTE, Mode.DEPTH)
+SUGGESTED_PER_REQUEST = 3  # unknown names per subscribe that get "did you mean" (each costs a search)
 
 
 class SessionState(enum.Enum):
@@ -103,6 +104,12 @@ class Market(Protocol):
     def broker_name(self) -> str: ...
 
     def upstream_connected(self) -> bool: ...
+
+    def search(
+        self, query: str, exchange: str | None, limit: int, allowed: Container[str] | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def suggest(self, exchange: str, symbol: str) -> list[str]: ...
 
 
 class Gate(Protocol):
@@ -388,8 +395,14 @@ class Session:
             self.send(dialect.unsubscribed_all(removed, rid))
         elif isinstance(command, proto.ListSubscriptions):
             self.send(dialect.subscriptions([describe(state) for state in self.outbox.topics.values()], rid))
+        elif isinstance(command, proto.Search):
+            allowed = self.grant.role.exchanges
+            found = market.search(command.query, command.exchange, command.limit, allowed)
+            self.send(dialect.search_results(command.query, found, rid))
         elif isinstance(command, proto.BrokerInfo):
-            facts = BrokerFacts(market.broker_name(), market.brokers(), market.upstream_connected(), market.exchanges())
+            facts = BrokerFacts(
+                market.broker_name(), market.brokers(), market.upstream_connected(), market.exchanges(), self.identity
+            )
             self.send(dialect.broker_info(facts, rid))
         return None
 
@@ -437,6 +450,7 @@ class Session:
         outbox = self.outbox
         held = outbox.topics
         errors = self.metrics.errors
+        suggested = 0
         for entry in command.entries:
             mode = entry.mode or proto.DEFAULT_MODE
             result: dict[str, Any] = {
@@ -451,6 +465,12 @@ class Session:
             if problem is not None:
                 code, message = problem
                 errors[code.value] += 1
+                if code is ErrorCode.SYMBOL_NOT_FOUND and suggested < SUGGESTED_PER_REQUEST:
+                    suggested += 1
+                    closest = market.suggest(entry.exchange, entry.symbol)
+                    if closest:
+                        message = f"{message}; did you mean {' or '.join(closest)}?"
+                        result["suggestions"] = closest
                 result.update(status="error", code=code.value, message=message)
             elif bus_topic in held:
                 result.update(status="success", message="already subscribed")
