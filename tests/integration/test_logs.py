@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from tests.support import client, running_system
+from tests.support import client, running_system, wait_for
 
 
 async def _get(port: int, path: str) -> bytes:
@@ -27,6 +27,25 @@ async def test_health_checks_and_connections_are_not_logged_twice(caplog: pytest
             assert b" 200 " in (await _get(system.proxy.port, path)).split(b"\r\n", 1)[0]
         async with client(system.url) as c:
             await c.reply({"action": "ping"})
-        await asyncio.sleep(0)  # the close is logged by the server side
+        await wait_for(lambda: any(" closed code=" in r.getMessage() for r in caplog.records))
     wire = [r for r in caplog.records if r.name.endswith(".wire") and r.levelno < logging.WARNING]
     assert wire == [], [r.getMessage() for r in wire]
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert sum(" open path=" in line for line in lines) == 1  # one line per connection event
+    assert sum(" closed code=" in line for line in lines) == 1
+
+
+async def test_each_http_request_is_one_debug_access_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="openalgo_proxy")
+    async with running_system() as system:
+        caplog.clear()
+        await _get(system.proxy.port, "/healthz?token=secret")
+        await _get(system.proxy.port, "/nope")
+        await asyncio.sleep(0)
+    access = [r for r in caplog.records if r.getMessage().startswith("http ")]
+    assert [r.levelno for r in access] == [logging.DEBUG, logging.DEBUG]
+    first, second = (r.getMessage() for r in access)
+    assert first.startswith("http 127.0.0.1:") and first.endswith(" GET /healthz 200"), first
+    assert second.endswith(" GET /nope 404") and "secret" not in first
+    info = [r for r in caplog.records if r.levelno >= logging.INFO and "proxy" in r.name]
+    assert all("healthz" not in r.getMessage() for r in info)

@@ -210,7 +210,9 @@ class Connection(asyncio.Protocol):
     def _on_request(self, request: Request) -> None:
         session = self.session
         refusal = self.gateway.route(request, session.peer)
-        if refusal is not None:
+        if refusal is not None:  # plain HTTP (health, metrics, page) or a refused upgrade: one access line
+            path = request.path.split("?", 1)[0]  # no query: secrets
+            log.debug("http %s GET %s %d", session.peer, path, refusal.status_code)
             self.ws.send_response(refusal)
             return
         bearer = request.headers.get("Authorization", "")
