@@ -53,7 +53,7 @@ class CloseCode(enum.IntEnum):
     INVALID_DATA = 1007
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
-    INTERNAL_ERROR = 1011
+    KEEPALIVE_TIMEOUT = 1011
     TRY_AGAIN_LATER = 1013
     AUTH_TIMEOUT = 4401
     TOO_SLOW = 4008
@@ -71,11 +71,11 @@ _CLOSE_REASONS: dict[CloseCode, str] = {
     CloseCode.UNSUPPORTED_DATA: "binary frames are not accepted",
     # never sent in a frame: recorded when the TCP connection ended without a closing handshake
     CloseCode.ABNORMAL: "connection lost without a close frame",
-    CloseCode.INVALID_DATA: "text frame that is not UTF-8",
+    CloseCode.INVALID_DATA: "invalid frame payload data",
     CloseCode.POLICY_VIOLATION: "policy violation",
     CloseCode.MESSAGE_TOO_BIG: "message too big",
     # RFC 6455 "internal error"; the proxy sends it when a client stops answering keepalive pings
-    CloseCode.INTERNAL_ERROR: "keepalive ping timeout",
+    CloseCode.KEEPALIVE_TIMEOUT: "keepalive ping timeout",
     CloseCode.TRY_AGAIN_LATER: "server full",
     CloseCode.AUTH_TIMEOUT: "authentication required",
     CloseCode.TOO_SLOW: "too slow to keep up",

@@ -12,7 +12,7 @@ from openalgo_proxy.proxy.auth import AuthFailed
 
 def test_every_close_code_has_a_reason() -> None:
     assert all(code.reason for code in errors.CloseCode)
-    assert errors.CloseCode.INTERNAL_ERROR == 1011 and errors.CloseCode.ABNORMAL == 1006
+    assert errors.CloseCode.KEEPALIVE_TIMEOUT == 1011 and errors.CloseCode.ABNORMAL == 1006
     assert len({int(code) for code in errors.CloseCode}) == len(errors.CloseCode)  # no aliases
 
 
