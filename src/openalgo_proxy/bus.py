@@ -34,9 +34,6 @@ def is_new_run(last: int, seq: int) -> bool:
 
 SNAPSHOT = b"snapshot"  # the optional fourth frame of a replayed last value
 
-def pack_seq(seq: int) -> bytes:
-    return SEQ.pack(seq)
-
 
 DATA_HWM = 200_000  # messages queued per peer before ZeroMQ drops (at-most-once, latest wins)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from openalgo_proxy import control, topics
-from openalgo_proxy.bus import pack_seq
+from openalgo_proxy.bus import SEQ
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy.directory import Directory
@@ -46,13 +46,13 @@ def test_hub_reads_typed_statuses_and_counts_bad_ones() -> None:
     hub, _ = make_hub(metrics)
     assert not hub.upstream_connected()
     hub.on_bus_message(
-        [topics.status_topic("angel"), pack_seq(1), control.encode_status(status("angel", "connecting"))]
+        [topics.status_topic("angel"), SEQ.pack(1), control.encode_status(status("angel", "connecting"))]
     )
     assert not hub.upstream_connected() and hub.directory.status["angel"].state == "connecting"
-    hub.on_bus_message([topics.status_topic("angel"), pack_seq(2), control.encode_status(status("angel"))])
+    hub.on_bus_message([topics.status_topic("angel"), SEQ.pack(2), control.encode_status(status("angel"))])
     assert hub.upstream_connected()
-    hub.on_bus_message([topics.status_topic("angel"), pack_seq(3), b'{"broker":"angel"}'])  # keys missing
-    hub.on_bus_message([b"#status|", pack_seq(4), control.encode_status(status("x"))])  # no broker in topic
+    hub.on_bus_message([topics.status_topic("angel"), SEQ.pack(3), b'{"broker":"angel"}'])  # keys missing
+    hub.on_bus_message([b"#status|", SEQ.pack(4), control.encode_status(status("x"))])  # no broker in topic
     assert metrics.errors["BUS_CONTROL"] == 2
     assert hub.upstream_connected()  # the last good status stands
 
@@ -65,9 +65,9 @@ def test_hub_moves_the_broker_of_an_exchange_and_relays_rejects() -> None:
     state = hub.subscribe(box, "INFY", "NSE", Mode.LTP)
     assert b'"broker":"simulator"' in state.prefix
     directory = control.InstrumentDirectory(broker="angel", exchanges=["NSE"], symbols={"NSE": ["INFY"]})
-    hub.on_bus_message([topics.instruments_topic("angel"), pack_seq(2), control.encode_directory(directory)])
+    hub.on_bus_message([topics.instruments_topic("angel"), SEQ.pack(2), control.encode_directory(directory)])
     assert hub.directory.broker("NSE") == "angel" and b'"broker":"angel"' in state.prefix
     reject = control.encode_reject(ErrorCode.LIMIT_EXCEEDED, "cap")
-    hub.on_bus_message([topics.reject_topic(state.bus_topic), pack_seq(3), reject])
+    hub.on_bus_message([topics.reject_topic(state.bus_topic), SEQ.pack(3), reject])
     assert told == [(b"NSE|INFY|1", "LIMIT_EXCEEDED", "cap")]
     assert state.bus_topic not in hub.topics and bus.unsubscribed == [b"NSE|INFY|1"]
