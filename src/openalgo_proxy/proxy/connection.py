@@ -41,6 +41,7 @@ from openalgo_proxy.proxy.admission import Admission
 from openalgo_proxy.proxy.hub import Hub, TopicState
 from openalgo_proxy.proxy.metrics import ProxyMetrics
 from openalgo_proxy.proxy.outbox import Outbox, discard
+from openalgo_proxy.proxy.peerlog import PeerLog
 from openalgo_proxy.proxy.session import Action, Close, Session, SessionLimits, SessionState
 
 log = logging.getLogger(__name__)
@@ -56,32 +57,6 @@ HEAD_END = b"\r\n\r\n"
 LINGER = 1.0  # seconds an abusive connection is drained (not parsed) after its close frame
 
 
-class ErrorLog:
-    """Unexpected errors, logged with their traceback at most once per `interval` per peer address
-    (the others are counted and reported with the next one), so one client cannot flood the log."""
-
-    def __init__(self, interval: float = 10.0, max_peers: int = 10000) -> None:
-        self.interval = interval
-        self.max_peers = max_peers
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def report(self, address: str, what: str, now: float) -> None:
-        last = self._last.get(address)
-        if last is not None and now - last < self.interval:
-            self._suppressed[address] = self._suppressed.get(address, 0) + 1
-            return
-        if len(self._last) >= self.max_peers:
-            self._last.clear()
-            self._suppressed.clear()
-        self._last[address] = now
-        suppressed = self._suppressed.pop(address, 0)
-        log.error("%s from %s (%d more from it not logged)", what, address, suppressed, exc_info=True)
-
-
-ERRORS = ErrorLog()
-
-
 @dataclass(frozen=True, slots=True)
 class Gateway:
     """What every connection shares, handed over by the server (which the shell never sees)."""
@@ -94,6 +69,7 @@ class Gateway:
     # the HTTP side: a response for any request that is not an acceptable WebSocket upgrade, else None
     route: Callable[[Request, str], Response | None]
     next_id: Callable[[], int]
+    peer_log: PeerLog  # connection life lines, rate-limited per peer address
     on_made: Callable[[Connection], None]
     on_lost: Callable[[Connection], None]
 
@@ -114,6 +90,7 @@ class Connection(asyncio.Protocol):
             gateway.metrics,
             gateway.limits,
             time.monotonic(),
+            peer_log=gateway.peer_log,
         )
         self._fragments: list[bytes] = []
         self._fragment_size = 0
@@ -172,7 +149,9 @@ class Connection(asyncio.Protocol):
             else:
                 self._receive(data)
         except Exception:  # noqa: BLE001 - logged (rate-limited per peer); costs one connection, not the loop
-            ERRORS.report(self.session.address, f"conn {self.session.cid}: unexpected error", time.monotonic())
+            self.gateway.peer_log.error(
+                self.session.address, "conn %d %s unexpected error", self.session.cid, self.session.peer
+            )
             self._stop()
             self.abort()
 
@@ -186,7 +165,9 @@ class Connection(asyncio.Protocol):
         cap = self.gateway.cfg.max_request_head_bytes
         if end < 0 or end + 4 > cap:
             if len(head) > cap:
-                log.info("conn %d %s refused: request head over %d bytes", session.cid, session.peer, cap)
+                self.gateway.peer_log.info(
+                    session.address, "conn %d %s refused: request head over %d bytes", session.cid, session.peer, cap
+                )
                 self._head = None
                 self._stop()
                 self.ws.send_response(_plain(431, "Request Header Fields Too Large", b"request head too large\n"))
@@ -269,7 +250,14 @@ class Connection(asyncio.Protocol):
         session.lost(code)
         self.transport = None
         if was_open:
-            log.info("conn %d %s closed code=%s reason=%s", session.cid, session.peer, code, ws.close_reason or "")
+            self.gateway.peer_log.info(
+                session.address,
+                "conn %d %s closed code=%s reason=%s",
+                session.cid,
+                session.peer,
+                code,
+                ws.close_reason or "",
+            )
 
     def pause_writing(self) -> None:
         self.session.pause(time.monotonic())
@@ -372,7 +360,9 @@ class Connection(asyncio.Protocol):
             self._stop()
             return
         self._send_protocol_data()
-        log.info("conn %d %s open path=%s", session.cid, session.peer, request.path.split("?", 1)[0])  # no query
+        self.gateway.peer_log.info(
+            session.address, "conn %d %s open path=%s", session.cid, session.peer, request.path.split("?", 1)[0]
+        )  # no query
         self._carry_out(session.open(time.monotonic()))
 
     # -- frames ----------------------------------------------------------------------------------

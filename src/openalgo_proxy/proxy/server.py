@@ -28,6 +28,7 @@ from openalgo_proxy.proxy.hub import Hub
 from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
 from openalgo_proxy.proxy.origin import accepted_hosts, host_allowed, origin_allowed
+from openalgo_proxy.proxy.peerlog import PeerLog
 from openalgo_proxy.proxy.session import SessionLimits
 from openalgo_proxy.proxy.tls import server_context
 from openalgo_proxy.proxy.upstream_metrics import BrokerStatusCollector
@@ -90,6 +91,7 @@ class ProxyServer:
             limits=SessionLimits.from_settings(cfg, self.auth),
             route=self.route,
             next_id=self.next_id,
+            peer_log=PeerLog(logging.getLogger("openalgo_proxy.proxy.connection")),
             on_made=self.connections.add,
             on_lost=self._on_lost,
         )

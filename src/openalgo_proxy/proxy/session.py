@@ -31,8 +31,10 @@ from openalgo_proxy.proxy.hub import TopicState
 from openalgo_proxy.proxy.limits import Guard
 from openalgo_proxy.proxy.metrics import ProxyMetrics
 from openalgo_proxy.proxy.outbox import Outbox
+from openalgo_proxy.proxy.peerlog import PeerLog
 
 log = logging.getLogger("openalgo_proxy.proxy.connection")
+
 
 ALL_MODES = (Mode.LTP, Mode.QUOTE, Mode.DEPTH)
 
@@ -163,6 +165,7 @@ class Session:
         now: float,
         dialect: Dialect = SEED,
         wall_clock: Callable[[], float] = time.time,
+        peer_log: PeerLog | None = None,
     ) -> None:
         self.cid = cid
         self.peer = "?"  # "address:port", for logs
@@ -174,6 +177,7 @@ class Session:
         self.limits = limits
         self.dialect = dialect
         self.wall_clock = wall_clock
+        self.peer_log = peer_log or PeerLog(log)  # connection life lines, rate-limited per peer address
         self.state = SessionState.HANDSHAKING
         self.guard = gate.guard(now)
         self.grant: Grant | None = None
@@ -234,7 +238,7 @@ class Session:
         try:
             self._handshake_grant = self.gate.authorize(bearer)
         except AuthFailed as exc:
-            log.info("conn %d %s refused at handshake: %s", self.cid, self.peer, exc.reason)
+            self.peer_log.info(self.address, "conn %d %s refused at handshake: %s", self.cid, self.peer, exc.reason)
             return f"authentication failed: {exc.reason}"
         return None
 
@@ -307,12 +311,14 @@ class Session:
         if state is SessionState.OPEN and now - self.opened_at > limits.auth_deadline:
             return self.close(CloseCode.AUTH_TIMEOUT, "authentication required")
         if grant is not None and grant.expires_at is not None and wall >= grant.expires_at:
-            log.info("conn %d %s token of %s expired: closing with 4401", self.cid, self.peer, self.identity)
+            self.peer_log.info(
+                self.address, "conn %d %s token of %s expired: closing with 4401", self.cid, self.peer, self.identity
+            )
             return self.close(CloseCode.AUTH_TIMEOUT, "token expired")
         outbox = self.outbox
         if outbox.paused and now - outbox.paused_since > limits.slow_client_grace:
             self.metrics.slow_disconnects[CloseCode.TOO_SLOW] += 1
-            log.info("conn %d %s too slow: closing with 4008", self.cid, self.peer)
+            self.peer_log.info(self.address, "conn %d %s too slow: closing with 4008", self.cid, self.peer)
             return self.close(CloseCode.TOO_SLOW, "too slow to keep up")
         if self.ping_waiting_since:
             if now - self.ping_waiting_since > limits.ping_timeout:
@@ -328,7 +334,9 @@ class Session:
         grant = self.grant
         if grant is None or self.closing or self.gate.still_valid(grant):
             return None
-        log.info("conn %d %s key of %s revoked: closing with 4401", self.cid, self.peer, grant.identity)
+        self.peer_log.info(
+            self.address, "conn %d %s key of %s revoked: closing with 4401", self.cid, self.peer, grant.identity
+        )
         return self.close(CloseCode.AUTH_TIMEOUT, "API key revoked")
 
     # -- frames ------------------------------------------------------------------------------------------
@@ -359,7 +367,7 @@ class Session:
         try:
             data.decode()
         except UnicodeDecodeError:
-            log.info("conn %d %s sent invalid UTF-8: closing with 1007", self.cid, self.peer)
+            self.peer_log.info(self.address, "conn %d %s sent invalid UTF-8: closing with 1007", self.cid, self.peer)
             return self.close(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
         try:
             request = self.dialect.parse(data, self._entry_cap())
@@ -408,7 +416,9 @@ class Session:
     def _close_abusive(self) -> Close | None:
         if self.closing:
             return None
-        log.info("conn %d %s too many requests or protocol errors: closing with 4029", self.cid, self.peer)
+        self.peer_log.info(
+            self.address, "conn %d %s too many requests or protocol errors: closing with 4029", self.cid, self.peer
+        )
         decision = self.close(CloseCode.TOO_MANY_REQUESTS, "too many requests or protocol errors")
         return Close(decision.code, decision.reason, at_once=True) if decision is not None else None
 
@@ -457,7 +467,7 @@ class Session:
         try:
             grant = self.gate.authorize(command.token or command.api_key)
         except AuthFailed as exc:
-            log.info("conn %d %s authentication failed: %s", self.cid, self.peer, exc.reason)
+            self.peer_log.info(self.address, "conn %d %s authentication failed: %s", self.cid, self.peer, exc.reason)
             return self._violation(ErrorCode.AUTHENTICATION_ERROR, f"authentication failed: {exc.reason}", now, rid)
         return self._grant(grant, rid, now)
 
@@ -472,7 +482,9 @@ class Session:
             )
         problem = self.gate.claim(grant, self.held_identity)
         if problem is not None:
-            log.info("conn %d %s %s: %s; closing with 4029", self.cid, self.peer, grant.identity, problem)
+            self.peer_log.info(
+                self.address, "conn %d %s %s: %s; closing with 4029", self.cid, self.peer, grant.identity, problem
+            )
             self.send_error(ErrorCode.LIMIT_EXCEEDED, problem, rid)
             return self.close(CloseCode.TOO_MANY_REQUESTS, "too many connections for this identity")
         if self.gate.auth_required:
@@ -481,7 +493,9 @@ class Session:
         self.identity = grant.identity
         if self.state is SessionState.OPEN:
             self.state = SessionState.AUTHENTICATED
-        log.info("conn %d %s authenticated as %s role=%s", self.cid, self.peer, grant.identity, grant.role_name)
+        self.peer_log.info(
+            self.address, "conn %d %s authenticated as %s role=%s", self.cid, self.peer, grant.identity, grant.role_name
+        )
         if not quiet:
             self.send(self.dialect.authenticated(grant.identity, self.market.broker_name(), rid))
         return None
@@ -530,7 +544,8 @@ class Session:
                     snapshots.append(state.last_frame)
             results.append(result)
         ok = sum(1 for r in results if r["status"] == "success")
-        log.info(
+        self.peer_log.info(
+            self.address,
             "conn %d %s subscribe requested=%d ok=%d failed=%d holding=%d",
             self.cid,
             self.peer,
