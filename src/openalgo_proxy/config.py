@@ -157,6 +157,9 @@ class AuthSettings(_Section):
     jwt_identity_claim: str = Field("sub", description="claim naming the identity (required in every token)")
     jwt_role_claim: str = Field("role", description="claim naming the role (missing = default_role)")
     jwt_leeway: float = Field(0.0, ge=0, le=300, description="seconds of clock skew allowed on exp/nbf/iat")
+    jwt_max_lifetime: float = Field(
+        2_592_000.0, gt=0, description="refuse tokens whose exp is further ahead than this many seconds (30 days)"
+    )
 
     @field_validator("jwt_algorithms")
     @classmethod
