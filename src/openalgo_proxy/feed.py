@@ -25,6 +25,7 @@ from openalgo_proxy.bus import Publisher, run_seq_base
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Instrument, Mode, Tick
 from openalgo_proxy.payload import encode_data
+from openalgo_proxy.sanity import TickSanity
 
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
@@ -82,6 +83,7 @@ class Feed:
         self.upstream: dict[Instrument, Mode] = {}
         # last (seq, data) of topics recently released, while their instrument is still streamed
         self._released: dict[bytes, tuple[int, bytes]] = {}
+        self.sanity = TickSanity()  # impossible broker values are dropped and counted as decode errors
         # last seq of every topic ever streamed in this run: seq rises per topic for the whole run,
         # however often it is released and wanted again (bounded by the directory x modes)
         self._last_seq: dict[bytes, int] = {}
@@ -228,7 +230,7 @@ class Feed:
             "subscriptions": st.subscriptions,
             "topics": len(self._topics),
             "reconnects": st.reconnects,
-            "decode_errors": st.decode_errors,
+            "decode_errors": st.decode_errors + self.sanity.rejected,
             "last_tick_age": round(age, 3),
             "ticks": self.ticks_in,
             "exchanges": sorted(self._exchanges),
@@ -287,7 +289,7 @@ class Feed:
     def _on_tick(self, tick: Tick) -> None:
         key = (tick.exchange, tick.symbol)
         modes = self._by_instrument.get(key)
-        if not modes or self.publisher is None:
+        if not modes or self.publisher is None or not self.sanity.admit(tick):
             return
         self._last_tick[key] = tick
         self.ticks_in += 1
