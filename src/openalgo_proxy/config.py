@@ -37,6 +37,12 @@ class ProxySettings(_Section):
     ping_interval: float = Field(30.0, gt=0, description="seconds between protocol pings to each client")
     ping_timeout: float = Field(10.0, gt=0, description="close a client that does not answer a ping within this")
     handshake_timeout: float = Field(10.0, gt=0, description="seconds to complete the HTTP upgrade")
+    first_byte_timeout: float = Field(
+        3.0, gt=0, description="seconds from TCP connect (or TLS handshake) to the first byte of the request"
+    )
+    max_request_head_bytes: int = Field(
+        16384, ge=1024, le=1048576, description="largest HTTP request head (request line + headers; 431 above)"
+    )
     close_timeout: float = Field(5.0, gt=0, description="seconds a close frame stays readable before the socket is cut")
     max_message_bytes: int = Field(65536, ge=256, description="largest inbound client message (close 1009 above)")
     send_buffer_bytes: int = Field(
@@ -50,6 +56,13 @@ class ProxySettings(_Section):
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="extra browser Origins allowed ('*' = any); same-origin and no Origin are always allowed",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host header names accepted (DNS-rebinding defence; '*' = any). Empty: the loopback names and the "
+            "listen address, or any name when listening on a wildcard address"
+        ),
     )
 
 
@@ -198,6 +211,9 @@ class LimitSettings(_Section):
     command_burst: int = Field(200, ge=1, description="commands a connection may send at once before RATE_LIMITED")
     max_pending_handshakes: int = Field(
         1000, ge=1, description="connections still in the HTTP upgrade at once; more are cut at once"
+    )
+    max_pending_handshakes_per_address: int = Field(
+        64, ge=1, description="connections from one IP address still in the HTTP upgrade; more are cut at once"
     )
     max_protocol_errors: int = Field(
         20, ge=1, description="protocol errors and rate-limited commands per minute before close 4029"

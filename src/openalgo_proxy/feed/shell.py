@@ -233,9 +233,11 @@ class Feed:
                 self._dirty.set()
 
     def _on_tick(self, tick: Tick) -> None:
-        if self.publisher is None or self.table.modes_of(tick.exchange, tick.symbol) is None:
-            return
-        if not self.sanity.admit(tick):
+        if (
+            self.publisher is None
+            or self.table.modes_of(tick.exchange, tick.symbol) is None
+            or not self.sanity.admit(tick)
+        ):
             return
         self.ticks_in += 1
         self.last_tick_monotonic = time.monotonic()
