@@ -64,7 +64,7 @@ class SlowFeed:
 
 async def _readyz(port: int) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    writer.write(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n" % port)
     await writer.drain()
     head = await asyncio.wait_for(reader.readline(), 5)
     writer.close()

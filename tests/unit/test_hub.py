@@ -231,3 +231,19 @@ def test_until_a_feeds_instrument_list_arrives_its_exchanges_are_unavailable_not
     assert code is ErrorCode.BROKER_UNAVAILABLE and "instrument list" in message
     assert not hub.directory.complete(["simulator", "other"]) and hub.directory.complete(["simulator"])
     assert code_of(hub, "CDS", "USDINR") is code_of(hub, "NSE", "NOPE") is ErrorCode.SYMBOL_NOT_FOUND
+
+
+def test_data_that_is_not_exactly_one_json_object_is_dropped() -> None:
+    """A forged `data` must not close the envelope early and add keys of its own."""
+    metrics = ProxyMetrics()
+    hub, _ = make_hub(metrics)
+    box, wire = outbox()
+    hub.subscribe(box, "INFY", "NSE", Mode.LTP)
+    forged = [b'{}, "type":"error"', b'{"ltp":1}}, {"type":"error"', b"[1]", b'"s"', b"", b'{"ltp":1']
+    for seq, data in enumerate(forged, 1):
+        hub.on_bus_message([INFY, (seq).to_bytes(8, "big"), data])
+    hub.flush()
+    assert wire.writes == [] and metrics.errors["BUS_DATA"] == len(forged)
+    tick(hub, INFY, 1, 5.0)  # the forged seqs were never taken: 1 is still new
+    hub.flush()
+    assert _seqs(wire) == [1] and metrics.bus_resets == 0

@@ -37,12 +37,13 @@ class Directory:
     def update(self, directory: InstrumentDirectory) -> list[str]:
         """Take a feed's directory; returns the exchanges whose serving broker changed."""
         changed = []
+        described = directory.instruments if isinstance(directory.instruments, dict) else {}
         for exchange, names in directory.symbols.items():
             self.symbols[exchange] = set(names)
             if self.broker_of.get(exchange) != directory.broker:
                 self.broker_of[exchange] = directory.broker
                 changed.append(exchange)
-            details = {info.symbol: info for info in directory.instruments.get(exchange, ())}
+            details = {info.symbol: info for info in described.get(exchange, ())}
             self._listings[exchange] = tuple(_listing(exchange, name, details) for name in names)
         self._all = tuple(item for items in self._listings.values() for item in items)
         self._generation += 1
