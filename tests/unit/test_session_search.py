@@ -118,7 +118,7 @@ def test_unknown_symbols_suggest_the_closest_names() -> None:
     (reply,) = wire.messages()
     nifty, usd, typo, nothing = reply["subscriptions"]
     assert nifty["code"] == "SYMBOL_NOT_FOUND" and nifty["suggestions"][0] == "NSE_INDEX:NIFTY"
-    assert "did you mean NSE_INDEX:NIFTY" in nifty["message"]
+    assert nifty["message"] == "NIFTY is not listed on NSE; did you mean NSE_INDEX:NIFTY?"
     assert usd["suggestions"] == ["CDS:USDINR29DEC26FUT"]
     assert typo["suggestions"][0] == "NSE:RELIANCE"
     assert "suggestions" not in nothing and nothing["message"] == "QQQQQQ is not listed on NSE"
@@ -127,10 +127,12 @@ def test_unknown_symbols_suggest_the_closest_names() -> None:
 def test_suggestions_are_bounded_per_request() -> None:
     rig = Rig(instruments=INSTRUMENTS)
     session, wire = rig.session()
-    entries = [{"symbol": f"RELIANC{c}", "exchange": "NSE"} for c in "ABCDEFG"]
+    entries = [{"symbol": f"RELIANC{c}", "exchange": "NSE"} for c in "ABCDFGH"]
     rig.send(session, {"action": "subscribe", "symbols": entries})
     (reply,) = wire.messages()
     assert sum(1 for r in reply["subscriptions"] if "suggestions" in r) == 3
+    assert sum(1 for r in reply["subscriptions"] if "did you mean" in r["message"]) == 3  # each costs a search
+    assert all(r["code"] == "SYMBOL_NOT_FOUND" for r in reply["subscriptions"])
 
 
 def test_a_big_instrument_list_is_indexed_off_the_caller_and_a_newer_list_wins() -> None:

@@ -107,18 +107,10 @@ class Directory:
                     ErrorCode.BROKER_UNAVAILABLE,
                     f"the feed serving {exchange} has not sent its instrument list yet; try again shortly",
                 )
-            return ErrorCode.SYMBOL_NOT_FOUND, self._not_found(
-                f"exchange {exchange} is not served by any connected feed", exchange, symbol
-            )
+            return ErrorCode.SYMBOL_NOT_FOUND, f"exchange {exchange} is not served by any connected feed"
         if symbol not in names:
-            return ErrorCode.SYMBOL_NOT_FOUND, self._not_found(
-                f"{symbol} is not listed on {exchange}", exchange, symbol
-            )
+            return ErrorCode.SYMBOL_NOT_FOUND, f"{symbol} is not listed on {exchange}"
         return None
-
-    def _not_found(self, message: str, exchange: str, symbol: str) -> str:
-        closest = self.suggest(exchange, symbol)
-        return f"{message}; did you mean {' or '.join(closest)}?" if closest else message
 
 
 def _listing(exchange: str, symbol: str, details: dict[str, InstrumentInfo]) -> Listing:
