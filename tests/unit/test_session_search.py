@@ -164,3 +164,18 @@ def test_broker_info_names_the_user_and_lists_every_broker(tmp_path: Any) -> Non
     assert info["user_id"] == session.identity and info["user_id"]
     assert info["brokers"] == ["simulator", "zerodha"]  # a list; `broker` stays for old clients
     assert isinstance(info["broker"], str)
+
+
+def test_a_search_costs_several_commands_of_the_rate_budget() -> None:
+    rig = Rig(instruments=INSTRUMENTS, limits={"commands_per_second": 1, "command_burst": 25})
+    session, wire = rig.session()
+
+    def frame(message: dict[str, Any]) -> None:  # as the shell does: the frame first, then the message
+        if session.receive_frame(rig.now) is None:
+            rig.send(session, message)
+
+    for _ in range(3):
+        frame({"action": "search", "query": "nifty"})
+    assert [m["type"] for m in wire.messages()] == ["search", "search", "search"]  # 3 x 10 of a burst of 25
+    frame({"action": "ping"})
+    assert [m.get("code", m["type"]) for m in wire.messages()] == ["RATE_LIMITED"]

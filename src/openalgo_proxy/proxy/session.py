@@ -38,6 +38,7 @@ log = logging.getLogger("openalgo_proxy.proxy.connection")
 
 ALL_MODES = (Mode.LTP, Mode.QUOTE, Mode.DEPTH)
 SUGGESTED_PER_REQUEST = 3  # unknown names per subscribe that get "did you mean" (each costs a search)
+SEARCH_COST = 10  # commands' worth of the rate budget a search (or a suggestion) costs
 
 
 class SessionState(enum.Enum):
@@ -469,6 +470,7 @@ class Session:
         elif isinstance(command, proto.ListSubscriptions):
             self.send(dialect.subscriptions([describe(state) for state in self.outbox.topics.values()], rid))
         elif isinstance(command, proto.Search):
+            self.guard.charge(now, SEARCH_COST - 1)  # a search scans the directory: it costs like several commands
             allowed = self.grant.role.exchanges
             found = market.search(command.query, command.exchange, command.limit, allowed)
             self.send(dialect.search_results(command.query, found, rid))
@@ -545,6 +547,7 @@ class Session:
                     failed += 1
                 if code is ErrorCode.SYMBOL_NOT_FOUND and suggested < SUGGESTED_PER_REQUEST:
                     suggested += 1
+                    self.guard.charge(now, SEARCH_COST)
                     closest = market.suggest(entry.exchange, entry.symbol)
                     if closest:
                         message = f"{message}; did you mean {' or '.join(closest)}?"
