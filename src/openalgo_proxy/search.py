@@ -13,6 +13,8 @@ import operator
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 
+from rapidfuzz.distance import Levenshtein
+
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
 MAX_QUERY = 64  # characters; a longer query is refused by the caller
@@ -61,21 +63,8 @@ def split_query(query: str, exchange: str | None) -> tuple[str, str | None]:
 
 
 def within_distance(a: str, b: str, limit: int) -> int | None:
-    """Levenshtein distance of a and b if at most `limit`, else None (banded, stops early)."""
-    if abs(len(a) - len(b)) > limit:
-        return None
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i] + [0] * len(b)
-        best = i
-        for j, cb in enumerate(b, 1):
-            cost = 0 if ca == cb else 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            best = min(best, current[j])
-        if best > limit:
-            return None
-        previous = current
-    distance = previous[-1]
+    """Levenshtein distance of a and b if at most `limit`, else None (rapidfuzz, stops past the limit)."""
+    distance: int = Levenshtein.distance(a, b, score_cutoff=limit)
     return distance if distance <= limit else None
 
 
@@ -93,15 +82,19 @@ class SearchIndex:
         lengths = [len(symbol) for symbol in self._symbols]
         # already in symbol order, so a stable sort by length gives (length, symbol) order
         self._by_length = sorted(range(len(lengths)), key=lengths.__getitem__)
-        names = [normalize(item.name) for item in self._listings]
+        name_owners: dict[str, list[int]] = {}  # a master repeats names (every option of NIFTY)
+        for i, item in enumerate(self._listings):
+            name_owners.setdefault(normalize(item.name), []).append(i)
         owners: dict[str, list[int]] = {}
-        for i, name in enumerate(names):
+        for name, holders in name_owners.items():
             for word in name.split():
-                owners.setdefault(word, []).append(i)
+                owners.setdefault(word, []).extend(holders)
         self._words = sorted(owners)
         self._word_owners = owners
+        self._names = list(name_owners)
+        self._name_owners = name_owners
         self._symbol_text, self._symbol_starts = _joined(self._symbols)
-        self._name_text, self._name_starts = _joined(names)
+        self._name_text, self._name_starts = _joined(self._names)
         self._buckets: dict[tuple[str, int], list[int]] = {}
         for i, symbol in enumerate(self._symbols):
             self._buckets.setdefault((symbol[:1], lengths[i]), []).append(i)
@@ -199,7 +192,8 @@ class SearchIndex:
     def _containing(self, text: str) -> Iterable[int]:
         """The query inside a symbol, then inside a name (each field searched as one joined text)."""
         yield from _occurrences(self._symbol_text, self._symbol_starts, text)
-        yield from _occurrences(self._name_text, self._name_starts, text)
+        for k in _occurrences(self._name_text, self._name_starts, text):
+            yield from self._name_owners[self._names[k]]
 
     def _near(self, text: str) -> list[int]:
         """Symbols within two edits (one for short queries), closest first; only symbols with the same
