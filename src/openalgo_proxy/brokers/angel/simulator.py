@@ -22,7 +22,6 @@ import asyncio
 import logging
 import secrets
 import ssl
-import time
 from collections.abc import Iterable
 
 import pyotp
@@ -358,11 +357,10 @@ class AngelSimulator(SimulatorServer):
             client.pairs.setdefault(key, set()).add(mode)
         if self.mute or self.heartbeats_only:
             return
-        now = int(time.time() * 1000)
         for key in new:  # the current state at once, as Angel does on subscribe
             listing = self.listings.get(key)
             if listing is not None:
-                tick = self.market.snapshot(listing.exchange, listing.symbol, now)
+                tick = self.market.snapshot(listing.exchange, listing.symbol)
                 await self.send(client, self._encode(key, listing, tick, mode))
 
     # -- market -------------------------------------------------------------------------------
