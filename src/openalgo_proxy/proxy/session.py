@@ -38,7 +38,8 @@ log = logging.getLogger("openalgo_proxy.proxy.connection")
 
 ALL_MODES = (Mode.LTP, Mode.QUOTE, Mode.DEPTH)
 SUGGESTED_PER_REQUEST = 3  # unknown names per subscribe that get "did you mean" (each costs a search)
-SEARCH_COST = 10  # commands' worth of the rate budget a search (or a suggestion) costs
+SEARCH_COST = 10  # commands' worth of the rate budget a search costs (it may scan the whole directory)
+SUGGESTION_COST = 1  # and a did-you-mean (bounded lookups: well under a millisecond on a full master)
 
 
 class SessionState(enum.Enum):
@@ -547,7 +548,7 @@ class Session:
                     failed += 1
                 if code is ErrorCode.SYMBOL_NOT_FOUND and suggested < SUGGESTED_PER_REQUEST:
                     suggested += 1
-                    self.guard.charge(now, SEARCH_COST)
+                    self.guard.charge(now, SUGGESTION_COST)
                     closest = market.suggest(entry.exchange, entry.symbol)
                     if closest:
                         message = f"{message}; did you mean {' or '.join(closest)}?"
