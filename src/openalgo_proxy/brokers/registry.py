@@ -22,6 +22,7 @@ ADAPTERS: dict[str, str] = {
 SIMULATORS: dict[str, str] = {
     "angel": "openalgo_proxy.brokers.angel.simulator",
     "zerodha": "openalgo_proxy.brokers.zerodha.simulator",
+    "dhan": "openalgo_proxy.brokers.dhan.simulator",
 }
 
 
