@@ -419,13 +419,12 @@ class DhanSimulator:
             client.subscriptions.setdefault(key, set()).add(code)
         if self.mute:
             return False
-        now = int(time.time() * 1000)
         frames: list[bytes] = []
         for key in new:  # the current state at once
             listing = self.listings.get(key)
             if listing is None:
                 continue
-            tick = self.market.snapshot(listing.exchange, listing.symbol, now)
+            tick = self.market.snapshot(listing.exchange, listing.symbol)
             if client.kind == "feed":
                 if self.send_prev_close:
                     frames.append(codec.encode_packet(PrevClosePacket(key[0], key[1], tick.close, tick.oi)))
