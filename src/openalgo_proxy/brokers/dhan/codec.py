@@ -692,7 +692,7 @@ def packets_from_tick(
 ) -> list[MarketPacket]:
     """The packets Dhan sends for `tick` under subscription `code` (15, 17, 21; simulator side).
 
-    Ticker: one Ticker packet. Quote: a Quote packet and, for derivatives, an OI packet. Full: one
+    Ticker: one Ticker packet. Quote: for derivatives an OI packet, then a Quote packet. Full: one
     Full packet. Epoch-millisecond times become epoch seconds.
     """
     code = int(code)
@@ -715,10 +715,8 @@ def packets_from_tick(
             tick.high,
             tick.low,
         )
-        out: list[MarketPacket] = [quote]
-        if tick.oi:
-            out.append(OiPacket(segment, security_id, tick.oi))
-        return out
+        # the OI first, so that the Quote it belongs to already carries it downstream
+        return [OiPacket(segment, security_id, tick.oi), quote] if tick.oi else [quote]
     if code != RequestCode.FULL:
         raise DhanCodecError(f"no market-feed packet for request code {code}")
     rows = []

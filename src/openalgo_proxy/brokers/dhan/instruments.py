@@ -22,13 +22,18 @@ import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.dhan.codec import Segment
+from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.market import UNIVERSE, Listing
-from openalgo_proxy.errors import BrokerError
+from openalgo_proxy.brokers.master import InstrumentMasterError
 from openalgo_proxy.model import Instrument
+
+__all__ = ["MASTER_PATH", "MASTER_URL", "InstrumentMasterError", "Key", "load_master", "parse_master", "wire_key"]
 
 MASTER_URL = "https://images.dhan.co/api-data/api-scrip-master.csv"
 MASTER_PATH = "/api-data/api-scrip-master.csv"
+CACHE_PREFIX = "dhan-scrip-master"
 
 COLUMNS = (
     "SEM_EXM_EXCH_ID",
@@ -64,10 +69,6 @@ SEGMENTS: dict[tuple[str, str], tuple[Segment, str]] = {
 }
 #: client exchange -> wire segment
 EXCHANGE_SEGMENTS: dict[str, Segment] = {exchange: segment for segment, exchange in SEGMENTS.values()}
-
-
-class InstrumentMasterError(BrokerError):
-    """The instrument master could not be loaded or parsed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,45 +152,28 @@ def parse_rows(data: bytes) -> Iterator[MasterRow]:
         )
 
 
-class InstrumentMaster:
-    """Both-way index: lookup by client name and by wire key (segment, security id)."""
-
-    def __init__(self, rows: Iterable[MasterRow]) -> None:
-        self._by_name: dict[tuple[str, str], Instrument] = {}
-        self._by_key: dict[tuple[int, int], Instrument] = {}
-        for row in rows:
-            instrument = Instrument(row.symbol, row.exchange, row.security_id, row.tick_size, row.lot_size, row.name)
-            if (row.exchange, row.symbol) in self._by_name:
-                continue  # the first row of a name wins
-            self._by_name[(row.exchange, row.symbol)] = instrument
-            self._by_key[(int(row.segment), int(row.security_id))] = instrument
-
-    def __len__(self) -> int:
-        return len(self._by_name)
-
-    def lookup(self, exchange: str, symbol: str) -> Instrument | None:
-        return self._by_name.get((exchange, symbol))
-
-    def by_key(self, segment: int, security_id: int) -> Instrument | None:
-        return self._by_key.get((segment, security_id))
-
-    @staticmethod
-    def key(instrument: Instrument) -> tuple[int, int]:
-        """(segment, security id) of an instrument, as the wire names it."""
-        return int(EXCHANGE_SEGMENTS[instrument.exchange]), int(instrument.token)
-
-    def exchanges(self) -> tuple[str, ...]:
-        return tuple(sorted({exchange for exchange, _ in self._by_name}))
-
-    def directory(self) -> Mapping[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for exchange, symbol in self._by_name:
-            out.setdefault(exchange, []).append(symbol)
-        return out
+Key = tuple[int, int]  # (segment, security id): ids are unique only within a segment
 
 
-def parse_master(data: bytes) -> InstrumentMaster:
-    return InstrumentMaster(parse_rows(data))
+def wire_key(instrument: Instrument) -> Key:
+    """(segment, security id) of an instrument, as the wire names it."""
+    return int(EXCHANGE_SEGMENTS[instrument.exchange]), int(instrument.token)
+
+
+def parse_master(data: bytes) -> InstrumentIndex[Key]:
+    """The CSV master as the toolkit's both-way index; the first row of a name or key wins."""
+    index: InstrumentIndex[Key] = InstrumentIndex()
+    for row in parse_rows(data):
+        instrument = Instrument(row.symbol, row.exchange, row.security_id, row.tick_size, row.lot_size, row.name)
+        index.add(instrument, (int(row.segment), int(row.security_id)))
+    return index
+
+
+async def load_master(source: str | None = None, cache_dir: str | None = None) -> InstrumentIndex[Key]:
+    """From a URL (cached for the IST day in `cache_dir`) or a file path; Dhan's public master by default."""
+    return await master.load_daily(
+        source or MASTER_URL, parse_master, prefix=CACHE_PREFIX, suffix=".csv", cache_dir=cache_dir
+    )
 
 
 # ---------------------------------------------------------------------------------------------
