@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -39,6 +39,10 @@ async def dhan_system() -> AsyncIterator[tuple[System, DhanSimulator]]:
             yield system, sim
 
 
+def _field(name: str, value: object) -> Callable[[dict[str, Any]], bool]:
+    return lambda message: bool(message[name] == value)
+
+
 def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
@@ -62,7 +66,8 @@ def expected_data(frame: bytes, symbol: str, exchange: str) -> dict[str, Any]:
     digits = 4 if data[3] in (3, 7) else 2
 
     def f32(offset: int) -> float:
-        return round(struct.unpack_from("<f", data, offset)[0], digits)
+        value: float = struct.unpack_from("<f", data, offset)[0]
+        return round(value, digits)
 
     def u32(offset: int) -> int:
         value: int = struct.unpack_from("<I", data, offset)[0]
@@ -109,7 +114,7 @@ async def test_each_mode_and_segment_gets_the_simulators_values(dhan_system: tup
         for mode in (1, 2, 3):
             reply = await c.reply({"action": "subscribe", "symbol": "RELIANCE", "exchange": "NSE", "mode": mode})
             assert reply["type"] == "subscription" and reply["status"] == "success", reply
-            msg = await c.market_data(within=10, where=lambda m, mode=mode: m["mode"] == mode)
+            msg = await c.market_data(within=10, where=_field("mode", mode))
             assert (msg["symbol"], msg["exchange"], msg["broker"]) == ("RELIANCE", "NSE", "dhan")
             # the upstream code is the richest wanted; lower modes are derived from its tick
             sent = sim.last_sent[(1, 2885, (15, 17, 21)[mode - 1])]
@@ -124,7 +129,7 @@ async def test_each_mode_and_segment_gets_the_simulators_values(dhan_system: tup
         ):
             reply = await c.reply({"action": "subscribe", "symbol": symbol, "exchange": exchange, "mode": mode})
             assert reply["status"] == "success", reply
-            msg = await c.market_data(within=10, where=lambda m, s=symbol: m["symbol"] == s)
+            msg = await c.market_data(within=10, where=_field("symbol", symbol))
             assert msg["data"] == expected_data(sim.last_sent[key], symbol, exchange), symbol
 
         reply = await c.reply({"action": "subscribe", "symbol": "NOSUCH", "exchange": "NSE", "mode": 1})
