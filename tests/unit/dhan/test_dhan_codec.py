@@ -432,3 +432,12 @@ def test_arbitrary_bytes_never_escape_as_other_errors(data: bytes) -> None:
         decode_depth_frame(data, 200)
     except DhanCodecError:
         pass
+
+
+def test_bench_row_measures_full_packets() -> None:
+    """The `make bench` Dhan row decodes and normalises every Full packet of its frames (rate > 0)."""
+    from bench import dhan_codec
+
+    frames = dhan_codec.make_frames(40, per_frame=8)
+    assert len(frames) == 5 and all(len(decode_frame(f)) == 8 for f in frames)
+    assert dhan_codec.run_once(frames) > 0

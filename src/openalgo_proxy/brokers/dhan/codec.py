@@ -281,8 +281,10 @@ def decode_frame(data: bytes) -> list[MarketPacket]:
     Unknown response codes and code 0 are skipped by their length. Raises DhanCodecError for a
     truncated or malformed frame.
     """
-    out: list[MarketPacket] = []
     size = len(data)
+    if size == 162 and data[0] == 8 and data[1] == 162 and data[2] == 0:  # one Full packet: the hot path
+        return [_decode_one(8, data, 0)]
+    out: list[MarketPacket] = []
     at = 0
     while at < size:
         if size - at < HEADER_SIZE:
@@ -320,13 +322,13 @@ def decode_packet(data: bytes, at: int = 0) -> MarketPacket:
 def _decode_one(code: int, data: bytes, at: int) -> MarketPacket:
     if code == 8:
         v = FULL.unpack_from(data, at)
-        row = FullDepthRow
+        row = FullDepthRow  # unrolled without slices: this is the hot path of the Full feed
         rows = (
-            row(*v[18:24]),
-            row(*v[24:30]),
-            row(*v[30:36]),
-            row(*v[36:42]),
-            row(*v[42:48]),
+            row(v[18], v[19], v[20], v[21], v[22], v[23]),
+            row(v[24], v[25], v[26], v[27], v[28], v[29]),
+            row(v[30], v[31], v[32], v[33], v[34], v[35]),
+            row(v[36], v[37], v[38], v[39], v[40], v[41]),
+            row(v[42], v[43], v[44], v[45], v[46], v[47]),
         )
         return FullPacket(
             v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16], v[17], rows
@@ -432,23 +434,24 @@ def to_tick(packet: TickPacket, symbol: str, exchange: str, oi: int = 0, prev_cl
             r5.ask_price,
         )
         try:
-            prices = list(map(cache.__getitem__, wire))
+            prices: Sequence[float] = tuple(map(cache.__getitem__, wire))
         except KeyError:
             prices = [cache[v] if v in cache else _learn(cache, v, scale) for v in wire]
+        ltp, open_, high, low, close, atp, b1, b2, b3, b4, b5, a1, a2, a3, a4, a5 = prices
         lv = DepthLevel
         return Tick(
             symbol,
             exchange,
             Mode.DEPTH,
-            prices[0],
+            ltp,
             ltt,
             ltt,
-            prices[1],
-            prices[2],
-            prices[3],
-            prices[4],
+            open_,
+            high,
+            low,
+            close,
             packet.volume,
-            prices[5],
+            atp,
             packet.ltq,
             packet.total_buy_quantity,
             packet.total_sell_quantity,
@@ -456,18 +459,18 @@ def to_tick(packet: TickPacket, symbol: str, exchange: str, oi: int = 0, prev_cl
             0.0,
             0.0,
             (
-                lv(prices[6], r1.bid_quantity, r1.bid_orders),
-                lv(prices[7], r2.bid_quantity, r2.bid_orders),
-                lv(prices[8], r3.bid_quantity, r3.bid_orders),
-                lv(prices[9], r4.bid_quantity, r4.bid_orders),
-                lv(prices[10], r5.bid_quantity, r5.bid_orders),
+                lv(b1, r1.bid_quantity, r1.bid_orders),
+                lv(b2, r2.bid_quantity, r2.bid_orders),
+                lv(b3, r3.bid_quantity, r3.bid_orders),
+                lv(b4, r4.bid_quantity, r4.bid_orders),
+                lv(b5, r5.bid_quantity, r5.bid_orders),
             ),
             (
-                lv(prices[11], r1.ask_quantity, r1.ask_orders),
-                lv(prices[12], r2.ask_quantity, r2.ask_orders),
-                lv(prices[13], r3.ask_quantity, r3.ask_orders),
-                lv(prices[14], r4.ask_quantity, r4.ask_orders),
-                lv(prices[15], r5.ask_quantity, r5.ask_orders),
+                lv(a1, r1.ask_quantity, r1.ask_orders),
+                lv(a2, r2.ask_quantity, r2.ask_orders),
+                lv(a3, r3.ask_quantity, r3.ask_orders),
+                lv(a4, r4.ask_quantity, r4.ask_orders),
+                lv(a5, r5.ask_quantity, r5.ask_orders),
             ),
         )
     if type(packet) is QuotePacket:
