@@ -23,20 +23,25 @@ from openalgo_proxy import topics
 from openalgo_proxy.brokers.base import BrokerAdapter, Rejection
 from openalgo_proxy.bus import Publisher, run_seq_base
 from openalgo_proxy.errors import ErrorCode
-from openalgo_proxy.model import Instrument, Mode, Tick
+from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
 from openalgo_proxy.payload import encode_data
 
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 
 
-class _Topic:
-    __slots__ = ("data", "instrument", "mode", "seq", "topic")
+#: a stream of one instrument: (mode, levels per side); (DEPTH, 20) is the 20-level book's topic
+Stream = tuple[Mode, int]
 
-    def __init__(self, topic: bytes, instrument: Instrument, mode: Mode, seq: int) -> None:
+
+class _Topic:
+    __slots__ = ("data", "depth", "instrument", "mode", "seq", "topic")
+
+    def __init__(self, topic: bytes, instrument: Instrument, mode: Mode, seq: int, depth: int = DEPTH_LEVELS) -> None:
         self.topic = topic
         self.instrument = instrument
         self.mode = mode
+        self.depth = depth
         self.seq = seq
         self.data = b""
 
@@ -64,8 +69,8 @@ class Feed:
         self.publisher: Publisher | None = None
         # bus topic -> state, for every topic some proxy wants
         self._topics: dict[bytes, _Topic] = {}
-        # (exchange, symbol) -> {mode: _Topic}
-        self._by_instrument: dict[tuple[str, str], dict[Mode, _Topic]] = defaultdict(dict)
+        # (exchange, symbol) -> {(mode, depth): _Topic}
+        self._by_instrument: dict[tuple[str, str], dict[Stream, _Topic]] = defaultdict(dict)
         self._seq_base = run_seq_base(time.time())
         self._control_seq = self._seq_base
         self._exchanges: frozenset[str] = frozenset()
@@ -85,9 +90,9 @@ class Feed:
         # last seq of every topic ever streamed in this run: seq rises per topic for the whole run,
         # however often it is released and wanted again (bounded by the directory x modes)
         self._last_seq: dict[bytes, int] = {}
-        # the last tick of every instrument streamed upstream: a newly wanted mode of it is answered
-        # at once with its values (the broker sends nothing new for an instrument it already streams)
-        self._last_tick: dict[tuple[str, str], Tick] = {}
+        # the last tick of every instrument streamed upstream, per book depth: a newly wanted mode of
+        # it is answered at once with its values (the broker sends nothing new for what it streams)
+        self._last_tick: dict[tuple[str, str, int], Tick] = {}
 
     @property
     def endpoint(self) -> str:
@@ -159,7 +164,7 @@ class Feed:
                     self._released[topic] = (state.seq, state.data)
                 modes = self._by_instrument.get((key.exchange, key.symbol))
                 if modes is not None:
-                    modes.pop(key.mode, None)
+                    modes.pop((key.mode, key.depth), None)
                     if not modes:
                         del self._by_instrument[(key.exchange, key.symbol)]
                 self._dirty.set()
@@ -172,11 +177,16 @@ class Feed:
         if instrument is None:
             self._publish_reject(topic, ErrorCode.SYMBOL_NOT_FOUND, f"{key.symbol} is not listed on {key.exchange}")
             return
-        state = _Topic(topic, instrument, key.mode, self._last_seq.get(topic, self._seq_base))
+        if key.depth != DEPTH_LEVELS and key.depth not in self.adapter.depth_levels(instrument):
+            self._publish_reject(
+                topic, ErrorCode.INVALID_DEPTH, f"{self.broker} has no {key.depth}-level book of {key.symbol}"
+            )
+            return
+        state = _Topic(topic, instrument, key.mode, self._last_seq.get(topic, self._seq_base), key.depth)
         self._topics[topic] = state
-        self._by_instrument[(key.exchange, key.symbol)][key.mode] = state
+        self._by_instrument[(key.exchange, key.symbol)][(key.mode, key.depth)] = state
         released = self._released.pop(topic, None)
-        last = self._last_tick.get((key.exchange, key.symbol))
+        last = self._last_tick.get((key.exchange, key.symbol, key.depth))
         if released is not None and instrument in self.upstream:
             # resubscribed before the upstream sync: the broker sends nothing new, so replay
             state.seq, state.data = released
@@ -256,12 +266,20 @@ class Feed:
 
     # -- upstream side ------------------------------------------------------------------------
     def wanted(self) -> dict[Instrument, Mode]:
-        """Instrument -> richest mode any proxy wants."""
+        """Instrument -> richest mode any proxy wants (a deeper book counts as Depth)."""
         result: dict[Instrument, Mode] = {}
         for state in self._topics.values():
             current = result.get(state.instrument)
             if current is None or state.mode > current:
                 result[state.instrument] = state.mode
+        return result
+
+    def wanted_depth(self) -> dict[Instrument, int]:
+        """Instrument -> deepest book (> 5 levels) any proxy wants; shallower deep topics are cut from it."""
+        result: dict[Instrument, int] = {}
+        for state in self._topics.values():
+            if state.depth > result.get(state.instrument, DEPTH_LEVELS):
+                result[state.instrument] = state.depth
         return result
 
     async def _sync_upstream(self) -> None:
@@ -273,9 +291,10 @@ class Feed:
             wanted = self.wanted()
             try:
                 await self.adapter.set_wanted(wanted)
+                await self.adapter.set_wanted_depth(self.wanted_depth())
                 self.upstream = wanted
                 self._released.clear()  # released topics' instruments are gone upstream or re-wanted
-                for key in [key for key in self._last_tick if key not in self._by_instrument]:
+                for key in [key for key in self._last_tick if key[:2] not in self._by_instrument]:
                     del self._last_tick[key]
             except asyncio.CancelledError:
                 raise
@@ -289,15 +308,25 @@ class Feed:
         modes = self._by_instrument.get(key)
         if not modes or self.publisher is None:
             return
-        self._last_tick[key] = tick
+        book = tick.depth
+        self._last_tick[(tick.exchange, tick.symbol, book)] = tick
         self.ticks_in += 1
         self.last_tick_monotonic = time.monotonic()
         publish = self.publisher.publish
-        for mode, state in modes.items():
-            if mode > tick.mode:
-                continue  # a poorer packet never fills a richer stream
+        for (mode, depth), state in modes.items():
+            if book == DEPTH_LEVELS:
+                if depth != DEPTH_LEVELS or mode > tick.mode:
+                    continue  # a poorer packet never fills a richer stream; deeper books have their own
+                state.data = encode_data(tick, mode)
+            elif depth == book:
+                state.data = encode_data(tick, mode)
+            elif DEPTH_LEVELS < depth < book:  # a shallower deep book cut from the deeper one
+                cut = msgspec.structs.replace(tick, depth=depth)
+                self._last_tick[(tick.exchange, tick.symbol, depth)] = cut
+                state.data = encode_data(cut, mode)
+            else:
+                continue
             state.seq += 1
-            state.data = encode_data(tick, mode)
             publish(state.topic, state.seq, state.data)
             self.messages_out += 1
 
@@ -305,8 +334,20 @@ class Feed:
         """The broker cannot carry an instrument: every mode of it is refused and forgotten here,
         so the next upstream sync does not ask again; a proxy that subscribes anew retries."""
         inst = rejection.instrument
-        modes = self._by_instrument.pop((inst.exchange, inst.symbol), {})
-        self._last_tick.pop((inst.exchange, inst.symbol), None)
+        name = (inst.exchange, inst.symbol)
+        if rejection.depth != DEPTH_LEVELS:  # only that deeper book: the other streams stay
+            streams = self._by_instrument.get(name, {})
+            refused = {stream: streams.pop(stream) for stream in [s for s in streams if s[1] == rejection.depth]}
+            self._last_tick.pop((*name, rejection.depth), None)
+            for state in refused.values():
+                self._topics.pop(state.topic, None)
+                self._last_seq[state.topic] = state.seq
+                self._publish_reject(state.topic, rejection.code, rejection.message)
+            self._dirty.set()
+            return
+        modes = self._by_instrument.pop(name, {})
+        for key in [key for key in self._last_tick if key[:2] == name]:
+            del self._last_tick[key]
         for state in modes.values():
             self._topics.pop(state.topic, None)
             self._last_seq[state.topic] = state.seq
