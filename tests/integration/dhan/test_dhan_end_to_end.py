@@ -21,7 +21,7 @@ from openalgo_proxy.brokers.dhan.credentials import DhanCredentials
 from openalgo_proxy.brokers.dhan.simulator import DhanSimulator
 from openalgo_proxy.brokers.market import future_symbol
 from tests.integration.dhan.conftest import sim_options
-from tests.support import System, client, running_system
+from tests.support import System, client, running_system, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -147,3 +147,68 @@ async def test_broker_drop_gives_clients_a_fresh_snapshot(dhan_system: tuple[Sys
         assert second["seq"] > first["seq"]
         assert second["data"] == expected_data(sim.last_sent[(1, 1594, 17)], "INFY", "NSE")
         assert sim.subscribed() == {(1, 1594, 17)} and sim.handshake_attempts == 2
+
+
+def _depth_rows(frame: bytes) -> dict[bool, list[dict[str, Any]]]:
+    """{is_bid: levels} from the raw bytes of a 20/200-depth frame (12-byte header, 16-byte rows)."""
+    out: dict[bool, list[dict[str, Any]]] = {}
+    at = 0
+    while at < len(frame):
+        length, code = struct.unpack_from("<hB", frame, at)
+        rows = [struct.unpack_from("<dII", frame, at + 12 + 16 * i) for i in range((length - 12) // 16)]
+        out[code == 41] = [{"price": p, "quantity": q, "orders": o} for p, q, o in rows]
+        at += length
+    return out
+
+
+async def test_a_20_level_book_next_to_a_5_level_one_through_the_proxy() -> None:
+    async with DhanSimulator(ticks_per_second=5, seed=23) as sim:
+        adapter = DhanAdapter(sim_options(sim), DhanCredentials(sim.client_id, sim.access_token), backoff_base=0.05)
+        async with asyncio.timeout(30), running_system(adapter=adapter) as system, client(system.url) as c:
+            reply = await c.reply(
+                {
+                    "action": "subscribe",
+                    "mode": "Depth",
+                    "symbols": [
+                        {"symbol": "RELIANCE", "exchange": "NSE"},
+                        {"symbol": "RELIANCE", "exchange": "NSE", "depth": 20},
+                        {"symbol": "NIFTY", "exchange": "NSE_INDEX", "depth": 20},
+                        {"symbol": "SBIN", "exchange": "NSE", "depth": 10},
+                    ],
+                }
+            )
+            results = reply["subscriptions"]
+            assert [r["status"] for r in results] == ["success", "success", "success", "error"], results
+            assert results[1]["depth"] == 20 and "depth" not in results[0]
+            assert results[3]["code"] == "INVALID_DEPTH"
+            # the feed cannot give NIFTY a 20-level book (an index): that entry is refused afterwards
+            refused = await c.next_reply(within=10)
+            assert (refused["type"], refused["code"], refused["symbol"], refused["depth"]) == (
+                "error",
+                "INVALID_DEPTH",
+                "NIFTY",
+                20,
+            )
+            five = await c.market_data(within=10, where=lambda m: m["symbol"] == "RELIANCE" and "depth" not in m)
+            assert len(five["data"]["depth"]["buy"]) == 5
+            assert five["data"] == expected_data(sim.last_sent[(1, 2885, 21)], "RELIANCE", "NSE")
+            while True:  # a 20-level frame whose book equals the last depth bytes the simulator sent
+                deep = await c.market_data(within=10, where=lambda m: m.get("depth") == 20)
+                sent = _depth_rows(sim.last_sent[(1, 2885, 20)])
+                if deep["data"]["depth"]["buy"] == sent[True]:
+                    break
+            assert deep["data"]["depth"]["sell"] == sent[False]
+            assert (deep["symbol"], deep["mode"], deep["broker"]) == ("RELIANCE", 3, "dhan")
+            assert deep["data"]["ltp"] > 0
+            assert sim.subscribed() == {(1, 2885, 21)} and sim.subscribed("depth20") == {(1, 2885, 23)}
+            reply = await c.reply({"action": "unsubscribe", "symbol": "RELIANCE", "exchange": "NSE"})
+            assert sorted(r.get("depth", 5) for r in reply["subscriptions"]) == [5, 20]
+            await wait_for(lambda: not sim.connections("depth20"), within=10)
+
+
+async def test_a_broker_without_deeper_books_answers_invalid_depth() -> None:
+    async with asyncio.timeout(20), running_system() as system, client(system.url) as c:  # the simulated market
+        reply = await c.reply({"action": "subscribe", "symbol": "RELIANCE", "exchange": "NSE", "mode": 3, "depth": 20})
+        assert reply["status"] == "success"
+        refused = await c.next_reply(within=10)
+        assert (refused["code"], refused["depth"]) == ("INVALID_DEPTH", 20)
