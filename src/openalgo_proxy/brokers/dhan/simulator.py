@@ -49,7 +49,7 @@ from openalgo_proxy.brokers.dhan.codec import (
     Segment,
 )
 from openalgo_proxy.brokers.dhan.instruments import MASTER_PATH, listing_key, master_csv
-from openalgo_proxy.brokers.market import UNIVERSE, Listing, SimulatedMarket, round_to_tick
+from openalgo_proxy.brokers.market import UNIVERSE, Listing, SimulatedMarket, deeper_side
 from openalgo_proxy.model import DepthLevel, Tick
 
 log = logging.getLogger(__name__)
@@ -81,19 +81,8 @@ class SimClient:
 
 
 def deep_side(levels: tuple[DepthLevel, ...], count: int, tick_size: float, bid: bool, lot: int) -> list[DepthRow]:
-    """`count` levels of one side: the five of the simulated book, then one tick apart outward."""
-    rows = [DepthRow(lv.price, lv.quantity, lv.orders) for lv in levels[:count]]
-    if not rows:
-        return []
-    price = rows[-1].price
-    step = -tick_size if bid else tick_size
-    while len(rows) < count:
-        price = round_to_tick(price + step, tick_size)
-        if price <= 0:
-            break
-        n = len(rows)
-        rows.append(DepthRow(price, (7 + n * 13 % 50) * lot, 1 + n % 9))
-    return rows
+    """`count` rows of one side: the five of the simulated book, then one tick apart outward."""
+    return [DepthRow(lv.price, lv.quantity, lv.orders) for lv in deeper_side(levels, count, tick_size, bid, lot)]
 
 
 class DhanSimulator:
