@@ -30,8 +30,9 @@ class BrokerFacts:
 class Dialect(Protocol):
     name: str
 
-    def parse(self, data: bytes) -> proto.ParsedRequest:
-        """One client text message -> a command; proto.BadRequest with its code otherwise."""
+    def parse(self, data: bytes, max_entries: int) -> proto.ParsedRequest:
+        """One client text message -> a command (at most `max_entries` entries in a batch);
+        proto.BadRequest with its code otherwise, never another exception."""
 
     def error(self, code: ErrorCode, message: str, request_id: Any = None, **extra: Any) -> bytes: ...
 
@@ -57,8 +58,8 @@ class SeedDialect:
 
     name = "seed"
 
-    def parse(self, data: bytes) -> proto.ParsedRequest:
-        return proto.parse_request(data)
+    def parse(self, data: bytes, max_entries: int) -> proto.ParsedRequest:
+        return proto.parse_request(data, max_entries)
 
     def error(self, code: ErrorCode, message: str, request_id: Any = None, **extra: Any) -> bytes:
         return proto.error(code, message, request_id, **extra)

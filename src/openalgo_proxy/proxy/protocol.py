@@ -114,7 +114,7 @@ def _depth(value: object, request_id: Any) -> int:
     """A requested book depth: a positive integer (which depths exist is checked per entry)."""
     if value is None:
         return STANDARD_DEPTH
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 4:
         value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_DEPTH:
         raise BadRequest(
@@ -128,15 +128,17 @@ def _entry(symbol: str, exchange: str, mode: Mode | None, depth: int) -> Entry:
     return Entry(symbol, exchange, mode, depth if mode is Mode.DEPTH else STANDARD_DEPTH)
 
 
-def _entries(msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None) -> tuple[tuple[Entry, ...], bool]:
+def _entries(
+    msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None, max_entries: int
+) -> tuple[tuple[Entry, ...], bool]:
     top_mode = _mode(msg["mode"], request_id) if msg.get("mode") is not None else default_mode
     top_depth = _depth(msg.get("depth"), request_id)
     if "symbols" in msg:
         items = msg["symbols"]
         if not isinstance(items, list) or not items:
             raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'symbols' must be a non-empty list", request_id)
-        if len(items) > MAX_ENTRIES:
-            raise BadRequest(ErrorCode.LIMIT_EXCEEDED, f"at most {MAX_ENTRIES} symbols in one request", request_id)
+        if len(items) > max_entries:
+            raise BadRequest(ErrorCode.LIMIT_EXCEEDED, f"at most {max_entries} symbols in one request", request_id)
         entries = []
         for item in items:
             if isinstance(item, str) and ":" in item:
@@ -167,12 +169,17 @@ def _entries(msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None)
     return (entry,), True
 
 
-def parse_request(raw: bytes | str) -> ParsedRequest:
-    """Decode one client text message; BadRequest with the documented code on any problem."""
+def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedRequest:
+    """Decode one client text message; BadRequest with the documented code on any problem (never
+    another exception, whatever the bytes). At most `max_entries` entries in a symbols list."""
     try:
         msg = _decode(raw)
     except msgspec.DecodeError:
         raise BadRequest(ErrorCode.INVALID_JSON, "message is not valid JSON") from None
+    except UnicodeDecodeError:
+        raise BadRequest(ErrorCode.INVALID_JSON, "message is not valid UTF-8") from None
+    except RecursionError:
+        raise BadRequest(ErrorCode.INVALID_JSON, "message is nested too deeply") from None
     if not isinstance(msg, dict):
         raise BadRequest(ErrorCode.INVALID_JSON, "message must be a JSON object")
     request_id = msg.get("request_id")
@@ -192,10 +199,10 @@ def parse_request(raw: bytes | str) -> ParsedRequest:
             raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'token' must be a string", request_id)
         command = Authenticate(api_key, token)
     elif action == "subscribe":
-        entries, single = _entries(msg, request_id, default_mode=DEFAULT_MODE)
+        entries, single = _entries(msg, request_id, default_mode=DEFAULT_MODE, max_entries=max_entries)
         command = Subscribe(entries, single)
     elif action == "unsubscribe":
-        entries, single = _entries(msg, request_id, default_mode=None)
+        entries, single = _entries(msg, request_id, default_mode=None, max_entries=max_entries)
         command = Unsubscribe(entries, single)
     elif action == "unsubscribe_all":
         command = UnsubscribeAll()

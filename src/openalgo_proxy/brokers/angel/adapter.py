@@ -128,6 +128,12 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
     def depth_levels(self, instrument: Instrument) -> tuple[int, ...]:
         return (DEPTH_LEVELS, DEPTH_20_LEVELS) if instrument.exchange == "NSE" else (DEPTH_LEVELS,)
 
+    async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
+        await super().set_wanted(wanted)
+        keep = {InstrumentMaster.key(instrument) for instrument in wanted}
+        for key in [k for k in self._last_standard if k not in keep]:
+            del self._last_standard[key]
+
     async def set_wanted_depth(self, wanted: Mapping[Instrument, int]) -> None:
         deep: dict[PairKey, Instrument] = {}
         for instrument, levels in wanted.items():
@@ -140,8 +146,6 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         for key in await self.depth_pool.assign(dict.fromkeys(deep, SubscriptionMode.DEPTH_20)):
             message = f"Angel allows {MAX_DEPTH_20_TOKENS} tokens in 20-level depth"
             self.reject(deep[key], Mode.DEPTH, ErrorCode.LIMIT_EXCEEDED, message, DEPTH_20_LEVELS)
-        for key in [k for k in self._last_standard if k not in deep]:
-            del self._last_standard[key]
 
     def _depth_error(self, reply: ErrorReply, keys: list[PairKey]) -> None:
         code = ErrorCode.LIMIT_EXCEEDED if reply.limit_exceeded else ErrorCode.BROKER_UNAVAILABLE
@@ -199,8 +203,7 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         if instrument is not None:
             tick = to_tick(packet, instrument.symbol, instrument.exchange)
             self.on_tick(tick)
-            if key in self._deep:
-                self._last_standard[key] = tick
+            self._last_standard[key] = tick  # the trade fields of a 20-level book's next tick
 
     def status_extra(self) -> dict[str, object]:
         return {"logins": self.session.logins if self.session else 0}

@@ -215,9 +215,8 @@ class DhanAdapter(PooledAdapter[Key, RequestCode]):
             for key in await pool.assign(placed):
                 message = f"Dhan allows {pool.max_connections} {levels}-depth connections x {pool.per_connection}"
                 self.reject(deep[key][0], Mode.DEPTH, ErrorCode.LIMIT_EXCEEDED, message, levels)
-        for table in (self._last_standard, self._books):
-            for key in [k for k in table if k not in deep]:
-                del table[key]
+        for key in [k for k in self._books if k not in deep]:
+            del self._books[key]
 
     def _depth(self, packet: DepthPacket) -> None:
         key = (packet.segment, packet.security_id)
@@ -251,7 +250,7 @@ class DhanAdapter(PooledAdapter[Key, RequestCode]):
     async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
         await super().set_wanted(wanted)
         keep = {wire_key(instrument) for instrument in wanted}
-        for table in (self._oi, self._prev_close):
+        for table in (self._oi, self._prev_close, self._last_standard):
             for key in [k for k in table if k not in keep]:
                 del table[key]
 
@@ -266,8 +265,7 @@ class DhanAdapter(PooledAdapter[Key, RequestCode]):
                     packet, instrument.symbol, instrument.exchange, self._oi.get(key, 0), self._prev_close.get(key, 0.0)
                 )
                 self.on_tick(tick)
-                if key in self._deep:
-                    self._last_standard[key] = tick
+                self._last_standard[key] = tick  # the trade fields of a deeper book's next tick
         elif kind is OiPacket:
             assert isinstance(packet, OiPacket)
             self._oi[key] = packet.oi
