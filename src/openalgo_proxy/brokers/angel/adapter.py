@@ -155,10 +155,9 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
                 self.reject(instrument, Mode.DEPTH, code, f"Angel {reply.code}: {reply.message}", DEPTH_20_LEVELS)
 
     def _depth_tick(self, key: PairKey, packet: Depth20Packet) -> None:
-        instrument = self._deep.get(key)
-        if instrument is None:
-            self.unknown_keys += 1
-            return
+        """A wanted 20-level book. (An unsolicited Depth-20 packet takes the standard path: a tick
+        without trade fields, which the feed's sanity check refuses.)"""
+        instrument = self._deep[key]
         div = PAISE if packet.exchange_type != ExchangeType.CDE_FO else 10_000_000.0
         bids = tuple(DepthLevel(lv.price / div, lv.quantity, lv.orders) for lv in packet.buy)
         asks = tuple(DepthLevel(lv.price / div, lv.quantity, lv.orders) for lv in packet.sell)
@@ -196,14 +195,15 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
 
     def _packet(self, packet: AngelPacket) -> None:
         key = (packet.exchange_type, packet.token)
-        if type(packet) is Depth20Packet:
+        if type(packet) is Depth20Packet and key in self._deep:
             self._depth_tick(key, packet)
             return
         instrument = self.instrument_of(key)
         if instrument is not None:
             tick = to_tick(packet, instrument.symbol, instrument.exchange)
             self.on_tick(tick)
-            self._last_standard[key] = tick  # the trade fields of a 20-level book's next tick
+            if type(packet) is not Depth20Packet:
+                self._last_standard[key] = tick  # the trade fields of a 20-level book's next tick
 
     def status_extra(self) -> dict[str, object]:
         return {"logins": self.session.logins if self.session else 0}
