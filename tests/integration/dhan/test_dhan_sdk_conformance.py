@@ -200,7 +200,7 @@ def test_sdk_full_depth_parses_depth_fixtures_as_we_do(name: str) -> None:
 def sim() -> Iterator[DhanSimulator]:
     """A simulator on its own loop in a thread (the SDK runs its own loop in the test thread)."""
     loop = asyncio.new_event_loop()
-    simulator = DhanSimulator(packets_per_frame=1, ticks_per_second=20, seed=9, ping_interval=5.0)
+    simulator = DhanSimulator(packets_per_frame=1, ticks_per_second=20, seed=9)
     started = threading.Event()
 
     def run() -> None:
@@ -254,7 +254,7 @@ def test_sdk_market_feed_connects_subscribes_and_receives(sim: DhanSimulator, mo
 def test_sdk_full_depth_connects_and_pairs_our_books(sim: DhanSimulator, levels: int, path: str) -> None:
     ctx = dhanhq.DhanContext(sim.client_id, sim.access_token)
     depth = dhanhq.FullDepth(ctx, [(1, "2885")], depth_level=levels)
-    depth.ws_url = getattr(sim, path) + ("/" if path == "ws_url" else "")  # the SDK's own 200-depth URL is "/"
+    depth.ws_url = getattr(sim, path)  # ws_url ends in "/": the SDK's own 200-depth URL
     books: list[dict[str, Any]] = []
     depth.on_ticks = books.append
     try:
