@@ -18,7 +18,6 @@ from openalgo_proxy.brokers.dhan.codec import (
     DhanCodecError,
     DisconnectPacket,
     FullPacket,
-    Instrument,
     MarketStatusPacket,
     OiPacket,
     PrevClosePacket,
@@ -26,6 +25,7 @@ from openalgo_proxy.brokers.dhan.codec import (
     RequestCode,
     Segment,
     TickerPacket,
+    WireInstrument,
     decode_depth_frame,
     decode_frame,
     decode_request,
@@ -233,7 +233,7 @@ def test_malformed_depth_frames_raise() -> None:
 
 
 def test_subscribe_requests_batch_100_with_segment_names() -> None:
-    instruments = [Instrument(Segment.NSE_EQ, str(i)) for i in range(1, 251)]
+    instruments = [WireInstrument(Segment.NSE_EQ, str(i)) for i in range(1, 251)]
     messages = codec.subscribe_requests(RequestCode.FULL, instruments)
     bodies = [json.loads(m) for m in messages]
     assert [b["InstrumentCount"] for b in bodies] == [100, 100, 50]
@@ -251,23 +251,26 @@ def test_subscribe_requests_batch_100_with_segment_names() -> None:
 
 def test_depth_requests() -> None:
     twenty = [
-        json.loads(m) for m in codec.subscribe_requests(RequestCode.DEPTH, [Instrument(Segment.NSE_FNO, "1")] * 60)
+        json.loads(m) for m in codec.subscribe_requests(RequestCode.DEPTH, [WireInstrument(Segment.NSE_FNO, "1")] * 60)
     ]
     assert [b["InstrumentCount"] for b in twenty] == [50, 10]
-    assert json.loads(codec.depth_200_request(Instrument(Segment.NSE_EQ, "1333"))) == {
+    assert json.loads(codec.depth_200_request(WireInstrument(Segment.NSE_EQ, "1333"))) == {
         "RequestCode": 23,
         "ExchangeSegment": "NSE_EQ",
         "SecurityId": "1333",
     }
-    assert json.loads(codec.depth_200_request(Instrument(Segment.NSE_EQ, "1333"), subscribe=False))["RequestCode"] == 24
+    assert (
+        json.loads(codec.depth_200_request(WireInstrument(Segment.NSE_EQ, "1333"), subscribe=False))["RequestCode"]
+        == 24
+    )
     assert json.loads(codec.disconnect_request()) == {"RequestCode": 12}
 
 
 def test_decode_request_reads_every_form() -> None:
-    sent = codec.subscribe_requests(RequestCode.QUOTE, [Instrument(Segment.BSE_FNO, "1130203")])[0]
-    assert decode_request(sent) == codec.Request(17, (Instrument(Segment.BSE_FNO, "1130203"),))
+    sent = codec.subscribe_requests(RequestCode.QUOTE, [WireInstrument(Segment.BSE_FNO, "1130203")])[0]
+    assert decode_request(sent) == codec.Request(17, (WireInstrument(Segment.BSE_FNO, "1130203"),))
     assert decode_request('{"RequestCode":23,"ExchangeSegment":"NSE_EQ","SecurityId":"1333"}').instruments == (
-        Instrument(Segment.NSE_EQ, "1333"),
+        WireInstrument(Segment.NSE_EQ, "1333"),
     )
     assert decode_request('{"RequestCode":12}') == codec.Request(12)
 

@@ -257,8 +257,8 @@ MarketPacket = (
 TickPacket = TickerPacket | QuotePacket | FullPacket
 
 
-class Instrument(msgspec.Struct, frozen=True, gc=False):
-    """An instrument as a request names it: (segment, security id); ids are unique only per segment."""
+class WireInstrument(msgspec.Struct, frozen=True, gc=False):
+    """An instrument as Dhan's requests name it: (segment, security id); ids are unique only per segment."""
 
     segment: Segment
     security_id: str
@@ -268,7 +268,7 @@ class Request(msgspec.Struct, frozen=True):
     """A JSON request as the server reads it."""
 
     code: int
-    instruments: tuple[Instrument, ...] = ()
+    instruments: tuple[WireInstrument, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,33 +510,35 @@ def depth_levels(rows: Sequence[DepthRow], count: int) -> tuple[DepthLevel, ...]
 # requests
 
 
-def _instrument_entry(inst: Instrument) -> dict[str, str]:
+def _instrument_entry(inst: WireInstrument) -> dict[str, str]:
     return {"ExchangeSegment": Segment(inst.segment).name, "SecurityId": inst.security_id}
 
 
-def batches(items: Sequence[Instrument], size: int = MAX_INSTRUMENTS_PER_REQUEST) -> list[tuple[Instrument, ...]]:
+def batches(
+    items: Sequence[WireInstrument], size: int = MAX_INSTRUMENTS_PER_REQUEST
+) -> list[tuple[WireInstrument, ...]]:
     return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def subscribe_requests(code: RequestCode | int, instruments: Sequence[Instrument]) -> list[str]:
+def subscribe_requests(code: RequestCode | int, instruments: Sequence[WireInstrument]) -> list[str]:
     """Subscribe (15/17/21/23) requests for `instruments`, 100 per message (50 for 20-depth)."""
     size = MAX_DEPTH_20_INSTRUMENTS if int(code) == RequestCode.DEPTH else MAX_INSTRUMENTS_PER_REQUEST
     return [_list_request(int(code), batch) for batch in batches(instruments, size)]
 
 
-def unsubscribe_requests(subscribe_code: RequestCode | int, instruments: Sequence[Instrument]) -> list[str]:
+def unsubscribe_requests(subscribe_code: RequestCode | int, instruments: Sequence[WireInstrument]) -> list[str]:
     """Unsubscribe requests: the subscribe code + 1, same batching."""
     size = MAX_DEPTH_20_INSTRUMENTS if int(subscribe_code) == RequestCode.DEPTH else MAX_INSTRUMENTS_PER_REQUEST
     return [_list_request(int(subscribe_code) + 1, batch) for batch in batches(instruments, size)]
 
 
-def _list_request(code: int, batch: Iterable[Instrument]) -> str:
+def _list_request(code: int, batch: Iterable[WireInstrument]) -> str:
     entries = [_instrument_entry(inst) for inst in batch]
     body = {"RequestCode": code, "InstrumentCount": len(entries), "InstrumentList": entries}
     return json.dumps(body, separators=(",", ":"))
 
 
-def depth_200_request(instrument: Instrument, subscribe: bool = True) -> str:
+def depth_200_request(instrument: WireInstrument, subscribe: bool = True) -> str:
     """The 200-depth feed takes one instrument per request, without a list."""
     code = RequestCode.DEPTH if subscribe else RequestCode.UNSUBSCRIBE_DEPTH
     body = {"RequestCode": int(code), **_instrument_entry(instrument)}
@@ -558,7 +560,7 @@ def _segment(value: object) -> Segment:
     raise ValueError(f"unknown exchange segment {value!r}")
 
 
-def _instrument(entry: object) -> Instrument:
+def _instrument(entry: object) -> WireInstrument:
     if not isinstance(entry, dict):
         raise TypeError("instrument entry is not an object")
     security_id = entry["SecurityId"]
@@ -566,7 +568,7 @@ def _instrument(entry: object) -> Instrument:
         security_id = str(security_id)
     if not isinstance(security_id, str) or not security_id.isdigit() or len(security_id) > 10:
         raise ValueError(f"invalid SecurityId {security_id!r}")
-    return Instrument(_segment(entry["ExchangeSegment"]), security_id)
+    return WireInstrument(_segment(entry["ExchangeSegment"]), security_id)
 
 
 def decode_request(text: str | bytes) -> Request:

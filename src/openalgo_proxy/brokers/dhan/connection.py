@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from openalgo_proxy.brokers.base import Backoff
 from openalgo_proxy.brokers.dhan import codec
-from openalgo_proxy.brokers.dhan.codec import DhanCodecError, DisconnectPacket, Instrument, RequestCode, Segment
+from openalgo_proxy.brokers.dhan.codec import DhanCodecError, DisconnectPacket, RequestCode, Segment, WireInstrument
 from openalgo_proxy.brokers.dhan.credentials import DhanCredentials
 from openalgo_proxy.brokers.dhan.instruments import Key
 from openalgo_proxy.brokers.upstream import Frame, Handshake, Settings, UpstreamConnection
@@ -47,15 +47,15 @@ def feed_url(base: str, client_id: str, token: str) -> str:
 
 def group_requests(
     sent: Mapping[Key, RequestCode], wanted: Mapping[Key, RequestCode], unsubscribe: bool
-) -> list[tuple[int, list[Instrument]]]:
+) -> list[tuple[int, list[WireInstrument]]]:
     """(subscribe code, instruments) per code, in code order, for the keys to add or to remove."""
-    by_code: dict[int, list[Instrument]] = {}
+    by_code: dict[int, list[WireInstrument]] = {}
     if unsubscribe:
         pairs = [(key, code) for key, code in sent.items() if wanted.get(key) != code]
     else:
         pairs = [(key, code) for key, code in wanted.items() if sent.get(key) != code]
     for (segment, security_id), code in sorted(pairs):
-        by_code.setdefault(int(code), []).append(Instrument(Segment(segment), str(security_id)))
+        by_code.setdefault(int(code), []).append(WireInstrument(Segment(segment), str(security_id)))
     return sorted(by_code.items())
 
 

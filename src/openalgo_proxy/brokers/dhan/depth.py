@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from openalgo_proxy.brokers.base import Backoff
 from openalgo_proxy.brokers.dhan import codec
-from openalgo_proxy.brokers.dhan.codec import DepthPacket, DhanCodecError, DisconnectPacket, Instrument, Segment
+from openalgo_proxy.brokers.dhan.codec import DepthPacket, DhanCodecError, DisconnectPacket, Segment, WireInstrument
 from openalgo_proxy.brokers.dhan.connection import disconnect_error
 from openalgo_proxy.brokers.dhan.credentials import DhanCredentials
 from openalgo_proxy.brokers.dhan.instruments import Key
@@ -63,8 +63,8 @@ class DhanDepthConnection(UpstreamConnection[Key, int]):
         return Handshake(depth_url(self.url, self._credentials.client_id, self._credentials.token()))
 
     def requests(self, sent: Mapping[Key, int], wanted: Mapping[Key, int]) -> list[Frame]:
-        remove = [Instrument(Segment(k[0]), str(k[1])) for k in sorted(sent) if k not in wanted]
-        add = [Instrument(Segment(k[0]), str(k[1])) for k in sorted(wanted) if k not in sent]
+        remove = [WireInstrument(Segment(k[0]), str(k[1])) for k in sorted(sent) if k not in wanted]
+        add = [WireInstrument(Segment(k[0]), str(k[1])) for k in sorted(wanted) if k not in sent]
         if self.levels == codec.DEPTH_200_LEVELS:
             frames: list[Frame] = [codec.depth_200_request(i, subscribe=False) for i in remove]
             return frames + [codec.depth_200_request(i) for i in add]
