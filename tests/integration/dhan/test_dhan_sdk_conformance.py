@@ -307,3 +307,24 @@ def test_sdk_order_update_logs_in_and_receives_alerts(sim: DhanSimulator) -> Non
     assert received[0]["Data"]["orderNo"] == "1125120900001"
     _on(sim, sim.stop())
     thread.join(10)
+
+
+def test_sdk_market_feed_reads_our_disconnect_packet(
+    sim: DhanSimulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(dhanhq.MarketFeed, "market_feed_wss", sim.ws_url)
+    closed: list[object] = []
+    feed = dhanhq.MarketFeed(
+        dhanhq.DhanContext(sim.client_id, sim.access_token), [(1, "2885", 15)], version="v2", on_close=closed.append
+    )
+    try:
+        feed.loop.run_until_complete(feed.connect())
+        feed.get_data()  # the previous close sent on subscribe
+        _on(sim, sim.rotate_token("next-day"))  # the open connection gets 807
+        message: Any = "first"
+        while message is not None:  # ticks already in flight, then the disconnect (parsed to None)
+            message = feed.get_data()
+    finally:
+        feed.loop.close()
+    assert closed == [feed]
+    assert "Access Token is expired" in capsys.readouterr().out
