@@ -122,7 +122,7 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) else "?"
-        if not self.session.connect(address):
+        if not self.session.connect(address, time.monotonic()):
             self._stopped = True
             self.transport.abort()
             return

@@ -212,9 +212,12 @@ class Session:
         return self.outbox.paused
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def connect(self, address: str = "?") -> bool:
-        """TCP connection made: False when admission has no pending-handshake slot (abort at once)."""
+    def connect(self, address: str = "?", now: float | None = None) -> bool:
+        """TCP connection made (after TLS, if any; `now` restarts the handshake deadlines there):
+        False when admission has no pending-handshake slot (abort at once)."""
         self.address = address
+        if now is not None:
+            self.created = now
         if not self.gate.begin_handshake(address):
             self.state = SessionState.CLOSED
             return False
