@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-import pytest
 import zmq
 
 from openalgo_proxy.config import ProxySettings
@@ -74,11 +73,6 @@ async def proxy_behind_a_forger() -> AsyncIterator[tuple[ProxyServer, zmq.Socket
         ctx.term()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the hub splices data after the envelope's keys, so smuggled keys win (proxy side of finding 7, "
-    "README.md of this suite); remove this mark with the fix",
-)
 async def test_forged_data_cannot_change_the_envelope() -> None:
     async with proxy_behind_a_forger() as (server, pub), client(f"ws://127.0.0.1:{server.port}") as c:
         reply = await c.reply({"action": "subscribe", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1})
