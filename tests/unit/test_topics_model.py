@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from openalgo_proxy import topics
 from openalgo_proxy.model import Mode
@@ -153,3 +155,32 @@ def test_control_subscriptions_cover_prefixes_both_ways() -> None:
 def test_instrument_name() -> None:
     assert topics.instrument_name("NSE", "M&M") == "NSE|M&M"
     assert topics.bus_topic("NSE", "M&M", Mode.LTP).startswith(topics.instrument_name("NSE", "M&M").encode())
+
+
+def _streams() -> list[tuple[Mode, int]]:
+    return [(mode, topics.STANDARD_DEPTH) for mode in Mode] + [(Mode.DEPTH, d) for d in topics.DEEPER_DEPTHS]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    names=st.lists(
+        st.tuples(
+            st.sampled_from(["NSE", "NFO", "BSE", "NSE_INDEX"]),
+            st.text(st.characters(blacklist_characters="|\x00", blacklist_categories=("Cs",)), min_size=1, max_size=12),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_topics_of_any_names_and_streams_round_trip_and_never_prefix_each_other(names: list[tuple[str, str]]) -> None:
+    built = {}
+    for exchange, symbol in names:
+        if not topics.valid_name(symbol):
+            continue
+        for mode, depth in _streams():
+            topic = topics.bus_topic(exchange, symbol, mode, depth)
+            assert topics.parse_bus_topic(topic) == (exchange, symbol, mode, depth)
+            built[topic] = (exchange, symbol, mode, depth)
+    for a in built:
+        for b in built:
+            assert a == b or not b.startswith(a), (a, b)
