@@ -166,7 +166,7 @@ def _streams() -> list[tuple[Mode, int]]:
     names=st.lists(
         st.tuples(
             st.sampled_from(["NSE", "NFO", "BSE", "NSE_INDEX"]),
-            st.text(st.characters(blacklist_characters="|\x00", blacklist_categories=("Cs",)), min_size=1, max_size=12),
+            st.text(st.characters(exclude_characters="|\x00", exclude_categories=["Cs"]), min_size=1, max_size=12),
         ),
         min_size=1,
         max_size=4,
