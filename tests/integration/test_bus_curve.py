@@ -18,7 +18,7 @@ import zmq
 
 from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.simulated.adapter import SimulatedAdapter
-from openalgo_proxy.bus import pack_seq, run_forwarder
+from openalgo_proxy.bus import SEQ, run_forwarder
 from openalgo_proxy.bus_curve import BusGuard, BusKeys, Role, secure_context
 from openalgo_proxy.config import BusSettings, ProxySettings
 from openalgo_proxy.feed import Feed
@@ -99,8 +99,8 @@ async def _ticks_for(c: Client, seconds: float) -> list[dict[str, object]]:
 
 def _forged_frames() -> list[list[bytes]]:
     data = {"symbol": "RELIANCE", "exchange": "NSE", "ltp": FORGED_LTP, "ltt": 0, "timestamp": "x"}
-    return [[b"NSE|RELIANCE|1", pack_seq(2**52 + i), json.dumps(data).encode()] for i in range(20)] + [
-        [b"#status|forged", pack_seq(1), b'{"broker":"forged","state":"connected"}']
+    return [[b"NSE|RELIANCE|1", SEQ.pack(2**52 + i), json.dumps(data).encode()] for i in range(20)] + [
+        [b"#status|forged", SEQ.pack(1), b'{"broker":"forged","state":"connected"}']
     ]
 
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from openalgo_proxy.feed.sanity import MAX_PRICE, TickSanity, impossible
 from openalgo_proxy.model import DepthLevel, Mode, Tick
-from openalgo_proxy.sanity import MAX_PRICE, TickSanity, impossible
 
 INT64_MAX = 2**63 - 1
 

@@ -20,9 +20,9 @@ from openalgo_proxy import control, topics
 from openalgo_proxy.brokers.base import BrokerAdapter, Rejection
 from openalgo_proxy.bus import Publisher, run_seq_base
 from openalgo_proxy.errors import ErrorCode
+from openalgo_proxy.feed.sanity import TickSanity
 from openalgo_proxy.feed.topic_table import TopicState, TopicTable
 from openalgo_proxy.model import Instrument, Mode, Tick
-from openalgo_proxy.sanity import TickSanity
 from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

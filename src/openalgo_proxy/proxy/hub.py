@@ -173,7 +173,7 @@ class Hub:
         return brokers[0] if len(brokers) == 1 else (self.directory.default_broker or ",".join(brokers))
 
     def upstream_connected(self) -> bool:
-        return any(status.state == control.FeedState.CONNECTED for status in self.directory.status.values())
+        return any(status.connected for status in self.directory.status.values())
 
     # -- bus -------------------------------------------------------------------------------------
     def on_bus_message(self, parts: list[bytes]) -> None:

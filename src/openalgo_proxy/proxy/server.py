@@ -21,6 +21,7 @@ from websockets.http11 import Request, Response
 from openalgo_proxy import topics
 from openalgo_proxy.bus import Subscriber
 from openalgo_proxy.config import AuthSettings, LimitSettings, ProxySettings, TlsSettings
+from openalgo_proxy.control import FeedState
 from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.proxy.admission import Admission
 from openalgo_proxy.proxy.auth import Authenticator
@@ -207,7 +208,7 @@ class ProxyServer:
         fresh = {
             name: f
             for name, f in feeds.items()
-            if f["status_age"] < STATUS_STALE_AFTER and f.get("state") == "connected"
+            if f["status_age"] < STATUS_STALE_AFTER and f.get("state") == FeedState.CONNECTED
         }
         ok = bool(fresh) and bool(self.hub.directory.symbols)
         return ok, {"ready": ok, "feeds": feeds, "connections": len(self.connections), "topics": len(self.hub.topics)}
@@ -220,7 +221,7 @@ class ProxyServer:
             "subscriptions": float(sum(len(c.outbox.topics) for c in self.connections)),
             "topics": float(len(self.hub.topics)),
             "slow_clients": float(sum(1 for c in self.connections if c.outbox.paused)),
-            "broker_connected": float(any(f.get("state") == "connected" for f in feeds.values())),
+            "broker_connected": float(any(f.get("state") == FeedState.CONNECTED for f in feeds.values())),
             "tick_age_seconds": float(age),
             "ready": float(self.ready()[0]),
         }

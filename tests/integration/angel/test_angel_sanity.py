@@ -42,7 +42,7 @@ async def test_impossible_packets_are_dropped_counted_and_the_stream_goes_on() -
         await c.market_data(within=5, where=lambda m: m["mode"] == 3)
         instrument = system.adapter.lookup("NSE", "TCS")
         assert instrument is not None
-        before = system.feed.status()["decode_errors"]
+        before = system.feed.status().decode_errors
         assert isinstance(before, int)
         for data in _packets(instrument.token):
             await sim.send_malformed(data)
@@ -55,4 +55,4 @@ async def test_impossible_packets_are_dropped_counted_and_the_stream_goes_on() -
             data = msg["data"]
             assert 0 < data["ltp"] < 1e8, msg
             assert data.get("volume", 0) >= 0, msg
-        await wait_for(lambda: system.feed.status()["decode_errors"] == before + 4, within=5)
+        await wait_for(lambda: system.feed.status().decode_errors == before + 4, within=5)
