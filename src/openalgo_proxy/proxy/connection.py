@@ -15,7 +15,7 @@ are ignored unless the upgrade succeeded (no pipelining); after the upgrade, byt
 READ_SLICE at a time, and past TURN_BYTES or TURN_FRAMES in one loop turn the shell stops reading and
 carries on in the next turn (other connections run in between). Every frame is charged to the
 session's budget; once the session decides to close, nothing but the peer's close frame is served
-(no pongs), and an abusive connection (4029) is not read again at all.
+(no pongs), and an abusive connection (4029) is not parsed again at all (drained for a second, then cut).
 """
 
 from __future__ import annotations
