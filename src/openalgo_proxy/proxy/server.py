@@ -26,6 +26,7 @@ from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.proxy.admission import Admission
 from openalgo_proxy.proxy.auth import Authenticator
 from openalgo_proxy.proxy.connection import Connection, Gateway
+from openalgo_proxy.proxy.dialect import SEED, Dialect
 from openalgo_proxy.proxy.hub import Hub
 from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
@@ -94,6 +95,7 @@ class ProxyServer:
             limits=SessionLimits.from_settings(cfg, self.auth),
             route=self.route,
             next_id=self.next_id,
+            dialect_for=self.dialect_for,
             peer_log=PeerLog(logging.getLogger("openalgo_proxy.proxy.connection")),
             on_made=self.connections.add,
             on_lost=self._on_lost,
@@ -227,6 +229,10 @@ class ProxyServer:
         }
 
     # -- HTTP side ----------------------------------------------------------------------------------
+    def dialect_for(self, request: Request) -> Dialect:
+        """The protocol a WebSocket client speaks: the seed protocol on every upgrade path for now."""
+        return SEED
+
     def route(self, request: Request, peer: str) -> Response | None:
         """None for a WebSocket upgrade this server accepts; otherwise the HTTP response."""
         headers = request.headers
