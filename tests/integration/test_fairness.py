@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import statistics
 import time
 
 from tests.hostile.attacker import client_frame, read_head, upgrade_request
@@ -48,8 +49,11 @@ async def test_a_burst_of_frames_does_not_stall_another_client() -> None:
         sock = await sender
         with sock:
             await wait_for(lambda: len(system.proxy.connections) == 2)  # the burst was served, not closed
+            # parsed in one go, the burst stalls the loop for a second or more (1.2 s here), all at
+            # once; parsed in bounded turns, round trips stay near 20-30 ms while it lasts. The bound
+            # leaves room for a loaded machine's hiccups and still catches the single long stall.
             worst = max(during)
-            assert worst < max(0.1, 10 * max(baseline)), (
+            assert worst < max(0.3, 20 * statistics.median(baseline)), (
                 f"a bystander round trip took {worst * 1000:.0f} ms during the burst "
-                f"(baseline worst {max(baseline) * 1000:.1f} ms)"
+                f"(baseline median {statistics.median(baseline) * 1000:.1f} ms)"
             )
