@@ -29,6 +29,7 @@ from openalgo_proxy.client.errors import (
     ServerError,
     SubscriptionError,
 )
+from openalgo_proxy.client.failures import tls_context
 from openalgo_proxy.client.feed import DEFAULT_URL, Feed, State, connect
 from openalgo_proxy.client.messages import DepthTick, LtpTick, QuoteTick, SubscriptionResult, Tick
 from openalgo_proxy.client.symbols import Stream, parse_instrument
@@ -58,4 +59,5 @@ __all__ = [
     "Tick",
     "connect",
     "parse_instrument",
+    "tls_context",
 ]
