@@ -8,16 +8,14 @@ import os
 import re
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pexpect
 import pyte
 import pytest
-import trustme
 
 from tests.clients.conftest import LiveSystem
-from tests.support import System, free_port, running_system
+from tests.support import System, free_port
 
 PRICE = r"(?:\d{1,3}|\d{1,2}(?:,\d\d)*,\d{3})\.\d\d"  # Indian digit grouping: 1,485.05
 
@@ -149,27 +147,7 @@ def test_dead_proxy_is_reported_in_the_status_bar(tmp_path: Path) -> None:
         term.close()
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-async def tls_system(ca: trustme.CA, tmp_path: Path) -> AsyncIterator[System]:
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.private_key_pem.write_to_path(str(key_file))
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    tls = {"cert_file": str(cert_file), "key_file": str(key_file)}
-    async with running_system(tls=tls, ticks_per_second=5) as system:
-        yield system
-
-
-async def test_tls_failure_is_named_and_ca_option_trusts_a_private_ca(
-    tls_system: System, ca: trustme.CA, tmp_path: Path
-) -> None:
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
+async def test_tls_failure_is_named_and_ca_option_trusts_a_private_ca(tls_system: System, ca_file: Path) -> None:
     untrusting = Terminal(["NSE:RELIANCE", "--url", tls_system.url], 24, 120)
     try:
         await asyncio.to_thread(untrusting.wait, r"TLS certificate verify failed: unable to get local issuer")
