@@ -26,10 +26,11 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from openalgo_proxy.client import prices
 from openalgo_proxy.client.backoff import Backoff
+from openalgo_proxy.client.client import Client, State
 from openalgo_proxy.client.errors import ClientError
-from openalgo_proxy.client.feed import Feed, State
 from openalgo_proxy.client.messages import DepthTick, QuoteTick, Tick
 from openalgo_proxy.model import DepthLevel, Mode
+from openalgo_proxy.tasks import cancel_and_wait
 
 FLASH_SECONDS = 0.6
 REFRESH_SECONDS = 0.1
@@ -171,7 +172,7 @@ class WatchApp(App[int]):
         self.api_key = api_key
         self.mode = mode
         self.rows = {instrument: _Row() for instrument in self.instruments}
-        self.feed = Feed(
+        self.feed = Client(
             url,
             api_key=api_key,
             first_connect_timeout=None,
@@ -251,11 +252,10 @@ class WatchApp(App[int]):
             self.note = str(exc)
             self._render_status()
         finally:
-            if follower is not None:
-                follower.cancel()
+            await cancel_and_wait(follower)
             await feed.close()
 
-    async def _follow_ladder(self, feed: Feed) -> None:
+    async def _follow_ladder(self, feed: Client) -> None:
         """Keep exactly the highlighted instrument subscribed in depth (quote and LTP modes)."""
         current: Instrument | None = None
         while True:

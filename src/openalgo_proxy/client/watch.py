@@ -15,8 +15,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from openalgo_proxy.client.client import DEFAULT_URL
 from openalgo_proxy.client.failures import tls_context
-from openalgo_proxy.client.feed import DEFAULT_URL
 from openalgo_proxy.client.symbols import parse_instrument
 from openalgo_proxy.model import Mode
 

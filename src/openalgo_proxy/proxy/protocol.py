@@ -107,14 +107,16 @@ def _mode(value: object, request_id: Any) -> Mode:
         raise BadRequest(ErrorCode.INVALID_MODE, str(exc), request_id) from None
 
 
-def _entries(msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None) -> tuple[tuple[Entry, ...], bool]:
+def _entries(
+    msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None, max_entries: int
+) -> tuple[tuple[Entry, ...], bool]:
     top_mode = _mode(msg["mode"], request_id) if msg.get("mode") is not None else default_mode
     if "symbols" in msg:
         items = msg["symbols"]
         if not isinstance(items, list) or not items:
             raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'symbols' must be a non-empty list", request_id)
-        if len(items) > MAX_ENTRIES:
-            raise BadRequest(ErrorCode.LIMIT_EXCEEDED, f"at most {MAX_ENTRIES} symbols in one request", request_id)
+        if len(items) > max_entries:
+            raise BadRequest(ErrorCode.LIMIT_EXCEEDED, f"at most {max_entries} symbols in one request", request_id)
         entries = []
         for item in items:
             if isinstance(item, str) and ":" in item:
@@ -141,12 +143,17 @@ def _entries(msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None)
     return (entry,), True
 
 
-def parse_request(raw: bytes | str) -> ParsedRequest:
-    """Decode one client text message; BadRequest with the documented code on any problem."""
+def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedRequest:
+    """Decode one client text message; BadRequest with the documented code on any problem (never
+    another exception, whatever the bytes). At most `max_entries` entries in a symbols list."""
     try:
         msg = _decode(raw)
     except msgspec.DecodeError:
         raise BadRequest(ErrorCode.INVALID_JSON, "message is not valid JSON") from None
+    except UnicodeDecodeError:
+        raise BadRequest(ErrorCode.INVALID_JSON, "message is not valid UTF-8") from None
+    except RecursionError:
+        raise BadRequest(ErrorCode.INVALID_JSON, "message is nested too deeply") from None
     if not isinstance(msg, dict):
         raise BadRequest(ErrorCode.INVALID_JSON, "message must be a JSON object")
     request_id = msg.get("request_id")
@@ -169,10 +176,10 @@ def parse_request(raw: bytes | str) -> ParsedRequest:
         depth = msg.get("depth", 5)
         if depth not in SUPPORTED_DEPTH or isinstance(depth, bool):
             raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'depth' must be 5", request_id)
-        entries, single = _entries(msg, request_id, default_mode=DEFAULT_MODE)
+        entries, single = _entries(msg, request_id, default_mode=DEFAULT_MODE, max_entries=max_entries)
         command = Subscribe(entries, single)
     elif action == "unsubscribe":
-        entries, single = _entries(msg, request_id, default_mode=None)
+        entries, single = _entries(msg, request_id, default_mode=None, max_entries=max_entries)
         command = Unsubscribe(entries, single)
     elif action == "unsubscribe_all":
         command = UnsubscribeAll()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,7 +23,7 @@ from prometheus_client.registry import Collector
 from openalgo_proxy.brokers.base import ConnectionState
 
 if TYPE_CHECKING:
-    from openalgo_proxy.feed import Feed
+    from openalgo_proxy.feed.shell import Feed
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ class FeedCollector(Collector):
         age = time.monotonic() - feed.last_tick_monotonic if feed is not None and feed.last_tick_monotonic else -1.0
         yield gauge("last_tick_age_seconds", "seconds since the last tick from the broker (-1: none yet)", age)
         yield counter("reconnects", "upstream reconnects", float(st.reconnects if st else 0))
-        yield counter("decode_errors", "broker packets that failed to decode", float(st.decode_errors if st else 0))
+        decode_errors = (st.decode_errors if st else 0) + (feed.sanity.rejected if feed else 0)
+        yield counter("decode_errors", "broker packets that failed to decode or were impossible", float(decode_errors))
         yield counter("ticks_received", "ticks received from the broker", float(feed.ticks_in if feed else 0))
         published = float(feed.messages_out if feed else 0)
         yield counter("messages_published", "market data messages published on the bus", published)
@@ -129,7 +131,11 @@ class FeedMetricsServer:
         feed = self.current()
         body: dict[str, Any] = {"broker": self.broker, "role": self.role()}
         if feed is not None:
-            body.update(feed.status(), topics_wanted=feed.wanted_topics(), upstream=feed.upstream_pairs())
+            body.update(
+                msgspec.structs.asdict(feed.status()),
+                topics_wanted=feed.wanted_topics(),
+                upstream=feed.upstream_pairs(),
+            )
         else:
             body.update(state="standby", topics_wanted=[], upstream={})
         return web.Response(text=json.dumps(body), content_type="application/json")
