@@ -297,7 +297,7 @@ async def test_watching_another_proxy_needs_its_origin_allowlist(browser: Browse
 
 
 async def test_search_as_you_type_or_no_suggestions_on_a_proxy_without_search(
-    browser: Browser, live_system: LiveSystem
+    browser: Browser, live_system: LiveSystem, artifacts: Path
 ) -> None:
     page, errors = await open_page(browser, f"{live_system.http}/")
     await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
@@ -312,6 +312,7 @@ async def test_search_as_you_type_or_no_suggestions_on_a_proxy_without_search(
         assert errors == []
         return
     await expect(suggestions.first).to_have_attribute("data-key", "NSE:MARUTI")
+    await page.screenshot(path=str(artifacts / "web-market-watch-search.png"))
     await suggestions.first.click()
     maruti = page.locator('#quotes tr[data-key="NSE:MARUTI"] td.ltp')
     await expect(maruti).to_have_text(re.compile(r"^\d\d,\d{3}\.\d\d$"))
