@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import urllib.request
@@ -326,4 +327,25 @@ async def test_search_as_you_type_or_no_suggestions_on_a_proxy_without_search(
     await expect(page.locator(f'#quotes tr[data-key="CDS:{listed("CDS")}"] td.ltp')).to_have_text(
         re.compile(r"^\d\d\.\d{4}$")
     )
+    assert errors == []
+
+
+async def test_a_long_watchlist_learns_tick_sizes_within_the_rate_budget(
+    browser: Browser, live_system: LiveSystem
+) -> None:
+    stocks = [f"NSE:{listing.symbol}" for listing in UNIVERSE if listing.exchange == "NSE"][:40]
+    page = await browser.new_page(viewport={"width": 1280, "height": 720})
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await page.add_init_script(f"localStorage.setItem('openalgo-proxy.watchlist', {json.dumps(json.dumps(stocks))})")
+    await page.goto(f"{live_system.http}/")
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    await expect(page.locator("#quotes tbody tr")).to_have_count(len(stocks))
+    if await page.locator("#add-form").get_attribute("data-search") == "supported":
+        # one search per row, spaced: never RATE_LIMITED, never closed for too many requests
+        learnt = "Object.keys(JSON.parse(localStorage.getItem('openalgo-proxy.tick-sizes') || '{}')).length"
+        await page.wait_for_function(f"{learnt} >= {len(stocks)}", timeout=30_000)
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    assert "reconnect" not in await page.locator("#conn-detail").inner_text()
     assert errors == []

@@ -21,6 +21,7 @@
   const PROBE_TIMEOUT_MS = 3000;
   const SEARCH_DELAY_MS = 150;
   const SEARCH_LIMIT = 10;
+  const LOOKUP_SPACING_MS = 200;
   const AUTH_CODES = new Set(["NOT_AUTHENTICATED", "AUTHENTICATION_ERROR"]);
   const TRANSIENT_CODES = new Set(["BROKER_UNAVAILABLE", "RATE_LIMITED"]);
   const MODE_NAMES = { 1: "LTP", 2: "Quote", 3: "Depth" };
@@ -454,17 +455,22 @@
     return results;
   }
 
-  // Tick sizes of instruments added by name, from the exact search hit.
+  // Tick sizes of instruments added by name, from the exact search hit. A search costs the
+  // connection several commands of its rate budget: one at a time, spaced, at most half the budget.
   async function learnTickSizes(keys) {
     if (state.search !== "supported") return;
+    let first = true;
     for (const key of keys) {
-      if (state.tickSizes.has(key) || !state.ready) continue;
+      if (state.tickSizes.has(key)) continue;
+      if (!state.ready) return;
+      if (!first) await new Promise((resolve) => setTimeout(resolve, LOOKUP_SPACING_MS));
+      first = false;
       const { exchange, symbol } = parseInstrument(key);
       try {
         await search(symbol, exchange, 5);
       } catch (err) {
         console.warn("tick size of", key, err);
-        return;
+        return; // RATE_LIMITED or gone: the next connection (or reload) carries on
       }
     }
   }
