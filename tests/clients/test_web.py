@@ -260,7 +260,7 @@ async def test_layout_fits_a_wide_screen_and_a_phone(
 
 async def test_without_a_feed_the_page_says_so_and_why(browser: Browser) -> None:
     port = free_port()
-    async with running_system(proxy={"port": port}, with_feed=False):
+    async with running_system(proxy={"port": port}, with_feed=False) as system:
         page, errors = await open_page(browser, f"http://127.0.0.1:{port}/")
         conn = page.locator("#conn")
         await expect(conn).to_have_attribute("data-state", "no-feed")
@@ -269,7 +269,13 @@ async def test_without_a_feed_the_page_says_so_and_why(browser: Browser) -> None
         await page.wait_for_timeout(1500)  # rechecked every few seconds: still not live
         await expect(conn).to_have_attribute("data-state", "no-feed")
         await expect(page.locator('#quotes tr[data-key="NSE:RELIANCE"] td.ltp')).to_have_text("-")
-        assert errors == []
+        await system.feed.start()  # a feed arrives: the page goes live and its rows stream
+        try:
+            await expect(conn).to_have_attribute("data-state", "live", timeout=20_000)
+            await expect(page.locator('#quotes tr[data-key="NSE:RELIANCE"] td.ltp')).to_have_text(PRICE)
+            assert errors == []
+        finally:
+            await system.feed.stop()
 
 
 async def test_watching_another_proxy_needs_its_origin_allowlist(browser: Browser, live_system: LiveSystem) -> None:

@@ -15,7 +15,7 @@
   const BACKOFF_INITIAL_MS = 500;
   const BACKOFF_MAX_MS = 15000;
   const TICK_SIZE_STORAGE = "openalgo-proxy.tick-sizes";
-  const CHECK_EVERY_MS = 20000; // feed state check, doubling as the keepalive, while live
+  const CHECK_EVERY_MS = 10000; // feed state check, doubling as the keepalive, while live
   const RECHECK_EVERY_MS = 3000; // the same while the proxy has no broker feed
   const REQUEST_TIMEOUT_MS = 10000;
   const PROBE_TIMEOUT_MS = 3000;
