@@ -14,18 +14,25 @@ import pexpect
 import pyte
 import pytest
 
+from openalgo_proxy.brokers.market import UNIVERSE
 from tests.clients.conftest import LiveSystem
 from tests.support import System, free_port
 
 PRICE = r"(?:\d{1,3}|\d{1,2}(?:,\d\d)*,\d{3})\.\d\d"  # Indian digit grouping: 1,485.05
 
 
+def listed(exchange: str) -> str:
+    """The simulated market's first instrument on an exchange (futures names follow the date)."""
+    return next(listing.symbol for listing in UNIVERSE if listing.exchange == exchange)
+
+
 class Terminal:
     """The watch running in a pty of `rows` x `columns`, rendered by a terminal emulator."""
 
     def __init__(self, args: list[str], rows: int, columns: int) -> None:
-        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": str(rows)}
-        env.pop("NO_COLOR", None)
+        env = {**os.environ, "TERM": "xterm-256color"}
+        for fixed in ("NO_COLOR", "COLUMNS", "LINES"):  # the size is the pty's (and follows a resize)
+            env.pop(fixed, None)
         self.child = pexpect.spawn(
             sys.executable,
             ["-m", "openalgo_proxy", "watch", *args],
@@ -53,6 +60,10 @@ class Terminal:
             if match:
                 return match
         raise AssertionError(f"{pattern!r} not on screen within {within} s; screen:\n{self.text()}")
+
+    def resize(self, rows: int, columns: int) -> None:
+        self.screen.resize(rows, columns)
+        self.child.setwinsize(rows, columns)
 
     def line(self, number: int) -> str:
         return self.screen.display[number]
@@ -84,12 +95,13 @@ def test_watch_renders_live_values_and_quits(live_system: LiveSystem, quit_key: 
 
 def test_at_80x24_the_table_keeps_whole_prices_and_the_ladder(live_system: LiveSystem, artifacts: Path) -> None:
     # lower case as typed: normalised to NSE:INFY like the web page
-    names = ["NSE:RELIANCE", "nse:infy", "NSE:MARUTI", "NFO:NIFTY30DEC25FUT", "NSE_INDEX:NIFTY"]
+    names = ["NSE:RELIANCE", "nse:infy", "NSE:MARUTI", f"NFO:{listed('NFO')}", "NSE_INDEX:NIFTY"]
     term = Terminal([*names, "--url", live_system.url], 24, 80)
     try:
         term.wait(rf"NSE:INFY\s+{PRICE}")
         term.wait(rf"NSE:MARUTI\s+\d\d,\d{{3}}\.\d\d\s+[▲▼ ]\s+[+-]?{PRICE}\s+[+-]?\d+\.\d\d%\s+[\d,]+\s")
         term.wait(rf"NSE_INDEX:NIFTY\s+{PRICE}")
+        term.wait(rf"NFO:{listed('NFO')}\s+{PRICE}")
         ladder = term.wait(rf"({PRICE})\s+({PRICE})\s+[\d,]+", within=10)  # bid, ask, qty: under the table
         assert float(ladder.group(1).replace(",", "")) < float(ladder.group(2).replace(",", ""))
         screen = term.text()
@@ -99,6 +111,10 @@ def test_at_80x24_the_table_keeps_whole_prices_and_the_ladder(live_system: LiveS
         for column in ("LTP", "Chg", "Chg%", "Volume", "Time"):
             assert re.search(rf"\b{re.escape(column)}(\s|$)", header), (column, header)
         assert "Depth NSE:RELIANCE" in screen
+        # widened to 170 columns: every column, and the ladder beside the table
+        term.resize(30, 170)
+        term.wait(r"Instrument\s+LTP\s+Chg\s+Chg%\s+Volume\s+High\s+Low\s+Time\s+│?\s*Depth NSE:RELIANCE")
+        assert "…" not in term.text(), term.text()
         assert term.quit() == 0
     finally:
         term.close()
