@@ -16,7 +16,7 @@ import pytest
 
 from openalgo_proxy.brokers.market import UNIVERSE
 from tests.clients.conftest import LiveSystem
-from tests.support import System, free_port
+from tests.support import System, free_port, running_system
 
 PRICE = r"(?:\d{1,3}|\d{1,2}(?:,\d\d)*,\d{3})\.\d\d"  # Indian digit grouping: 1,485.05
 
@@ -187,3 +187,21 @@ def test_ca_option_with_an_unreadable_file_fails_in_one_line(tmp_path: Path) -> 
     text, status = out[0].decode(), out[1]
     assert status == 2 and f"cannot load CA certificates from {missing}" in text, text
     assert "Traceback" not in text
+
+
+async def test_without_a_feed_the_status_bar_says_so_until_one_arrives() -> None:
+    port = free_port()
+    async with running_system(proxy={"port": port}, with_feed=False, ticks_per_second=5) as system:
+        term = Terminal(["NSE:RELIANCE", "--url", f"ws://127.0.0.1:{port}"], 24, 120)
+        try:
+            await asyncio.to_thread(term.wait, r"no broker feed behind the proxy \(BROKER_UNAVAILABLE")
+            await system.feed.start()
+            try:
+                await asyncio.to_thread(term.wait, rf"NSE:RELIANCE\s+{PRICE}")  # subscribed again by itself
+                await asyncio.to_thread(term.wait, r"● live\s+ws://\S+\s+mode quote\s+ticks [1-9][\d,]*")
+                assert "BROKER_UNAVAILABLE" not in term.line(22), term.line(22)
+                assert await asyncio.to_thread(term.quit) == 0
+            finally:
+                await system.feed.stop()
+        finally:
+            term.close()

@@ -190,6 +190,7 @@ class WatchApp(App[int]):
         self._ladder_dirty = True
         self._ladder_wanted = asyncio.Event()
         self._mounted = False
+        self._waiting_for_feed = False
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=True)
@@ -240,9 +241,14 @@ class WatchApp(App[int]):
         try:
             await feed.start()
             try:
-                await feed.subscribe(self.instruments, self.mode)
+                results = await feed.subscribe(self.instruments, self.mode)
             except ClientError as exc:
                 self.note = str(exc)
+            else:
+                waiting = next((r for r in results if r.code == "BROKER_UNAVAILABLE"), None)
+                if waiting is not None:  # held and retried by the client until a feed arrives
+                    self.note = f"no broker feed behind the proxy ({waiting.code}: {waiting.message}); waiting"
+                    self._waiting_for_feed = True
             if self.mode != Mode.DEPTH:
                 follower = asyncio.create_task(self._follow_ladder(feed))
                 self._ladder_wanted.set()
@@ -284,6 +290,9 @@ class WatchApp(App[int]):
         if isinstance(tick, DepthTick) and key == self.ladder_for:
             self.ladder_tick = tick
             self._ladder_dirty = True
+        if self._waiting_for_feed:
+            self._waiting_for_feed = False
+            self.note = ""
         row = self.rows.get(key)
         # a row shows its table mode's stream only: never Quote values from the ladder's depth stream
         if row is None or tick.mode != self.mode:
