@@ -12,6 +12,8 @@ from bench.report import summarize
 from bench.runner import RunResult
 from bench.scenarios import SCENARIOS, subscribers_per_symbol
 
+from bench import hub_micro
+
 
 def test_histogram_percentiles_merge_and_roundtrip() -> None:
     a, b = Histogram(), Histogram()
@@ -84,3 +86,9 @@ def test_search_bench_measures_every_query_kind_on_a_master() -> None:
     assert len(rows) == 20_000 and {row.exchange for row in rows} == {"NSE", "BSE", "NSE_INDEX", "NFO"}
     measured = measure(20_000, repeat=2)
     assert len(measured) == 1 + len(QUERIES) and all(median >= 0 for _, median, _ in measured)
+
+
+def test_hub_micro_measures_a_full_fan_out() -> None:
+
+    per_tick, rate = hub_micro.run(200)
+    assert per_tick > 0 and rate > 0

@@ -179,3 +179,18 @@ def test_a_search_costs_several_commands_of_the_rate_budget() -> None:
     assert [m["type"] for m in wire.messages()] == ["search", "search", "search"]  # 3 x 10 of a burst of 25
     frame({"action": "ping"})
     assert [m.get("code", m["type"]) for m in wire.messages()] == ["RATE_LIMITED"]
+
+
+@pytest.mark.parametrize("where", ["request", "entry"])
+def test_depth_level_is_read_like_depth_everywhere(where: str) -> None:
+    entry: dict[str, Any] = {"symbol": "SBIN", "exchange": "NSE"}
+    request: dict[str, Any] = {"action": "subscribe", "mode": 3, "symbols": [entry]}
+    (entry if where == "entry" else request)["depth_level"] = 20
+    (parsed,) = proto.parse_request(json.dumps(request).encode()).command.entries  # type: ignore[union-attr]
+    assert parsed.depth == 20  # never silently served as 5 levels
+    single = {"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 3, "depth_level": 30}
+    assert proto.parse_request(json.dumps(single).encode()).command.entries[0].depth == 30  # type: ignore[union-attr]
+    both = {**single, "depth": 20}
+    with pytest.raises(proto.BadRequest) as refused:
+        proto.parse_request(json.dumps(both).encode())
+    assert refused.value.code.value == "INVALID_PARAMETERS"
