@@ -1,0 +1,1 @@
+"""Live option chains: pricing, implied volatility, Greeks and the chain service on the bus."""
