@@ -8,6 +8,8 @@ width keeps the depths apart (``D020`` is no prefix of ``D200``), so no topic is
 The five-level book stays ``EXCHANGE|SYMBOL|3``.
 Control topics start with ``#``: ``#status|BROKER``, ``#instruments|BROKER``, ``#reject|EXCHANGE|SYMBOL|MODE``,
 ``#orders|BROKER|ACCOUNT`` (their payloads are typed in `control.py`).
+Option chains: ``#chain|EXCHANGE|UNDERLYING|EXPIRY|STRIKES`` (EXPIRY ``DDMMMYY`` or ``NEAREST``,
+STRIKES each side of the ATM strike, 1-50), published by the chain service.
 Client topic: ``SYMBOL.EXCHANGE``.
 """
 
@@ -22,6 +24,9 @@ STATUS_PREFIX = b"#status|"
 INSTRUMENTS_PREFIX = b"#instruments|"
 REJECT_PREFIX = b"#reject|"
 ORDERS_PREFIX = b"#orders|"
+CHAIN_PREFIX = b"#chain|"
+NEAREST_EXPIRY = "NEAREST"
+MAX_CHAIN_STRIKES = 50  # strikes each side of the ATM strike
 CONTROL_MARK = b"#"
 DEPTH_MARK = "D"
 STANDARD_DEPTH = 5
@@ -32,6 +37,13 @@ DEEPER_DEPTHS = (20, 30, 200)
 class OrdersKey(NamedTuple):
     broker: str
     account: str
+
+
+class ChainKey(NamedTuple):
+    exchange: str  # of the options: NFO, BFO
+    underlying: str  # NIFTY, BANKNIFTY, RELIANCE
+    expiry: str  # DDMMMYY or NEAREST
+    strikes: int  # each side of the ATM strike
 
 
 class TopicKey(NamedTuple):
@@ -151,6 +163,45 @@ def parse_orders_topic(topic: bytes) -> OrdersKey:
     if len(parts) != 2 or not valid_name(parts[0]) or not valid_name(parts[1]):
         raise ValueError(f"not an orders topic: {topic[:80]!r}")
     return OrdersKey(parts[0], parts[1])
+
+
+def _valid_expiry(expiry: str) -> bool:
+    return expiry == NEAREST_EXPIRY or (
+        len(expiry) == 7 and expiry[:2].isdigit() and expiry[2:5].isalpha() and expiry[5:].isdigit()
+    )
+
+
+def chain_topic(exchange: str, underlying: str, expiry: str, strikes: int) -> bytes:
+    """``#chain|EXCHANGE|UNDERLYING|EXPIRY|STRIKES``."""
+    if (
+        not valid_name(exchange)
+        or not valid_name(underlying)
+        or not _valid_expiry(expiry)
+        or not 1 <= strikes <= MAX_CHAIN_STRIKES
+    ):
+        raise ValueError(f"invalid chain topic parts {exchange!r} {underlying!r} {expiry!r} {strikes!r}")
+    return CHAIN_PREFIX + f"{exchange}|{underlying}|{expiry}|{strikes}".encode()
+
+
+def parse_chain_topic(topic: bytes) -> ChainKey:
+    """Inverse of chain_topic; ValueError for anything else."""
+    if not topic.startswith(CHAIN_PREFIX):
+        raise ValueError(f"not a chain topic: {topic[:80]!r}")
+    try:
+        parts = topic[len(CHAIN_PREFIX) :].decode().split(SEPARATOR)
+    except UnicodeDecodeError:
+        raise ValueError("topic is not UTF-8") from None
+    if len(parts) != 4 or not parts[3].isdigit() or len(parts[3]) > 2:
+        raise ValueError(f"not a chain topic: {topic[:80]!r}")
+    key = ChainKey(parts[0], parts[1], parts[2], int(parts[3]))
+    if chain_topic(*key) != topic:
+        raise ValueError(f"not a chain topic: {topic[:80]!r}")
+    return key
+
+
+def chain_client_topic(exchange: str, underlying: str, expiry: str, strikes: int) -> str:
+    """How clients name a chain stream: ``NIFTY.NFO:NEAREST:10``."""
+    return f"{underlying}.{exchange}:{expiry}:{strikes}"
 
 
 def instrument_name(exchange: str, symbol: str) -> str:

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from openalgo_proxy.chain.contracts import years_to_expiry
+from openalgo_proxy.chain.pricing import black_price
 from openalgo_proxy.model import DepthLevel, Mode, Tick
 
 
@@ -28,8 +30,18 @@ class Listing:
     tick_size: float = 0.05
     lot_size: int = 1
     name: str = ""
-    instrument_type: str = "EQ"  # EQ, INDEX, FUTIDX, FUTCOM, FUTCUR
+    instrument_type: str = "EQ"  # EQ, INDEX, FUTIDX, FUTCOM, FUTCUR, OPTIDX, OPTSTK
     expiry: str = ""  # like 30DEC2025 (Angel master format), "" for cash and indices
+    strike: float = 0.0  # options only
+    underlying: tuple[str, str] = ("", "")  # options only: (exchange, symbol) their price follows
+
+    @property
+    def is_option(self) -> bool:
+        return self.instrument_type.startswith("OPT")
+
+    @property
+    def is_call(self) -> bool:
+        return self.symbol.endswith("CE")
 
     @property
     def is_index(self) -> bool:
@@ -194,6 +206,83 @@ DERIVATIVES: tuple[Listing, ...] = derivatives(dt.datetime.now(IST).date())
 UNIVERSE: tuple[Listing, ...] = NIFTY50 + INDICES + DERIVATIVES
 
 
+def _next_tuesday(today: dt.date) -> dt.date:
+    return today + dt.timedelta(days=(1 - today.weekday()) % 7)
+
+
+def strike_text(strike: float) -> str:
+    """A strike as option symbols spell it: 26000, 1490, 2.5."""
+    return str(int(strike)) if float(strike).is_integer() else f"{strike:g}"
+
+
+def option_symbol(name: str, expiry: dt.date, strike: float, right: str) -> str:
+    """The common (OpenAlgo) option symbol: NAME + DDMMMYY + STRIKE + CE|PE, e.g. NIFTY30DEC2526000CE."""
+    return f"{name}{expiry.strftime('%d%b%y').upper()}{strike_text(strike)}{right}"
+
+
+#: name, underlying (exchange, symbol), kind, strike step, strikes each side of the reference, lot size,
+#: weekly expiries as well as the monthly one, at-the-money volatility of the simulated smile
+_OPTION_SERIES: tuple[tuple[str, tuple[str, str], str, float, int, int, bool, float], ...] = (
+    ("NIFTY", ("NSE_INDEX", "NIFTY"), "OPTIDX", 50.0, 40, 75, True, 0.12),
+    ("BANKNIFTY", ("NSE_INDEX", "BANKNIFTY"), "OPTIDX", 100.0, 30, 35, False, 0.14),
+    ("RELIANCE", ("NSE", "RELIANCE"), "OPTSTK", 10.0, 25, 500, False, 0.22),
+)
+OPTION_TOKEN_BASE = 7_000_000  # simulated option tokens (Angel-style); far from the real ones above
+ATM_VOLATILITY = {name: vol for name, _, _, _, _, _, _, vol in _OPTION_SERIES}
+
+
+def options(today: dt.date, listings: tuple[Listing, ...] = NIFTY50 + INDICES) -> tuple[Listing, ...]:
+    """Simulated option contracts as of `today` on NFO: NIFTY weekly (the next two Tuesdays) and
+    monthly, BANKNIFTY and RELIANCE monthly (last Tuesday), strikes around each reference price."""
+    prices = {(lst.exchange, lst.symbol): lst.price for lst in listings}
+    out: list[Listing] = []
+    token = OPTION_TOKEN_BASE
+    for name, underlying, kind, step, each_side, lot, weekly, _vol in _OPTION_SERIES:
+        expiries = {next_expiry(_last_tuesday, today)}
+        if weekly:
+            first = _next_tuesday(today)
+            expiries |= {first, first + dt.timedelta(days=7)}
+        centre = round(prices[underlying] / step) * step
+        for expiry in sorted(expiries):
+            for i in range(-each_side, each_side + 1):
+                strike = centre + i * step
+                for right in ("CE", "PE"):
+                    token += 1
+                    out.append(
+                        Listing(
+                            option_symbol(name, expiry, strike, right),
+                            "NFO",
+                            str(token),
+                            token * 256 + 2,
+                            0.05,  # the market prices options from their underlying (SimulatedMarket)
+                            0.05,
+                            lot,
+                            name,
+                            kind,
+                            expiry.strftime("%d%b%Y").upper(),
+                            strike,
+                            underlying,
+                        )
+                    )
+    return tuple(out)
+
+
+OPTIONS: tuple[Listing, ...] = options(dt.datetime.now(IST).date())
+
+#: what the simulated broker adapter streams: the universe plus the option chains
+SIMULATED: tuple[Listing, ...] = UNIVERSE + OPTIONS
+
+#: the simulated options' pricing (the chain service's defaults are the same: docs/chain.md)
+OPTION_RATE = 0.065
+OPTION_DIVIDEND_YIELD = 0.0
+
+
+def smile(atm: float, forward: float, strike: float, years: float) -> float:
+    """The simulated volatility surface: a skewed smile in log-moneyness scaled by sqrt(time)."""
+    x = math.log(strike / forward) / math.sqrt(max(years, 1.0 / 365.0))
+    return min(max(atm * (1.0 - 0.9 * x + 2.0 * x * x), 0.03), 2.0)
+
+
 def round_to_tick(price: float, tick_size: float) -> float:
     """Nearest multiple of tick_size, free of binary noise (2 decimals for paise ticks)."""
     steps = round(price / tick_size)
@@ -233,6 +322,7 @@ class _Book:
         "ltt",
         "oi",
         "open",
+        "theoretical",
         "turnover",
         "volume",
     )
@@ -248,7 +338,9 @@ class _Book:
         self.low = self.open
         self.volume = 0 if listing.is_index else rng.randint(50, 500) * listing.lot_size * 100
         self.turnover = self.volume * self.ltp
-        self.oi = rng.randint(1000, 50000) * listing.lot_size if listing.instrument_type.startswith("FUT") else 0
+        derivative = listing.instrument_type.startswith("FUT") or listing.is_option
+        self.oi = rng.randint(1000, 50000) * listing.lot_size if derivative else 0
+        self.theoretical = 0.0  # options: the model price the book is quoted around
         self.ltq = 0
         self.ltt = now_ms
         self.changed = now_ms  # exchange time of the book's last change
@@ -263,6 +355,39 @@ class SimulatedMarket:
         now = int(time.time() * 1000)
         self.listings = listings
         self._books = {(lst.exchange, lst.symbol): _Book(lst, self._rng, now) for lst in listings}
+        # options: the book each is priced from, whether it is a future, and the expiry date
+        self._option_sources: dict[tuple[str, str], tuple[_Book, bool, dt.date]] = {}
+        futures = {
+            (lst.name, lst.expiry): (lst.exchange, lst.symbol)
+            for lst in listings
+            if lst.instrument_type.startswith("FUT")
+        }
+        for key, book in self._books.items():
+            lst = book.listing
+            if not lst.is_option or lst.underlying not in self._books:
+                continue
+            future = futures.get((lst.name, lst.expiry))
+            source = self._books[future] if future is not None else self._books[lst.underlying]
+            expiry = dt.datetime.strptime(lst.expiry, "%d%b%Y").date()
+            self._option_sources[key] = (source, future is not None, expiry)
+            self._reprice(book, now)
+            book.open = book.high = book.low = book.close = book.ltp
+
+    def _reprice(self, book: _Book, now_ms: int) -> None:
+        """An option's model price from its underlying's last price and the simulated smile."""
+        lst = book.listing
+        source, on_future, expiry = self._option_sources[(lst.exchange, lst.symbol)]
+        years = years_to_expiry(expiry, now_ms)
+        forward = source.ltp if on_future else source.ltp * math.exp((OPTION_RATE - OPTION_DIVIDEND_YIELD) * years)
+        sigma = smile(ATM_VOLATILITY.get(lst.name, 0.15), forward, lst.strike, years)
+        value = float(black_price(forward, lst.strike, years, sigma, OPTION_RATE, lst.is_call))
+        book.theoretical = value
+        book.ltp = max(lst.tick_size, round_to_tick(value, lst.tick_size))
+
+    def move(self, exchange: str, symbol: str, price: float) -> None:
+        """Re-reference an instrument at `price` (its walk then reverts toward it): a market move."""
+        book = self._books[(exchange, symbol)]
+        book.close = book.ltp = round_to_tick(price, book.listing.tick_size)
 
     def listing(self, exchange: str, symbol: str) -> Listing | None:
         book = self._books.get((exchange, symbol))
@@ -275,6 +400,8 @@ class SimulatedMarket:
         lst = book.listing
         tick = lst.tick_size
         now = now_ms if now_ms is not None else int(time.time() * 1000)
+        if (exchange, symbol) in self._option_sources:
+            return self._advance_option(book, now)
         # volatility ~ 1.5 bp of price per step, at least one tick, mean-reverting toward close
         sigma_ticks = max(1.0, book.ltp * 0.00015 / tick)
         drift = (book.close - book.ltp) / tick * 0.001
@@ -294,6 +421,21 @@ class SimulatedMarket:
             book.turnover += qty * book.ltp
             if book.oi:
                 book.oi = max(lst.lot_size, book.oi + rng.randint(-3, 3) * lst.lot_size)
+        book.last = self._tick(book)
+        return book.last
+
+    def _advance_option(self, book: _Book, now: int) -> Tick:
+        """An option trades at its model price (the underlying may have moved since)."""
+        lst = book.listing
+        self._reprice(book, now)
+        book.high = max(book.high, book.ltp)
+        book.low = min(book.low, book.ltp)
+        book.ltt = book.changed = now
+        qty = self._rng.randint(1, 40) * lst.lot_size
+        book.ltq = qty
+        book.volume += qty
+        book.turnover += qty * book.ltp
+        book.oi = max(lst.lot_size, book.oi + self._rng.randint(-3, 4) * lst.lot_size)
         book.last = self._tick(book)
         return book.last
 
@@ -324,8 +466,13 @@ class SimulatedMarket:
         tick = lst.tick_size
         rng = self._rng
         spread = rng.randint(1, 3)
-        best_bid = round_to_tick(book.ltp - tick * rng.randint(0, 1), tick)
-        best_ask = round_to_tick(best_bid + spread * tick, tick)
+        if lst.is_option:  # quoted around the model price: the mid is where the smile is
+            half = max(1, round(book.theoretical * 0.004 / tick)) * tick
+            best_bid = max(tick, round_to_tick(book.theoretical - half, tick))
+            best_ask = round_to_tick(max(best_bid + tick, book.theoretical + half), tick)
+        else:
+            best_bid = round_to_tick(book.ltp - tick * rng.randint(0, 1), tick)
+            best_ask = round_to_tick(best_bid + spread * tick, tick)
         lot = lst.lot_size
         bids = tuple(
             DepthLevel(round_to_tick(best_bid - i * tick, tick), rng.randint(1, 60) * lot, rng.randint(1, 12))

@@ -55,6 +55,8 @@ class Dialect(Protocol):
 
     def search_results(self, query: str, results: list[dict[str, Any]], request_id: Any) -> bytes: ...
 
+    def chain_reply(self, action: str, result: dict[str, Any], request_id: Any) -> bytes: ...
+
 
 class SeedDialect:
     """The proxy's own protocol (docs/protocol.md)."""
@@ -142,6 +144,10 @@ class SeedDialect:
 
     def search_results(self, query: str, results: list[dict[str, Any]], request_id: Any) -> bytes:
         return proto.reply({"type": "search", "status": "success", "query": query, "results": results}, request_id)
+
+    def chain_reply(self, action: str, result: dict[str, Any], request_id: Any) -> bytes:
+        """The answer to subscribe_chain / unsubscribe_chain: `type` is the action."""
+        return proto.reply({"type": action, **result}, request_id)
 
 
 SEED = SeedDialect()

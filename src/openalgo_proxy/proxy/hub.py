@@ -43,6 +43,7 @@ class TopicState:
     __slots__ = (
         "appenders",
         "bus_topic",
+        "chain",
         "client_topic",
         "depth",
         "exchange",
@@ -57,14 +58,22 @@ class TopicState:
     )
 
     def __init__(
-        self, bus_topic: bytes, symbol: str, exchange: str, mode: Mode, broker: str, depth: int = topics.STANDARD_DEPTH
+        self,
+        bus_topic: bytes,
+        symbol: str,
+        exchange: str,
+        mode: Mode,
+        broker: str,
+        depth: int = topics.STANDARD_DEPTH,
+        chain: topics.ChainKey | None = None,
     ) -> None:
         self.bus_topic = bus_topic
         self.symbol = symbol
         self.exchange = exchange
         self.mode = mode
         self.depth = depth
-        self.client_topic = topics.client_topic(symbol, exchange)
+        self.chain = chain  # an option chain stream (its envelope is `option_chain`), else None
+        self.client_topic = topics.chain_client_topic(*chain) if chain else topics.client_topic(symbol, exchange)
         self.subscribers: dict[Outbox[TopicState], None] = {}
         self.appenders: list[Callable[[bytes], None]] = []
         self.slow: set[Outbox[TopicState]] = set()
@@ -75,6 +84,20 @@ class TopicState:
         self.set_broker(broker)
 
     def set_broker(self, broker: str) -> None:
+        if self.chain is not None:
+            head = msgspec.json.encode(
+                {
+                    "type": "option_chain",
+                    "topic": self.client_topic,
+                    "underlying": self.chain.underlying,
+                    "exchange": self.chain.exchange,
+                    "expiry": self.chain.expiry,
+                    "strikes": self.chain.strikes,
+                }
+            )
+            self.prefix = head[:-1] + b',"seq":'
+            self.snapshot_prefix = head[:-1] + b',"snapshot":true,"seq":'
+            return
         envelope: dict[str, object] = {
             "type": "market_data",
             "topic": self.client_topic,
@@ -131,6 +154,23 @@ class Hub:
         state = self.topics.get(bus_topic)
         if state is None:
             state = TopicState(bus_topic, symbol, exchange, mode, self.directory.broker(exchange), depth)
+            self.topics[bus_topic] = state
+            self._bus_subscribe(bus_topic)
+        if outbox not in state.subscribers:
+            state.subscribers[outbox] = None
+            outbox.topics[bus_topic] = state
+            if outbox.paused:
+                state.slow.add(outbox)
+            else:
+                state.appenders.append(outbox.append)
+        return state
+
+    def subscribe_chain(self, outbox: Outbox[TopicState], key: topics.ChainKey) -> TopicState:
+        """An option chain stream (published by the chain service) into this outbox."""
+        bus_topic = topics.chain_topic(*key)
+        state = self.topics.get(bus_topic)
+        if state is None:
+            state = TopicState(bus_topic, key.underlying, key.exchange, Mode.DEPTH, "", chain=key)
             self.topics[bus_topic] = state
             self._bus_subscribe(bus_topic)
         if outbox not in state.subscribers:

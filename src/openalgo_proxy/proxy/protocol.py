@@ -13,7 +13,15 @@ import msgspec
 from openalgo_proxy import search
 from openalgo_proxy.errors import ErrorCode, RequestError
 from openalgo_proxy.model import Mode
-from openalgo_proxy.topics import DEEPER_DEPTHS, STANDARD_DEPTH, valid_name
+from openalgo_proxy.topics import (
+    DEEPER_DEPTHS,
+    MAX_CHAIN_STRIKES,
+    NEAREST_EXPIRY,
+    STANDARD_DEPTH,
+    ChainKey,
+    chain_topic,
+    valid_name,
+)
 
 MAX_NAME = 64
 MAX_ENTRIES = 5000
@@ -84,8 +92,24 @@ class Search:
     limit: int
 
 
+@dataclass(frozen=True, slots=True)
+class ChainSubscribe:
+    key: ChainKey
+
+
+@dataclass(frozen=True, slots=True)
+class ChainUnsubscribe:
+    key: ChainKey
+
+
+DEFAULT_CHAIN_EXCHANGE = "NFO"
+DEFAULT_CHAIN_STRIKES = 10
+
+
 Command = (
     Authenticate
+    | ChainSubscribe
+    | ChainUnsubscribe
     | Subscribe
     | Unsubscribe
     | UnsubscribeAll
@@ -209,6 +233,31 @@ def _search(msg: dict[str, Any], request_id: Any) -> Search:
     return Search(query, exchange, min(limit, search.MAX_LIMIT))
 
 
+def _chain_key(msg: dict[str, Any], request_id: Any) -> ChainKey:
+    """An option chain request: underlying, exchange (NFO), expiry (DDMMMYY or nearest), strikes (10)."""
+    underlying = _name(msg.get("underlying", msg.get("symbol")), "underlying", request_id)
+    exchange = _name(msg.get("exchange", DEFAULT_CHAIN_EXCHANGE), "exchange", request_id)
+    expiry = msg.get("expiry", NEAREST_EXPIRY)
+    if not isinstance(expiry, str):
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'expiry' must be DDMMMYY (30DEC25) or 'nearest'", request_id)
+    expiry = expiry.strip().upper()
+    strikes = msg.get("strikes", DEFAULT_CHAIN_STRIKES)
+    if not isinstance(strikes, int) or isinstance(strikes, bool) or not 1 <= strikes <= MAX_CHAIN_STRIKES:
+        raise BadRequest(
+            ErrorCode.INVALID_PARAMETERS,
+            f"'strikes' must be a whole number from 1 to {MAX_CHAIN_STRIKES} (strikes each side of the ATM strike)",
+            request_id,
+        )
+    key = ChainKey(exchange, underlying, expiry, strikes)
+    try:
+        chain_topic(*key)
+    except ValueError:
+        raise BadRequest(
+            ErrorCode.INVALID_PARAMETERS, "'expiry' must be DDMMMYY (30DEC25) or 'nearest'", request_id
+        ) from None
+    return key
+
+
 def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedRequest:
     """Decode one client text message; BadRequest with the documented code on any problem (never
     another exception, whatever the bytes). At most `max_entries` entries in a symbols list."""
@@ -256,6 +305,10 @@ def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedReq
         command = SupportedBrokers()
     elif action == "search":
         command = _search(msg, request_id)
+    elif action == "subscribe_chain":
+        command = ChainSubscribe(_chain_key(msg, request_id))
+    elif action == "unsubscribe_chain":
+        command = ChainUnsubscribe(_chain_key(msg, request_id))
     else:
         raise BadRequest(ErrorCode.INVALID_ACTION, f"unknown action {action[:40]!r}", request_id)
     return ParsedRequest(command, request_id)

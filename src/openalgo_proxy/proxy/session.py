@@ -110,6 +110,8 @@ class Market(Protocol):
         self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode, depth: int = topics.STANDARD_DEPTH
     ) -> TopicState: ...
 
+    def subscribe_chain(self, outbox: Outbox[TopicState], key: topics.ChainKey) -> TopicState: ...
+
     def unsubscribe(self, outbox: Outbox[TopicState], state: TopicState) -> None: ...
 
     def unsubscribe_all(self, outbox: Outbox[TopicState]) -> list[TopicState]: ...
@@ -472,6 +474,10 @@ class Session:
             return self._subscribe(command, rid, now)
         elif isinstance(command, proto.Unsubscribe):
             return self._unsubscribe(command, rid, now)
+        elif isinstance(command, proto.ChainSubscribe):
+            return self._subscribe_chain(command.key, rid, now)
+        elif isinstance(command, proto.ChainUnsubscribe):
+            return self._unsubscribe_chain(command.key, rid, now)
         elif isinstance(command, proto.UnsubscribeAll):
             removed = [describe(state) for state in market.unsubscribe_all(self.outbox)]
             self.send(dialect.unsubscribed_all(removed, rid))
@@ -598,6 +604,64 @@ class Session:
         if snapshots and not self.closing:
             outbox.send_frames(snapshots)
         return self._charge_batch(len(results), failed, reply, now)
+
+    @staticmethod
+    def _chain_result(key: topics.ChainKey) -> dict[str, Any]:
+        return {
+            "topic": topics.chain_client_topic(*key),
+            "underlying": key.underlying,
+            "exchange": key.exchange,
+            "expiry": key.expiry,
+            "strikes": key.strikes,
+        }
+
+    def _subscribe_chain(self, key: topics.ChainKey, rid: Any, now: float) -> Close | None:
+        """An option chain: one topic of the connection's budget; the last chain at once if known."""
+        result = self._chain_result(key)
+        grant = self.grant
+        forbidden = grant.forbidden(key.exchange, Mode.DEPTH) if grant is not None else "not authenticated"
+        held = self.outbox.topics
+        bus_topic = topics.chain_topic(*key)
+        snapshot = b""
+        failed = 0
+        if forbidden:
+            failed = 1
+            self.metrics.errors[ErrorCode.FORBIDDEN.value] += 1
+            result.update(status="error", code=ErrorCode.FORBIDDEN.value, message=forbidden)
+        elif bus_topic in held:
+            result.update(status="success", message="already subscribed")
+        elif len(held) >= self._subscription_limit():
+            failed = 1
+            self.metrics.errors[ErrorCode.LIMIT_EXCEEDED.value] += 1
+            limit = self._subscription_limit()
+            result.update(
+                status="error",
+                code=ErrorCode.LIMIT_EXCEEDED.value,
+                message=f"at most {limit} subscriptions per connection",
+            )
+        else:
+            state = self.market.subscribe_chain(self.outbox, key)
+            result["status"] = "success"
+            if state.last_frame:
+                snapshot = state.snapshot_frame()
+        reply = self.dialect.chain_reply("subscribe_chain", result, rid)
+        self.send(reply)
+        if snapshot and not self.closing:
+            self.outbox.send_frames([snapshot])
+        return self._charge_batch(1, failed, reply, now)
+
+    def _unsubscribe_chain(self, key: topics.ChainKey, rid: Any, now: float) -> Close | None:
+        result = self._chain_result(key)
+        state = self.outbox.topics.get(topics.chain_topic(*key))
+        if state is None:
+            self.metrics.errors[ErrorCode.NOT_SUBSCRIBED.value] += 1
+            result.update(status="error", code=ErrorCode.NOT_SUBSCRIBED.value, message="not subscribed")
+        else:
+            self.market.unsubscribe(self.outbox, state)
+            result["status"] = "success"
+        reply = self.dialect.chain_reply("unsubscribe_chain", result, rid)
+        self.send(reply)
+        return self._charge_batch(1, 0 if state is not None else 1, reply, now)
 
     def _unsubscribe(self, command: proto.Unsubscribe, rid: Any, now: float) -> Close | None:
         results: list[dict[str, Any]] = []

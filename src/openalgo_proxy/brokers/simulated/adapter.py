@@ -16,7 +16,7 @@ from openalgo_proxy.brokers.base import (
     RejectSink,
     TickSink,
 )
-from openalgo_proxy.brokers.market import Listing, SimulatedMarket
+from openalgo_proxy.brokers.market import SIMULATED, Listing, SimulatedMarket
 from openalgo_proxy.model import Instrument, Mode, Tick, instrument_kind
 
 STEP = 0.05  # seconds between market steps
@@ -39,7 +39,7 @@ class SimulatedAdapter(BrokerAdapter):
 
     def __init__(self, options: FeedOptions) -> None:
         self.options = options
-        self.market = SimulatedMarket(seed=options.seed)
+        self.market = SimulatedMarket(SIMULATED, seed=options.seed)
         served = set(options.exchanges)
         self._instruments = {
             (lst.exchange, lst.symbol): instrument_of(lst)
