@@ -133,8 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     bus_keys_list = bus_keys_sub.add_parser("list", help="list the server key and the admitted client keys")
     _common(bus_keys_list)
 
+    from openalgo_proxy.chain.cli import add_chain_arguments
     from openalgo_proxy.client import search as search_module
 
+    chain = sub.add_parser("chain", help="the option chain service: live chains with IV and Greeks for every proxy")
+    _common(chain)
+    add_chain_arguments(chain)
     search = sub.add_parser("search", help="find instruments to subscribe: symbol, name or a near spelling")
     search_module.add_arguments(search)
 
@@ -399,7 +403,14 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     serve_argv = ["serve", *common, "--host", host, "--port", str(port)]
     for endpoint in settings.proxy.bus:
         serve_argv += ["--bus", bus if endpoint == settings.feed.bus else endpoint]
+    if settings.chain.enabled and settings.chain.bus not in settings.proxy.bus:
+        serve_argv += ["--bus", settings.chain.bus]
     feed, proxy = Child("feed", feed_argv, dict(os.environ)), Child("proxy", serve_argv, dict(os.environ))
+    helpers: list[Child] = []
+    if settings.chain.enabled:
+        helpers.append(
+            Child("chain", ["chain", *common, "--bind", settings.chain.bus, "--feeds", bus], dict(os.environ))
+        )
 
     def own(detail: dict[str, Any]) -> bool:
         pids = [c.process.pid if c.process is not None else None for c in (proxy, feed)]
@@ -411,7 +422,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         from openalgo_proxy.proxy.tls import probe_context
 
         loop = asyncio.get_running_loop()
-        supervisor = Supervisor([feed, proxy])
+        supervisor = Supervisor([feed, proxy, *helpers])
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
@@ -532,6 +543,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(main())
 
 
+def _chain_cli() -> Any:
+    return importlib.import_module("openalgo_proxy.chain.cli")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -545,6 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bus": lambda: cmd_bus(settings, args),
             "bus-keys": lambda: cmd_bus_keys(settings, args),
             "simulate": lambda: cmd_simulate(args),
+            "chain": lambda: _chain_cli().cmd_chain(settings, args),
         }
         if args.command == "config":
             sys.stdout.write(show(settings) + "\n")

@@ -261,6 +261,23 @@ class TlsSettings(_Section):
         return self.cert_file is not None
 
 
+class ChainSettings(_Section):
+    enabled: bool = Field(True, description="`run` starts the option chain service (idle until a client wants a chain)")
+    bus: str = Field(
+        default_factory=lambda: default_endpoint().rsplit("/", 1)[0] + "/chain",
+        description="endpoint the chain service binds (proxies connect to it beside the feeds)",
+    )
+    feeds: list[str] = Field(
+        default_factory=lambda: [default_endpoint()], description="bus endpoints the service takes legs from"
+    )
+    rate: float = Field(0.065, ge=-0.5, le=1.0, description="risk-free rate a year, continuously compounded")
+    dividend_yields: dict[str, float] = Field(
+        default_factory=dict,
+        description="continuous dividend yield a year by underlying (Black-Scholes on spot; default 0)",
+    )
+    interval: float = Field(0.25, ge=0.01, le=10, description="seconds between updates of a chain (0.25 = 4 a second)")
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -280,6 +297,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)  # type: ignore[arg-type]
     tls: TlsSettings = Field(default_factory=TlsSettings)  # type: ignore[arg-type]
     bus: BusSettings = Field(default_factory=BusSettings)  # type: ignore[arg-type]
+    chain: ChainSettings = Field(default_factory=ChainSettings)  # type: ignore[arg-type]
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

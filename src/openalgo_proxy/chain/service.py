@@ -176,6 +176,15 @@ class ChainService:
             self._reject(stream, spec)
             return
         stream.chain = OptionChain(spec, stream.key.strikes)
+        log.info(
+            "chain %s %s %s, %d strikes each side: %s on %s",
+            spec.exchange,
+            spec.name,
+            spec.expiry,
+            stream.key.strikes,
+            spec.model,
+            spec.future[1] if spec.future is not None else spec.spot[1],
+        )
         stream.since = time.monotonic()
         wanted = {topics.bus_topic(*spec.spot, Mode.QUOTE)}
         if spec.future is not None:
@@ -316,6 +325,7 @@ class ChainService:
         for contracts in (c for by_expiry in self.listed.options.values() for c in by_expiry.values()):
             unique = {c.symbol: c for c in contracts}
             contracts[:] = unique.values()  # a directory published twice lists each contract once
+        log.info("chain service: %s lists %d option series", directory.broker, len(self.listed.options))
         for stream in list(self.streams.values()):
             if stream.chain is None:
                 self._build(stream)

@@ -14,6 +14,7 @@ import logging
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
 from openalgo_proxy.brokers.angel.simulator import AngelSimulator
 from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions, RejectSink, TickSink
+from openalgo_proxy.brokers.market import SIMULATED
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,10 @@ class LocalAngelAdapter(AngelAdapter):
     """AngelAdapter that owns its own simulator; clients see `name` as the broker."""
 
     def __init__(self, options: FeedOptions, name: str = "angel") -> None:
-        self.simulator = AngelSimulator(ticks_per_second=options.ticks_per_second, seed=options.seed)
+        # the simulated universe with its option series (the chain service's default market)
+        self.simulator = AngelSimulator(
+            ticks_per_second=options.ticks_per_second, seed=options.seed, listings=SIMULATED
+        )
         super().__init__(options, self.simulator.credentials())
         self.name = name
 

@@ -91,7 +91,7 @@ def master_records(listings: Iterable[Listing] = UNIVERSE) -> list[dict[str, str
                     "symbol": lst.symbol,
                     "name": lst.name or lst.symbol,
                     "expiry": lst.expiry,
-                    "strike": "-1.000000",
+                    "strike": f"{lst.strike * 100:.6f}" if lst.is_option else "-1.000000",
                     "lotsize": str(lst.lot_size),
                     "instrumenttype": lst.instrument_type,
                     "exch_seg": lst.exchange,
