@@ -1,6 +1,6 @@
 """`python -m bench [SCENARIO] [flags]`: run scenarios against baseline, proxy and ceiling; print one table.
 
-Scenarios: fanout, wide, idle, smoke, codec, all (fanout, wide, idle, codec). Flags scale them down.
+Scenarios: fanout, wide, idle, smoke, codec, chain, all (fanout, wide, idle, codec, chain). Flags scale them down.
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from bench import chain as chain_bench
 from bench import codec, dhan_codec
 from bench.report import Row, summarize, table
 from bench.runner import RunResult, run_once
 from bench.scenarios import SCENARIOS, SERVERS, Scenario
 
-ALL = ("fanout", "wide", "idle", "codec")
+ALL = ("fanout", "wide", "idle", "codec", "chain")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenario", nargs="?", default="all", choices=[*SCENARIOS, "codec", "all"])
+    parser.add_argument("scenario", nargs="?", default="all", choices=[*SCENARIOS, "codec", "chain", "all"])
     parser.add_argument("--duration", type=float, help="measurement window per run, seconds")
     parser.add_argument("--warmup", type=float, help="seconds between all subscribed and the window")
     parser.add_argument("--clients", type=int)
@@ -107,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     raw: list[RunResult] = []
     codec_line = ""
+    chain_line = ""
     for name in names:
+        if name == "chain":
+            chain_line = chain_bench.run()
+            continue
         if name == "codec":
             rate, note = codec.run()
             codec_line = f"codec: {rate:,.0f} SnapQuote packets/s ({note})" if rate else f"codec: {note}"
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             out.extend(result.profile)
     if codec_line:
         out.append(codec_line)
+    if chain_line:
+        out.append(chain_line)
     out.append(f"child logs: {logs}")
     sys.stdout.write("\n".join(out) + "\n")
     if args.json:

@@ -44,6 +44,21 @@ class ChainSpec:
 
 
 _STATUS_TEXT = [status.text for status in IvStatus]
+_LEG_KEYS = (
+    "symbol",
+    "ltp",
+    "bid",
+    "ask",
+    "volume",
+    "oi",
+    "oi_change",
+    "iv",
+    "iv_status",
+    "delta",
+    "gamma",
+    "theta",
+    "vega",
+)
 
 
 class OptionChain:
@@ -72,6 +87,7 @@ class OptionChain:
         self.spot = 0.0
         self.future = 0.0
         self.atm_index = -1
+        self.last_iv = np.zeros(shape)  # the previous solution: where the next solve starts
 
     # -- inputs -----------------------------------------------------------------------------------
     def set_leg(self, symbol: str, ltp: float, bid: float, ask: float, volume: int, oi: int) -> bool:
@@ -149,37 +165,33 @@ class OptionChain:
         bid, ask, ltp = self.bid[sl], self.ask[sl], self.ltp[sl]
         two_sided = (bid > 0) & (ask >= bid)
         price = np.where(two_sided, 0.5 * (bid + ask), ltp)  # the mid where the book has both sides
-        iv, status = implied_vol(price, forward, strikes, years, spec.rate, is_call)
+        iv, status = implied_vol(price, forward, strikes, years, spec.rate, is_call, self.last_iv[sl])
+        self.last_iv[sl] = iv
         g = greeks(underlying, strikes, years, iv, spec.rate, carry, is_call)
         oi, start = self.oi[sl], self.oi_start[sl]
         oi_change = np.where(start >= 0, oi - start, 0)
         call_oi, put_oi = int(oi[:, 0].sum()), int(oi[:, 1].sum())
-        columns = {
-            "ltp": ltp.tolist(),
-            "bid": bid.tolist(),
-            "ask": ask.tolist(),
-            "volume": self.volume[sl].tolist(),
-            "oi": oi.tolist(),
-            "oi_change": oi_change.tolist(),
-            "iv": np.round(iv * 100.0, 4).tolist(),
-            "delta": np.round(g.delta, 6).tolist(),
-            "gamma": np.round(g.gamma, 8).tolist(),
-            "theta": np.round(g.theta, 6).tolist(),
-            "vega": np.round(g.vega, 6).tolist(),
-        }
-        status_list = status.tolist()
-        names = list(columns)
-        values = [columns[name] for name in names]
-        out_rows = []
-        for r, i in enumerate(rows):
-            legs = []
-            for side in (0, 1):
-                leg: dict[str, Any] = {"symbol": self.symbols[i][side]}
-                for name, column in zip(names, values, strict=True):
-                    leg[name] = column[r][side]
-                leg["iv_status"] = _STATUS_TEXT[status_list[r][side]]
-                legs.append(leg)
-            out_rows.append({"strike": float(self.strikes[i]), "ce": legs[0], "pe": legs[1]})
+        # one row of values per leg (strike-major, call then put), in _LEG_KEYS order
+        columns = (
+            [symbol for i in rows for symbol in self.symbols[i]],
+            ltp.ravel().tolist(),
+            bid.ravel().tolist(),
+            ask.ravel().tolist(),
+            self.volume[sl].ravel().tolist(),
+            oi.ravel().tolist(),
+            oi_change.ravel().tolist(),
+            np.round(iv * 100.0, 4).ravel().tolist(),
+            [_STATUS_TEXT[code] for code in status.ravel().tolist()],
+            np.round(g.delta, 6).ravel().tolist(),
+            np.round(g.gamma, 8).ravel().tolist(),
+            np.round(g.theta, 6).ravel().tolist(),
+            np.round(g.vega, 6).ravel().tolist(),
+        )
+        legs = [dict(zip(_LEG_KEYS, values, strict=True)) for values in zip(*columns, strict=True)]
+        strike_list = self.strikes[sl].tolist()
+        out_rows = [
+            {"strike": strike, "ce": legs[2 * r], "pe": legs[2 * r + 1]} for r, strike in enumerate(strike_list)
+        ]
         atm = float(self.strikes[self.atm_index]) if self.atm_index >= 0 else 0.0
         source = spec.future if spec.future is not None else spec.spot
         return {

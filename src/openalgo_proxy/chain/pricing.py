@@ -111,8 +111,10 @@ def implied_vol(
     t: float | npt.ArrayLike,
     rate: float | npt.ArrayLike,
     is_call: bool | npt.ArrayLike,
+    guess: npt.ArrayLike | None = None,
 ) -> tuple[FloatArray, npt.NDArray[np.int8]]:
-    """Implied volatility of each leg (0.0 where there is none) and its `IvStatus` code."""
+    """Implied volatility of each leg (0.0 where there is none) and its `IvStatus` code. `guess`
+    (same shape; e.g. the previous solution of a live chain) starts the search where it is usable."""
     p, f, k, tt = np.broadcast_arrays(_arr(price), _arr(forward), _arr(strike), _arr(t))
     p, f, k, tt = (np.array(a, dtype=np.float64, ndmin=1) for a in (p, f, k, tt))
     shape = np.broadcast(_arr(price), _arr(forward), _arr(strike), _arr(t)).shape
@@ -146,25 +148,27 @@ def implied_vol(
         lo = np.full(ff.shape, SIGMA_LOW)
         hi = np.full(ff.shape, SIGMA_HIGH)
         # start: Brenner-Subrahmanyam near the money, bounded to the bracket
-        guess = np.sqrt(2.0 * np.pi / ts) * goal / np.sqrt(ff * kk) + np.sqrt(2.0 * np.abs(log_fk) / ts)
-        s = np.clip(guess, 0.05, 3.0)
+        start = np.sqrt(2.0 * np.pi / ts) * goal / np.sqrt(ff * kk) + np.sqrt(2.0 * np.abs(log_fk) / ts)
+        s = np.clip(start, 0.05, 3.0)
+        if guess is not None:
+            previous = np.array(np.broadcast_to(_arr(guess), shape), dtype=np.float64, ndmin=1)[live]
+            s = np.where(np.isfinite(previous) & (previous > SIGMA_LOW) & (previous < SIGMA_HIGH), previous, s)
         done = np.zeros(ff.shape, dtype=bool)
         tolerance = np.maximum(np.minimum(TOLERANCE * ff, 1e-9 * goal), 1e-15 * ff)
+        w = np.where(side, 1.0, -1.0)  # a call, or a put: w (F N(w d1) - K N(w d2))
+        ff_root_t = ff * root_t
         for _ in range(MAX_ITERATIONS):
             vol = s * root_t
             d1 = log_fk / vol + 0.5 * vol
-            d2 = d1 - vol
-            value = np.where(side, ff * ndtr(d1) - kk * ndtr(d2), kk * ndtr(-d2) - ff * ndtr(-d1))
-            diff = value - goal
+            diff = w * (ff * ndtr(w * d1) - kk * ndtr(w * (d1 - vol))) - goal
             done = np.abs(diff) <= tolerance
             if done.all():
                 break
             high = diff > 0
             hi = np.where(high, s, hi)
             lo = np.where(high, lo, s)
-            vega = ff * _pdf(d1) * root_t
-            step = s - diff / vega
-            inside = np.isfinite(step) & (step > lo) & (step < hi)
+            step = s - diff / (ff_root_t * _pdf(d1))
+            inside = (step > lo) & (step < hi)  # false for NaN
             s = np.where(done, s, np.where(inside, step, 0.5 * (lo + hi)))
     converged = (done | (hi - lo <= 1e-9 * hi)) & np.isfinite(s)
     solved = np.where(converged, s, 0.0)
