@@ -9,6 +9,13 @@ Async::
         async for tick in client:
             print(tick.name, tick.ltp)
 
+Option chains (IV and Greeks computed by the server)::
+
+    async with connect("ws://127.0.0.1:8765") as client:
+        await client.subscribe_chain("NIFTY", expiry="nearest", strikes=10)
+        async for chain in client.chains():
+            print(chain.atm_strike, chain.pcr, chain.atm.ce.iv if chain.atm else None)
+
 Threads and callbacks::
 
     from openalgo_proxy.client import ClientThread
@@ -19,6 +26,7 @@ Threads and callbacks::
 """
 
 from openalgo_proxy.client.backoff import Backoff
+from openalgo_proxy.client.chains import ChainLeg, ChainStrike, OptionChain
 from openalgo_proxy.client.client import DEFAULT_URL, Client, State, connect
 from openalgo_proxy.client.errors import (
     AuthenticationError,
@@ -45,6 +53,8 @@ __all__ = [
     "DEFAULT_URL",
     "AuthenticationError",
     "Backoff",
+    "ChainLeg",
+    "ChainStrike",
     "Client",
     "ClientClosed",
     "ClientError",
@@ -57,6 +67,7 @@ __all__ = [
     "FeedThread",
     "LtpTick",
     "Mode",
+    "OptionChain",
     "QuoteTick",
     "RequestTimeout",
     "ServerError",

@@ -18,7 +18,7 @@ import enum
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from ssl import SSLContext
 from types import TracebackType
@@ -30,6 +30,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from openalgo_proxy.client.backoff import Backoff, BackoffState
+from openalgo_proxy.client.chains import ChainRequest, OptionChain
 from openalgo_proxy.client.errors import (
     AuthenticationError,
     ClientClosed,
@@ -135,6 +136,9 @@ class Client:
         self._pending: dict[str, _Pending] = {}
         self._ids = itertools.count(1)
         self._ticks: deque[Tick] = deque(maxlen=max_buffered_ticks)
+        self._chains: set[ChainRequest] = set()  # option chains held (replayed on a new connection)
+        self._chain_updates: deque[OptionChain] = deque(maxlen=1000)
+        self._chain_ready = asyncio.Event()
         self._tick_ready = asyncio.Event()
         self._state = State.CLOSED
         self._state_changed = asyncio.Event()
@@ -185,6 +189,7 @@ class Client:
         await cancel_and_wait(task)
         self._set_state(State.CLOSED)
         self._tick_ready.set()
+        self._chain_ready.set()
 
     async def __aenter__(self) -> Client:
         await self.start()
@@ -293,6 +298,37 @@ class Client:
         started = loop.time()
         await self._call({"action": "ping"}, frozenset({"pong"}))
         return loop.time() - started
+
+    async def subscribe_chain(
+        self, underlying: str, exchange: str = "NFO", expiry: str = "nearest", strikes: int = 10
+    ) -> str:
+        """A live option chain (`strikes` each side of the ATM strike); read it with `chains()`.
+        Returns the chain's topic; ServerError if refused (a later SYMBOL_NOT_FOUND is logged)."""
+        request = ChainRequest(underlying.upper(), exchange.upper(), expiry.upper(), strikes)
+        reply = await self._call(request.payload("subscribe_chain"), frozenset({"subscribe_chain"}))
+        if reply.status != "success":
+            raise ServerError(reply.code or "ERROR", reply.message, reply.request_id)
+        self._chains.add(request)
+        return request.topic
+
+    async def unsubscribe_chain(
+        self, underlying: str, exchange: str = "NFO", expiry: str = "nearest", strikes: int = 10
+    ) -> None:
+        request = ChainRequest(underlying.upper(), exchange.upper(), expiry.upper(), strikes)
+        self._chains.discard(request)
+        await self._call(request.payload("unsubscribe_chain"), frozenset({"unsubscribe_chain"}))
+
+    async def chains(self) -> AsyncIterator[OptionChain]:
+        """Option chain updates of every chain held, oldest first (the newest 1,000 are kept)."""
+        while True:
+            while not self._chain_updates:
+                if self._failure is not None:
+                    if isinstance(self._failure, ClientClosed):
+                        return
+                    raise self._failure
+                self._chain_ready.clear()
+                await self._chain_ready.wait()
+            yield self._chain_updates.popleft()
 
     async def search(self, query: str, exchange: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Instruments matching `query` (symbol prefix, words of the name, typos), best first: each a
@@ -468,6 +504,14 @@ class Client:
         """Resubscribe everything held on a new connection."""
         self._retry.clear()
         await self._resubscribe(ws, dict(self._held))
+        for request in list(self._chains):
+            try:
+                await self._request_on(
+                    ws, request.payload("subscribe_chain"), frozenset({"subscribe_chain"}), self._request_timeout
+                )
+            except ServerError as exc:
+                log.warning("client: chain %s refused: %s %s", request.topic, exc.code, exc.message)
+                self._chains.discard(request)
 
     async def _resubscribe(self, ws: ClientConnection, wanted: dict[Stream, int]) -> None:
         """Subscribe `wanted`, one request per (mode, depth). Transient refusals go to the retry set;
@@ -531,6 +575,9 @@ class Client:
                     continue
                 if isinstance(item, Reply):
                     self._accept_reply(item)
+                elif isinstance(item, OptionChain):
+                    self._chain_updates.append(item)
+                    self._chain_ready.set()
                 else:
                     self._accept_tick(item)
         except ConnectionClosed:
@@ -570,6 +617,7 @@ class Client:
         self._failure = error
         self._set_state(State.CLOSED)
         self._tick_ready.set()
+        self._chain_ready.set()
 
     def _fail_pending(self) -> None:
         for pending in list(self._pending.values()):

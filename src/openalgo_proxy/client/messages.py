@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from openalgo_proxy.client.chains import OptionChain
 from openalgo_proxy.errors import CodecError
 from openalgo_proxy.model import Mode
 from openalgo_proxy.payload import Depth
@@ -114,6 +115,7 @@ class Reply(msgspec.Struct, gc=False):
 
 class _Envelope(msgspec.Struct, gc=False):
     type: str = ""
+    topic: str = ""
     request_id: Any = None
     mode: int = 0
     broker: str = ""
@@ -125,14 +127,15 @@ class _Envelope(msgspec.Struct, gc=False):
 _envelope = msgspec.json.Decoder(_Envelope)
 _tick_decoders = {mode: msgspec.json.Decoder(kind) for mode, kind in TICK_TYPES.items()}
 _any = msgspec.json.Decoder()
+_chain_decoder = msgspec.json.Decoder(OptionChain)
 
 
 class ProtocolViolation(CodecError):
     """A message from the server that does not follow the protocol."""
 
 
-def decode(message: str | bytes) -> Tick | Reply:
-    """One server message as a typed tick or a Reply; ProtocolViolation if it is malformed."""
+def decode(message: str | bytes) -> Tick | OptionChain | Reply:
+    """One server message as a typed tick, option chain or a Reply; ProtocolViolation if malformed."""
     try:
         envelope = _envelope.decode(message)
         if envelope.type == "market_data":
@@ -144,6 +147,12 @@ def decode(message: str | bytes) -> Tick | Reply:
             tick.seq = envelope.seq
             tick.snapshot = envelope.snapshot
             return tick
+        if envelope.type == "option_chain":
+            chain = _chain_decoder.decode(envelope.data)
+            chain.topic = envelope.topic
+            chain.seq = envelope.seq
+            chain.snapshot = envelope.snapshot
+            return chain
         body = _any.decode(message)
     except msgspec.DecodeError as exc:
         raise ProtocolViolation(f"malformed message from server: {exc}") from exc
