@@ -324,6 +324,7 @@
     await subscribe(keys, state.mode);
     state.depthStream = null;
     await followDepth();
+    await WatchChain.resubscribe();
   }
 
   function feedMissing(reason) {
@@ -577,6 +578,10 @@
     }
     if (msg.type === "market_data") {
       tick(msg);
+      return;
+    }
+    if (msg.type === "option_chain") {
+      WatchChain.receive(msg);
       return;
     }
     const pending = msg.request_id && state.pending.get(msg.request_id);
@@ -884,5 +889,6 @@
   }
   ui.empty.hidden = state.rows.size > 0;
   if (state.rows.size) select([...state.rows.keys()][0]);
+  WatchChain.init(request);
   connect();
 })();
