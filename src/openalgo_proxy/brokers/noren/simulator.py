@@ -184,7 +184,7 @@ class NorenSimulator(SimulatorServer):
         self.drop_connections()
 
     def malformed_frame(self) -> bytes:
-        return b'{"t":"tf","e":"NSE","tk":"2885","lp":"12.3.4"}'
+        return b'{"t":"tk","e":"NSE","tk":"2885","lp":"12.3.4"}'
 
     async def send_malformed(self, data: bytes | None = None) -> None:
         for client in list(self.clients.values()):
