@@ -76,6 +76,12 @@ MEMBERS: Final[dict[str, Member]] = {
     )
 }
 DIALECTS: Final = ("a", "c", "alice")
+#: Shoonya's legacy endpoint (dialect `c`, source API): what `NorenRestApiPy` speaks; simulator only
+SHOONYA_LEGACY: Final = Member(
+    "shoonya", "Shoonya (legacy)", "wss://api.shoonya.com/NorenWSTP/", "c", SHOONYA_MASTERS, "SHOONYA"
+)
+#: a bare dialect name -> the member a simulator speaks for it
+DIALECT_MEMBERS: Final = {"a": MEMBERS["shoonya"], "c": SHOONYA_LEGACY, "alice": MEMBERS["aliceblue"]}
 
 
 def member(name: str) -> Member:

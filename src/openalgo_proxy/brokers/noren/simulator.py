@@ -29,7 +29,15 @@ from openalgo_proxy.brokers.market import UNIVERSE, Listing
 from openalgo_proxy.brokers.noren import codec
 from openalgo_proxy.brokers.noren.codec import Key
 from openalgo_proxy.brokers.noren.instruments import decimals, file_name, listing_key, master_files
-from openalgo_proxy.brokers.noren.members import DIALECTS, MEMBERS, Member, account_id, member, sha256_hex
+from openalgo_proxy.brokers.noren.members import (
+    DIALECT_MEMBERS,
+    DIALECTS,
+    MEMBERS,
+    Member,
+    account_id,
+    member,
+    sha256_hex,
+)
 from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer
 from openalgo_proxy.model import Tick
 
@@ -37,7 +45,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_USER_ID = "FA12345"
 DEFAULT_TOKEN = "sim-noren-daily-token"
-DIALECT_MEMBERS = {"a": "shoonya", "c": "definedge", "alice": "aliceblue"}
 
 
 class NorenClient(SimClient):
@@ -60,7 +67,7 @@ class NorenSimulator(SimulatorServer):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        broker: str = "shoonya",
+        broker: str | Member = "shoonya",
         user_id: str = DEFAULT_USER_ID,
         token: str = DEFAULT_TOKEN,
         ticks_per_second: float = 2.0,
@@ -72,7 +79,7 @@ class NorenSimulator(SimulatorServer):
         super().__init__(
             host, port, ticks_per_second=ticks_per_second, seed=seed, listings=listings, max_connections=max_connections
         )
-        self.member: Member = member(broker)
+        self.member: Member = broker if isinstance(broker, Member) else member(broker)
         self.ws_path = self.member.ws_path  # type: ignore[misc]  # per instance: the member's path
         self.user_id = user_id
         self.token = token
@@ -311,7 +318,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def serve(args: argparse.Namespace) -> None:
     """`openalgo-proxy simulate noren --dialect NAME`: serve until cancelled."""
-    broker = DIALECT_MEMBERS.get(args.dialect, args.dialect)
+    broker = DIALECT_MEMBERS.get(args.dialect) or member(args.dialect)
     sim = NorenSimulator(
         args.host,
         args.port,
@@ -324,7 +331,7 @@ async def serve(args: argparse.Namespace) -> None:
     await sim.start()
     log.info(
         "noren simulator (%s, dialect %s): WebSocket %s, masters %s, user id %s",
-        broker,
+        broker.name,
         sim.member.dialect,
         sim.ws_url,
         sim.instruments_url,
