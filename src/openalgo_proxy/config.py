@@ -69,7 +69,10 @@ class ProxySettings(_Section):
 class FeedSettings(_Section):
     broker: str = Field(
         "angel-simulator",
-        description="angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha",
+        description=(
+            "angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha"
+            " | shoonya | flattrade | zebu | tradesmart | definedge | aliceblue (each also NAME-simulator)"
+        ),
     )
     bus: str = Field(
         default_factory=default_endpoint,

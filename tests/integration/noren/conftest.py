@@ -38,9 +38,7 @@ class Collector:
         return next(t for t in reversed(self.ticks) if t.symbol == symbol)
 
 
-def make_adapter(
-    sim: NorenSimulator, credentials: NorenCredentials | None = None, **kwargs: object
-) -> NorenAdapter:
+def make_adapter(sim: NorenSimulator, credentials: NorenCredentials | None = None, **kwargs: object) -> NorenAdapter:
     options = FeedOptions(ws_url=sim.ws_url, instruments=sim.instruments_url, stall_timeout=3.0)
     return NorenAdapter(
         options,

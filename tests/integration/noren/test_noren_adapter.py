@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from openalgo_proxy.brokers.base import ConnectionState
 from openalgo_proxy.brokers.market import future_symbol
 from openalgo_proxy.brokers.noren.credentials import NorenCredentials
 from openalgo_proxy.brokers.noren.simulator import NorenSimulator
-from openalgo_proxy.brokers.base import ConnectionState
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
 
@@ -40,7 +40,12 @@ async def test_contract_lookup_stream_resubscribe_and_stop(member_sim: NorenSimu
         wanted = {reliance: Mode.QUOTE, nifty: Mode.LTP, usdinr: Mode.QUOTE, crude: Mode.DEPTH}
         await adapter.set_wanted(wanted)
         await wait_for(lambda: {"RELIANCE", "NIFTY", usdinr.symbol, crude.symbol} <= seen.symbols())
-        assert sim.subscribed() == {("NSE", "2885"): "t", ("NSE", "26000"): "t", ("CDS", "1185"): "t", ("MCX", "450161"): "d"}
+        assert sim.subscribed() == {
+            ("NSE", "2885"): "t",
+            ("NSE", "26000"): "t",
+            ("CDS", "1185"): "t",
+            ("MCX", "450161"): "d",
+        }
         depth = seen.last(crude.symbol)
         assert depth.mode == Mode.DEPTH and len(depth.bids) == 5 and depth.bids[0].price < depth.asks[0].price
         cds = seen.last(usdinr.symbol)
@@ -51,7 +56,9 @@ async def test_contract_lookup_stream_resubscribe_and_stop(member_sim: NorenSimu
         # reconnect: the same set is subscribed again, from fresh full acknowledgements
         before = sim.connections_total
         sim.drop_connections()
-        await wait_for(lambda: sim.connections_total > before and sim.subscribed() == {("NSE", "2885"): "d", ("NSE", "26000"): "t"})
+        await wait_for(
+            lambda: sim.connections_total > before and sim.subscribed() == {("NSE", "2885"): "d", ("NSE", "26000"): "t"}
+        )
         count = len(seen.ticks)
         await wait_for(lambda: len(seen.ticks) > count + 4)
         assert adapter.status().reconnects >= 1

@@ -35,49 +35,52 @@ NIFTY_FUT = future_symbol("NIFTY")
 
 @pytest.mark.parametrize("broker", ["shoonya", "flattrade"])
 async def test_noren_ticks_reach_a_proxy_client_in_the_data_contract(broker: str) -> None:
-    async with NorenSimulator(broker=broker, ticks_per_second=20.0, seed=5) as sim:
-        async with running_system(adapter=make_adapter(sim)) as system, client(system.url) as c:
-            reply = await c.reply(
-                {
-                    "action": "subscribe",
-                    "symbols": [
-                        {"symbol": "RELIANCE", "exchange": "NSE"},
-                        {"symbol": "NIFTY", "exchange": "NSE_INDEX", "mode": 2},
-                        {"symbol": USDINR_FUT, "exchange": "CDS", "mode": 1},
-                        {"symbol": "SENSEX", "exchange": "BSE_INDEX", "mode": 2},
-                    ],
-                    "mode": 3,
-                }
-            )
-            assert reply["status"] == "success", reply
-            seen: dict[str, dict[str, object]] = {}
-            while len(seen) < 4:
-                msg = await c.market_data(within=5)
-                if msg.get("snapshot"):
-                    continue
-                seen[msg["symbol"]] = msg
-            for symbol, mode in (("RELIANCE", 3), ("NIFTY", 2), (USDINR_FUT, 1), ("SENSEX", 2)):
-                msg = seen[symbol]
-                assert msg["broker"] == broker and msg["mode"] == mode
-                data = msg["data"]
-                assert isinstance(data, dict) and tuple(data) == KEYS_BY_MODE[Mode(mode)]
-            rel = seen["RELIANCE"]["data"]
-            assert isinstance(rel, dict) and len(rel["depth"]["buy"]) == 5 and rel["depth"]["buy"][0]["price"] > 0
-            usd = seen[USDINR_FUT]["data"]
-            assert isinstance(usd, dict) and 80 < usd["ltp"] < 98 and usd["ltp"] == round(usd["ltp"], 4)
-            assert sim.subscribed() == {
-                ("NSE", "2885"): "d",
-                ("NSE", "26000"): "t",
-                ("CDS", "1185"): "t",
-                ("BSE", "1"): "t",
+    async with (
+        NorenSimulator(broker=broker, ticks_per_second=20.0, seed=5) as sim,
+        running_system(adapter=make_adapter(sim)) as system,
+        client(system.url) as c,
+    ):
+        reply = await c.reply(
+            {
+                "action": "subscribe",
+                "symbols": [
+                    {"symbol": "RELIANCE", "exchange": "NSE"},
+                    {"symbol": "NIFTY", "exchange": "NSE_INDEX", "mode": 2},
+                    {"symbol": USDINR_FUT, "exchange": "CDS", "mode": 1},
+                    {"symbol": "SENSEX", "exchange": "BSE_INDEX", "mode": 2},
+                ],
+                "mode": 3,
             }
-            sim.drop_connections()
-            await wait_for(lambda: sim.connections_total >= 2 and len(sim.subscribed()) == 4)
-            c.market.clear()
-            msg = await c.market_data(within=5, where=lambda m: m["symbol"] == "RELIANCE" and not m.get("snapshot"))
-            assert msg["broker"] == broker
-            await c.reply({"action": "unsubscribe_all"})
-            await wait_for(lambda: sim.subscribed() == {}, within=5)
+        )
+        assert reply["status"] == "success", reply
+        seen: dict[str, dict[str, object]] = {}
+        while len(seen) < 4:
+            msg = await c.market_data(within=5)
+            if msg.get("snapshot"):
+                continue
+            seen[msg["symbol"]] = msg
+        for symbol, mode in (("RELIANCE", 3), ("NIFTY", 2), (USDINR_FUT, 1), ("SENSEX", 2)):
+            msg = seen[symbol]
+            assert msg["broker"] == broker and msg["mode"] == mode
+            data = msg["data"]
+            assert isinstance(data, dict) and tuple(data) == KEYS_BY_MODE[Mode(mode)]
+        rel = seen["RELIANCE"]["data"]
+        assert isinstance(rel, dict) and len(rel["depth"]["buy"]) == 5 and rel["depth"]["buy"][0]["price"] > 0
+        usd = seen[USDINR_FUT]["data"]
+        assert isinstance(usd, dict) and 80 < usd["ltp"] < 98 and usd["ltp"] == round(usd["ltp"], 4)
+        assert sim.subscribed() == {
+            ("NSE", "2885"): "d",
+            ("NSE", "26000"): "t",
+            ("CDS", "1185"): "t",
+            ("BSE", "1"): "t",
+        }
+        sim.drop_connections()
+        await wait_for(lambda: sim.connections_total >= 2 and len(sim.subscribed()) == 4)
+        c.market.clear()
+        msg = await c.market_data(within=5, where=lambda m: m["symbol"] == "RELIANCE" and not m.get("snapshot"))
+        assert msg["broker"] == broker
+        await c.reply({"action": "unsubscribe_all"})
+        await wait_for(lambda: sim.subscribed() == {}, within=5)
 
 
 @contextlib.asynccontextmanager

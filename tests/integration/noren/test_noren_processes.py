@@ -68,7 +68,16 @@ async def test_run_broker_shoonya_simulator_serves_ticks() -> None:
 def test_a_noren_feed_without_credentials_says_why_in_one_line() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLATTRADE_")}
     result = subprocess.run(
-        [sys.executable, "-m", "openalgo_proxy", "feed", "--broker", "flattrade", "--bus", f"tcp://127.0.0.1:{free_port()}"],
+        [
+            sys.executable,
+            "-m",
+            "openalgo_proxy",
+            "feed",
+            "--broker",
+            "flattrade",
+            "--bus",
+            f"tcp://127.0.0.1:{free_port()}",
+        ],
         capture_output=True,
         env=env,
         timeout=60,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from typing import Any
 
@@ -130,7 +131,7 @@ def test_partial_updates_merge_to_the_final_full_state(states: list[dict[str, st
     head = {"e": "NFO", "tk": "52175"}
     merge.apply({"t": "tk", **head, **states[0]})
     reference = dict(states[0])
-    for previous, current in zip(states, states[1:], strict=False):
+    for previous, current in itertools.pairwise(states):
         changed = codec.changed_fields(previous, current)
         # the server may also repeat unchanged fields: any superset of the changes is a valid update
         extra = {k: v for k, v in current.items() if k not in changed and rnd.random() < 0.2}
