@@ -70,7 +70,8 @@ class FeedSettings(_Section):
     broker: str = Field(
         "angel-simulator",
         description=(
-            "angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha"
+            "angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha | dhan"
+            " | dhan-simulator (Dhan adapter vs a local Dhan simulator)"
             " | shoonya | flattrade | zebu | tradesmart | definedge | aliceblue (each also NAME-simulator)"
         ),
     )

@@ -23,6 +23,9 @@ ADAPTERS: dict[str, str] = {
     "simulator": "openalgo_proxy.brokers.simulated.adapter",
     "angel": "openalgo_proxy.brokers.angel.adapter",
     "zerodha": "openalgo_proxy.brokers.zerodha.adapter",
+    "dhan": "openalgo_proxy.brokers.dhan.adapter",
+    # the production Dhan adapter against a local Dhan-protocol simulator
+    "dhan-simulator": "openalgo_proxy.brokers.dhan.local",
     **{name: f"openalgo_proxy.brokers.noren.adapter:{name}" for name in NOREN_MEMBERS},
     **{f"{name}-simulator": f"openalgo_proxy.brokers.noren.local:{name}" for name in NOREN_MEMBERS},
 }
@@ -30,6 +33,7 @@ ADAPTERS: dict[str, str] = {
 SIMULATORS: dict[str, str] = {
     "angel": "openalgo_proxy.brokers.angel.simulator",
     "zerodha": "openalgo_proxy.brokers.zerodha.simulator",
+    "dhan": "openalgo_proxy.brokers.dhan.simulator",
     "noren": "openalgo_proxy.brokers.noren.simulator",
 }
 

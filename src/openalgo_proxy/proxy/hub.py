@@ -40,6 +40,7 @@ class TopicState:
         "appenders",
         "bus_topic",
         "client_topic",
+        "depth",
         "exchange",
         "last_frame",
         "last_seq",
@@ -51,11 +52,14 @@ class TopicState:
         "symbol",
     )
 
-    def __init__(self, bus_topic: bytes, symbol: str, exchange: str, mode: Mode, broker: str) -> None:
+    def __init__(
+        self, bus_topic: bytes, symbol: str, exchange: str, mode: Mode, broker: str, depth: int = topics.STANDARD_DEPTH
+    ) -> None:
         self.bus_topic = bus_topic
         self.symbol = symbol
         self.exchange = exchange
         self.mode = mode
+        self.depth = depth
         self.client_topic = topics.client_topic(symbol, exchange)
         self.subscribers: dict[Outbox[TopicState], None] = {}
         self.appenders: list[Callable[[bytes], None]] = []
@@ -67,16 +71,17 @@ class TopicState:
         self.set_broker(broker)
 
     def set_broker(self, broker: str) -> None:
-        head = msgspec.json.encode(
-            {
-                "type": "market_data",
-                "topic": self.client_topic,
-                "symbol": self.symbol,
-                "exchange": self.exchange,
-                "mode": int(self.mode),
-                "broker": broker,
-            }
-        )
+        envelope: dict[str, object] = {
+            "type": "market_data",
+            "topic": self.client_topic,
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "mode": int(self.mode),
+            "broker": broker,
+        }
+        if self.depth != topics.STANDARD_DEPTH:
+            envelope["depth"] = self.depth  # a deeper book beside the five-level one of the same symbol
+        head = msgspec.json.encode(envelope)
         self.prefix = head[:-1] + b',"seq":'
         self.snapshot_prefix = head[:-1] + b',"snapshot":true,"seq":'
 
@@ -100,11 +105,13 @@ class Hub:
         self.on_reject: Callable[[TopicState, str, str], None] | None = self.reject
 
     # -- subscriptions -------------------------------------------------------------------------
-    def subscribe(self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode) -> TopicState:
-        bus_topic = topics.bus_topic(exchange, symbol, mode)
+    def subscribe(
+        self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode, depth: int = topics.STANDARD_DEPTH
+    ) -> TopicState:
+        bus_topic = topics.bus_topic(exchange, symbol, mode, depth)
         state = self.topics.get(bus_topic)
         if state is None:
-            state = TopicState(bus_topic, symbol, exchange, mode, self.directory.broker(exchange))
+            state = TopicState(bus_topic, symbol, exchange, mode, self.directory.broker(exchange), depth)
             self.topics[bus_topic] = state
             self._bus_subscribe(bus_topic)
         if outbox not in state.subscribers:
