@@ -182,3 +182,28 @@ def test_decode_refuses_non_messages() -> None:
     for bad in ("[]", '{"e":"NSE"}', "not json", '{"t":1}'):
         with pytest.raises(NorenCodecError):
             codec.decode(bad)
+
+
+ZEROS = st.sampled_from(["0", "0.00"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    STATE,
+    st.lists(st.dictionaries(st.sampled_from(["o", "h", "l", "c", "ap", "lp"]), PRICE | ZEROS), max_size=10),
+)
+def test_zero_ohlc_in_any_update_sequence_never_replaces_a_real_value(
+    first: dict[str, str], updates: list[dict[str, str]]
+) -> None:
+    merge = MergeState()
+    head = {"e": "MCX", "tk": "450161"}
+    merge.apply({"t": "tk", **head, **first})
+    reference = dict(first)
+    for update in updates:
+        merge.apply({"t": "tf", **head, **update})
+        reference = merge_fields(reference, update)
+    state = merge.instruments[("MCX", "450161")]
+    assert state.fields == reference
+    for name in ("o", "h", "l", "c", "ap"):
+        assert state.values[name] > 0  # the full state had real values; no zero update replaced them
+    assert state.values["lp"] == parse_decimal(reference["lp"])
