@@ -74,7 +74,7 @@ def parse_decimal(text: str) -> float:
     negative = whole.startswith("-")
     if negative:
         whole = whole[1:]
-    if not _digits(whole) or (dot and not _digits(frac)) or len(frac) > 18:
+    if not (whole.isascii() and whole.isdigit()) or (dot and not _digits(frac)) or len(frac) > 18:
         raise NorenCodecError(f"not a decimal: {text[:24]!r}")
     value = int(whole + frac) / _POW10[len(frac)] if frac else float(int(whole))
     return -value if negative else value
@@ -117,9 +117,30 @@ ZERO_KEEPS: Final = frozenset({"o", "h", "l", "c", "ap"})
 #: fields that are not values of the instrument
 ENVELOPE: Final = frozenset({"t", "e", "tk"})
 
+CACHE_SIZE: Final = 1 << 16
+
+
+def _cached(parse: Callable[[str], Number]) -> Callable[[str], Number]:
+    """`parse` behind a bounded memo: a stream repeats the same price and quantity strings constantly
+    (the memo is emptied when full; only well-formed strings enter it)."""
+    memo: dict[str, Number] = {}
+    get = memo.get
+
+    def parse_cached(text: str) -> Number:
+        value = get(text)
+        if value is None:
+            value = parse(text)
+            if len(memo) >= CACHE_SIZE:
+                memo.clear()
+            memo[text] = value
+        return value
+
+    return parse_cached
+
+
 PARSERS: Final[dict[str, Callable[[str], Number]]] = {
-    **dict.fromkeys(PRICE_FIELDS, parse_decimal),
-    **dict.fromkeys(INTEGER_FIELDS, parse_integer),
+    **dict.fromkeys(PRICE_FIELDS, _cached(parse_decimal)),
+    **dict.fromkeys(INTEGER_FIELDS, _cached(parse_integer)),
     "ltt": parse_clock,
 }
 
