@@ -79,6 +79,10 @@ async def test_noren_ticks_reach_a_proxy_client_in_the_data_contract(broker: str
         c.market.clear()
         msg = await c.market_data(within=5, where=lambda m: m["symbol"] == "RELIANCE" and not m.get("snapshot"))
         assert msg["broker"] == broker
+        found = await c.reply({"action": "search", "query": "usdinr"})
+        (usd_found,) = found["results"]
+        assert (usd_found["symbol"], usd_found["exchange"], usd_found["instrument_type"]) == (USDINR_FUT, "CDS", "FUT")
+        assert (usd_found["tick_size"], usd_found["lot_size"]) == (0.0025, 1000)
         await c.reply({"action": "unsubscribe_all"})
         await wait_for(lambda: sim.subscribed() == {}, within=5)
 

@@ -50,6 +50,14 @@ async def test_the_fixture_masters_name_instruments_like_the_other_brokers() -> 
     nifty = index.lookup("NFO", "NIFTY27JUL23FUT")
     assert nifty is not None and nifty.lot_size == 50
     assert index.trading_symbols[("NSE", "RELIANCE-EQ")].symbol == "RELIANCE"
+    kinds = {(i.exchange, i.symbol): i.instrument_type for i in map(lambda k: index.lookup(*k), expected) if i}
+    assert kinds[("NSE", "RELIANCE")] == kinds[("BSE", "RELIANCE")] == "EQ"
+    assert kinds[("NSE_INDEX", "NIFTY")] == kinds[("BSE_INDEX", "SENSEX")] == "INDEX"
+    assert kinds[("NFO", "NIFTY27JUL23FUT")] == kinds[("MCX", "CRUDEOIL19JUL23FUT")] == "FUT"
+    assert (kinds[("NFO", "NIFTY27JUL2319500CE")], kinds[("CDS", "USDINR27JUL2383.25CE")]) == ("CE", "CE")
+    assert kinds[("NFO", "NIFTY27JUL2319500PE")] == "PE"
+    nifty_index = index.lookup("NSE_INDEX", "NIFTY")
+    assert nifty_index is not None and nifty_index.name == "Nifty 50"
 
 
 async def test_zipped_masters_and_missing_ones(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.market import Listing
 from openalgo_proxy.brokers.master import InstrumentMasterError
 from openalgo_proxy.brokers.noren.codec import Key
-from openalgo_proxy.model import Instrument
+from openalgo_proxy.model import Instrument, instrument_kind
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def parse_rows(data: bytes) -> list[dict[str, str]]:
     return [{k: v for k, v in row.items() if k} for row in reader]
 
 
-def add_rows(index: NorenIndex, rows: Iterable[Mapping[str, str]]) -> int:
+def add_rows(table: NorenIndex, rows: Iterable[Mapping[str, str]]) -> int:
     added = 0
     for row in rows:
         named = client_name(row)
@@ -157,16 +157,19 @@ def add_rows(index: NorenIndex, rows: Iterable[Mapping[str, str]]) -> int:
         exchange, symbol = named
         wire = row["Exchange"].strip().upper()
         token = row["Token"].strip()
+        index = exchange.endswith("_INDEX")
+        cash = exchange in ("NSE", "BSE")
         instrument = Instrument(
             symbol,
             exchange,
             token,
             tick_size=_number(row.get("TickSize", ""), 0.05) or 0.05,
             lot_size=int(_number(row.get("LotSize", ""), 1)) or 1,
-            name=row.get("Symbol", "").strip(),
+            name=row["TradingSymbol"].strip() if index else row.get("Symbol", "").strip(),
+            instrument_type="EQ" if cash else instrument_kind(row.get("Instrument", ""), symbol, exchange),
         )
-        if index.add(instrument, (wire, token)):
-            index.trading_symbols[(wire, row["TradingSymbol"].strip())] = instrument
+        if table.add(instrument, (wire, token)):
+            table.trading_symbols[(wire, row["TradingSymbol"].strip())] = instrument
             added += 1
     return added
 
