@@ -167,3 +167,23 @@ async def test_malformed_messages_are_counted_and_the_connection_stays() -> None
             assert adapter.status().reconnects == 0
         finally:
             await adapter.stop()
+
+
+async def test_a_silent_server_is_a_stall_and_the_same_set_comes_back() -> None:
+    async with NorenSimulator(broker="zebu", ticks_per_second=20.0) as sim:
+        adapter = make_adapter(sim)  # stall timeout 3 s
+        seen = Collector()
+        await adapter.start(seen.on_tick, seen.on_reject)
+        try:
+            sbin, nifty = adapter.lookup("NSE", "SBIN"), adapter.lookup("NSE_INDEX", "NIFTY")
+            assert sbin is not None and nifty is not None
+            await adapter.set_wanted({sbin: Mode.DEPTH, nifty: Mode.QUOTE})
+            await wait_for(lambda: seen.symbols() == {"SBIN", "NIFTY"})
+            sim.mute = True  # no ticks, no heartbeat answers, no pongs
+            await wait_for(lambda: adapter.status().extra["stalls"] >= 1, within=10)
+            sim.mute = False
+            count = len(seen.ticks)
+            await wait_for(lambda: sim.subscribed() == {("NSE", "3045"): "d", ("NSE", "26000"): "t"}, within=20)
+            await wait_for(lambda: len(seen.ticks) > count + 2, within=10)
+        finally:
+            await adapter.stop()

@@ -129,6 +129,8 @@ class NorenSimulator(SimulatorServer):
             return False
         assert isinstance(login, dict)
         self.logins.append(login)
+        if self.mute:
+            return True  # logged in, but the acknowledgement never comes (a stalled server)
         await self._send_json(client, {"t": "cf", "k": "OK"} if ack == "cf" else {"t": ack, "s": "OK"})
         if not self.member.orders_need_request:
             assert isinstance(client, NorenClient)
