@@ -41,6 +41,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from openalgo_proxy import topics
 from openalgo_proxy.bus import SNAPSHOT
 from openalgo_proxy.config import BusSettings
+from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.subjects import Names
 from openalgo_proxy.tasks import cancel_and_wait
 
@@ -55,7 +56,7 @@ SNAPSHOT_BATCH = 1000  # topics per snapshot request (a reply stays well under m
 KV_TIMEOUT = 2.0
 
 
-class BusEngineError(Exception):
+class BusEngineError(ConfigError):
     """The NATS bus cannot be used (server too old, unreachable): the message is one line for the user."""
 
 
