@@ -517,6 +517,10 @@ class NatsFeedBus:
             self._tasks.append(loop.create_task(self._purge(proxy)))
         self.ready.set()
 
+    def _announce(self) -> None:
+        self._on_subscription(True, topics.STATUS_PREFIX)
+        self._on_subscription(True, topics.INSTRUMENTS_PREFIX)
+
     def publish(self, topic: bytes, seq: int, data: bytes) -> None:
         self._send(topic, seq, data, 0)
 
@@ -573,8 +577,7 @@ class NatsFeedBus:
 
     # -- requests ------------------------------------------------------------------------------------
     async def _on_hello(self, msg: Msg) -> None:
-        self._on_subscription(True, topics.STATUS_PREFIX)
-        self._on_subscription(True, topics.INSTRUMENTS_PREFIX)
+        self._announce()
 
     async def _on_snapshot(self, msg: Msg) -> None:
         parts = [REPLY_HEAD.pack(self.run)]

@@ -85,9 +85,7 @@ class Bench:
 
     async def start_feed(self, urls: list[str]) -> None:
         if self.engine == "nats":
-            self.bus = BusSettings.model_validate(
-                {"engine": "nats", "urls": urls, "lease_ttl": 1.0, "proxy_ttl": 1.0}
-            )
+            self.bus = BusSettings.model_validate({"engine": "nats", "urls": urls, "lease_ttl": 1.0, "proxy_ttl": 1.0})
             self.leader = LeaderFeed(self.make_feed, "simulator", self.bus)
             await self.leader.start()
             await wait_for(lambda: self.leader is not None and self.leader.feed is not None, within=10)

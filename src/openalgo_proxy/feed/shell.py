@@ -102,6 +102,9 @@ class Feed:
         loop = asyncio.get_running_loop()
         if self.bus_opener is not None:
             self.publisher = await self.bus_opener(self)
+            # proxies that asked before this feed was on the bus (NATS: no subscription replay) learn of it now
+            self._publish_directory()
+            self._publish_status_now()
         else:
             publisher = await self._open_publisher()
             publisher.attach(loop)
