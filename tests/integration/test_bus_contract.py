@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import zmq
 
-from openalgo_proxy.brokers.base import FeedOptions, RejectSink, Rejection, TickSink
+from openalgo_proxy.brokers.base import FeedOptions, Rejection, RejectSink, TickSink
 from openalgo_proxy.brokers.simulated.adapter import SimulatedAdapter
 from openalgo_proxy.config import BusSettings, ProxySettings
 from openalgo_proxy.errors import ErrorCode
