@@ -65,7 +65,9 @@ class NatsServer:
     def start(self, binary: str) -> None:
         assert self.log is not None
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([binary, "-c", str(self.config)], stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [binary, "-c", str(self.config)], stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **PASSWORDS}
+            )
         _wait_listening(self.port, self.proc)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -91,18 +93,9 @@ class NatsCluster:
             server.kill(signal.SIGTERM)
 
 
-AUTH_BLOCK = """
-authorization {
-  users = [
-    { user: feed, password: feed-secret, permissions: {
-        publish: ["oa.md.>", "oa.ctl.>", "$JS.API.>", "$JS.FC.>", "$KV.>", "_INBOX.>"],
-        subscribe: ["oa.hello", "oa.snap.>", "_INBOX.>", "$JS.API.>"] } }
-    { user: proxy, password: proxy-secret, permissions: {
-        publish: ["oa.hello", "oa.snap.>", "$JS.API.>", "$JS.FC.>", "$KV.oa_interest.>", "$KV.oa_proxies.>"],
-        subscribe: ["oa.md.>", "oa.ctl.>", "_INBOX.>"] } }
-  ]
-}
-"""
+ROOT = Path(__file__).resolve().parents[1]
+AUTH_CONF = ROOT / "deploy" / "nats" / "auth.conf"  # the shipped users and permissions
+PASSWORDS = {"OA_NATS_FEED_PASSWORD": "feed-secret", "OA_NATS_PROXY_PASSWORD": "proxy-secret"}
 
 
 @contextlib.contextmanager
@@ -120,9 +113,11 @@ def nats_cluster(tmp: Path, size: int = 1, *, auth: bool = False) -> Iterator[Na
         server.config.write_text(
             f"server_name: {server.name}\nlisten: 127.0.0.1:{server.port}\nmax_payload: 8MB\n"
             f'jetstream {{ store_dir: "{server.store}", max_memory_store: 256MB, max_file_store: 256MB }}\n'
-            f"{cluster}\n{AUTH_BLOCK if auth else ''}"
+            f"{cluster}\n{'include ./auth.conf' if auth else ''}\n"
         )
         server.log = tmp / f"{server.name}.log"
+    if auth:  # include paths are relative to the including file
+        shutil.copy(AUTH_CONF, tmp / "auth.conf")
     result = NatsCluster(servers)
     try:
         for server in servers:

@@ -54,6 +54,7 @@ RECORD = struct.Struct(">HQI")  # topic length, seq, data length; then topic, da
 MIN_SERVER = (2, 11, 0)
 SNAPSHOT_BATCH = 1000  # topics per snapshot request (a reply stays well under max_payload)
 KV_TIMEOUT = 2.0
+START_ATTEMPTS = 3  # per server before a process that cannot reach the bus refuses to start
 
 
 class BusEngineError(ConfigError):
@@ -127,9 +128,13 @@ async def connect(
 ) -> FastClient:
     """Connect to the NATS servers of `settings`; BusEngineError (one line) if that cannot work."""
     nc = FastClient()
+    seen: list[Exception] = []
 
     async def on_error(exc: Exception) -> None:
-        log.warning("nats %s: %s", name, exc)
+        if not nc.is_connected and not seen:
+            seen.append(exc)  # the first reason a connect attempt failed, for the one-line error
+        if nc.is_connected or nc.is_reconnecting:
+            log.warning("nats %s: %s", name, exc)
 
     async def on_reconnected() -> None:
         log.info("nats %s: reconnected to %s", name, nc.connected_url.netloc if nc.connected_url else "?")
@@ -155,7 +160,7 @@ async def connect(
             tls=tls,
             connect_timeout=2,
             reconnect_time_wait=0.1,  # type: ignore[arg-type]  # nats-py sleeps a float
-            max_reconnect_attempts=-1,
+            max_reconnect_attempts=START_ATTEMPTS,  # then for ever, once connected
             allow_reconnect=True,
             error_cb=on_error,
             reconnected_cb=on_reconnected,
@@ -168,6 +173,7 @@ async def connect(
         raise BusEngineError(
             f"cannot connect to NATS at {', '.join(settings.urls)}: {exc or type(exc).__name__}"
         ) from exc
+    nc.options["max_reconnect_attempts"] = -1
     try:
         check_server(nc._server_info, f"at {nc.connected_url.netloc if nc.connected_url else '?'} ")
     except BusEngineError:
