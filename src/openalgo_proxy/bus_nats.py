@@ -268,6 +268,8 @@ class NatsProxyBus:
         self.reconnects = 0
         self._wanted: set[bytes] = set()  # what the hub wants
         self._subs: dict[bytes, Subscription] = {}  # what is subscribed at the server
+        self._to_put: set[bytes] = set()  # interest keys the KV has not taken yet
+        self._to_delete: set[bytes] = set()
         self._wake = asyncio.Event()
         self._resync = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -362,6 +364,8 @@ class NatsProxyBus:
                 self._wake.set()
 
     async def _apply(self) -> None:
+        """Subscriptions first, then snapshots (both core NATS: they work while the KV elects a
+        leader), then the interest keys, kept pending until the KV has taken them."""
         nc, kv = self.nc, self._interest
         assert nc is not None and kv is not None
         js = nc.jetstream(timeout=KV_TIMEOUT)
@@ -378,17 +382,24 @@ class NatsProxyBus:
                 self._subs[topic] = await nc.subscribe_fast(self.names.subscription(topic), self._on_control)
             else:
                 self._subs[topic] = await nc.subscribe_fast(self.names.subject(topic), self._handler(topic))
+        market = [t for t in (self._subs if resync else added) if not topics.is_control(t)]
+        self._to_put.update(market)
+        self._to_put.difference_update(removed)
+        self._to_delete.update(t for t in removed if not topics.is_control(t))
+        self._to_delete.difference_update(self._subs)
+        if resync:
+            await nc.publish(self.names.hello, b"")
+        await self._request_snapshots(market)
         if resync:
             await self._announce()
-        puts = [t for t in (self._subs if resync else added) if not topics.is_control(t)]
+        puts, deletes = list(self._to_put), list(self._to_delete)
         bucket = self.names.interest_bucket
         await asyncio.gather(
             *(js.publish(f"$KV.{bucket}.{self.names.interest_key(self.proxy, t)}", b"") for t in puts),
-            *(kv.delete(self.names.interest_key(self.proxy, t)) for t in removed if not topics.is_control(t)),
+            *(kv.delete(self.names.interest_key(self.proxy, t)) for t in deletes),
         )
-        if resync:
-            await nc.publish(self.names.hello, b"")
-        await self._request_snapshots(puts)
+        self._to_put.difference_update(puts)
+        self._to_delete.difference_update(deletes)
 
     async def _request_snapshots(self, wanted: Iterable[bytes]) -> None:
         by_exchange: dict[str, list[bytes]] = {}
