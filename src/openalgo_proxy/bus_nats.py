@@ -297,7 +297,6 @@ class NatsProxyBus:
         ]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.leases_ready.wait(), KV_TIMEOUT)
-        await self.nc.publish(self.names.hello, b"")
 
     async def _announce(self) -> None:
         assert self._proxies is not None and self.nc is not None
@@ -387,8 +386,8 @@ class NatsProxyBus:
         self._to_put.difference_update(removed)
         self._to_delete.update(t for t in removed if not topics.is_control(t))
         self._to_delete.difference_update(self._subs)
-        if resync:
-            await nc.publish(self.names.hello, b"")
+        if resync or any(topics.is_control(t) for t in added):
+            await nc.publish(self.names.hello, b"")  # feeds answer with status and directory
         await self._request_snapshots(market)
         if resync:
             await self._announce()
