@@ -40,6 +40,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from openalgo_proxy import topics
 from openalgo_proxy.bus import SNAPSHOT
+from openalgo_proxy.bus_nats_reader import CoreReader
 from openalgo_proxy.config import BusSettings
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.subjects import Names
@@ -267,7 +268,8 @@ class NatsProxyBus:
         self.snapshot_requests = 0
         self.reconnects = 0
         self._wanted: set[bytes] = set()  # what the hub wants
-        self._subs: dict[bytes, Subscription] = {}  # what is subscribed at the server
+        self._subs: dict[bytes, Subscription | int] = {}  # what is subscribed at the server (int: reader sid)
+        self.reader: CoreReader | None = None  # the data path (nats-py's subscriptions with a creds file)
         self._to_put: set[bytes] = set()  # interest keys the KV has not taken yet
         self._to_delete: set[bytes] = set()
         self._wake = asyncio.Event()
@@ -284,6 +286,14 @@ class NatsProxyBus:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.nc = await connect(self.settings, f"proxy {self.proxy}", reconnected=self._on_reconnected)
+        if not self.settings.creds_file:
+            self.reader = CoreReader(self.settings, tls_context(self.settings), self._on_batch_end)
+            self.reader.on_reconnected = self._on_reconnected
+            try:
+                await self.reader.start()
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                await self.nc.close()
+                raise BusEngineError(f"cannot open the NATS data connection: {exc}") from exc
         js = self.nc.jetstream(timeout=KV_TIMEOUT)
         replicas, marker = self.settings.replicas, max(5.0, self.settings.proxy_ttl * 2)
         self._interest = await ensure_bucket(js, self.names.interest_bucket, replicas, marker)
@@ -335,6 +345,9 @@ class NatsProxyBus:
     async def close(self) -> None:
         await cancel_and_wait(*self._tasks)
         self._tasks = []
+        if self.reader is not None:
+            await self.reader.close()
+            self.reader = None
         nc, self.nc = self.nc, None
         if nc is None:
             return
@@ -371,16 +384,26 @@ class NatsProxyBus:
         resync, self._resync = self._resync, False
         added = [t for t in self._wanted if t not in self._subs]
         removed = [t for t in self._subs if t not in self._wanted]
+        reader = self.reader
         for topic in removed:
             sub = self._subs.pop(topic)
+            if isinstance(sub, int):
+                if reader is not None:
+                    reader.unsubscribe(sub)
+                continue
             nc.forget(sub)
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
         for topic in added:
-            if topics.is_control(topic):
-                self._subs[topic] = await nc.subscribe_fast(self.names.subscription(topic), self._on_control)
+            control = topics.is_control(topic)
+            subject = self.names.subscription(topic) if control else self.names.subject(topic)
+            handler = self._on_control if control else self._handler(topic)
+            if reader is not None:
+                self._subs[topic] = reader.subscribe(subject, handler)
             else:
-                self._subs[topic] = await nc.subscribe_fast(self.names.subject(topic), self._handler(topic))
+                self._subs[topic] = await nc.subscribe_fast(subject, handler)
+        if reader is not None and added:
+            await reader.flush()  # the server has the SUBs before any feed hears of the interest
         market = [t for t in (self._subs if resync else added) if not topics.is_control(t)]
         self._to_put.update(market)
         self._to_put.difference_update(removed)
@@ -456,7 +479,7 @@ class NatsProxyBus:
                 handle([topic, data[8:16], data[17:], SNAPSHOT])
             else:
                 handle([topic, data[8:16], data[17:]])
-            if not self._batch_scheduled:
+            if self.reader is None and not self._batch_scheduled:  # the reader ends its batches itself
                 self._batch_scheduled = True
                 assert self._loop is not None
                 self._loop.call_soon(self._batch_end)
