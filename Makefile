@@ -54,6 +54,8 @@ ops-check: $(STAMP) ops-tools
 	promtool test rules deploy/prometheus/alerts_test.yml
 	haproxy -c -q -f deploy/haproxy.cfg
 	OPENALGO_API_KEY=check GRAFANA_ADMIN_PASSWORD=check docker-compose -f deploy/compose.yaml --profile ha config -q
+	promtool check config deploy/prometheus/fleet.yml
+	OPENALGO_API_KEY=check OA_NATS_FEED_PASSWORD=check OA_NATS_PROXY_PASSWORD=check docker-compose -f deploy/fleet.yaml config -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)

@@ -152,6 +152,10 @@ async def connect(
         options["user"] = settings.user
         options["password"] = settings.password.get_secret_value() if settings.password else ""
     if settings.creds_file:
+        try:
+            import nkeys  # type: ignore[import-not-found]  # noqa: F401  # nats-py signs with it
+        except ImportError:
+            raise BusEngineError("[bus] creds_file needs the nkeys package: pip install nkeys") from None
         options["user_credentials"] = settings.creds_file
     tls = tls_context(settings)
     try:
