@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from openalgo_proxy.brokers.registry import ADAPTERS
 from openalgo_proxy.bus_ipc import default_endpoint
 from openalgo_proxy.errors import ConfigError
 
@@ -69,7 +70,10 @@ class ProxySettings(_Section):
 class FeedSettings(_Section):
     broker: str = Field(
         "angel-simulator",
-        description="angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha",
+        description=(
+            "angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha | dhan"
+            " | dhan-simulator (Dhan adapter vs a local Dhan simulator)"
+        ),
     )
     bus: str = Field(
         default_factory=default_endpoint,
@@ -102,6 +106,13 @@ class FeedSettings(_Section):
     takeover_after: float = Field(
         5.0, gt=0, description="seconds without the active feed's status before takeover (>= 2.5 x status_interval)"
     )
+
+    @field_validator("broker")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if value not in ADAPTERS:
+            raise ValueError(f"unknown broker {value!r}; choose from {', '.join(sorted(ADAPTERS))}")
+        return value
 
     @model_validator(mode="after")
     def _takeover_outlasts_status(self) -> FeedSettings:
@@ -352,7 +363,7 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         where = ".".join(str(part) for part in err["loc"])
-        lines.append(f"{where}: {err['msg']}")
+        lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return "invalid configuration: " + "; ".join(lines)
 
 

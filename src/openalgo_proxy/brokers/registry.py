@@ -17,11 +17,15 @@ ADAPTERS: dict[str, str] = {
     "simulator": "openalgo_proxy.brokers.simulated.adapter",
     "angel": "openalgo_proxy.brokers.angel.adapter",
     "zerodha": "openalgo_proxy.brokers.zerodha.adapter",
+    "dhan": "openalgo_proxy.brokers.dhan.adapter",
+    # the production Dhan adapter against a local Dhan-protocol simulator
+    "dhan-simulator": "openalgo_proxy.brokers.dhan.local",
 }
 
 SIMULATORS: dict[str, str] = {
     "angel": "openalgo_proxy.brokers.angel.simulator",
     "zerodha": "openalgo_proxy.brokers.zerodha.simulator",
+    "dhan": "openalgo_proxy.brokers.dhan.simulator",
 }
 
 
