@@ -8,7 +8,7 @@ reversible and valid both as a subject token and as a KV key token.
 
 Names (``P`` is the configured prefix, default ``oa``):
 
-- market data ``EX|SYM|MODE`` -> ``P.md.<EX~>.<SYM~>.<MODE>``
+- market data ``EX|SYM|MODE`` -> ``P.md.<EX~>.<SYM~>.<MODE>`` (a deeper book's ``Dnnn`` as the mode token)
 - control ``#KIND|A|B..`` -> ``P.ctl.<KIND>.<A~>.<B~>..`` (status, instruments, reject, orders)
 - snapshot requests for one exchange -> ``P.snap.<EX~>``; announce (a proxy asks every feed for its
   status and directory) -> ``P.hello``
@@ -57,6 +57,20 @@ def valid_prefix(prefix: str) -> bool:
     return all(_TOKEN.match(part) for part in prefix.split(".")) if prefix else False
 
 
+def _mode_token(topic: bytes) -> str:
+    """The topic's last part as it is (a one-digit mode, or ``Dnnn`` for a deeper book): a valid token."""
+    return topic.rsplit(topics.SEPARATOR.encode(), 1)[1].decode()
+
+
+def _market_topic(exchange: str, symbol: str, mode: str) -> bytes:
+    """The market-data topic of escaped parts, checked by topics.py (ValueError if it is none)."""
+    if topics.SEPARATOR in mode:
+        raise ValueError(f"not a mode: {mode[:20]!r}")
+    topic = f"{exchange}{topics.SEPARATOR}{symbol}{topics.SEPARATOR}{mode}".encode()
+    topics.parse_bus_topic(topic)
+    return topic
+
+
 class Names:
     """Every NATS name of one deployment (one subject prefix)."""
 
@@ -82,7 +96,7 @@ class Names:
                 raise ValueError(f"no subject for control topic {topic[:80]!r}")
             return self.ctl + ".".join([kind, *(escape(part) for part in parts)])
         key = topics.parse_bus_topic(topic)
-        return f"{self.md}{escape(key.exchange)}.{escape(key.symbol)}.{int(key.mode)}"
+        return f"{self.md}{escape(key.exchange)}.{escape(key.symbol)}.{_mode_token(topic)}"
 
     def subscription(self, prefix: bytes) -> str:
         """The subject (with a wildcard) of a control prefix subscription such as ``#status|``."""
@@ -97,9 +111,9 @@ class Names:
         """Inverse of subject; ValueError for a subject of no topic."""
         if subject.startswith(self.md):
             parts = subject[len(self.md) :].split(".")
-            if len(parts) != 3 or len(parts[2]) != 1 or not parts[2].isdigit():
+            if len(parts) != 3:
                 raise ValueError(f"not a market-data subject: {subject[:80]!r}")
-            return topics.bus_topic(unescape(parts[0]), unescape(parts[1]), int(parts[2]))
+            return _market_topic(unescape(parts[0]), unescape(parts[1]), parts[2])
         if subject.startswith(self.ctl):
             kind, *parts = subject[len(self.ctl) :].split(".")
             if kind not in CONTROL_KINDS or not parts:
@@ -116,14 +130,14 @@ class Names:
     # -- interest keys ----------------------------------------------------------------------------
     def interest_key(self, proxy: str, topic: bytes) -> str:
         key = topics.parse_bus_topic(topic)
-        return f"{escape(proxy)}.{escape(key.exchange)}.{escape(key.symbol)}.{int(key.mode)}"
+        return f"{escape(proxy)}.{escape(key.exchange)}.{escape(key.symbol)}.{_mode_token(topic)}"
 
     def parse_interest_key(self, key: str) -> tuple[str, bytes]:
         """(proxy, topic) of an interest key; ValueError for anything else."""
         parts = key.split(".")
-        if len(parts) != 4 or len(parts[3]) != 1 or not parts[3].isdigit():
+        if len(parts) != 4:
             raise ValueError(f"not an interest key: {key[:80]!r}")
-        return unescape(parts[0]), topics.bus_topic(unescape(parts[1]), unescape(parts[2]), int(parts[3]))
+        return unescape(parts[0]), _market_topic(unescape(parts[1]), unescape(parts[2]), parts[3])
 
     def proxy_key(self, proxy: str) -> str:
         """The key of a proxy's liveness entry in the proxies bucket."""

@@ -54,6 +54,15 @@ def test_known_symbols(exchange: str, symbol: str, subject: str) -> None:
     assert N.topic(subject) == topics.bus_topic(exchange, symbol, 2)
 
 
+def test_deeper_books_keep_their_own_subject() -> None:
+    deep = topics.bus_topic("NSE", "M&M", Mode.DEPTH, 20)
+    assert N.subject(deep) == "oa.md.NSE.M=26M.D020" != N.subject(topics.bus_topic("NSE", "M&M", Mode.DEPTH))
+    assert N.topic(N.subject(deep)) == deep
+    assert N.parse_interest_key(N.interest_key("p", deep)) == ("p", deep)
+    with pytest.raises(ValueError):
+        N.topic("oa.md.NSE.SBIN.D021")
+
+
 def test_control_topics_and_prefixes() -> None:
     assert N.subject(topics.status_topic("angel")) == "oa.ctl.status.angel"
     assert N.topic("oa.ctl.status.angel") == topics.status_topic("angel")
