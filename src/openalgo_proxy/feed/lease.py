@@ -158,16 +158,25 @@ class LeaderFeed:
 
     async def _free_revision(self) -> int | None:
         """The sequence to expect when the key is free (0 = never written), None if it is held."""
+        seq, holder = await self._read()
+        return seq if holder is None else None
+
+    async def _read(self) -> tuple[int, dict[str, object] | None]:
+        """The key's last sequence and its holder's value (None: absent, deleted or expired)."""
         assert self.nc is not None
         js = self.nc.jetstream(timeout=KV_TIMEOUT)
         try:
             msg = await js.get_last_msg(f"KV_{self.names.leader_bucket}", self.subject, direct=True)
         except nats.js.errors.NotFoundError:
-            return 0
+            return 0, None
         headers = msg.headers or {}
         if headers.get(KV_OP) in (KV_DEL, KV_PURGE) or KV_MARKER_REASON in headers or not msg.data:
-            return int(msg.seq or 0)
-        return None
+            return int(msg.seq or 0), None
+        try:
+            value = json.loads(msg.data)
+        except ValueError:
+            value = {}
+        return int(msg.seq or 0), value if isinstance(value, dict) else {}
 
     async def _put(self, run: int, expected: int) -> int:
         assert self.nc is not None
@@ -202,10 +211,14 @@ class LeaderFeed:
             )
             return
         try:
-            expected = await self._free_revision()
-            if expected is not None:  # lapsed while the KV could not answer: take it back, same run
-                self.revision = await self._put(feed.run, expected)
+            seq, holder = await self._read()
+            if holder is None:  # lapsed while the KV could not answer: take it back, same run
+                self.revision = await self._put(feed.run, seq)
                 log.warning("feed %s: lease lapsed and re-acquired", self.broker)
+                return
+            if holder.get("instance") == self.instance and holder.get("run") == feed.run:
+                # a renewal the KV applied but whose answer was lost (an election): still ours
+                self.revision = seq
                 return
         except LeaseConflict:
             pass
