@@ -106,6 +106,7 @@ class CoreReader:
         self.subjects: dict[int, str] = {}
         self.on_reconnected: Callable[[], None] | None = None
         self.reconnects = 0
+        self.url = ""  # the server the data connection is on
         self._sid = 0
         self._proto: _Reader | None = None
         self._pongs: list[asyncio.Future[None]] = []
@@ -197,6 +198,7 @@ class CoreReader:
         for sid, subject in self.subjects.items():
             proto.write(b"SUB %s %d\r\n" % (subject.encode(), sid))
         self._proto = proto
+        self.url = url
         self._pongs = []
         self._connected.set()
         await self.flush()

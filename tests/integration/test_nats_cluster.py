@@ -126,11 +126,10 @@ async def test_proxy_server_crash_reconnects_and_resnapshots_without_duplicates(
     async with fleet(tmp_path) as (cluster, active, standby, server), client(f"ws://127.0.0.1:{server.port}") as c:
         await subscribe_all(c)
         before = await collect(c, 0.5)
-        nc = server.nats.nc
-        assert nc is not None and nc.connected_url is not None
-        port = nc.connected_url.port
+        reader = server.nats.reader  # the proxy's data connection: its frames come through this server
+        assert reader is not None and reader.url
         requests = server.nats.snapshot_requests
-        victim = next(s for s in cluster.servers if s.port == port)
+        victim = next(s for s in cluster.servers if s.url == reader.url)
         victim.kill()
         await wait_for(lambda: server.nats.reconnects >= 1, within=10)
         await wait_for(lambda: server.nats.snapshot_requests > requests, within=10)

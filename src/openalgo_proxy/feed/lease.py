@@ -124,11 +124,11 @@ class LeaderFeed:
                 await self._renew()
 
     async def _campaign(self) -> None:
-        feed = self._make_feed()
         try:
             expected = await self._free_revision()
             if expected is None:
                 return
+            feed = self._make_feed()  # only for a free key: an adapter may be costly to build
             self.revision = await self._put(feed.run, expected)
         except LeaseConflict:
             return
