@@ -99,7 +99,9 @@ PASSWORDS = {"OA_NATS_FEED_PASSWORD": "feed-secret", "OA_NATS_PROXY_PASSWORD": "
 
 
 @contextlib.contextmanager
-def nats_cluster(tmp: Path, size: int = 1, *, auth: bool = False) -> Iterator[NatsCluster]:
+def nats_cluster(
+    tmp: Path, size: int = 1, *, auth: bool = False, tls: tuple[Path, Path] | None = None
+) -> Iterator[NatsCluster]:
     """`size` servers (routes between them when more than one), JetStream on, stopped at the end."""
     binary = require_nats_server()
     servers = [
@@ -114,6 +116,7 @@ def nats_cluster(tmp: Path, size: int = 1, *, auth: bool = False) -> Iterator[Na
             f"server_name: {server.name}\nlisten: 127.0.0.1:{server.port}\nmax_payload: 8MB\n"
             f'jetstream {{ store_dir: "{server.store}", max_memory_store: 256MB, max_file_store: 256MB }}\n'
             f"{cluster}\n{'include ./auth.conf' if auth else ''}\n"
+            + (f'tls {{ cert_file: "{tls[0]}", key_file: "{tls[1]}" }}\n' if tls else "")
         )
         server.log = tmp / f"{server.name}.log"
     if auth:  # include paths are relative to the including file

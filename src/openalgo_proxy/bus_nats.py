@@ -55,6 +55,7 @@ RECORD = struct.Struct(">HQI")  # topic length, seq, data length; then topic, da
 MIN_SERVER = (2, 11, 0)
 SNAPSHOT_BATCH = 1000  # topics per snapshot request (a reply stays well under max_payload)
 KV_TIMEOUT = 2.0
+CONNECT_WITHIN = 8.0  # seconds for a process's first connection before it refuses to start
 START_ATTEMPTS = 3  # per server before a process that cannot reach the bus refuses to start
 
 
@@ -159,18 +160,21 @@ async def connect(
         options["user_credentials"] = settings.creds_file
     tls = tls_context(settings)
     try:
-        await nc.connect(
-            servers=list(settings.urls),
-            name=name,
-            tls=tls,
-            connect_timeout=2,
-            reconnect_time_wait=0.1,  # type: ignore[arg-type]  # nats-py sleeps a float
-            max_reconnect_attempts=START_ATTEMPTS,  # then for ever, once connected
-            allow_reconnect=True,
-            error_cb=on_error,
-            reconnected_cb=on_reconnected,
-            disconnected_cb=on_disconnected,
-            **options,
+        await asyncio.wait_for(
+            nc.connect(
+                servers=list(settings.urls),
+                name=name,
+                tls=tls,
+                connect_timeout=2,
+                reconnect_time_wait=0.1,  # type: ignore[arg-type]  # nats-py sleeps a float
+                max_reconnect_attempts=START_ATTEMPTS,  # then for ever, once connected
+                allow_reconnect=True,
+                error_cb=on_error,
+                reconnected_cb=on_reconnected,
+                disconnected_cb=on_disconnected,
+                **options,
+            ),
+            CONNECT_WITHIN,  # nats-py retries some failures (TLS) for ever
         )
     except (nats.errors.Error, OSError, TimeoutError) as exc:
         with contextlib.suppress(nats.errors.Error):
