@@ -219,7 +219,13 @@ def proxy_id() -> str:
     return f"{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-async def watch_kv(kv: KeyValue, keys: str, handle: Callable[[str, bytes, bool], None], ready: asyncio.Event) -> None:
+async def watch_kv(
+    kv: KeyValue,
+    keys: str,
+    handle: Callable[[str, bytes, bool], None],
+    ready: asyncio.Event,
+    on_expired: Callable[[str], None] | None = None,
+) -> None:
     """Feed every current value and every change of `keys` to `handle(key, value, deleted)`;
     `ready` is set once the current values have been handed over."""
     watcher = await kv.watch(keys)
@@ -229,6 +235,8 @@ async def watch_kv(kv: KeyValue, keys: str, handle: Callable[[str, bytes, bool],
             if entry is None:
                 ready.set()
             elif isinstance(entry, KeyValue.Entry):
+                if entry.operation == KV_PURGE and on_expired is not None:
+                    on_expired(entry.key)  # an expiry marker (or a purge), not a holder's delete
                 handle(entry.key, entry.value or b"", entry.operation in (KV_DEL, KV_PURGE))
     finally:
         with contextlib.suppress(nats.errors.Error, asyncio.CancelledError):

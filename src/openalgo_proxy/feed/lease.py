@@ -41,6 +41,7 @@ from openalgo_proxy.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 WRONG_LAST_SEQUENCE = 10071
+EXPIRY_GRACE = 0.3  # x TTL a standby waits after an expiry marker (a live holder renews every 0.25 x TTL)
 
 
 class LeaseConflict(Exception):
@@ -68,6 +69,7 @@ class LeaderFeed:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._disconnected_at = 0.0
+        self._expired = False
         self.instance = f"{socket.gethostname()[:24]}-{id(self):x}"
 
     @property
@@ -86,7 +88,9 @@ class LeaderFeed:
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
         self._tasks = [
-            loop.create_task(watch_kv(self._kv, self.key, self._on_lease_change, ready), name="lease-watch"),
+            loop.create_task(
+                watch_kv(self._kv, self.key, self._on_lease_change, ready, self._on_lease_expired), name="lease-watch"
+            ),
             loop.create_task(self._run(), name="lease"),
         ]
         log.info("feed %s: campaigning for the account (lease TTL %.1f s)", self.broker, self.ttl)
@@ -107,14 +111,23 @@ class LeaderFeed:
         self._disconnected_at = 0.0
         self._wake.set()
 
+    def _on_lease_expired(self, key: str) -> None:
+        self._expired = True
+
     def _on_lease_change(self, key: str, value: bytes, deleted: bool) -> None:
         if deleted and self.feed is None:
-            self._wake.set()  # the holder released or lapsed: try at once
+            self._wake.set()  # the holder released or lapsed: try now
 
     # -- the loop ------------------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
             if self.feed is None:
+                if self._expired:
+                    # The key expired rather than being released: its holder may be alive and
+                    # merely unanswered while the KV elected a leader; it renews every TTL/4, so
+                    # give it that long (and a bit) to take the key back before competing.
+                    self._expired = False
+                    await asyncio.sleep(EXPIRY_GRACE * self.ttl)
                 await self._campaign()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.ttl / 2)
@@ -185,7 +198,9 @@ class LeaderFeed:
         ).encode()
         headers = {"Nats-Expected-Last-Subject-Sequence": str(expected), "Nats-TTL": ttl_header(self.ttl)}
         try:
-            ack = await self.nc.jetstream(timeout=KV_TIMEOUT).publish(self.subject, value, headers=headers)
+            # answered or not within a renewal period: a slow answer must not delay the next try
+            js = self.nc.jetstream(timeout=max(0.25, self.ttl / 4))
+            ack = await js.publish(self.subject, value, headers=headers)
         except nats.js.errors.APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise LeaseConflict from exc
