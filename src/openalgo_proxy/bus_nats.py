@@ -288,6 +288,7 @@ class NatsProxyBus:
         self.reader: CoreReader | None = None  # the data path (nats-py's subscriptions with a creds file)
         self._to_put: set[bytes] = set()  # interest keys the KV has not taken yet
         self._to_delete: set[bytes] = set()
+        self._requests: set[asyncio.Task[None]] = set()  # snapshot requests in flight
         self._wake = asyncio.Event()
         self._resync = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -359,7 +360,7 @@ class NatsProxyBus:
         self._wake.set()
 
     async def close(self) -> None:
-        await cancel_and_wait(*self._tasks)
+        await cancel_and_wait(*self._tasks, *self._requests)
         self._tasks = []
         if self.reader is not None:
             await self.reader.close()
@@ -392,8 +393,9 @@ class NatsProxyBus:
                 self._wake.set()
 
     async def _apply(self) -> None:
-        """Subscriptions first, then snapshots (both core NATS: they work while the KV elects a
-        leader), then the interest keys, kept pending until the KV has taken them."""
+        """Subscriptions first, then snapshot requests (both core NATS: they work while the KV elects
+        a leader; the requests run on their own), then the interest keys, kept pending until the KV
+        has taken them."""
         nc, kv = self.nc, self._interest
         assert nc is not None and kv is not None
         js = nc.jetstream(timeout=KV_TIMEOUT)
@@ -427,7 +429,10 @@ class NatsProxyBus:
         self._to_delete.difference_update(self._subs)
         if resync or any(topics.is_control(t) for t in added):
             await nc.publish(self.names.hello, b"")  # feeds answer with status and directory
-        await self._request_snapshots(market)
+        if market:  # not awaited: a request to a feed that just died must not hold the interest keys back
+            task = asyncio.get_running_loop().create_task(self._request_snapshots(market), name="bus-snapshots")
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
         if resync:
             await self._announce()
         puts, deletes = list(self._to_put), list(self._to_delete)
