@@ -207,7 +207,7 @@ class Hub:
         return self.directory.suggest(exchange, symbol)
 
     def upstream_connected(self) -> bool:
-        return any(status.connected for status in self.directory.status.values())
+        return bool(self.directory.connected_feeds(time.monotonic()))
 
     # -- bus -------------------------------------------------------------------------------------
     def on_bus_message(self, parts: list[bytes]) -> None:

@@ -28,6 +28,7 @@ from openalgo_proxy.proxy.admission import Admission
 from openalgo_proxy.proxy.auth import Authenticator
 from openalgo_proxy.proxy.connection import Connection, Gateway
 from openalgo_proxy.proxy.dialect import SEED, Dialect
+from openalgo_proxy.proxy.directory import STATUS_STALE_AFTER
 from openalgo_proxy.proxy.hub import Hub
 from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
@@ -40,7 +41,6 @@ from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-STATUS_STALE_AFTER = 10.0
 SWEEP_INTERVAL = 0.5
 UPGRADE_PATHS = ("/", "/ws")  # WebSocket upgrades are accepted here only
 SINGLE_HEADERS = ("Host", "Origin", "Authorization", "Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version")
