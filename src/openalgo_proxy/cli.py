@@ -218,6 +218,8 @@ def cmd_feed(settings: Settings) -> int:
 
     cfg = settings.feed
     module = adapter_module(cfg.broker)
+    if settings.bus.engine == "nats":
+        return _feed_on_nats(settings, module)
     guard = _secure_bus(
         settings,
         client=cfg.bus_connect,
@@ -272,11 +274,50 @@ def cmd_feed(settings: Settings) -> int:
         guard.close()
 
 
+def _feed_on_nats(settings: Settings, module: Any) -> int:
+    """A feed on the NATS bus: it campaigns for its broker account's lease and streams only while it
+    holds it (every feed of an account is a standby of the others; no --standby needed)."""
+    from openalgo_proxy.feed import Feed
+    from openalgo_proxy.feed.lease import LeaderFeed
+    from openalgo_proxy.feed.metrics import FeedMetricsServer
+    from openalgo_proxy.runtime import run_until_signal
+
+    cfg = settings.feed
+
+    def make_feed() -> Feed:
+        return Feed(
+            module.create(_feed_options(settings)),
+            "",
+            status_interval=cfg.status_interval,
+            coalesce_window=cfg.coalesce_window,
+        )
+
+    leader = LeaderFeed(make_feed, make_feed().broker, settings.bus)
+    if not cfg.metrics_port:
+        return run_until_signal(leader.start, leader.stop)
+    metrics = FeedMetricsServer(
+        cfg.metrics_host, cfg.metrics_port, leader.broker, leader.current, lambda: leader.takeovers, lambda: leader.role
+    )
+
+    async def start_all() -> None:
+        await metrics.start()
+        await leader.start()
+
+    async def stop_all() -> None:
+        await leader.stop()
+        await metrics.stop()
+
+    return run_until_signal(start_all, stop_all)
+
+
 def cmd_serve(settings: Settings) -> int:
     from openalgo_proxy.proxy.server import ProxyServer
     from openalgo_proxy.runtime import run_until_signal
 
     _refuse_open_auth_none(settings)
+    if settings.bus.engine == "nats":
+        server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls, bus=settings.bus)
+        return run_until_signal(server.start, server.stop)
     guard = _secure_bus(settings, client=True, connect=settings.proxy.bus)
     try:
         server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls)
