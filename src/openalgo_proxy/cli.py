@@ -45,6 +45,13 @@ def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="simulated market: random seed")
 
 
+def _openalgo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--openalgo", metavar="PATH", help="drop-in mode: serve the OpenAlgo installation at PATH (docs/openalgo.md)"
+    )
+    parser.add_argument("--openalgo-user", help="drop-in mode: the OpenAlgo user whose broker session the feed uses")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="openalgo-proxy", description="Market-data streaming proxy")
     parser.add_argument("--version", action="version", version=f"openalgo-proxy {__version__}")
@@ -55,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _listener(run)
     _broker(run)
     run.add_argument("--bus", help="bus endpoint between feed and proxy (default tcp://127.0.0.1:5555)")
+    _openalgo(run)
 
     feed = sub.add_parser("feed", help="a broker feed publishing on the bus")
     _common(feed)
@@ -70,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--watch", action="append", help="standby: forwarder proxy-side endpoint to watch #status on (repeatable)"
     )
     feed.add_argument("--takeover-after", type=float, help="standby: seconds of status silence before takeover")
+    _openalgo(feed)
 
     serve = sub.add_parser("serve", help="the WebSocket proxy")
     _common(serve)
     _listener(serve)
     serve.add_argument("--bus", action="append", help="bus endpoint to connect to (repeatable)")
+    _openalgo(serve)
 
     bus = sub.add_parser("bus", help="XSUB/XPUB forwarder: N feeds x M proxies")
     _common(bus)
@@ -168,6 +178,25 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return tree
 
 
+def _drop_in_overrides(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
+    """Drop-in mode takes its listen address, origins and message size from OpenAlgo's .env, and
+    a private bus off OpenAlgo's ZMQ_PORT; explicit flags still win."""
+    root = vars(args).get("openalgo")
+    if not root:
+        return flags
+    from openalgo_proxy.openalgo.dropin import private_bus, proxy_settings_tree
+    from openalgo_proxy.openalgo.env import load_env
+
+    tree: dict[str, Any] = {"proxy": proxy_settings_tree(load_env(root))}
+    if args.command == "run" and args.bus is None:
+        bus = private_bus()
+        tree["feed"] = {"bus": bus}
+        tree["proxy"]["bus"] = [bus]
+    for section, values in flags.items():
+        tree[section] = {**tree.get(section, {}), **values}
+    return tree
+
+
 def _feed_options(settings: Settings) -> Any:
     from openalgo_proxy.brokers.base import FeedOptions
 
@@ -184,7 +213,46 @@ def _feed_options(settings: Settings) -> Any:
     )
 
 
-def cmd_feed(settings: Settings) -> int:
+def _cmd_feed_openalgo(settings: Settings, args: argparse.Namespace) -> int:
+    from openalgo_proxy.feed import Feed
+    from openalgo_proxy.openalgo.dropin import FeedSide, Installation, detect_broker, refuse_bus_on_zmq_port
+    from openalgo_proxy.runtime import run_until_signal
+
+    cfg = settings.feed
+    installation = Installation.open(args.openalgo)
+    refuse_bus_on_zmq_port(installation.env, [cfg.bus])
+    broker = args.broker or detect_broker(installation, args.openalgo_user)
+    side = FeedSide(installation, broker, _feed_options(settings), user=args.openalgo_user)
+    feed = Feed(
+        side.adapter,
+        cfg.bus,
+        bus_connect=cfg.bus_connect,
+        status_interval=cfg.status_interval,
+        coalesce_window=cfg.coalesce_window,
+    )
+    starting: list[asyncio.Task[None]] = []
+
+    async def start_feed() -> None:
+        await feed.start()  # waits for a broker login in OpenAlgo when there is none yet
+        assert feed.publisher is not None
+        side.attach(feed.publisher)
+
+    async def start() -> None:
+        await side.start()
+        starting.append(asyncio.get_running_loop().create_task(start_feed(), name="feed-start"))
+
+    async def stop() -> None:
+        for task in starting:
+            if not task.done():
+                task.cancel()
+        await feed.stop()
+        await side.stop()
+        installation.close()
+
+    return run_until_signal(start, stop)
+
+
+def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.brokers.registry import adapter_module
     from openalgo_proxy.feed import Feed
     from openalgo_proxy.feed_metrics import FeedMetricsServer
@@ -192,6 +260,8 @@ def cmd_feed(settings: Settings) -> int:
     from openalgo_proxy.standby import StandbyFeed
 
     cfg = settings.feed
+    if args.openalgo:
+        return _cmd_feed_openalgo(settings, args)
     module = adapter_module(cfg.broker)
 
     def make_feed() -> Feed:
@@ -234,10 +304,17 @@ def cmd_feed(settings: Settings) -> int:
     return run_until_signal(start_all, stop_all)
 
 
-def cmd_serve(settings: Settings) -> int:
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.proxy.server import ProxyServer
     from openalgo_proxy.runtime import run_until_signal
 
+    if args.openalgo:
+        from openalgo_proxy.openalgo.dropin import Installation, ProxySide, refuse_bus_on_zmq_port
+
+        installation = Installation.open(args.openalgo)
+        refuse_bus_on_zmq_port(installation.env, settings.proxy.bus)
+        side = ProxySide(installation, settings)
+        return run_until_signal(side.start, side.stop)
     _refuse_open_auth_none(settings)
     server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls)
     return run_until_signal(server.start, server.stop)
@@ -304,12 +381,19 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.runtime import run
     from openalgo_proxy.supervisor import Child, Supervisor, wait_ready
 
-    _refuse_open_auth_none(settings)
+    if not args.openalgo:
+        _refuse_open_auth_none(settings)
     common: list[str] = []
     if args.config:
         common += ["--config", args.config]
     common += ["--log-level", settings.log.level, "--log-format", settings.log.format]
-    feed_argv = ["feed", *common, "--bus", settings.feed.bus, "--broker", settings.feed.broker]
+    if args.openalgo:
+        common += ["--openalgo", args.openalgo]
+        if args.openalgo_user:
+            common += ["--openalgo-user", args.openalgo_user]
+    feed_argv = ["feed", *common, "--bus", settings.feed.bus]
+    if not args.openalgo or args.broker:
+        feed_argv += ["--broker", settings.feed.broker]
     if settings.feed.exchanges:
         feed_argv += ["--exchanges", ",".join(settings.feed.exchanges)]
     for flag in ("ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
@@ -343,6 +427,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
                 "angel-simulator": "simulated market via the Angel One adapter",
                 "simulator": "simulated market",
             }.get(settings.feed.broker, settings.feed.broker)
+            if args.openalgo:
+                source = f"drop-in for OpenAlgo at {args.openalgo}"
             sys.stdout.write(
                 f"openalgo-proxy ready: {ws}://{shown}:{port}  ({source}; "
                 f"market watch {http}://{shown}:{port}/ ; metrics {http}://{shown}:{port}/metrics). Ctrl-C stops.\n"
@@ -410,12 +496,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(getattr(args, "config", None), _overrides(args))
+        settings = load_settings(getattr(args, "config", None), _drop_in_overrides(args, _overrides(args)))
         setup_logging(settings.log.level, settings.log.format, args.command)
         handlers: dict[str, Callable[[], int]] = {
             "run": lambda: cmd_run(settings, args),
-            "feed": lambda: cmd_feed(settings),
-            "serve": lambda: cmd_serve(settings),
+            "feed": lambda: cmd_feed(settings, args),
+            "serve": lambda: cmd_serve(settings, args),
             "bus": lambda: cmd_bus(args),
             "simulate": lambda: cmd_simulate(args),
         }

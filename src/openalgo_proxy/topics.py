@@ -2,7 +2,8 @@
 
 Bus topic: ``EXCHANGE|SYMBOL|MODE`` (UTF-8, mode one digit). ``|`` never occurs in a symbol or an
 exchange, so ZeroMQ prefix matching cannot cross-talk between instruments.
-Control topics start with ``#``: ``#status|BROKER``, ``#instruments|BROKER``, ``#reject|EXCHANGE|SYMBOL|MODE``.
+Control topics start with ``#``: ``#status|BROKER``, ``#instruments|BROKER``, ``#reject|EXCHANGE|SYMBOL|MODE``,
+``#orders|BROKER|ACCOUNT`` (their payloads are typed in `control.py`).
 Client topic: ``SYMBOL.EXCHANGE``.
 """
 
@@ -16,7 +17,13 @@ SEPARATOR = "|"
 STATUS_PREFIX = b"#status|"
 INSTRUMENTS_PREFIX = b"#instruments|"
 REJECT_PREFIX = b"#reject|"
+ORDERS_PREFIX = b"#orders|"
 CONTROL_MARK = b"#"
+
+
+class OrdersKey(NamedTuple):
+    broker: str
+    account: str
 
 
 class TopicKey(NamedTuple):
@@ -61,6 +68,26 @@ def instruments_topic(broker: str) -> bytes:
 
 def reject_topic(topic: bytes) -> bytes:
     return REJECT_PREFIX + topic
+
+
+def orders_topic(broker: str, account: str) -> bytes:
+    """``#orders|BROKER|ACCOUNT``: order updates of one broker account."""
+    if not valid_name(broker) or not valid_name(account):
+        raise ValueError(f"invalid orders topic parts {broker!r} {account!r}")
+    return ORDERS_PREFIX + f"{broker}|{account}".encode()
+
+
+def parse_orders_topic(topic: bytes) -> OrdersKey:
+    """Inverse of orders_topic; ValueError for anything else."""
+    if not topic.startswith(ORDERS_PREFIX):
+        raise ValueError(f"not an orders topic: {topic[:80]!r}")
+    try:
+        parts = topic[len(ORDERS_PREFIX) :].decode().split(SEPARATOR)
+    except UnicodeDecodeError:
+        raise ValueError("topic is not UTF-8") from None
+    if len(parts) != 2 or not valid_name(parts[0]) or not valid_name(parts[1]):
+        raise ValueError(f"not an orders topic: {topic[:80]!r}")
+    return OrdersKey(parts[0], parts[1])
 
 
 def client_topic(symbol: str, exchange: str) -> str:

@@ -63,11 +63,12 @@ class ProxyServer:
         ctx: zmq.Context[zmq.Socket[bytes]] | None = None,
         limits: LimitSettings | None = None,
         tls: TlsSettings | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.cfg = cfg
         self.auth = auth or AuthSettings.model_validate({})
         self.limits = limits or LimitSettings.model_validate({})
-        self.authenticator = Authenticator(self.auth)
+        self.authenticator = authenticator or Authenticator(self.auth)  # drop-in mode brings OpenAlgo's keys
         self.auth_required = self.authenticator.required
         self.identities = IdentityCounter()
         self.pending_handshakes = 0  # connections before their WebSocket upgrade

@@ -18,6 +18,7 @@ from openalgo_proxy.brokers.angel.codec import UPSTREAM_MODE, AngelPacket, Error
 from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, PairKey
 from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, default_cache_dir, load_master
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
+from openalgo_proxy.brokers.angel.provided import ProvidedAngelSession
 from openalgo_proxy.brokers.base import (
     AdapterStatus,
     Backoff,
@@ -28,6 +29,7 @@ from openalgo_proxy.brokers.base import (
     RejectSink,
     TickSink,
 )
+from openalgo_proxy.brokers.credentials import CredentialProvider
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Instrument, Mode
 
@@ -58,9 +60,11 @@ class AngelAdapter(BrokerAdapter):
         open_timeout: float = 10.0,
         stable_after: float = 10.0,
         rng: random.Random | None = None,
+        credential_provider: CredentialProvider | None = None,
     ) -> None:
         self.options = options
         self._credentials = credentials
+        self._provider = credential_provider  # credentials someone else keeps (no login; see credentials.py)
         self.max_connections = min(options.max_connections or MAX_CONNECTIONS, MAX_CONNECTIONS)
         self.max_pairs = max_pairs_per_connection
         self.ws_url = options.ws_url or WS_URL
@@ -87,8 +91,10 @@ class AngelAdapter(BrokerAdapter):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
-        credentials = self._credentials or AngelCredentials.from_env()
-        self.session = AngelSession(credentials, self.options.api_url)
+        if self._provider is not None:
+            self.session = ProvidedAngelSession(self._provider, self.options.api_url)
+        else:
+            self.session = AngelSession(self._credentials or AngelCredentials.from_env(), self.options.api_url)
         cache_dir = self.options.cache_dir
         if cache_dir is None and self.options.instruments is None:
             cache_dir = default_cache_dir()  # the production master (tens of MB) is cached for the day

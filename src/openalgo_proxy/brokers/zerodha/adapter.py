@@ -29,6 +29,7 @@ from openalgo_proxy.brokers.base import (
     RejectSink,
     TickSink,
 )
+from openalgo_proxy.brokers.credentials import CredentialProvider
 from openalgo_proxy.brokers.zerodha import instruments as kite_instruments
 from openalgo_proxy.brokers.zerodha.codec import KITE_MODE, KiteMode, KitePacket, to_tick
 from openalgo_proxy.brokers.zerodha.connection import KiteConnection
@@ -73,9 +74,12 @@ class KiteAdapter(BrokerAdapter):
         exchanges: Sequence[str] | None = None,
         per_connection: int = MAX_PER_CONNECTION,
         backoff: Callable[[], Backoff] | None = None,
+        credential_provider: CredentialProvider | None = None,
     ) -> None:
         self.options = options
         self._api_key = api_key
+        self._provider = credential_provider  # credentials someone else keeps (no login; see credentials.py)
+        self._generation = 0
         if isinstance(access_token, str):
             fixed = access_token
             self._token_provider: TokenProvider = lambda: fixed
@@ -104,10 +108,18 @@ class KiteAdapter(BrokerAdapter):
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
-        self._api_key = self._api_key or os.environ.get("KITE_API_KEY", "").strip()
+        if self._provider is not None:
+            provided = self._provider.current()
+            self._api_key, self._access_token, self._generation = (
+                provided.api_key,
+                provided.access_token,
+                provided.generation,
+            )
+        else:
+            self._api_key = self._api_key or os.environ.get("KITE_API_KEY", "").strip()
+            self._access_token = self._token_provider()
         if not self._api_key:
             raise ConfigError("set KITE_API_KEY for the zerodha feed")
-        self._access_token = self._token_provider()
         self._on_tick = on_tick
         self._on_reject = on_reject
         headers = {"X-Kite-Version": "3", "Authorization": f"token {self._api_key}:{self._access_token}"}
@@ -207,6 +219,14 @@ class KiteAdapter(BrokerAdapter):
     async def _refresh_credentials(self) -> None:
         """Re-read the access token from its source (after a 403)."""
         self.token_refreshes += 1
+        if self._provider is not None:
+            provided = await self._provider.refresh(self._generation)
+            self._api_key, self._access_token, self._generation = (
+                provided.api_key,
+                provided.access_token,
+                provided.generation,
+            )
+            return
         token = self._token_provider()
         if token == self._access_token:
             log.warning("zerodha: access token rejected and unchanged at its source; waiting for a new one")
