@@ -8,9 +8,11 @@ test only ever reads.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +168,25 @@ class FakeOpenAlgo:
         if self._ctx is not None:
             self._ctx.term()
         self._conn.close()
+
+
+async def publish_until(
+    fake: FakeOpenAlgo, send: Callable[[], None], done: Callable[[], bool], within: float = 10.0
+) -> int:
+    """Flask's publishes are at-most-once (a PUB drops what it sends before the SUB's subscription
+    reaches it): send again every half second until `done()`; how many sends it took."""
+    deadline = asyncio.get_running_loop().time() + within
+    sends = 0
+    while True:
+        await asyncio.to_thread(send)
+        sends += 1
+        step_end = min(deadline, asyncio.get_running_loop().time() + 0.5)
+        while asyncio.get_running_loop().time() < step_end:
+            if done():
+                return sends
+            await asyncio.sleep(0.01)
+        if asyncio.get_running_loop().time() >= deadline:
+            raise AssertionError(f"not observed within {within} s after {sends} publish(es)")
 
 
 def order_update(user: str, broker: str = "zerodha", **overrides: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from openalgo_proxy.openalgo.dropin import Installation, browser_origins, detect
 from openalgo_proxy.openalgo.keys import ApiKeyIndex, ApiKeyWatcher
 from openalgo_proxy.openalgo.session import OpenAlgoSession
 from tests.openalgo_support import FakeOpenAlgo
+from tests.support import wait_for
 
 
 @pytest.fixture(params=[False, True], ids=["fernet-salt", "legacy-salt"])
@@ -39,7 +40,7 @@ def test_database_is_opened_read_only(install: FakeOpenAlgo) -> None:
     db = SqliteDatabase(install.db_path)
     try:
         assert [r.user_id for r in db.api_keys()] == ["alice"]
-        with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only"):
+        with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only|query_only"):
             db._conn.execute("DELETE FROM api_keys")
         assert [r.user_id for r in db.api_keys()] == ["alice"]
     finally:
@@ -121,17 +122,11 @@ async def test_session_refresh_waits_for_a_new_login_and_revoke_stops(install: F
     assert fresh.access_token == "tok-2" and fresh.generation == 2
     install.logout("alice")
     session.invalidate("alice")
-    await asyncio.wait_for(_until(lambda: seen[-1] is None), 5)
+    await wait_for(lambda: seen[-1] is None, 5)
     with pytest.raises(CredentialsUnavailable, match="logged out"):
         session.current()
     await session.stop()
     inst.close()
-
-
-async def _until(condition: object) -> None:
-    assert callable(condition)
-    while not condition():
-        await asyncio.sleep(0.01)
 
 
 def test_browser_origins() -> None:

@@ -56,7 +56,7 @@ def test_env_missing_folder_or_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_env(tmp_path / "nope", environ={})
     if not Path("/tmp/.env").exists():
-        with pytest.raises(ConfigError, match="no OpenAlgo .env"):
+        with pytest.raises(ConfigError, match=r"no OpenAlgo \.env"):
             load_env(tmp_path, environ={})
 
 
