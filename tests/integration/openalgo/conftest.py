@@ -1,4 +1,4 @@
-"""A drop-in system: a fixture OpenAlgo install, a Kite simulator, and `openalgo-proxy run --openalgo` as a real process."""
+"""A drop-in system: a fixture OpenAlgo install, a Kite simulator, `openalgo-proxy run --openalgo` as a process."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from openalgo_proxy.brokers.zerodha.simulator import KiteSimulator
 from tests.openalgo_support import FakeOpenAlgo
@@ -60,7 +58,8 @@ async def drop_in(tmp_path: Path, database_url: str | None = None) -> AsyncItera
     fake.login("alice", "zerodha", "kiteapp:tok-1", client_id="AB1234")
     log_path = tmp_path / "dropin.log"
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
+        process = await asyncio.to_thread(
+            subprocess.Popen,
             [
                 sys.executable,
                 *("-m", "openalgo_proxy", "run", "--openalgo", str(fake.root)),
@@ -91,8 +90,3 @@ async def drop_in(tmp_path: Path, database_url: str | None = None) -> AsyncItera
                 process.wait(5)
         fake.close()
         await simulator.stop()
-
-
-@pytest.fixture
-def openalgo_root(tmp_path: Path) -> Path:
-    return tmp_path
