@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv lint typecheck check bench bench-smoke soak clean browser ops-tools ops-check
+.PHONY: run test venv lint typecheck check bench bench-smoke soak clean browser ops-tools ops-check postgres
 
 $(STAMP): requirements/runtime.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ ops-tools:
 	@{ command -v promtool && command -v docker-compose && command -v haproxy; } >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		prometheus docker-compose haproxy; }
+
+# PostgreSQL server binaries (Debian's package) for the drop-in tests against a real PostgreSQL: the
+# tests start a private cluster on a free loopback port (as user postgres when run as root) and stop it.
+postgres:
+	@{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
 
 ops-check: $(STAMP) ops-tools
 	$(BIN)/hadolint --failure-threshold info Dockerfile

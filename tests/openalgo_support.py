@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -104,7 +105,7 @@ class FakeOpenAlgo:
         if self.postgres:
             import psycopg
 
-            return psycopg.connect(self.database_url, autocommit=True)
+            return psycopg.connect(re.sub(r"^postgresql\+\w+://", "postgresql://", self.database_url), autocommit=True)
         conn = sqlite3.connect(self.db_path, isolation_level=None)
         return conn
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import websockets
 
 from tests.integration.openalgo.conftest import DropIn, drop_in
 from tests.openalgo_support import publish_until
+from tests.postgres_support import PASSWORD, create_database
 from tests.support import client, wait_for
 
 pytestmark = pytest.mark.slow
@@ -19,8 +21,12 @@ pytestmark = pytest.mark.slow
 SUBSCRIBE = {"action": "subscribe", "symbols": [{"symbol": "RELIANCE", "exchange": "NSE"}], "mode": 1}
 
 
-async def test_keys_session_and_revoke_end_to_end(tmp_path: Path) -> None:
-    async with drop_in(tmp_path) as system:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_keys_session_and_revoke_end_to_end(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    url = None
+    if backend == "postgresql":
+        url = create_database(request.getfixturevalue("postgres_url"), "openalgo_" + secrets.token_hex(4))
+    async with drop_in(tmp_path, url) as system:
         await _keys(system)
         await _token_change(system)
         await _revoke(system)
@@ -96,5 +102,5 @@ def _no_secrets_in_log(system: DropIn) -> None:
     text = system.log()
     assert "openalgo bridge: SUB bound" in text  # the log is the process's real log
     fake = system.fake
-    for secret in (fake.pepper, fake.salt, "tok-1", "tok-2", *system.keys.values()):
+    for secret in (fake.pepper, fake.salt, PASSWORD, "tok-1", "tok-2", *system.keys.values()):
         assert secret not in text, "a secret reached the log"
