@@ -1,7 +1,8 @@
 """The ZeroMQ bus: XPUB in feeds, SUB in proxies, an XSUB/XPUB forwarder between many of each.
 
 Frames are ``[topic, seq, data]``: seq is an 8-byte big-endian counter per topic per feed run and
-data the UTF-8 JSON of the client-facing `data` object. Subscriptions travel upstream through
+data the UTF-8 JSON of the client-facing `data` object. A replayed last value (a snapshot, not a
+new tick) carries a fourth frame, `SNAPSHOT`. Subscriptions travel upstream through
 ZeroMQ itself. The sockets here are plain (non-asyncio) pyzmq sockets driven by the event loop's
 reader callbacks: draining without awaiting each message is several times cheaper.
 """
@@ -30,6 +31,8 @@ def is_new_run(last: int, seq: int) -> bool:
     """A jump this large is a restarted feed, not lost ticks."""
     return seq - last >= 1 << RUN_SHIFT
 
+
+SNAPSHOT = b"snapshot"  # the optional fourth frame of a replayed last value
 
 DATA_HWM = 200_000  # messages queued per peer before ZeroMQ drops (at-most-once, latest wins)
 
@@ -129,6 +132,14 @@ class Publisher(_ReaderMixin):
             pass  # at the high-water mark ZeroMQ drops; the proxy counts the seq gap
         self.kick()
 
+    def publish_snapshot(self, topic: bytes, seq: int, data: bytes) -> None:
+        """Replay a topic's last frame (same seq), marked as a snapshot."""
+        try:
+            self.sock.send_multipart((topic, SEQ.pack(seq), data, SNAPSHOT), zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+        self.kick()
+
     def _on_readable(self) -> None:
         sock = self.sock
         callback = self._on_subscription
@@ -154,8 +165,9 @@ class Subscriber(_ReaderMixin):
     """A proxy's SUB socket, connected to one or more feeds or forwarders.
 
     Drains with plain recv calls (a multipart message arrives whole, so once its first frame is
-    read the rest are there); `recv_multipart` costs twice as much per message. Messages that are
-    not three frames are passed on as they are, for the receiver to count as malformed.
+    read the rest are there); `recv_multipart` costs twice as much per message. Messages of any
+    other shape than three frames (or four, a snapshot) are passed on as they are, for the receiver
+    to count as malformed.
     """
 
     def __init__(

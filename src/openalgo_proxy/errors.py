@@ -59,3 +59,11 @@ class BrokerAuthError(BrokerError):
 
 class BrokerRateLimited(BrokerError):
     """The broker asked us to slow down (429): back off long."""
+
+
+class CodecError(ProxyError, ValueError):
+    """Bytes that do not decode to the message they claim to be (every codec error derives from it)."""
+
+
+class ControlMessageError(CodecError):
+    """A bus control message (status, directory, reject, order update) that does not decode."""

@@ -82,6 +82,12 @@ class Feed:
         self.upstream: dict[Instrument, Mode] = {}
         # last (seq, data) of topics recently released, while their instrument is still streamed
         self._released: dict[bytes, tuple[int, bytes]] = {}
+        # last seq of every topic ever streamed in this run: seq rises per topic for the whole run,
+        # however often it is released and wanted again (bounded by the directory x modes)
+        self._last_seq: dict[bytes, int] = {}
+        # the last tick of every instrument streamed upstream: a newly wanted mode of it is answered
+        # at once with its values (the broker sends nothing new for an instrument it already streams)
+        self._last_tick: dict[tuple[str, str], Tick] = {}
 
     @property
     def endpoint(self) -> str:
@@ -148,6 +154,7 @@ class Feed:
         if not subscribe:
             state = self._topics.pop(topic, None)
             if state is not None:
+                self._last_seq[topic] = state.seq
                 if state.data:
                     self._released[topic] = (state.seq, state.data)
                 modes = self._by_instrument.get((key.exchange, key.symbol))
@@ -165,13 +172,18 @@ class Feed:
         if instrument is None:
             self._publish_reject(topic, ErrorCode.SYMBOL_NOT_FOUND, f"{key.symbol} is not listed on {key.exchange}")
             return
-        state = _Topic(topic, instrument, key.mode, self._seq_base)
+        state = _Topic(topic, instrument, key.mode, self._last_seq.get(topic, self._seq_base))
         self._topics[topic] = state
         self._by_instrument[(key.exchange, key.symbol)][key.mode] = state
         released = self._released.pop(topic, None)
+        last = self._last_tick.get((key.exchange, key.symbol))
         if released is not None and instrument in self.upstream:
             # resubscribed before the upstream sync: the broker sends nothing new, so replay
             state.seq, state.data = released
+            self._send_snapshot(state)
+        elif last is not None and last.mode >= key.mode and instrument in self.upstream:
+            state.seq += 1
+            state.data = encode_data(last, key.mode)
             self._send_snapshot(state)
         self._dirty.set()
 
@@ -182,8 +194,9 @@ class Feed:
             self._publish_status_now()
 
     def _send_snapshot(self, state: _Topic) -> None:
+        """Replay the topic's last frame, same seq and data (its exchange times), marked a snapshot."""
         if state.data and self.publisher is not None:
-            self.publisher.publish(state.topic, state.seq, state.data)
+            self.publisher.publish_snapshot(state.topic, state.seq, state.data)
 
     def _publish_control(self, topic: bytes, payload: object) -> None:
         if self.publisher is None:
@@ -262,6 +275,8 @@ class Feed:
                 await self.adapter.set_wanted(wanted)
                 self.upstream = wanted
                 self._released.clear()  # released topics' instruments are gone upstream or re-wanted
+                for key in [key for key in self._last_tick if key not in self._by_instrument]:
+                    del self._last_tick[key]
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -270,9 +285,11 @@ class Feed:
                 self._dirty.set()
 
     def _on_tick(self, tick: Tick) -> None:
-        modes = self._by_instrument.get((tick.exchange, tick.symbol))
+        key = (tick.exchange, tick.symbol)
+        modes = self._by_instrument.get(key)
         if not modes or self.publisher is None:
             return
+        self._last_tick[key] = tick
         self.ticks_in += 1
         self.last_tick_monotonic = time.monotonic()
         publish = self.publisher.publish
@@ -289,7 +306,9 @@ class Feed:
         so the next upstream sync does not ask again; a proxy that subscribes anew retries."""
         inst = rejection.instrument
         modes = self._by_instrument.pop((inst.exchange, inst.symbol), {})
+        self._last_tick.pop((inst.exchange, inst.symbol), None)
         for state in modes.values():
             self._topics.pop(state.topic, None)
+            self._last_seq[state.topic] = state.seq
             self._publish_reject(state.topic, rejection.code, rejection.message)
         log.warning("feed %s: upstream refused %s %s: %s", self.broker, inst.exchange, inst.symbol, rejection.message)

@@ -65,5 +65,5 @@ def test_examples_produce_signals_pnl_and_alerts(live_system: LiveSystem, tmp_pa
     assert "total P&L" in report
 
     shipped_out = finish(shipped)
-    for instrument in ("NSE:RELIANCE", "NSE:INFY", "NSE:HDFCBANK", "NSE:TCS", "NFO:NIFTY30DEC25FUT"):
+    for instrument in ("NSE:RELIANCE", "NSE:INFY", "NSE:HDFCBANK", "NSE:TCS", "NSE:SBIN"):
         assert re.search(rf"{instrument}\s+-?\d+\s+\d+\.\d\d\s+\d+\.\d\d", shipped_out), instrument

@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+import datetime as dt
+import time
+
 import pytest
 
-from openalgo_proxy.brokers.market import INDICES, NIFTY50, SimulatedMarket
+from openalgo_proxy.brokers.market import (
+    DERIVATIVES,
+    INDICES,
+    IST,
+    NIFTY50,
+    SimulatedMarket,
+    derivatives,
+    future_symbol,
+)
 
 
 def test_universe_has_nifty50_and_indices() -> None:
@@ -33,3 +44,57 @@ def test_prices_move_by_tick_size_volume_grows_book_is_sane(symbol: str) -> None
 def test_seeded_market_is_deterministic() -> None:
     a, b = SimulatedMarket(seed=9), SimulatedMarket(seed=9)
     assert [a.advance("NSE", "INFY", 1).ltp for _ in range(20)] == [b.advance("NSE", "INFY", 1).ltp for _ in range(20)]
+
+
+def test_snapshot_carries_the_exchange_time_of_the_last_change_not_now() -> None:
+    market = SimulatedMarket(seed=3)
+    moved = market.advance("NSE", "SBIN", now_ms=1_700_000_000_123)
+    for _ in range(2):  # asked again later: the same values, the same times
+        snap = market.snapshot("NSE", "SBIN")
+        assert (snap.exchange_time, snap.ltt) == (1_700_000_000_123, 1_700_000_000_123)
+        assert snap == moved  # book included: a snapshot never invents new values
+    index = market.advance("NSE_INDEX", "NIFTY", now_ms=1_700_000_000_456)
+    assert market.snapshot("NSE_INDEX", "NIFTY").exchange_time == index.exchange_time == 1_700_000_000_456
+
+
+def test_snapshot_of_an_untraded_instrument_is_stamped_when_the_market_opened() -> None:
+    before = int(time.time() * 1000)
+    market = SimulatedMarket(seed=3)
+    after = int(time.time() * 1000)
+    snap = market.snapshot("NSE", "INFY")
+    assert before <= snap.exchange_time <= after and snap.ltt == snap.exchange_time
+    later = market.advance("NSE", "INFY", now_ms=after + 60_000)
+    assert market.snapshot("NSE", "INFY").exchange_time == later.exchange_time == after + 60_000
+
+
+def test_futures_expiries_follow_the_date_and_are_never_past() -> None:
+    assert [lst.symbol for lst in derivatives(dt.date(2025, 12, 6))] == [
+        "NIFTY30DEC25FUT",
+        "BANKNIFTY30DEC25FUT",
+        "CRUDEOIL19DEC25FUT",
+        "GOLD05FEB26FUT",
+        "USDINR29DEC25FUT",
+    ]
+    # the day after the December expiries: the January contracts
+    assert [lst.symbol for lst in derivatives(dt.date(2025, 12, 31))] == [
+        "NIFTY27JAN26FUT",
+        "BANKNIFTY27JAN26FUT",
+        "CRUDEOIL19JAN26FUT",
+        "GOLD05FEB26FUT",
+        "USDINR28JAN26FUT",
+    ]
+    day = dt.date(2026, 1, 1)
+    while day < dt.date(2028, 1, 1):
+        for lst in derivatives(day):
+            expiry = dt.datetime.strptime(lst.expiry, "%d%b%Y").date()
+            assert day <= expiry <= day + dt.timedelta(days=62), (day, lst.symbol)
+            assert expiry.weekday() < 5, lst.symbol
+            assert lst.symbol == f"{lst.name}{expiry:%d}{expiry:%b}".upper() + f"{expiry:%y}FUT"
+        day += dt.timedelta(days=1)
+
+
+def test_the_process_universe_lists_only_live_contracts() -> None:
+    today = dt.datetime.now(IST).date()
+    for lst in DERIVATIVES:
+        assert dt.datetime.strptime(lst.expiry, "%d%b%Y").date() >= today, lst.symbol
+    assert future_symbol("NIFTY") == DERIVATIVES[0].symbol

@@ -55,3 +55,31 @@ def test_mode_parse_accepts_numbers_and_names(value: object, mode: Mode) -> None
 def test_mode_parse_rejects_others(value: object) -> None:
     with pytest.raises(ValueError):
         Mode.parse(value)
+
+
+@pytest.mark.parametrize("symbol", ["M&M", "BAJAJ-AUTO", "NIFTY 50", "L&TFH-EQ", "NIFTY 26DEC 24000 CE"])
+def test_bus_topic_round_trips_symbols_with_punctuation_and_spaces(symbol: str) -> None:
+    for mode in Mode:
+        assert topics.parse_bus_topic(topics.bus_topic("NSE", symbol, mode)) == ("NSE", symbol, mode)
+
+
+@pytest.mark.parametrize("account", ["alice", "alice_01", "A B", "M&M-1"])
+def test_orders_topic_round_trip(account: str) -> None:
+    topic = topics.orders_topic("angel", account)
+    assert topic == b"#orders|angel|" + account.encode()
+    assert topics.parse_orders_topic(topic) == ("angel", account)
+    assert topic.startswith(topics.ORDERS_PREFIX)
+
+
+@pytest.mark.parametrize(("broker", "account"), [("angel", "a|b"), ("", "x"), ("angel", ""), ("#x", "y")])
+def test_orders_topic_refuses_bad_parts(broker: str, account: str) -> None:
+    with pytest.raises(ValueError):
+        topics.orders_topic(broker, account)
+
+
+@pytest.mark.parametrize(
+    "bad", [b"#orders|angel", b"#orders|angel|a|b", b"#status|angel", b"#orders|\xff|a", b"#orders||a"]
+)
+def test_parse_orders_topic_rejects_others(bad: bytes) -> None:
+    with pytest.raises(ValueError):
+        topics.parse_orders_topic(bad)

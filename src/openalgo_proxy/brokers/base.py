@@ -22,6 +22,9 @@ from openalgo_proxy.model import Instrument, Mode, Tick
 log = logging.getLogger(__name__)
 
 TickSink = Callable[[Tick], None]
+#: an account's order event, as OpenAlgo's `order_update` object (keys in docs/architecture.md)
+OrderEvent = Mapping[str, object]
+OrderSink = Callable[[OrderEvent], None]
 
 
 class ConnectionState(enum.Enum):
@@ -70,6 +73,9 @@ class BrokerAdapter(abc.ABC):
         an account may keep one connection open to prove its credentials: `status()` of a started,
         healthy account with nothing wanted must not read as a failure (the proxy's /readyz needs
         a feed in state CONNECTED)."""
+
+    def set_order_sink(self, on_order: OrderSink) -> None:  # noqa: B027 - optional: feeds without orders
+        """Where the adapter hands its account's order events (brokers that stream them override this)."""
 
     @abc.abstractmethod
     def exchanges(self) -> tuple[str, ...]:

@@ -6,9 +6,11 @@ only grow, and the five-level book always has best bid < best ask. Deterministic
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from openalgo_proxy.model import DepthLevel, Mode, Tick
@@ -100,17 +102,94 @@ INDICES: tuple[Listing, ...] = (
     Listing("SENSEX", "BSE_INDEX", "99919000", 265, 85400.0, 0.01, 1, "SENSEX", "INDEX"),
 )
 
-DERIVATIVES: tuple[Listing, ...] = (
-    Listing("NIFTY30DEC25FUT", "NFO", "52175", 52175 * 256 + 2, 26180.0, 0.1, 75, "NIFTY", "FUTIDX", "30DEC2025"),
-    Listing(
-        "BANKNIFTY30DEC25FUT", "NFO", "52174", 52174 * 256 + 2, 59450.0, 0.2, 35, "BANKNIFTY", "FUTIDX", "30DEC2025"
-    ),
-    Listing(
-        "CRUDEOIL19DEC25FUT", "MCX", "450161", 450161 * 256 + 7, 5240.0, 1.0, 100, "CRUDEOIL", "FUTCOM", "19DEC2025"
-    ),
-    Listing("GOLD05FEB26FUT", "MCX", "449534", 449534 * 256 + 7, 127500.0, 1.0, 1, "GOLD", "FUTCOM", "05FEB2026"),
-    Listing("USDINR29DEC25FUT", "CDS", "1185", 1185 * 256 + 3, 89.1525, 0.0025, 1000, "USDINR", "FUTCUR", "29DEC2025"),
+IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
+
+
+def _weekday_on_or_before(day: dt.date) -> dt.date:
+    while day.weekday() >= 5:  # Saturday, Sunday
+        day -= dt.timedelta(days=1)
+    return day
+
+
+def _month_end(year: int, month: int) -> dt.date:
+    return dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def _last_tuesday(year: int, month: int) -> dt.date:
+    end = _month_end(year, month)
+    return end - dt.timedelta(days=(end.weekday() - 1) % 7)
+
+
+def _nineteenth(year: int, month: int) -> dt.date:
+    return _weekday_on_or_before(dt.date(year, month, 19))
+
+
+def _fifth_of_even_month(year: int, month: int) -> dt.date | None:
+    return _weekday_on_or_before(dt.date(year, month, 5)) if month % 2 == 0 else None
+
+
+def _two_days_before_last_weekday(year: int, month: int) -> dt.date:
+    day = _weekday_on_or_before(_month_end(year, month))
+    for _ in range(2):
+        day = _weekday_on_or_before(day - dt.timedelta(days=1))
+    return day
+
+
+def next_expiry(rule: Callable[[int, int], dt.date | None], today: dt.date) -> dt.date:
+    """The first expiry of a contract series on or after `today` (a contract trades on its expiry day)."""
+    year, month = today.year, today.month
+    for _ in range(24):
+        expiry = rule(year, month)
+        if expiry is not None and expiry >= today:
+            return expiry
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    raise ValueError("no expiry within two years")
+
+
+#: name, exchange, Angel token, Kite segment, reference price, tick size, lot size, type, expiry rule
+_FUTURES: tuple[tuple[str, str, int, int, float, float, int, str, Callable[[int, int], dt.date | None]], ...] = (
+    ("NIFTY", "NFO", 52175, 2, 26180.0, 0.1, 75, "FUTIDX", _last_tuesday),
+    ("BANKNIFTY", "NFO", 52174, 2, 59450.0, 0.2, 35, "FUTIDX", _last_tuesday),
+    ("CRUDEOIL", "MCX", 450161, 7, 5240.0, 1.0, 100, "FUTCOM", _nineteenth),
+    ("GOLD", "MCX", 449534, 7, 127500.0, 1.0, 1, "FUTCOM", _fifth_of_even_month),
+    ("USDINR", "CDS", 1185, 3, 89.1525, 0.0025, 1000, "FUTCUR", _two_days_before_last_weekday),
 )
+
+
+def derivatives(today: dt.date) -> tuple[Listing, ...]:
+    """The simulated near-month futures as of `today`: never expired, named like the brokers name them
+    (NAME + DDMMMYY + FUT, e.g. NIFTY30DEC25FUT)."""
+    listings = []
+    for name, exchange, token, segment, price, tick_size, lot, kind, rule in _FUTURES:
+        expiry = next_expiry(rule, today)
+        code = expiry.strftime("%d%b%y").upper()
+        listings.append(
+            Listing(
+                f"{name}{code}FUT",
+                exchange,
+                str(token),
+                token * 256 + segment,
+                price,
+                tick_size,
+                lot,
+                name,
+                kind,
+                expiry.strftime("%d%b%Y").upper(),
+            )
+        )
+    return tuple(listings)
+
+
+def future_symbol(name: str, listings: tuple[Listing, ...] | None = None) -> str:
+    """The simulated near-month future of `name` (NIFTY -> NIFTY29DEC26FUT on 2026-12-06)."""
+    for listing in DERIVATIVES if listings is None else listings:
+        if listing.name == name:
+            return listing.symbol
+    raise KeyError(name)
+
+
+# derived once per process from the date in India: a long-running demo keeps its contracts
+DERIVATIVES: tuple[Listing, ...] = derivatives(dt.datetime.now(IST).date())
 
 UNIVERSE: tuple[Listing, ...] = NIFTY50 + INDICES + DERIVATIVES
 
@@ -123,7 +202,21 @@ def round_to_tick(price: float, tick_size: float) -> float:
 
 
 class _Book:
-    __slots__ = ("close", "high", "listing", "low", "ltp", "ltq", "ltt", "oi", "open", "turnover", "volume")
+    __slots__ = (
+        "changed",
+        "close",
+        "high",
+        "last",
+        "listing",
+        "low",
+        "ltp",
+        "ltq",
+        "ltt",
+        "oi",
+        "open",
+        "turnover",
+        "volume",
+    )
 
     def __init__(self, listing: Listing, rng: random.Random, now_ms: int) -> None:
         self.listing = listing
@@ -139,6 +232,8 @@ class _Book:
         self.oi = rng.randint(1000, 50000) * listing.lot_size if listing.instrument_type.startswith("FUT") else 0
         self.ltq = 0
         self.ltt = now_ms
+        self.changed = now_ms  # exchange time of the book's last change
+        self.last: Tick | None = None  # the tick of that change, book included
 
 
 class SimulatedMarket:
@@ -172,6 +267,7 @@ class SimulatedMarket:
         book.high = max(book.high, book.ltp)
         book.low = min(book.low, book.ltp)
         book.ltt = now
+        book.changed = now
         if not lst.is_index:
             qty = rng.randint(1, 40) * lst.lot_size
             book.ltq = qty
@@ -179,15 +275,20 @@ class SimulatedMarket:
             book.turnover += qty * book.ltp
             if book.oi:
                 book.oi = max(lst.lot_size, book.oi + rng.randint(-3, 3) * lst.lot_size)
-        return self._tick(book, now)
+        book.last = self._tick(book)
+        return book.last
 
-    def snapshot(self, exchange: str, symbol: str, now_ms: int | None = None) -> Tick:
-        """The instrument's current state without moving it."""
+    def snapshot(self, exchange: str, symbol: str) -> Tick:
+        """The instrument's current state without moving it, stamped with the exchange time of its
+        last change (what a broker sends on subscribe): old values never look fresh."""
         book = self._books[(exchange, symbol)]
-        return self._tick(book, now_ms if now_ms is not None else int(time.time() * 1000))
+        if book.last is None:
+            book.last = self._tick(book)
+        return book.last
 
-    def _tick(self, book: _Book, now: int) -> Tick:
+    def _tick(self, book: _Book) -> Tick:
         lst = book.listing
+        now = book.changed
         if lst.is_index:
             return Tick(
                 symbol=lst.symbol,

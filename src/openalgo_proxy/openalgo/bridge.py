@@ -19,6 +19,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from openalgo_proxy.control import OrderUpdate
 from openalgo_proxy.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,9 @@ def parse_invalidation(topic: str) -> tuple[str, str] | None:
     return kind, user
 
 
-def parse_order_update(topic: str, payload: bytes) -> tuple[str, dict[str, Any]] | None:
-    """(broker, order_update) for an `*_orders` message; None when it is not one or is malformed."""
+def parse_order_update(topic: str, payload: bytes) -> tuple[str, OrderUpdate] | None:
+    """(broker, order update) for an `*_orders` message; None when it is not one or is malformed.
+    Missing or mistyped fields get neutral values (0, 0.0, ""), so clients always see every key."""
     if not topic.endswith(ORDERS_SUFFIX) or "_" not in topic[: -len(ORDERS_SUFFIX)]:
         return None
     source = topic.split("_", 1)[0].lower()
@@ -75,7 +77,7 @@ def parse_order_update(topic: str, payload: bytes) -> tuple[str, dict[str, Any]]
     user = event.get("user_id")
     if not isinstance(user, str) or not user:
         return None
-    order = {key: event.get(key) for key in ORDER_KEYS}
+    order: dict[str, Any] = {key: event.get(key) for key in ORDER_KEYS}
     for key in ("quantity", "filled_quantity", "pending_quantity"):
         if not isinstance(order[key], int) or isinstance(order[key], bool):
             order[key] = 0
@@ -85,9 +87,11 @@ def parse_order_update(topic: str, payload: bytes) -> tuple[str, dict[str, Any]]
     for key in ("mode", "broker", "orderid", "symbol", "exchange", "action", "pricetype", "product", "order_status"):
         order[key] = str(order[key]) if order[key] is not None else ""
     order["rejection_reason"] = str(order["rejection_reason"] or "")
-    order["mode"] = order["mode"] or ("analyze" if source == "analyze" else "live")
+    if order["mode"] not in ("live", "analyze"):
+        order["mode"] = "analyze" if source == "analyze" else "live"
     broker = str(order["broker"]).lower() or source
-    return broker, order
+    del order["type"]
+    return broker, OrderUpdate(**order)
 
 
 class OpenAlgoBridge:
@@ -95,7 +99,7 @@ class OpenAlgoBridge:
         self,
         endpoint: str,
         on_invalidate: Callable[[str, str], None],
-        on_order: Callable[[str, dict[str, Any]], None],
+        on_order: Callable[[str, OrderUpdate], None],
     ) -> None:
         self.endpoint = endpoint
         self._on_invalidate = on_invalidate

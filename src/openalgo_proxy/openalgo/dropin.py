@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import msgspec
 from cryptography.fernet import Fernet
 
 from openalgo_proxy import topics
@@ -23,6 +22,7 @@ from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.credentials import CredentialProvider
 from openalgo_proxy.bus import Publisher, run_seq_base
 from openalgo_proxy.config import Settings
+from openalgo_proxy.control import OrderUpdate, encode_order_update
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.openalgo.bridge import OpenAlgoBridge
 from openalgo_proxy.openalgo.crypto import fernet_for
@@ -34,7 +34,6 @@ from openalgo_proxy.openalgo.session import BROKER_NAMES, OpenAlgoSession
 from openalgo_proxy.openalgo.stats import StatsWriter
 
 log = logging.getLogger(__name__)
-_encode = msgspec.json.Encoder().encode
 
 
 @dataclass
@@ -116,9 +115,9 @@ class OrderRelay:
         self.published = 0
         self.dropped = 0
 
-    def __call__(self, broker: str, order: dict[str, Any]) -> None:
+    def __call__(self, broker: str, order: OrderUpdate) -> None:
         try:
-            topic = topics.orders_topic(broker, order["user_id"])
+            topic = topics.orders_topic(broker, order.user_id)
         except ValueError:
             self.dropped += 1
             return
@@ -126,7 +125,7 @@ class OrderRelay:
             self.dropped += 1
             return
         self._seq += 1
-        self.publisher.publish(topic, self._seq, _encode(order))
+        self.publisher.publish(topic, self._seq, encode_order_update(order))
         self.published += 1
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from openalgo_proxy import topics
-from openalgo_proxy.bus import is_new_run
+from openalgo_proxy.bus import SNAPSHOT, is_new_run
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy.metrics import ProxyMetrics
@@ -58,6 +58,7 @@ class TopicState:
         "mode",
         "prefix",
         "slow",
+        "snapshot_prefix",
         "subscribers",
         "symbol",
     )
@@ -74,6 +75,7 @@ class TopicState:
         self.last_frame = b""
         self.last_seq = 0
         self.prefix = b""
+        self.snapshot_prefix = b""
         self.set_broker(broker)
 
     def set_broker(self, broker: str) -> None:
@@ -88,6 +90,7 @@ class TopicState:
             }
         )
         self.prefix = head[:-1] + b',"seq":'
+        self.snapshot_prefix = head[:-1] + b',"snapshot":true,"seq":'
 
 
 class Directory:
@@ -191,10 +194,10 @@ class Hub:
         if not self._batch_count:
             self._batch_started = time.perf_counter()
         self._batch_count += 1
-        if len(parts) != 3:
+        if len(parts) != 3 and (len(parts) != 4 or parts[3] != SNAPSHOT):
             self.metrics.errors["BUS_FRAME"] += 1
             return
-        topic, raw_seq, data = parts
+        topic, raw_seq, data = parts[0], parts[1], parts[2]
         state = self.topics.get(topic)
         if state is None:
             if topic[:1] == b"#":
@@ -214,7 +217,7 @@ class Hub:
                 self.metrics.bus_gaps += seq - last - 1
         state.last_seq = seq
         seq_text = b"%d" % seq
-        prefix = state.prefix
+        prefix = state.prefix if len(parts) == 3 else state.snapshot_prefix
         head = frame_header(len(prefix) + len(seq_text) + len(data) + 9)
         frame = b"".join((head, prefix, seq_text, _MID, data, _END))
         state.last_frame = frame

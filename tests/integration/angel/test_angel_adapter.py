@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
@@ -10,9 +11,13 @@ from openalgo_proxy.brokers.angel.codec import decode_packet, to_tick
 from openalgo_proxy.brokers.angel.login import AngelCredentials
 from openalgo_proxy.brokers.angel.simulator import AngelSimulator
 from openalgo_proxy.brokers.base import ConnectionState
+from openalgo_proxy.brokers.market import future_symbol
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
+from openalgo_proxy.payload import iso_millis, to_data
 from tests.integration.angel.angel_harness import until
+
+USDINR_FUT = future_symbol("USDINR")
 
 FAST = {"stall_timeout": 0.6}
 
@@ -22,7 +27,7 @@ async def test_lazy_connect_streams_each_mode_with_sent_values(harness: Any) -> 
     assert h.sim.connection_count == 0 and h.sim.handshake_attempts == 0
     rel = h.instrument("NSE", "RELIANCE")
     nifty = h.instrument("NSE_INDEX", "NIFTY")
-    usd = h.instrument("CDS", "USDINR29DEC25FUT")
+    usd = h.instrument("CDS", USDINR_FUT)
     async with asyncio.timeout(10):
         await h.adapter.set_wanted({rel: Mode.DEPTH, nifty: Mode.LTP, usd: Mode.QUOTE})
         await until(lambda: len(h.ticks) >= 3, what="three snapshots")
@@ -30,12 +35,12 @@ async def test_lazy_connect_streams_each_mode_with_sent_values(harness: Any) -> 
     for tick, key in (
         (h.ticks_for("RELIANCE")[-1], (1, "2885", 3)),
         (h.ticks_for("NIFTY")[-1], (1, "99926000", 1)),
-        (h.ticks_for("USDINR29DEC25FUT")[-1], (13, "1185", 2)),
+        (h.ticks_for(USDINR_FUT)[-1], (13, "1185", 2)),
     ):
         assert tick == to_tick(decode_packet(h.sim.last_sent[key]), tick.symbol, tick.exchange)
     depth = h.ticks_for("RELIANCE")[-1]
     assert depth.mode is Mode.DEPTH and len(depth.bids) == 5 and depth.bids[0].price < depth.asks[0].price
-    quote = h.ticks_for("USDINR29DEC25FUT")[-1]
+    quote = h.ticks_for(USDINR_FUT)[-1]
     assert quote.mode is Mode.QUOTE and 80 < quote.ltp < 100 and quote.close > 0
     status = h.adapter.status()
     assert status.state is ConnectionState.CONNECTED and status.connections == 1 and status.subscriptions == 3
@@ -183,3 +188,17 @@ async def test_static_tokens_connect_without_login() -> None:
             assert sim.login_attempts == 0 and sim.handshake_attempts == 1
         finally:
             await adapter.stop()
+
+
+async def test_subscribe_snapshot_carries_the_exchange_times_of_its_values(harness: Any) -> None:
+    h = await harness({"ticks_per_second": 0})  # only the snapshot sent on subscribe
+    old = (int(time.time()) - 300) * 1000  # five minutes ago, whole seconds (Angel's ltt unit)
+    for symbol in ("RELIANCE", "INFY"):
+        h.sim.market.advance("NSE", symbol, now_ms=old)
+    rel, infy = h.instrument("NSE", "RELIANCE"), h.instrument("NSE", "INFY")
+    async with asyncio.timeout(10):
+        await h.adapter.set_wanted({rel: Mode.DEPTH, infy: Mode.QUOTE})
+        await until(lambda: len(h.ticks) >= 2, what="two snapshots")
+    for tick in h.ticks:  # a Quote packet has no ltt: the data's ltt falls back to the exchange time
+        data = to_data(tick, tick.mode)
+        assert (tick.exchange_time, data.ltt, data.timestamp) == (old, old, iso_millis(old)), tick.symbol

@@ -17,7 +17,10 @@ import pytest
 
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
 from openalgo_proxy.brokers.angel.simulator import AngelSimulator
+from openalgo_proxy.brokers.market import future_symbol
 from tests.support import System, client, running_system, wait_for
+
+USDINR_FUT = future_symbol("USDINR")
 
 
 @pytest.fixture
@@ -93,10 +96,10 @@ async def test_reliance_in_each_mode_gets_the_simulators_values(angel_system: tu
             assert msg["data"] == expected_data(sent, "RELIANCE", "NSE"), f"mode {mode}"
         assert sim.subscribed() == {(1, "2885", 3)}  # one upstream pair, in the richest mode
 
-        reply = await c.reply({"action": "subscribe", "symbol": "USDINR29DEC25FUT", "exchange": "CDS", "mode": 2})
+        reply = await c.reply({"action": "subscribe", "symbol": USDINR_FUT, "exchange": "CDS", "mode": 2})
         assert reply["status"] == "success"
-        msg = await c.market_data(within=10, where=lambda m: m["symbol"] == "USDINR29DEC25FUT")
-        assert msg["data"] == expected_data(sim.last_sent[(13, "1185", 2)], "USDINR29DEC25FUT", "CDS")
+        msg = await c.market_data(within=10, where=lambda m: m["symbol"] == USDINR_FUT)
+        assert msg["data"] == expected_data(sim.last_sent[(13, "1185", 2)], USDINR_FUT, "CDS")
         assert 80 < msg["data"]["ltp"] < 100  # 1e-7 rupee units scaled, not paise
 
         reply = await c.reply({"action": "subscribe", "symbol": "NIFTY", "exchange": "NSE_INDEX", "mode": 1})

@@ -10,6 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from openalgo_proxy.brokers.base import ConnectionState, FeedOptions
+from openalgo_proxy.brokers.market import future_symbol
 from openalgo_proxy.brokers.zerodha.adapter import KiteAdapter
 from openalgo_proxy.brokers.zerodha.codec import ErrorMessage, KiteMode
 from openalgo_proxy.brokers.zerodha.simulator import KiteSimulator
@@ -17,6 +18,11 @@ from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Instrument, Mode
 
 from .conftest import Collector, make_adapter, wait_for
+
+USDINR_FUT = future_symbol("USDINR")
+NIFTY_FUT = future_symbol("NIFTY")
+CRUDE_FUT = future_symbol("CRUDEOIL")
+GOLD_FUT = future_symbol("GOLD")
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,9 +44,9 @@ async def test_streams_every_segment_in_its_mode(sim: KiteSimulator) -> None:
             instrument(adapter, "NSE", "RELIANCE"): Mode.DEPTH,
             instrument(adapter, "NSE_INDEX", "NIFTY"): Mode.QUOTE,
             instrument(adapter, "BSE_INDEX", "SENSEX"): Mode.DEPTH,
-            instrument(adapter, "NFO", "NIFTY30DEC25FUT"): Mode.QUOTE,
-            instrument(adapter, "MCX", "CRUDEOIL19DEC25FUT"): Mode.LTP,
-            instrument(adapter, "CDS", "USDINR29DEC25FUT"): Mode.DEPTH,
+            instrument(adapter, "NFO", NIFTY_FUT): Mode.QUOTE,
+            instrument(adapter, "MCX", CRUDE_FUT): Mode.LTP,
+            instrument(adapter, "CDS", USDINR_FUT): Mode.DEPTH,
         }
         await adapter.set_wanted(wanted)
         symbols = {i.symbol for i in wanted}
@@ -60,10 +66,10 @@ async def test_streams_every_segment_in_its_mode(sim: KiteSimulator) -> None:
         sensex = got.last("SENSEX")
         assert sensex.exchange == "BSE_INDEX" and sensex.mode is Mode.DEPTH and sensex.bids == ()
         assert sensex.exchange_time > 0
-        assert got.last("NIFTY30DEC25FUT").mode is Mode.QUOTE
-        crude = got.last("CRUDEOIL19DEC25FUT")
+        assert got.last(NIFTY_FUT).mode is Mode.QUOTE
+        crude = got.last(CRUDE_FUT)
         assert crude.mode is Mode.LTP and crude.open == 0.0 and 4700 < crude.ltp < 5800
-        usd = got.last("USDINR29DEC25FUT")
+        usd = got.last(USDINR_FUT)
         assert usd.mode is Mode.DEPTH and 80 < usd.ltp < 98  # cds divisor 1e7
         assert abs(usd.ltp / 0.0025 - round(usd.ltp / 0.0025)) < 1e-6
         status = adapter.status()
@@ -329,7 +335,7 @@ async def test_exchange_filter_limits_lookup_and_directory(
         assert adapter.exchanges() == ("CDS", "MCX")
         assert set(adapter.directory()) == {"CDS", "MCX"}
         assert adapter.lookup("NSE", "RELIANCE") is None
-        assert adapter.lookup("MCX", "GOLD05FEB26FUT") is not None
+        assert adapter.lookup("MCX", GOLD_FUT) is not None
     finally:
         await adapter.stop()
 

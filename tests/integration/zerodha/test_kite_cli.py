@@ -8,7 +8,10 @@ import urllib.request
 
 import pytest
 
+from openalgo_proxy.brokers.market import future_symbol
 from tests.support import client, eventually, free_port, start_cli, stop_process
+
+GOLD_FUT = future_symbol("GOLD")
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.slow]
 
@@ -55,7 +58,7 @@ async def test_run_broker_zerodha_against_the_simulator_process() -> None:
                     "action": "subscribe",
                     "symbols": [
                         {"symbol": "NIFTY", "exchange": "NSE_INDEX"},
-                        {"symbol": "GOLD05FEB26FUT", "exchange": "MCX"},
+                        {"symbol": GOLD_FUT, "exchange": "MCX"},
                     ],
                     "mode": 2,
                 },
@@ -67,7 +70,7 @@ async def test_run_broker_zerodha_against_the_simulator_process() -> None:
                 msg = await c.market_data(within=10)
                 seen[msg["symbol"]] = msg
             assert {m["broker"] for m in seen.values()} == {"zerodha"}
-            assert 100000 < seen["GOLD05FEB26FUT"]["data"]["ltp"] < 160000
+            assert 100000 < seen[GOLD_FUT]["data"]["ltp"] < 160000
     finally:
         if run is not None:
             assert stop_process(run) == 0

@@ -14,6 +14,7 @@ import zmq
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
 from openalgo_proxy.brokers.angel.simulator import AngelSimulator
 from openalgo_proxy.brokers.base import FeedOptions
+from openalgo_proxy.brokers.market import future_symbol
 from openalgo_proxy.brokers.zerodha.adapter import KiteAdapter
 from openalgo_proxy.brokers.zerodha.simulator import KiteSimulator
 from openalgo_proxy.config import AuthSettings, ProxySettings
@@ -25,6 +26,10 @@ from tests.support import client, free_port, running_system
 from tests.support import wait_for as wait_until
 
 from .conftest import make_adapter
+
+USDINR_FUT = future_symbol("USDINR")
+NIFTY_FUT = future_symbol("NIFTY")
+CRUDE_FUT = future_symbol("CRUDEOIL")
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -41,7 +46,7 @@ async def test_kite_ticks_reach_a_proxy_client_in_the_data_contract(sim: KiteSim
                 "symbols": [
                     {"symbol": "RELIANCE", "exchange": "NSE"},
                     {"symbol": "NIFTY", "exchange": "NSE_INDEX", "mode": 2},
-                    {"symbol": "USDINR29DEC25FUT", "exchange": "CDS", "mode": 1},
+                    {"symbol": USDINR_FUT, "exchange": "CDS", "mode": 1},
                 ],
                 "mode": 3,
             }
@@ -51,7 +56,7 @@ async def test_kite_ticks_reach_a_proxy_client_in_the_data_contract(sim: KiteSim
         while len(seen) < 3:
             msg = await c.market_data(within=5)
             seen[msg["symbol"]] = msg
-        for symbol, mode in (("RELIANCE", 3), ("NIFTY", 2), ("USDINR29DEC25FUT", 1)):
+        for symbol, mode in (("RELIANCE", 3), ("NIFTY", 2), (USDINR_FUT, 1)):
             msg = seen[symbol]
             assert msg["broker"] == "zerodha" and msg["mode"] == mode
             data = msg["data"]
@@ -59,7 +64,7 @@ async def test_kite_ticks_reach_a_proxy_client_in_the_data_contract(sim: KiteSim
             assert all(v is not None for v in data.values())
         rel = seen["RELIANCE"]["data"]
         assert isinstance(rel, dict) and len(rel["depth"]["buy"]) == 5 and rel["depth"]["buy"][0]["price"] > 0
-        usd = seen["USDINR29DEC25FUT"]["data"]
+        usd = seen[USDINR_FUT]["data"]
         assert isinstance(usd, dict) and 80 < usd["ltp"] < 98
         assert {t: m.value for t, m in sim.subscribed().items()} == {738561: "full", 256265: "quote", USDINR: "ltp"}
 
@@ -121,7 +126,7 @@ async def test_two_feeds_behind_one_proxy_route_by_exchange(sim: KiteSimulator) 
                 "action": "subscribe",
                 "symbols": [
                     {"symbol": "RELIANCE", "exchange": "NSE"},
-                    {"symbol": "CRUDEOIL19DEC25FUT", "exchange": "MCX"},
+                    {"symbol": CRUDE_FUT, "exchange": "MCX"},
                 ],
                 "mode": 2,
             }
@@ -131,12 +136,12 @@ async def test_two_feeds_behind_one_proxy_route_by_exchange(sim: KiteSimulator) 
         while len(brokers) < 2:
             msg = await c.market_data(within=5)
             brokers[msg["symbol"]] = msg["broker"]
-        assert brokers == {"RELIANCE": "angel", "CRUDEOIL19DEC25FUT": "zerodha"}
+        assert brokers == {"RELIANCE": "angel", CRUDE_FUT: "zerodha"}
         # each account carries only what it serves
         assert {t: m.value for t, m in sim.subscribed().items()} == {CRUDE: "quote"}
         assert {token for _, token, _ in angel_sim.subscribed()} == {"2885"}
         assert [i.symbol for i in feed_a.upstream] == ["RELIANCE"]
-        assert [i.symbol for i in feed_b.upstream] == ["CRUDEOIL19DEC25FUT"]
+        assert [i.symbol for i in feed_b.upstream] == [CRUDE_FUT]
         # an exchange neither feed serves is answered, not forwarded
-        nfo = await c.reply({"action": "subscribe", "symbol": "NIFTY30DEC25FUT", "exchange": "NFO", "mode": 1})
+        nfo = await c.reply({"action": "subscribe", "symbol": NIFTY_FUT, "exchange": "NFO", "mode": 1})
         assert nfo["subscriptions"][0]["code"] == "SYMBOL_NOT_FOUND"

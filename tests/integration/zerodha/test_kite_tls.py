@@ -45,8 +45,9 @@ def adapter_for(sim: KiteSimulator, master: Path) -> KiteAdapter:
 
 async def test_untrusted_certificate_is_refused(tls_sim: KiteSimulator, tmp_path: Path) -> None:
     assert tls_sim.url.startswith("wss://")
-    with pytest.raises(aiohttp.ClientConnectorCertificateError):
+    with pytest.raises(ki.BrokerError) as refused:  # the loader's one error type, caused by the certificate
         await ki.load(tls_sim.instruments_url)
+    assert isinstance(refused.value.__cause__, aiohttp.ClientConnectorCertificateError)
     master = tmp_path / "instruments.csv"
     master.write_bytes(tls_sim.csv)
     adapter = adapter_for(tls_sim, master)

@@ -89,8 +89,7 @@ def test_negative_change_keeps_ohlc() -> None:
     [
         lst
         for lst in UNIVERSE
-        if lst.symbol
-        in {"RELIANCE", "NIFTY", "USDINR29DEC25FUT", "CRUDEOIL19DEC25FUT", "SENSEX", "BANKNIFTY30DEC25FUT"}
+        if lst.symbol in {"RELIANCE", "NIFTY", "SENSEX"} or lst.name in {"USDINR", "CRUDEOIL", "BANKNIFTY"}
     ],
     ids=lambda lst: lst.symbol,
 )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from openalgo_proxy import topics
+from openalgo_proxy.control import OrderUpdate, encode_order_update
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.openalgo.bridge import OpenAlgoBridge, parse_invalidation, parse_order_update
 from openalgo_proxy.openalgo.stats import StatsWriter
@@ -24,12 +24,13 @@ def test_topic_parsing() -> None:
     assert parse_invalidation("CACHE_INVALIDATE_ALL_") is None
     raw = json.dumps(order_update("al_ice")).encode()
     broker, order = parse_order_update("ZERODHA_al_ice_orders", raw)  # type: ignore[misc]
-    assert broker == "zerodha" and order == order_update("al_ice")
-    assert list(order) == list(order_update("x"))  # exactly the agreed keys, in order
+    wire = json.loads(encode_order_update(order))
+    assert broker == "zerodha" and wire == order_update("al_ice")
+    assert list(wire) == list(order_update("x"))  # exactly the agreed keys, in order
     analyze = parse_order_update("ANALYZE_bob_orders", json.dumps(order_update("bob", mode="", broker="")).encode())
-    assert analyze is not None and analyze[0] == "analyze" and analyze[1]["mode"] == "analyze"
+    assert analyze is not None and analyze[0] == "analyze" and analyze[1].mode == "analyze"
     odd = parse_order_update("X_u_orders", json.dumps({"type": "order_update", "user_id": "u", "price": None}).encode())
-    assert odd is not None and odd[1]["price"] == 0.0 and odd[1]["quantity"] == 0 and odd[1]["symbol"] == ""
+    assert odd is not None and (odd[1].price, odd[1].quantity, odd[1].symbol) == (0.0, 0, "")
     for topic, payload in (
         ("ZERODHA_alice_positions", raw),
         ("ZERODHA_alice_orders", b"not json"),
@@ -44,7 +45,7 @@ async def test_bridge_receives_what_flask_publishes(tmp_path: Path) -> None:
     port = free_port()
     fake = FakeOpenAlgo(tmp_path, zmq_port=port, websocket_port=1)
     invalidations: list[tuple[str, str]] = []
-    orders: list[tuple[str, dict[str, Any]]] = []
+    orders: list[tuple[str, OrderUpdate]] = []
     bridge = OpenAlgoBridge(
         f"tcp://127.0.0.1:{port}", lambda k, u: invalidations.append((k, u)), lambda b, o: orders.append((b, o))
     )
@@ -58,7 +59,7 @@ async def test_bridge_receives_what_flask_publishes(tmp_path: Path) -> None:
         await asyncio.to_thread(fake.publish, "ZERODHA_alice_margins", {"x": 1})
         await wait_for(lambda: bool(orders) and bridge.ignored == 1, 5)
         assert invalidations[0] == ("ALL", "alice")
-        assert orders == [("zerodha", order_update("alice"))]
+        assert [(b, json.loads(encode_order_update(o))) for b, o in orders] == [("zerodha", order_update("alice"))]
         assert topics.parse_orders_topic(topics.orders_topic("zerodha", "alice")) == ("zerodha", "alice")
     finally:
         await bridge.stop()

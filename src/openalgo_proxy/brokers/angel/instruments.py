@@ -12,33 +12,23 @@ The master is downloaded (TLS verified) or read from a file, and cached on disk 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import hashlib
-import logging
-import os
-import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
-import aiohttp
 import msgspec
 
+from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.angel.codec import ExchangeType
-from openalgo_proxy.errors import BrokerError
+from openalgo_proxy.brokers.index import InstrumentIndex
+from openalgo_proxy.brokers.master import InstrumentMasterError, default_cache_dir
 from openalgo_proxy.model import Instrument
 
-log = logging.getLogger(__name__)
+__all__ = ["EXCHANGE_TYPES", "MASTER_PATH", "InstrumentMaster", "InstrumentMasterError", "default_cache_dir"]
 
 MASTER_URL = "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
 MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
-
-
-def default_cache_dir() -> str:
-    """Where the production master is cached when no cache_dir is configured."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "openalgo-proxy")
+CACHE_PREFIX = "angel-scripmaster"
 
 
 #: exch_seg (both spellings) -> (client exchange for tradables, client exchange for indices, exchange type)
@@ -83,10 +73,6 @@ class MasterRecord(msgspec.Struct, frozen=True):
 _decode_master = msgspec.json.Decoder(list[MasterRecord]).decode
 
 
-class InstrumentMasterError(BrokerError):
-    """The instrument master could not be loaded or parsed."""
-
-
 def _number(text: str, default: float) -> float:
     try:
         return float(text)
@@ -111,52 +97,32 @@ def client_name(record: MasterRecord) -> tuple[str, str] | None:
     return trade_exchange, symbol
 
 
-class InstrumentMaster:
+class InstrumentMaster(InstrumentIndex[tuple[int, str]]):
     """Both-way index over the master: lookup by client name and by (exchange type, token)."""
 
     def __init__(self, records: Iterable[MasterRecord]) -> None:
-        self._by_name: dict[tuple[str, str], Instrument] = {}
-        self._by_key: dict[tuple[int, str], Instrument] = {}
+        super().__init__()
         for record in records:
             names = client_name(record)
             if names is None:
                 continue
             exchange, symbol = names
-            key = (exchange, symbol)
-            existing = self._by_name.get(key)
+            existing = self.lookup(exchange, symbol)
             # NSE/BSE cash: the -EQ series wins a clash with a suffix-less row of the same name
             if existing is not None and not record.symbol.endswith("-EQ"):
                 continue
             tick_paise = _number(record.tick_size, 5.0) or 5.0  # indices list 0: use one paisa step of 5
             lot = int(_number(record.lotsize, 1.0)) or 1
             instrument = Instrument(symbol, exchange, record.token, round(tick_paise / 100.0, 6), lot, record.name)
-            if existing is not None:
-                self._by_key.pop((EXCHANGE_TYPES[exchange], existing.token), None)
-            self._by_name[key] = instrument
-            self._by_key[(int(EXCHANGE_TYPES[exchange]), record.token)] = instrument
-
-    def __len__(self) -> int:
-        return len(self._by_name)
-
-    def lookup(self, exchange: str, symbol: str) -> Instrument | None:
-        return self._by_name.get((exchange, symbol))
+            self.add(instrument, (int(EXCHANGE_TYPES[exchange]), record.token), replace=True)
 
     def by_token(self, exchange_type: int, token: str) -> Instrument | None:
-        return self._by_key.get((exchange_type, token))
+        return self.by_key((exchange_type, token))
 
     @staticmethod
     def key(instrument: Instrument) -> tuple[int, str]:
         """(exchange type, token) of an instrument, as the wire names it."""
         return int(EXCHANGE_TYPES[instrument.exchange]), instrument.token
-
-    def exchanges(self) -> tuple[str, ...]:
-        return tuple(sorted({exchange for exchange, _ in self._by_name}))
-
-    def directory(self) -> Mapping[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for exchange, symbol in self._by_name:
-            out.setdefault(exchange, []).append(symbol)
-        return out
 
 
 def parse_master(data: bytes) -> InstrumentMaster:
@@ -166,65 +132,16 @@ def parse_master(data: bytes) -> InstrumentMaster:
         raise InstrumentMasterError(f"instrument master is not a JSON array of string records: {exc}") from None
 
 
-def today_ist(now: dt.datetime | None = None) -> str:
-    return (now or dt.datetime.now(dt.UTC)).astimezone(IST).strftime("%Y-%m-%d")
+def today_ist(now: dt.datetime | None = None) -> dt.date:
+    return master.today_ist(now)
 
 
-def cache_path(cache_dir: str, url: str, day: str) -> Path:
-    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
-    return Path(cache_dir) / f"angel-scripmaster-{day}-{digest}.json"
-
-
-async def fetch(url: str, total_seconds: float = 180.0) -> bytes:
-    """Download the master over HTTP(S); certificates are verified (aiohttp's default SSL context)."""
-    client_timeout = aiohttp.ClientTimeout(total=total_seconds)
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=client_timeout) as session,
-            session.get(url) as response,
-        ):
-            if response.status != 200:
-                raise InstrumentMasterError(f"instrument master download failed: HTTP {response.status}")
-            return await response.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise InstrumentMasterError(f"instrument master download failed: {exc}") from exc
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def cache_path(cache_dir: str, url: str, day: dt.date) -> Path:
+    return master.cache_path(cache_dir, CACHE_PREFIX, url, day, ".json")
 
 
 async def load_master(source: str | None = None, cache_dir: str | None = None) -> InstrumentMaster:
     """Load from a URL (cached for the IST day in `cache_dir`) or a file path."""
-    source = source or MASTER_URL
-    if not source.startswith(("http://", "https://")):
-        try:
-            data = await asyncio.to_thread(Path(source).read_bytes)
-        except OSError as exc:
-            raise InstrumentMasterError(f"cannot read instrument master {source}: {exc}") from exc
-        return parse_master(data)
-    cached = cache_path(cache_dir, source, today_ist()) if cache_dir else None
-    if cached is not None and cached.exists():
-        try:
-            master = parse_master(await asyncio.to_thread(cached.read_bytes))
-            log.info("angel: instrument master from cache %s (%d instruments)", cached, len(master))
-            return master
-        except (OSError, InstrumentMasterError) as exc:
-            log.warning("angel: ignoring unreadable cache %s: %s", cached, exc)
-    data = await fetch(source)
-    master = parse_master(data)
-    if cached is not None:
-        try:
-            await asyncio.to_thread(_write_atomic, cached, data)
-        except OSError as exc:
-            log.warning("angel: cannot cache instrument master in %s: %s", cached.parent, exc)
-    log.info("angel: instrument master downloaded (%d instruments)", len(master))
-    return master
+    return await master.load_daily(
+        source or MASTER_URL, parse_master, prefix=CACHE_PREFIX, suffix=".json", cache_dir=cache_dir
+    )

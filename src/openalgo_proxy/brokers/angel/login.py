@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pyotp
 
-from openalgo_proxy.brokers.angel.instruments import today_ist
+from openalgo_proxy.brokers.master import today_ist
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, BrokerRateLimited, ConfigError
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class AngelSession:
         return f"AngelSession(client_code={self.credentials.client_code!r}, api_url={self.api_url!r})"
 
     def _today(self) -> str:
-        return today_ist(self._clock.now(dt.UTC))
+        return today_ist(self._clock.now(dt.UTC)).isoformat()
 
     async def tokens(self) -> SessionTokens:
         """Current tokens; logs in first if there are none or they are from a previous IST day."""

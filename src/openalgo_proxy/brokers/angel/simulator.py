@@ -440,11 +440,10 @@ class AngelSimulator:
             client.pairs.setdefault(key, set()).add(mode)
         if self.mute or self.heartbeats_only:
             return
-        now = int(time.time() * 1000)
         for key in new:  # the current state at once, as Angel does on subscribe
             listing = self.listings.get(key)
             if listing is not None:
-                tick = self.market.snapshot(listing.exchange, listing.symbol, now)
+                tick = self.market.snapshot(listing.exchange, listing.symbol)
                 await self._send(client, self._encode(key, listing, tick, mode))
 
     # -- market -------------------------------------------------------------------------------

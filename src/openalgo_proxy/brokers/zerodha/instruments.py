@@ -7,24 +7,22 @@ NAME + DDMMMYY + FUT, options as NAME + DDMMMYY + STRIKE + CE/PE.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import gzip
-import hashlib
 import io
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
+from openalgo_proxy.brokers import master
+from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.errors import BrokerError
 from openalgo_proxy.model import Instrument
 from openalgo_proxy.topics import valid_name
+
+__all__ = ["BrokerError", "KiteInstruments", "KiteRow", "format_csv", "load", "load_file", "parse_csv"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ INDEX_NAMES: Mapping[str, str] = {
     "BANKEX": "BANKEX",
     "SENSEX50": "SENSEX50",
 }
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
+CACHE_PREFIX = "zerodha-instruments"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,23 +161,18 @@ def client_name(row: KiteRow) -> tuple[str, str] | None:
     return row.exchange, row.tradingsymbol
 
 
-class KiteInstruments:
+class KiteInstruments(InstrumentIndex[int]):
     """Client (exchange, symbol) <-> Kite instrument token, both ways."""
 
     def __init__(self, rows: Iterable[KiteRow]) -> None:
-        self._by_name: dict[tuple[str, str], Instrument] = {}
-        self._by_token: dict[int, Instrument] = {}
-        skipped = 0
+        super().__init__()
         for row in rows:
             try:
                 named = client_name(row)
             except ValueError:
                 named = None
             if named is None or not valid_name(named[0]) or not valid_name(named[1]):
-                skipped += 1
-                continue
-            if named in self._by_name or row.instrument_token in self._by_token:
-                skipped += 1
+                self.skipped += 1
                 continue
             instrument = Instrument(
                 symbol=named[1],
@@ -189,35 +182,10 @@ class KiteInstruments:
                 lot_size=max(row.lot_size, 1),
                 name=row.name,
             )
-            self._by_name[named] = instrument
-            self._by_token[row.instrument_token] = instrument
-        self.skipped = skipped
-
-    def __len__(self) -> int:
-        return len(self._by_name)
-
-    def lookup(self, exchange: str, symbol: str) -> Instrument | None:
-        return self._by_name.get((exchange, symbol))
+            self.add(instrument, row.instrument_token)
 
     def by_token(self, token: int) -> Instrument | None:
-        return self._by_token.get(token)
-
-    def exchanges(self) -> tuple[str, ...]:
-        return tuple(sorted({exchange for exchange, _ in self._by_name}))
-
-    def directory(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for exchange, symbol in self._by_name:
-            out.setdefault(exchange, []).append(symbol)
-        return out
-
-    def restricted(self, exchanges: Iterable[str]) -> KiteInstruments:
-        """Only the instruments of `exchanges` (a feed serving part of an account's exchanges)."""
-        keep = set(exchanges)
-        clone = KiteInstruments(())
-        clone._by_name = {k: v for k, v in self._by_name.items() if k[0] in keep}
-        clone._by_token = {int(v.token): v for v in clone._by_name.values()}
-        return clone
+        return self.by_key(token)
 
 
 def _decode(body: bytes) -> str:
@@ -226,25 +194,9 @@ def _decode(body: bytes) -> str:
     return body.decode("utf-8-sig")
 
 
-def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
-
-
-def cache_path(cache_dir: str, source: str, today: dt.date) -> Path:
-    tag = "default" if source == DEFAULT_URL else hashlib.sha256(source.encode()).hexdigest()[:12]
-    return Path(cache_dir) / f"zerodha-instruments-{tag}-{today.isoformat()}.csv"
-
-
-async def fetch(url: str, headers: Mapping[str, str] | None = None, download_timeout: float = 60.0) -> str:
-    """Download the master (TLS verified, gzip handled whether or not the server declares it)."""
-    client_timeout = aiohttp.ClientTimeout(total=download_timeout)
-    async with (
-        aiohttp.ClientSession(timeout=client_timeout) as session,
-        session.get(url, headers=dict(headers or {})) as response,
-    ):
-        if response.status != 200:
-            raise BrokerError(f"instrument master download failed: HTTP {response.status}")
-        return _decode(await response.read())
+def parse(body: bytes) -> KiteInstruments:
+    """The master from the CSV body (gzipped or not)."""
+    return KiteInstruments(parse_csv(_decode(body)))
 
 
 async def load(
@@ -254,37 +206,17 @@ async def load(
     today: dt.date | None = None,
 ) -> KiteInstruments:
     """The master from a URL (cached on disk for the IST day when cache_dir is set) or a file path."""
-    source = source or DEFAULT_URL
-    if not _is_url(source):
-        return await asyncio.to_thread(load_file, source)
-    day = today or dt.datetime.now(IST).date()
-    cached = cache_path(cache_dir, source, day) if cache_dir else None
-    if cached is not None and cached.is_file():
-        log.info("kite instruments: using cache %s", cached)
-        return await asyncio.to_thread(load_file, str(cached))
-    text = await fetch(source, headers)
-    instruments = await asyncio.to_thread(lambda: KiteInstruments(parse_csv(text)))
-    if cached is not None:
-        await asyncio.to_thread(_write_atomic, cached, text)
-    log.info("kite instruments: loaded %d instruments", len(instruments))
-    return instruments
+    return await master.load_daily(
+        source or DEFAULT_URL,
+        parse,
+        prefix=CACHE_PREFIX,
+        suffix=".csv",
+        cache_dir=cache_dir,
+        headers=headers,
+        today=today,
+    )
 
 
 def load_file(path: str) -> KiteInstruments:
     """The master from a CSV file (gzipped or not)."""
-    return KiteInstruments(parse_csv(_decode(Path(path).read_bytes())))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".zerodha-instruments-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    for old in path.parent.glob("zerodha-instruments-*.csv"):
-        if old != path and old.name.rsplit("-", 3)[0] == path.name.rsplit("-", 3)[0]:
-            old.unlink(missing_ok=True)
+    return parse(Path(path).read_bytes())

@@ -303,7 +303,7 @@ class KiteSimulator:
         if advance:
             tick = self.market.advance(lst.exchange, lst.symbol, now_ms)
         else:
-            tick = self.market.snapshot(lst.exchange, lst.symbol, now_ms)
+            tick = self.market.snapshot(lst.exchange, lst.symbol)
         return codec.encode_packet(codec.packet_from_tick(tick, token, mode))
 
     async def _send(self, conn: SimConnection, frame: bytes) -> None:
