@@ -37,7 +37,9 @@ def _broker(parser: argparse.ArgumentParser) -> None:
         "--broker",
         help="angel-simulator (default: the Angel adapter against a local simulator) | simulator | angel | zerodha",
     )
-    parser.add_argument("--ws-url", help="broker streaming URL override")
+    parser.add_argument(
+        "--ws-url", "--upstream", dest="ws_url", help="broker streaming URL override; chain mode: the upstream proxy"
+    )
     parser.add_argument("--api-url", help="broker REST base URL override")
     parser.add_argument("--instruments", help="instrument master URL or file override")
     parser.add_argument("--exchanges", help="comma-separated exchanges this feed serves (default: all)")

@@ -17,6 +17,8 @@ ADAPTERS: dict[str, str] = {
     "simulator": "openalgo_proxy.brokers.simulated.adapter",
     "angel": "openalgo_proxy.brokers.angel.adapter",
     "zerodha": "openalgo_proxy.brokers.zerodha.adapter",
+    # chain mode: a client of an OpenAlgo-protocol proxy (--upstream), for brokers not streamed natively
+    "openalgo": "openalgo_proxy.brokers.openalgo.adapter",
 }
 
 SIMULATORS: dict[str, str] = {
