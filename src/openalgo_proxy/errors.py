@@ -25,7 +25,10 @@ class CloseCode(enum.IntEnum):
     GOING_AWAY = 1001
     PROTOCOL_ERROR = 1002
     UNSUPPORTED_DATA = 1003
+    ABNORMAL = 1006  # never sent: the connection ended without a closing handshake
+    INVALID_DATA = 1007
     MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
     TRY_AGAIN_LATER = 1013
     AUTH_TIMEOUT = 4401
     TOO_SLOW = 4008

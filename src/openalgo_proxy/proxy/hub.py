@@ -1,17 +1,20 @@
 """Topic index and fan-out: the hot path.
 
 A bus frame is turned into one WebSocket frame (bytes built once) and appended to each fast
-subscriber's pending list; slow (paused) subscribers keep only the latest frame per topic.
-Dirty connections are flushed once per bus drain, each in a single write.
+subscriber's outbox; slow (paused) outboxes keep only the latest frame per topic. Dirty outboxes
+are flushed once per bus drain, each in a single write. The hub knows outboxes, never connections
+or sessions.
+
+Invariant, per topic: ``subscribers`` is the disjoint union of ``slow`` (paused outboxes) and the
+outboxes whose ``append`` is in ``appenders`` (one entry each).
 """
 
 from __future__ import annotations
 
 import logging
-import struct
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -19,32 +22,17 @@ from openalgo_proxy import topics
 from openalgo_proxy.bus import SNAPSHOT, is_new_run
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
+from openalgo_proxy.proxy.frames import frame_header, text_frame
 from openalgo_proxy.proxy.metrics import ProxyMetrics
+from openalgo_proxy.proxy.outbox import Outbox
 
-if TYPE_CHECKING:
-    from openalgo_proxy.proxy.connection import Connection
+__all__ = ["Directory", "Hub", "TopicState", "frame_header", "text_frame"]
 
 log = logging.getLogger(__name__)
 
-_H16 = struct.Struct("!BBH")
-_H64 = struct.Struct("!BBQ")
 _MID = b',"data":'
 _END = b"}"
 _decode = msgspec.json.decode
-
-
-def frame_header(n: int) -> bytes:
-    """Header of an unmasked, final WebSocket text frame (server to client) with an n-byte payload."""
-    if n < 126:
-        return bytes((0x81, n))
-    if n < 65536:
-        return _H16.pack(0x81, 126, n)
-    return _H64.pack(0x81, 127, n)
-
-
-def text_frame(payload: bytes) -> bytes:
-    """An unmasked, final WebSocket text frame (server to client)."""
-    return frame_header(len(payload)) + payload
 
 
 class TopicState:
@@ -69,9 +57,9 @@ class TopicState:
         self.exchange = exchange
         self.mode = mode
         self.client_topic = topics.client_topic(symbol, exchange)
-        self.subscribers: dict[Connection, None] = {}
+        self.subscribers: dict[Outbox[TopicState], None] = {}
         self.appenders: list[Callable[[bytes], None]] = []
-        self.slow: set[Connection] = set()
+        self.slow: set[Outbox[TopicState]] = set()
         self.last_frame = b""
         self.last_seq = 0
         self.prefix = b""
@@ -143,51 +131,89 @@ class Hub:
     ) -> None:
         self.metrics = metrics
         self.topics: dict[bytes, TopicState] = {}
-        self.dirty: set[Connection] = set()
+        self.dirty: set[Outbox[TopicState]] = set()
         self.directory = Directory(default_broker)
         self._bus_subscribe = bus_subscribe
         self._bus_unsubscribe = bus_unsubscribe
         self._batch_started = 0.0
         self._batch_count = 0
-        self.on_reject: Callable[[TopicState, str, str], None] | None = None
+        self.on_reject: Callable[[TopicState, str, str], None] | None = self.reject
 
     # -- subscriptions -------------------------------------------------------------------------
-    def subscribe(self, conn: Connection, symbol: str, exchange: str, mode: Mode) -> TopicState:
+    def subscribe(self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode) -> TopicState:
         bus_topic = topics.bus_topic(exchange, symbol, mode)
         state = self.topics.get(bus_topic)
         if state is None:
             state = TopicState(bus_topic, symbol, exchange, mode, self.directory.broker(exchange))
             self.topics[bus_topic] = state
             self._bus_subscribe(bus_topic)
-        if conn not in state.subscribers:
-            state.subscribers[conn] = None
-            if conn.paused:
-                state.slow.add(conn)
+        if outbox not in state.subscribers:
+            state.subscribers[outbox] = None
+            outbox.topics[bus_topic] = state
+            if outbox.paused:
+                state.slow.add(outbox)
             else:
-                state.appenders.append(conn.append)
+                state.appenders.append(outbox.append)
         return state
 
-    def unsubscribe(self, conn: Connection, state: TopicState) -> None:
-        if conn not in state.subscribers:
+    def unsubscribe(self, outbox: Outbox[TopicState], state: TopicState) -> None:
+        if outbox not in state.subscribers:
             return
-        del state.subscribers[conn]
-        if conn in state.slow:
-            state.slow.discard(conn)
+        del state.subscribers[outbox]
+        outbox.topics.pop(state.bus_topic, None)
+        if outbox in state.slow:
+            state.slow.discard(outbox)
         else:
-            state.appenders.remove(conn.append)
-        conn.conflated.pop(state, None)
+            state.appenders.remove(outbox.append)
+        outbox.conflated.pop(state, None)
         if not state.subscribers:
             del self.topics[state.bus_topic]
             self._bus_unsubscribe(state.bus_topic)
 
-    def set_paused(self, conn: Connection, paused: bool) -> None:
-        for state in conn.topics.values():
-            if paused:
-                state.appenders.remove(conn.append)
-                state.slow.add(conn)
-            else:
-                state.slow.discard(conn)
-                state.appenders.append(conn.append)
+    def unsubscribe_all(self, outbox: Outbox[TopicState]) -> list[TopicState]:
+        """Drop every topic of this outbox; the states it held, in subscription order."""
+        states = list(outbox.topics.values())
+        for state in states:
+            self.unsubscribe(outbox, state)
+        return states
+
+    def set_paused(self, outbox: Outbox[TopicState], paused: bool, now: float = 0.0) -> None:
+        """Move the outbox between the fast list and the conflating set of each of its topics."""
+        if paused == outbox.paused:
+            return
+        if paused:
+            outbox.pause(now)
+            for state in outbox.topics.values():
+                state.appenders.remove(outbox.append)
+                state.slow.add(outbox)
+        else:
+            for state in outbox.topics.values():
+                state.slow.discard(outbox)
+                state.appenders.append(outbox.append)
+            outbox.resume()
+
+    def reject(self, state: TopicState, code: str, message: str) -> None:
+        """A feed refused this topic: every subscriber loses it and is told."""
+        for outbox in list(state.subscribers):
+            self.unsubscribe(outbox, state)
+            outbox.on_reject(state, code, message)
+
+    # -- what the feeds serve (read by sessions) ---------------------------------------------------
+    def check(self, exchange: str, symbol: str) -> tuple[ErrorCode, str] | None:
+        return self.directory.check(exchange, symbol)
+
+    def brokers(self) -> list[str]:
+        return self.directory.brokers()
+
+    def exchanges(self) -> list[str]:
+        return sorted(self.directory.symbols)
+
+    def broker_name(self) -> str:
+        brokers = self.directory.brokers()
+        return brokers[0] if len(brokers) == 1 else (self.directory.default_broker or ",".join(brokers))
+
+    def upstream_connected(self) -> bool:
+        return any(status.get("state") == "connected" for status in self.directory.status.values())
 
     # -- bus -------------------------------------------------------------------------------------
     def on_bus_message(self, parts: list[bytes]) -> None:
@@ -225,8 +251,8 @@ class Hub:
             append(frame)
         if state.slow:
             conflated = 0
-            for conn in state.slow:
-                pending = conn.conflated
+            for outbox in state.slow:
+                pending = outbox.conflated
                 if state in pending:
                     conflated += 1
                 pending[state] = frame
@@ -235,7 +261,7 @@ class Hub:
         self.metrics.messages_out += len(state.subscribers)
 
     def flush(self) -> None:
-        """End of a bus drain: one write per connection that got frames."""
+        """End of a bus drain: one write per outbox that got frames."""
         count = self._batch_count
         if count:
             self.metrics.bus_messages += count
@@ -243,8 +269,8 @@ class Hub:
         dirty = self.dirty
         if dirty:
             self.dirty = set()
-            for conn in dirty:
-                conn.flush()
+            for outbox in dirty:
+                outbox.flush()
             if count:
                 self.metrics.tick_to_send.observe(time.perf_counter() - self._batch_started, count)
 

@@ -20,12 +20,15 @@ from websockets.http11 import Request, Response
 from openalgo_proxy import topics
 from openalgo_proxy.bus import Subscriber
 from openalgo_proxy.config import AuthSettings, LimitSettings, ProxySettings, TlsSettings
-from openalgo_proxy.errors import CloseCode, ErrorCode
-from openalgo_proxy.proxy.auth import Authenticator, Grant
-from openalgo_proxy.proxy.connection import FEATURES, Connection
-from openalgo_proxy.proxy.hub import Hub, TopicState
+from openalgo_proxy.errors import CloseCode
+from openalgo_proxy.proxy.admission import Admission
+from openalgo_proxy.proxy.auth import Authenticator
+from openalgo_proxy.proxy.connection import Connection, Gateway
+from openalgo_proxy.proxy.hub import Hub
 from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
+from openalgo_proxy.proxy.origin import origin_allowed
+from openalgo_proxy.proxy.session import SessionLimits
 from openalgo_proxy.proxy.tls import server_context
 from openalgo_proxy.proxy.upstream_metrics import BrokerStatusCollector
 
@@ -68,20 +71,29 @@ class ProxyServer:
         self.cfg = cfg
         self.auth = auth or AuthSettings.model_validate({})
         self.limits = limits or LimitSettings.model_validate({})
-        self.authenticator = authenticator or Authenticator(self.auth)  # drop-in mode brings OpenAlgo's keys
-        self.auth_required = self.authenticator.required
-        self.identities = IdentityCounter()
-        self.pending_handshakes = 0  # connections before their WebSocket upgrade
+        if authenticator is not None:  # drop-in mode brings OpenAlgo's keys
+            self.admission = Admission(self.limits, cfg.max_connections, authenticator)
+        else:
+            self.admission = Admission.from_settings(self.limits, cfg.max_connections, self.auth)
         self.tls_context = server_context(tls or TlsSettings.model_validate({}))
         self.metrics = ProxyMetrics()
         self._ctx = ctx or zmq.Context.instance()
         self.subscriber: Subscriber | None = None
         self.hub = Hub(self.metrics, self._bus_subscribe, self._bus_unsubscribe, cfg.default_broker)
-        self.hub.on_reject = self._on_reject
         self.connections: set[Connection] = set()
         self.all_closed = asyncio.Event()
-        self.open_count = 0  # connections past the handshake, kept by Connection
         self._ids = itertools.count(1)
+        self.gateway = Gateway(
+            cfg=cfg,
+            hub=self.hub,
+            admission=self.admission,
+            metrics=self.metrics,
+            limits=SessionLimits.from_settings(cfg, self.auth),
+            route=self.route,
+            next_id=self.next_id,
+            on_made=self.connections.add,
+            on_lost=self._on_lost,
+        )
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.port = cfg.port
@@ -95,6 +107,27 @@ class ProxyServer:
     def next_id(self) -> int:
         return next(self._ids)
 
+    # -- what tests and tools read ---------------------------------------------------------------
+    @property
+    def authenticator(self) -> Authenticator:
+        return self.admission.authenticator
+
+    @property
+    def auth_required(self) -> bool:
+        return self.admission.auth_required
+
+    @property
+    def identities(self) -> IdentityCounter:
+        return self.admission.identities
+
+    @property
+    def pending_handshakes(self) -> int:
+        return self.admission.pending
+
+    @property
+    def open_count(self) -> int:
+        return self.admission.open_count
+
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -104,7 +137,7 @@ class ProxyServer:
             self.subscriber.subscribe(prefix)
         tls = self.tls_context
         self._server = await loop.create_server(
-            lambda: Connection(self),
+            lambda: Connection(self.gateway),
             self.cfg.host,
             self.cfg.port,
             backlog=4096,
@@ -154,66 +187,13 @@ class ProxyServer:
         if self.subscriber is not None:
             self.subscriber.unsubscribe(topic)
 
-    def _on_reject(self, state: TopicState, code: str, message: str) -> None:
-        try:
-            err = ErrorCode(code)
-        except ValueError:
-            err = ErrorCode.BROKER_UNAVAILABLE
-        for conn in list(state.subscribers):
-            conn.drop_topic(state)
-            conn.send_error(
-                err,
-                message or "the broker refused this subscription",
-                symbol=state.symbol,
-                exchange=state.exchange,
-                mode=int(state.mode),
-                topic=state.client_topic,
-            )
-
-    # -- admission and auth -----------------------------------------------------------------------
-    def admit(self, conn: Connection) -> bool:
-        """Called once per completed handshake (the connection already counts itself as open)."""
-        return self.open_count <= self.cfg.max_connections
-
-    def authorize(self, credential: str | None) -> Grant:
-        """The grant these credentials prove; AuthFailed otherwise."""
-        return self.authenticator.authenticate(credential)
-
-    def on_authenticated(self, conn: Connection, grant: Grant) -> str | None:
-        """Count the connection against its identity's cap; the problem when it is over the cap."""
-        if not self.auth_required or conn.counted_identity == grant.identity:
-            return None
-        limit = grant.role.max_connections or self.limits.max_connections_per_identity
-        if not self.identities.acquire(grant.identity, limit):
-            return f"at most {limit} concurrent connections for this identity"
-        if conn.counted_identity is not None:
-            self.identities.release(conn.counted_identity)
-        conn.counted_identity = grant.identity
-        return None
-
-    def on_closed(self, conn: Connection) -> None:
-        """Admission bookkeeping when an open connection ends."""
-        if conn.counted_identity is not None:
-            self.identities.release(conn.counted_identity)
-            conn.counted_identity = None
-
-    def _revoke_removed_keys(self) -> None:
-        for conn in list(self.connections):
-            grant = conn.grant
-            if grant is not None and not conn.closing and not self.authenticator.still_valid(grant):
-                log.info("conn %d %s key of %s revoked: closing with 4401", conn.cid, conn.peer, grant.identity)
-                conn.close(CloseCode.AUTH_TIMEOUT, "API key revoked")
-
-    def on_lost(self, conn: Connection) -> None:
+    # -- connections -------------------------------------------------------------------------------
+    def _on_lost(self, conn: Connection) -> None:
         self.connections.discard(conn)
         if not self.connections:
             self.all_closed.set()
 
     # -- status ------------------------------------------------------------------------------------
-    def broker_name(self) -> str:
-        brokers = self.hub.directory.brokers()
-        return brokers[0] if len(brokers) == 1 else (self.cfg.default_broker or ",".join(brokers))
-
     def feeds(self) -> dict[str, dict[str, Any]]:
         now = time.monotonic()
         out = {}
@@ -232,33 +212,31 @@ class ProxyServer:
         ok = bool(fresh) and bool(self.hub.directory.symbols)
         return ok, {"ready": ok, "feeds": feeds, "connections": len(self.connections), "topics": len(self.hub.topics)}
 
-    def broker_info(self) -> dict[str, Any]:
-        feeds = self.feeds()
-        state = "connected" if any(f.get("state") == "connected" for f in feeds.values()) else "disconnected"
-        return {
-            "type": "broker_info",
-            "status": "success",
-            "broker": self.broker_name(),
-            "brokers": self.hub.directory.brokers(),
-            "adapter_status": state,
-            "exchanges": sorted(self.hub.directory.symbols),
-            "supported_features": FEATURES,
-        }
-
     def _gauges(self) -> dict[str, float]:
         feeds = self.feeds()
         age = min((f.get("last_tick_age", -1.0) for f in feeds.values() if f.get("last_tick_age", -1) >= 0), default=-1)
         return {
             "connections_open": float(self.open_count),
-            "subscriptions": float(sum(len(c.topics) for c in self.connections)),
+            "subscriptions": float(sum(len(c.outbox.topics) for c in self.connections)),
             "topics": float(len(self.hub.topics)),
-            "slow_clients": float(sum(1 for c in self.connections if c.paused)),
+            "slow_clients": float(sum(1 for c in self.connections if c.outbox.paused)),
             "broker_connected": float(any(f.get("state") == "connected" for f in feeds.values())),
             "tick_age_seconds": float(age),
             "ready": float(self.ready()[0]),
         }
 
     # -- HTTP side ----------------------------------------------------------------------------------
+    def route(self, request: Request, peer: str) -> Response | None:
+        """None for a WebSocket upgrade this server accepts; otherwise the HTTP response."""
+        headers = request.headers
+        if headers.get("Upgrade", "").lower() != "websocket":
+            return self.http_response(request)
+        tls = self.tls_context is not None
+        if not origin_allowed(headers.get("Origin"), headers.get("Host"), self.cfg.allowed_origins, tls):
+            log.info("%s refused: origin not allowed", peer)
+            return _response(403, b"origin not allowed\n", "text/plain")
+        return None
+
     def http_response(self, request: Request) -> Response:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
@@ -281,38 +259,19 @@ class ProxyServer:
 
     # -- timers --------------------------------------------------------------------------------------
     async def _sweep(self) -> None:
-        cfg = self.cfg
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
-            if self.authenticator.reload_keys():
-                self._revoke_removed_keys()
+            revalidate = self.authenticator.reload_keys()
             now = time.monotonic()
             wall = time.time()
             for conn in list(self.connections):
-                if conn.closing:
-                    continue
-                if not conn.open:
-                    if now - conn.created > cfg.handshake_timeout:
-                        conn.abort()
-                    continue
-                if not conn.authenticated and now - conn.opened_at > self.auth.deadline:
-                    conn.close(CloseCode.AUTH_TIMEOUT, "authentication required")
-                elif conn.grant is not None and conn.grant.expires_at is not None and wall >= conn.grant.expires_at:
-                    log.info("conn %d %s token of %s expired: closing with 4401", conn.cid, conn.peer, conn.identity)
-                    conn.close(CloseCode.AUTH_TIMEOUT, "token expired")
-                elif conn.paused and now - conn.paused_since > cfg.slow_client_grace:
-                    self.metrics.slow_disconnects[CloseCode.TOO_SLOW] += 1
-                    log.info("conn %d %s too slow: closing with 4008", conn.cid, conn.peer)
-                    conn.close(CloseCode.TOO_SLOW, "too slow to keep up")
-                elif conn.ping_waiting_since:
-                    if now - conn.ping_waiting_since > cfg.ping_timeout:
-                        conn.close(1011, "keepalive ping timeout")
-                elif now - conn.last_ping >= cfg.ping_interval:
-                    conn.send_ping(now)
+                if revalidate:
+                    conn.revalidate()
+                conn.tick(now, wall)
 
 
 def _response(status: int, body: bytes, content_type: str) -> Response:
-    reasons = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
+    reasons = {200: "OK", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}
     headers = Headers(
         [
             ("Content-Type", content_type),

@@ -1,0 +1,139 @@
+"""Protocol dialects: how a session reads client messages and shapes its replies.
+
+A session holds one dialect for its life. The seed dialect is the protocol of the README ("The
+protocol"); another dialect (OpenAlgo's) implements the same methods with its own shapes. Replies
+are built from plain values (results, identities, broker facts) so a dialect never sees a session,
+a hub or a socket. Market-data frames are built once per tick by the hub and are not shaped here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from openalgo_proxy.errors import ErrorCode
+from openalgo_proxy.proxy import protocol as proto
+
+FEATURES = {"ltp": True, "quote": True, "depth": True}
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerFacts:
+    """What `get_broker_info` reports, gathered by the session from the hub."""
+
+    broker: str
+    brokers: list[str]
+    connected: bool
+    exchanges: list[str]
+
+
+class Dialect(Protocol):
+    name: str
+
+    def parse(self, data: bytes) -> proto.ParsedRequest:
+        """One client text message -> a command; proto.BadRequest with its code otherwise."""
+
+    def error(self, code: ErrorCode, message: str, request_id: Any = None, **extra: Any) -> bytes: ...
+
+    def authenticated(self, identity: str, broker: str, request_id: Any) -> bytes: ...
+
+    def pong(self, ping_id: Any, server_ms: int, request_id: Any) -> bytes: ...
+
+    def supported_brokers(self, brokers: list[str], request_id: Any) -> bytes: ...
+
+    def broker_info(self, facts: BrokerFacts, request_id: Any) -> bytes: ...
+
+    def subscribed(self, results: list[dict[str, Any]], single: bool, request_id: Any) -> bytes: ...
+
+    def unsubscribed(self, results: list[dict[str, Any]], single_topic: str | None, request_id: Any) -> bytes: ...
+
+    def unsubscribed_all(self, removed: list[dict[str, Any]], request_id: Any) -> bytes: ...
+
+    def subscriptions(self, listed: list[dict[str, Any]], request_id: Any) -> bytes: ...
+
+
+class SeedDialect:
+    """The proxy's own protocol (docs/protocol.md)."""
+
+    name = "seed"
+
+    def parse(self, data: bytes) -> proto.ParsedRequest:
+        return proto.parse_request(data)
+
+    def error(self, code: ErrorCode, message: str, request_id: Any = None, **extra: Any) -> bytes:
+        return proto.error(code, message, request_id, **extra)
+
+    def authenticated(self, identity: str, broker: str, request_id: Any) -> bytes:
+        return proto.reply(
+            {
+                "type": "auth",
+                "status": "success",
+                "message": "Authentication successful",
+                "user_id": identity,
+                "broker": broker,
+                "supported_features": FEATURES,
+            },
+            request_id,
+        )
+
+    def pong(self, ping_id: Any, server_ms: int, request_id: Any) -> bytes:
+        body: dict[str, Any] = {"type": "pong", "status": "success", "server_timestamp": server_ms}
+        if ping_id is not None:
+            body["_pingId"] = ping_id
+        return proto.reply(body, request_id)
+
+    def supported_brokers(self, brokers: list[str], request_id: Any) -> bytes:
+        return proto.reply({"type": "supported_brokers", "status": "success", "brokers": brokers}, request_id)
+
+    def broker_info(self, facts: BrokerFacts, request_id: Any) -> bytes:
+        return proto.reply(
+            {
+                "type": "broker_info",
+                "status": "success",
+                "broker": facts.broker,
+                "brokers": facts.brokers,
+                "adapter_status": "connected" if facts.connected else "disconnected",
+                "exchanges": facts.exchanges,
+                "supported_features": FEATURES,
+            },
+            request_id,
+        )
+
+    def subscribed(self, results: list[dict[str, Any]], single: bool, request_id: Any) -> bytes:
+        ok = sum(1 for r in results if r["status"] == "success")
+        body: dict[str, Any] = {
+            "type": "subscription",
+            "status": proto.overall_status(results),
+            "message": f"subscribed to {ok} of {len(results)}",
+            "subscriptions": results,
+        }
+        if single:
+            body["topic"] = results[0]["topic"]
+        return proto.reply(body, request_id)
+
+    def unsubscribed(self, results: list[dict[str, Any]], single_topic: str | None, request_id: Any) -> bytes:
+        body: dict[str, Any] = {
+            "type": "unsubscription",
+            "status": proto.overall_status(results),
+            "subscriptions": results,
+        }
+        if single_topic is not None:
+            body["topic"] = single_topic
+        return proto.reply(body, request_id)
+
+    def unsubscribed_all(self, removed: list[dict[str, Any]], request_id: Any) -> bytes:
+        return proto.reply(
+            {
+                "type": "unsubscription",
+                "status": "success",
+                "message": f"unsubscribed from {len(removed)} topic(s)",
+                "subscriptions": removed,
+            },
+            request_id,
+        )
+
+    def subscriptions(self, listed: list[dict[str, Any]], request_id: Any) -> bytes:
+        return proto.reply({"type": "subscriptions", "status": "success", "subscriptions": listed}, request_id)
+
+
+SEED = SeedDialect()

@@ -1,0 +1,512 @@
+"""One client's session, pure: client messages and time in, reply bytes and close decisions out.
+
+The session never sees a socket or the server. It talks to the hub (subscriptions, what the feeds
+serve) and to admission (credentials, identity caps, budgets) through the narrow interfaces below,
+writes replies into its outbox, and answers every event that may end the connection with a
+`Close` (or None). The asyncio shell (connection.py) carries a Close out: close frame, timers.
+
+Lifecycle (`SessionState`): HANDSHAKING (TCP up, HTTP upgrade not done) -> OPEN (WebSocket open, not
+authenticated) -> AUTHENTICATED -> CLOSING (close decided or started by the peer; topics dropped)
+-> CLOSED (connection lost). Without authentication, OPEN is skipped. Conflation (the outbox is
+paused, over its outbound budget) is a flag orthogonal to the state: `conflating`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from openalgo_proxy import topics
+from openalgo_proxy.config import AuthSettings, ProxySettings
+from openalgo_proxy.errors import CloseCode, ErrorCode
+from openalgo_proxy.model import Mode
+from openalgo_proxy.proxy import protocol as proto
+from openalgo_proxy.proxy.auth import AuthFailed, Grant
+from openalgo_proxy.proxy.dialect import SEED, BrokerFacts, Dialect
+from openalgo_proxy.proxy.hub import TopicState
+from openalgo_proxy.proxy.limits import Guard
+from openalgo_proxy.proxy.metrics import ProxyMetrics
+from openalgo_proxy.proxy.outbox import Outbox
+
+log = logging.getLogger("openalgo_proxy.proxy.connection")
+
+ALL_MODES = (Mode.LTP, Mode.QUOTE, Mode.DEPTH)
+
+
+class SessionState(enum.Enum):
+    HANDSHAKING = "handshaking"
+    OPEN = "open"
+    AUTHENTICATED = "authenticated"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection with this code and reason (after anything already queued)."""
+
+    code: int
+    reason: str
+
+
+class Timer(enum.Enum):
+    """What a deadline asks of the shell, besides closing."""
+
+    PING = "ping"  # send a WebSocket ping now
+    ABORT = "abort"  # cut the TCP connection now (handshake never finished)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """The per-session settings, taken once from the configuration."""
+
+    handshake_timeout: float
+    auth_deadline: float
+    ping_interval: float
+    ping_timeout: float
+    slow_client_grace: float
+    max_subscriptions: int
+
+    @classmethod
+    def from_settings(cls, cfg: ProxySettings, auth: AuthSettings) -> SessionLimits:
+        return cls(
+            handshake_timeout=cfg.handshake_timeout,
+            auth_deadline=auth.deadline,
+            ping_interval=cfg.ping_interval,
+            ping_timeout=cfg.ping_timeout,
+            slow_client_grace=cfg.slow_client_grace,
+            max_subscriptions=cfg.max_subscriptions_per_connection,
+        )
+
+
+class Market(Protocol):
+    """What a session needs from the hub: subscriptions into its outbox and what the feeds serve."""
+
+    def subscribe(self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode) -> TopicState: ...
+
+    def unsubscribe(self, outbox: Outbox[TopicState], state: TopicState) -> None: ...
+
+    def unsubscribe_all(self, outbox: Outbox[TopicState]) -> list[TopicState]: ...
+
+    def set_paused(self, outbox: Outbox[TopicState], paused: bool, now: float = 0.0) -> None: ...
+
+    def check(self, exchange: str, symbol: str) -> tuple[ErrorCode, str] | None: ...
+
+    def brokers(self) -> list[str]: ...
+
+    def exchanges(self) -> list[str]: ...
+
+    def broker_name(self) -> str: ...
+
+    def upstream_connected(self) -> bool: ...
+
+
+class Gate(Protocol):
+    """What a session needs from admission."""
+
+    @property
+    def auth_required(self) -> bool: ...
+
+    def begin_handshake(self) -> bool: ...
+
+    def end_handshake(self) -> None: ...
+
+    def open(self) -> bool: ...
+
+    def closed(self) -> None: ...
+
+    def anonymous(self) -> Grant: ...
+
+    def authorize(self, credential: str | None) -> Grant: ...
+
+    def still_valid(self, grant: Grant) -> bool: ...
+
+    def claim(self, grant: Grant, held: str | None) -> str | None: ...
+
+    def release(self, identity: str) -> None: ...
+
+    def guard(self, now: float) -> Guard: ...
+
+
+def describe(state: TopicState) -> dict[str, Any]:
+    return {"symbol": state.symbol, "exchange": state.exchange, "mode": int(state.mode), "topic": state.client_topic}
+
+
+class Session:
+    def __init__(
+        self,
+        cid: int,
+        outbox: Outbox[TopicState],
+        market: Market,
+        gate: Gate,
+        metrics: ProxyMetrics,
+        limits: SessionLimits,
+        now: float,
+        dialect: Dialect = SEED,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cid = cid
+        self.peer = "?"
+        self.outbox = outbox
+        self.market = market
+        self.gate = gate
+        self.metrics = metrics
+        self.limits = limits
+        self.dialect = dialect
+        self.wall_clock = wall_clock
+        self.state = SessionState.HANDSHAKING
+        self.guard = gate.guard(now)
+        self.grant: Grant | None = None
+        self.identity = "anonymous"
+        self.held_identity: str | None = None  # identity whose connection cap this session holds
+        self.close_code: int | None = None  # the code this side decided to close with
+        self.created = now
+        self.opened_at = 0.0
+        self.last_ping = 0.0
+        self.ping_waiting_since = 0.0
+        self._pending_slot = False  # holds one of admission's pending-handshake slots
+        self._handshake_grant: Grant | None = None
+        outbox.on_reject = self._on_reject
+
+    # -- state ----------------------------------------------------------------------------------------
+    @property
+    def opened(self) -> bool:
+        """Past the WebSocket upgrade (possibly closing, or closed since)."""
+        return self.opened_at > 0.0
+
+    @property
+    def closing(self) -> bool:
+        return self.state is SessionState.CLOSING or self.state is SessionState.CLOSED
+
+    @property
+    def authenticated(self) -> bool:
+        return self.grant is not None
+
+    @property
+    def conflating(self) -> bool:
+        return self.outbox.paused
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def connect(self) -> bool:
+        """TCP connection made: False when admission has no pending-handshake slot (abort at once)."""
+        if not self.gate.begin_handshake():
+            self.state = SessionState.CLOSED
+            return False
+        self._pending_slot = True
+        return True
+
+    def _end_pending(self) -> None:
+        if self._pending_slot:
+            self._pending_slot = False
+            self.gate.end_handshake()
+
+    def handshake(self, bearer: str | None) -> str | None:
+        """`Authorization: Bearer` at the upgrade: None to go on, else the reason to refuse (401)."""
+        if bearer is None or not self.gate.auth_required:
+            return None
+        try:
+            self._handshake_grant = self.gate.authorize(bearer)
+        except AuthFailed as exc:
+            log.info("conn %d %s refused at handshake: %s", self.cid, self.peer, exc.reason)
+            return f"authentication failed: {exc.reason}"
+        return None
+
+    def open(self, now: float) -> Close | None:
+        """The 101 response is on its way: the WebSocket is open."""
+        self._end_pending()
+        self.state = SessionState.OPEN
+        self.opened_at = self.last_ping = now
+        self.metrics.connections_total += 1
+        if not self.gate.open():
+            return self.close(CloseCode.TRY_AGAIN_LATER, "server full")
+        if not self.gate.auth_required:
+            self.grant = self.gate.anonymous()
+            self.state = SessionState.AUTHENTICATED
+        elif self._handshake_grant is not None:
+            grant, self._handshake_grant = self._handshake_grant, None
+            return self._grant(grant, None, now, quiet=True)
+        return None
+
+    def close(self, code: int, reason: str) -> Close | None:
+        """Decide to close: topics are dropped now; None when closing is already under way."""
+        if self.closing:
+            return None
+        self.state = SessionState.CLOSING
+        self.close_code = code
+        self.market.unsubscribe_all(self.outbox)
+        return Close(code, reason)
+
+    def peer_closing(self) -> None:
+        """The client started the closing handshake; our close frame is on its way."""
+        if not self.closing:
+            self.state = SessionState.CLOSING
+            self.market.unsubscribe_all(self.outbox)
+
+    def lost(self, code: int) -> None:
+        """The connection is gone (`code` as settled by the closing handshake, 1006 without one)."""
+        self._end_pending()
+        if self.state is SessionState.CLOSED:
+            return
+        self.state = SessionState.CLOSED
+        self.market.unsubscribe_all(self.outbox)
+        self.outbox.close()
+        if self.opened:
+            self.gate.closed()
+            if self.held_identity is not None:
+                self.gate.release(self.held_identity)
+                self.held_identity = None
+            self.metrics.disconnects[int(code)] += 1
+
+    # -- flow control ------------------------------------------------------------------------------------
+    def pause(self, now: float) -> None:
+        self.market.set_paused(self.outbox, True, now)
+
+    def resume(self) -> None:
+        self.market.set_paused(self.outbox, False)
+
+    # -- deadlines ---------------------------------------------------------------------------------------
+    def check(self, now: float, wall: float) -> Close | Timer | None:
+        """Asked by the server's sweep: what, if anything, is due now."""
+        state = self.state
+        limits = self.limits
+        if state is SessionState.HANDSHAKING:
+            return Timer.ABORT if now - self.created > limits.handshake_timeout else None
+        if state is SessionState.CLOSING or state is SessionState.CLOSED:
+            return None
+        grant = self.grant
+        if state is SessionState.OPEN and now - self.opened_at > limits.auth_deadline:
+            return self.close(CloseCode.AUTH_TIMEOUT, "authentication required")
+        if grant is not None and grant.expires_at is not None and wall >= grant.expires_at:
+            log.info("conn %d %s token of %s expired: closing with 4401", self.cid, self.peer, self.identity)
+            return self.close(CloseCode.AUTH_TIMEOUT, "token expired")
+        outbox = self.outbox
+        if outbox.paused and now - outbox.paused_since > limits.slow_client_grace:
+            self.metrics.slow_disconnects[CloseCode.TOO_SLOW] += 1
+            log.info("conn %d %s too slow: closing with 4008", self.cid, self.peer)
+            return self.close(CloseCode.TOO_SLOW, "too slow to keep up")
+        if self.ping_waiting_since:
+            if now - self.ping_waiting_since > limits.ping_timeout:
+                return self.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            return None
+        if now - self.last_ping >= limits.ping_interval:
+            self.last_ping = self.ping_waiting_since = now
+            return Timer.PING
+        return None
+
+    def revalidate(self) -> Close | None:
+        """After the key store changed: close when this session's key was revoked."""
+        grant = self.grant
+        if grant is None or self.closing or self.gate.still_valid(grant):
+            return None
+        log.info("conn %d %s key of %s revoked: closing with 4401", self.cid, self.peer, grant.identity)
+        return self.close(CloseCode.AUTH_TIMEOUT, "API key revoked")
+
+    # -- frames ------------------------------------------------------------------------------------------
+    def receive_pong(self) -> None:
+        self.ping_waiting_since = 0.0
+
+    def receive_ping(self, now: float) -> Close | None:
+        """A client ping costs like a command; past the budget the connection closes 4029."""
+        if not self.guard.allow_command(now) and not self.guard.violation(now):
+            return self._close_abusive()
+        return None
+
+    def receive_message(self, data: bytes, binary: bool, now: float) -> Close | None:
+        """One complete client message."""
+        self.metrics.messages_in += 1
+        if self.closing:
+            return None
+        if not self.guard.allow_command(now):
+            return self._violation(ErrorCode.RATE_LIMITED, "too many commands; slow down", now)
+        if binary:
+            return self._violation(ErrorCode.INVALID_JSON, "binary frames are not accepted; send JSON text", now)
+        try:
+            request = self.dialect.parse(data)
+        except proto.BadRequest as exc:
+            return self._violation(exc.code, exc.message, now, exc.request_id)
+        return self._dispatch(request.command, request.request_id, now)
+
+    # -- replies -----------------------------------------------------------------------------------------
+    def send(self, payload: bytes) -> None:
+        if self.state is SessionState.OPEN or self.state is SessionState.AUTHENTICATED:
+            self.outbox.send(payload)
+
+    def send_error(self, code: ErrorCode, message: str, request_id: Any = None, **extra: Any) -> None:
+        self.metrics.errors[code.value] += 1
+        self.send(self.dialect.error(code, message, request_id, **extra))
+
+    def _violation(self, code: ErrorCode, message: str, now: float, request_id: Any = None) -> Close | None:
+        """Answer a protocol error, failed authentication or rate-limited command; 4029 past the budget."""
+        self.send_error(code, message, request_id)
+        if not self.guard.violation(now):
+            return self._close_abusive()
+        return None
+
+    def _close_abusive(self) -> Close | None:
+        if self.closing:
+            return None
+        log.info("conn %d %s too many requests or protocol errors: closing with 4029", self.cid, self.peer)
+        return self.close(CloseCode.TOO_MANY_REQUESTS, "too many requests or protocol errors")
+
+    def _on_reject(self, state: TopicState, code: str, message: str) -> None:
+        """A feed refused one of our topics; the hub has already dropped it."""
+        try:
+            err = ErrorCode(code)
+        except ValueError:
+            err = ErrorCode.BROKER_UNAVAILABLE
+        self.send_error(
+            err,
+            message or "the broker refused this subscription",
+            symbol=state.symbol,
+            exchange=state.exchange,
+            mode=int(state.mode),
+            topic=state.client_topic,
+        )
+
+    # -- commands ----------------------------------------------------------------------------------------
+    def _dispatch(self, command: proto.Command, rid: Any, now: float) -> Close | None:
+        dialect = self.dialect
+        market = self.market
+        if isinstance(command, proto.Authenticate):
+            return self._authenticate(command, rid, now)
+        if isinstance(command, proto.Ping):
+            self.send(dialect.pong(command.ping_id, int(self.wall_clock() * 1000), rid))
+        elif isinstance(command, proto.SupportedBrokers):
+            self.send(dialect.supported_brokers(market.brokers(), rid))
+        elif self.grant is None:
+            return self._violation(ErrorCode.NOT_AUTHENTICATED, "authenticate first", now, rid)
+        elif isinstance(command, proto.Subscribe):
+            self._subscribe(command, rid)
+        elif isinstance(command, proto.Unsubscribe):
+            self._unsubscribe(command, rid)
+        elif isinstance(command, proto.UnsubscribeAll):
+            removed = [describe(state) for state in market.unsubscribe_all(self.outbox)]
+            self.send(dialect.unsubscribed_all(removed, rid))
+        elif isinstance(command, proto.ListSubscriptions):
+            self.send(dialect.subscriptions([describe(state) for state in self.outbox.topics.values()], rid))
+        elif isinstance(command, proto.BrokerInfo):
+            facts = BrokerFacts(market.broker_name(), market.brokers(), market.upstream_connected(), market.exchanges())
+            self.send(dialect.broker_info(facts, rid))
+        return None
+
+    def _authenticate(self, command: proto.Authenticate, rid: Any, now: float) -> Close | None:
+        try:
+            grant = self.gate.authorize(command.token or command.api_key)
+        except AuthFailed as exc:
+            log.info("conn %d %s authentication failed: %s", self.cid, self.peer, exc.reason)
+            return self._violation(ErrorCode.AUTHENTICATION_ERROR, f"authentication failed: {exc.reason}", now, rid)
+        return self._grant(grant, rid, now)
+
+    def _grant(self, grant: Grant, rid: Any, now: float, quiet: bool = False) -> Close | None:
+        current = self.grant if self.gate.auth_required else None
+        if current is not None and (current.identity, current.role_name) != (grant.identity, grant.role_name):
+            return self._violation(
+                ErrorCode.AUTHENTICATION_ERROR,
+                "already authenticated as another identity; reconnect to switch",
+                now,
+                rid,
+            )
+        problem = self.gate.claim(grant, self.held_identity)
+        if problem is not None:
+            log.info("conn %d %s %s: %s; closing with 4029", self.cid, self.peer, grant.identity, problem)
+            self.send_error(ErrorCode.LIMIT_EXCEEDED, problem, rid)
+            return self.close(CloseCode.TOO_MANY_REQUESTS, "too many connections for this identity")
+        if self.gate.auth_required:
+            self.held_identity = grant.identity
+        self.grant = grant
+        self.identity = grant.identity
+        if self.state is SessionState.OPEN:
+            self.state = SessionState.AUTHENTICATED
+        log.info("conn %d %s authenticated as %s role=%s", self.cid, self.peer, grant.identity, grant.role_name)
+        if not quiet:
+            self.send(self.dialect.authenticated(grant.identity, self.market.broker_name(), rid))
+        return None
+
+    def _subscribe(self, command: proto.Subscribe, rid: Any) -> None:
+        results: list[dict[str, Any]] = []
+        snapshots: list[bytes] = []
+        grant = self.grant
+        limit = self.limits.max_subscriptions
+        if grant is not None and grant.role.max_subscriptions is not None:
+            limit = min(limit, grant.role.max_subscriptions)
+        market = self.market
+        outbox = self.outbox
+        held = outbox.topics
+        errors = self.metrics.errors
+        for entry in command.entries:
+            mode = entry.mode or proto.DEFAULT_MODE
+            result: dict[str, Any] = {
+                "symbol": entry.symbol,
+                "exchange": entry.exchange,
+                "mode": int(mode),
+                "topic": topics.client_topic(entry.symbol, entry.exchange),
+            }
+            forbidden = grant.forbidden(entry.exchange, mode) if grant is not None else "not authenticated"
+            problem = (ErrorCode.FORBIDDEN, forbidden) if forbidden else market.check(entry.exchange, entry.symbol)
+            bus_topic = topics.bus_topic(entry.exchange, entry.symbol, mode)
+            if problem is not None:
+                code, message = problem
+                errors[code.value] += 1
+                result.update(status="error", code=code.value, message=message)
+            elif bus_topic in held:
+                result.update(status="success", message="already subscribed")
+            elif len(held) >= limit:
+                errors[ErrorCode.LIMIT_EXCEEDED.value] += 1
+                result.update(
+                    status="error",
+                    code=ErrorCode.LIMIT_EXCEEDED.value,
+                    message=f"at most {limit} subscriptions per connection",
+                )
+            else:
+                state = market.subscribe(outbox, entry.symbol, entry.exchange, mode)
+                result["status"] = "success"
+                if state.last_frame:
+                    snapshots.append(state.last_frame)
+            results.append(result)
+        ok = sum(1 for r in results if r["status"] == "success")
+        log.info(
+            "conn %d %s subscribe requested=%d ok=%d failed=%d holding=%d",
+            self.cid,
+            self.peer,
+            len(results),
+            ok,
+            len(results) - ok,
+            len(held),
+        )
+        self.send(self.dialect.subscribed(results, command.single, rid))
+        if snapshots and not self.closing:
+            outbox.send_frames(snapshots)
+
+    def _unsubscribe(self, command: proto.Unsubscribe, rid: Any) -> None:
+        results: list[dict[str, Any]] = []
+        held = self.outbox.topics
+        for entry in command.entries:
+            modes = (entry.mode,) if entry.mode is not None else ALL_MODES
+            found = False
+            for mode in modes:
+                state = held.get(topics.bus_topic(entry.exchange, entry.symbol, mode))
+                if state is None:
+                    continue
+                found = True
+                self.market.unsubscribe(self.outbox, state)
+                results.append({**describe(state), "status": "success"})
+            if not found:
+                self.metrics.errors[ErrorCode.NOT_SUBSCRIBED.value] += 1
+                results.append(
+                    {
+                        "symbol": entry.symbol,
+                        "exchange": entry.exchange,
+                        "mode": int(entry.mode) if entry.mode is not None else 0,
+                        "topic": topics.client_topic(entry.symbol, entry.exchange),
+                        "status": "error",
+                        "code": ErrorCode.NOT_SUBSCRIBED.value,
+                        "message": "not subscribed",
+                    }
+                )
+        first = command.entries[0]
+        single_topic = topics.client_topic(first.symbol, first.exchange) if command.single else None
+        self.send(self.dialect.unsubscribed(results, single_topic, rid))

@@ -1,0 +1,175 @@
+"""The hub without sockets: sequence checks, conflation, bus subscriptions, the fan-out invariant."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from openalgo_proxy.bus import RUN_SHIFT
+from openalgo_proxy.model import Mode
+from openalgo_proxy.proxy.hub import Hub, TopicState
+from openalgo_proxy.proxy.metrics import ProxyMetrics
+from openalgo_proxy.proxy.outbox import Outbox
+from tests.unit.proxy_support import Wire, make_hub, outbox, split_frames, tick
+
+INFY = b"NSE|INFY|1"
+
+
+def _seqs(wire: Wire) -> list[int]:
+    return [json.loads(p)["seq"] for w in wire.writes for _, p in split_frames(w)]
+
+
+def check_invariant(hub: Hub) -> None:
+    """Per topic: subscribers = slow + owners of appenders, disjoint; slow = the paused outboxes."""
+    for topic, state in hub.topics.items():
+        assert state.subscribers, topic
+        fast = [box for box in state.subscribers if box.append in state.appenders]
+        assert len(state.appenders) == len(fast)
+        assert set(fast).isdisjoint(state.slow)
+        assert set(fast) | state.slow == set(state.subscribers)
+        assert state.slow == {box for box in state.subscribers if box.paused}
+        for box in state.subscribers:
+            assert box.topics[topic] is state
+
+
+def test_frames_carry_the_envelope_and_data_verbatim() -> None:
+    hub, _ = make_hub()
+    box, wire = outbox()
+    hub.subscribe(box, "INFY", "NSE", Mode.LTP)
+    tick(hub, INFY, 1, 12.5)
+    hub.flush()
+    (frame,) = split_frames(wire.writes[0])
+    assert frame[0] == 1  # text
+    assert json.loads(frame[1]) == {
+        "type": "market_data",
+        "topic": "INFY.NSE",
+        "symbol": "INFY",
+        "exchange": "NSE",
+        "mode": 1,
+        "broker": "simulator",
+        "seq": 1,
+        "data": {"ltp": 12.5},
+    }
+
+
+def test_seq_duplicate_gap_and_restart_are_counted() -> None:
+    metrics = ProxyMetrics()
+    hub, _ = make_hub(metrics)
+    box, wire = outbox()
+    hub.subscribe(box, "INFY", "NSE", Mode.LTP)
+    for seq in (1, 2, 2, 5):
+        tick(hub, INFY, seq)
+    assert metrics.bus_duplicates == 1 and metrics.bus_gaps == 2 and metrics.bus_resets == 0
+    tick(hub, INFY, 3)  # went backwards: a restarted feed
+    assert metrics.bus_resets == 1
+    tick(hub, INFY, 3 + (1 << RUN_SHIFT) * 1000)  # a new run's seq: a reset, not a gap
+    assert metrics.bus_resets == 2 and metrics.bus_gaps == 2
+    hub.flush()
+    assert _seqs(wire) == [1, 2, 5, 3, 3 + (1 << RUN_SHIFT) * 1000]
+
+
+def test_first_subscriber_subscribes_the_bus_and_the_last_unsubscribes() -> None:
+    hub, bus = make_hub()
+    a, _ = outbox()
+    b, _ = outbox()
+    first = hub.subscribe(a, "INFY", "NSE", Mode.LTP)
+    assert hub.subscribe(b, "INFY", "NSE", Mode.LTP) is first
+    assert hub.subscribe(a, "INFY", "NSE", Mode.LTP) is first  # twice: no change
+    assert bus.subscribed == [INFY] and len(first.appenders) == 2
+    hub.unsubscribe(a, first)
+    hub.unsubscribe(a, first)  # not subscribed any more: no change
+    assert bus.unsubscribed == [] and INFY in hub.topics
+    hub.unsubscribe(b, first)
+    assert bus.unsubscribed == [INFY] and not hub.topics
+    again = hub.subscribe(a, "INFY", "NSE", Mode.LTP)
+    assert again is not first and bus.subscribed == [INFY, INFY]
+
+
+def test_paused_outbox_conflates_latest_per_topic_and_resume_writes_once() -> None:
+    metrics = ProxyMetrics()
+    hub, _ = make_hub(metrics)
+    fast, fast_wire = outbox(metrics)
+    slow, slow_wire = outbox(metrics)
+    for box in (fast, slow):
+        hub.subscribe(box, "INFY", "NSE", Mode.LTP)
+        hub.subscribe(box, "TCS", "NSE", Mode.LTP)
+    hub.set_paused(slow, True, 5.0)
+    assert slow.paused and slow.paused_since == 5.0
+    check_invariant(hub)
+    for seq in (1, 2, 3):
+        tick(hub, INFY, seq)
+    tick(hub, b"NSE|TCS|1", 1)
+    hub.flush()
+    assert _seqs(fast_wire) == [1, 2, 3, 1] and len(fast_wire.writes) == 1  # one write per drain
+    assert slow_wire.writes == [] and metrics.conflated == 2
+    hub.set_paused(slow, False)
+    assert len(slow_wire.writes) == 1 and sorted(_seqs(slow_wire)) == [1, 3]
+    check_invariant(hub)
+    tick(hub, INFY, 4)
+    hub.flush()
+    assert _seqs(slow_wire)[-1] == 4
+
+
+def test_unsubscribing_a_paused_outbox_forgets_its_conflated_frame() -> None:
+    hub, _ = make_hub()
+    box, wire = outbox()
+    state = hub.subscribe(box, "INFY", "NSE", Mode.LTP)
+    hub.set_paused(box, True)
+    tick(hub, INFY, 1)
+    assert state in box.conflated
+    hub.unsubscribe(box, state)
+    hub.set_paused(box, False)
+    assert wire.writes == [] and not box.conflated
+
+
+def test_subscribing_while_paused_starts_slow() -> None:
+    hub, _ = make_hub()
+    box, _ = outbox()
+    hub.set_paused(box, True)
+    state = hub.subscribe(box, "INFY", "NSE", Mode.LTP)
+    assert box in state.slow and state.appenders == []
+    check_invariant(hub)
+
+
+def test_instruments_update_moves_topics_to_the_serving_broker() -> None:
+    hub, _ = make_hub()
+    box, wire = outbox()
+    hub.subscribe(box, "INFY", "NSE", Mode.LTP)
+    hub.on_bus_message([b"#instruments|other", b"\x00" * 8, b'{"broker":"other","symbols":{"NSE":["INFY"]}}'])
+    tick(hub, INFY, 1)
+    hub.flush()
+    (frame,) = split_frames(wire.writes[0])
+    assert json.loads(frame[1])["broker"] == "other" and hub.brokers() == ["other", "simulator"]
+
+
+def test_malformed_bus_messages_are_counted_not_raised() -> None:
+    metrics = ProxyMetrics()
+    hub, _ = make_hub(metrics)
+    hub.on_bus_message([INFY, b"\x00"])
+    hub.on_bus_message([b"#status|x", b"\x00" * 8, b"{not json"])
+    assert metrics.errors["BUS_FRAME"] == 1 and metrics.errors["BUS_CONTROL"] == 1
+
+
+def test_invariant_holds_under_random_operations() -> None:
+    rng = random.Random(13)
+    hub, bus = make_hub()
+    boxes: list[tuple[Outbox[TopicState], Wire]] = [outbox() for _ in range(6)]
+    symbols = ["INFY", "TCS", "RELIANCE"]
+    for step in range(600):
+        box, _ = rng.choice(boxes)
+        action = rng.random()
+        if action < 0.35:
+            hub.subscribe(box, rng.choice(symbols), "NSE", rng.choice([Mode.LTP, Mode.QUOTE]))
+        elif action < 0.55 and box.topics:
+            hub.unsubscribe(box, rng.choice(list(box.topics.values())))
+        elif action < 0.7:
+            hub.set_paused(box, not box.paused, float(step))
+        elif action < 0.75:
+            hub.unsubscribe_all(box)
+        else:
+            for topic in list(hub.topics):
+                tick(hub, topic, step + 1)
+            hub.flush()
+        check_invariant(hub)
+        assert set(hub.topics) == {t for b, _ in boxes for t in b.topics}
+    assert len(bus.subscribed) - len(bus.unsubscribed) == len(hub.topics)
