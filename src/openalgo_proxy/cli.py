@@ -186,10 +186,10 @@ def _drop_in_overrides(args: argparse.Namespace, flags: dict[str, Any]) -> dict[
     root = vars(args).get("openalgo")
     if not root:
         return flags
-    from openalgo_proxy.openalgo.dropin import private_bus, proxy_settings_tree
+    from openalgo_proxy.openalgo.dropin import DROP_IN_LIMITS, private_bus, proxy_settings_tree
     from openalgo_proxy.openalgo.env import load_env
 
-    tree: dict[str, Any] = {"proxy": proxy_settings_tree(load_env(root))}
+    tree: dict[str, Any] = {"proxy": proxy_settings_tree(load_env(root)), "limits": dict(DROP_IN_LIMITS)}
     if args.command == "run" and args.bus is None:
         bus = private_bus()
         tree["feed"] = {"bus": bus}

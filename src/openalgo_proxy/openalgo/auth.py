@@ -8,6 +8,8 @@ the index (`reload_keys` / `still_valid`) with 4401.
 
 from __future__ import annotations
 
+import dataclasses
+
 from openalgo_proxy.config import AuthSettings
 from openalgo_proxy.openalgo.keys import ApiKeyIndex
 from openalgo_proxy.proxy.auth import MAX_CREDENTIAL, Authenticator, AuthFailed, Grant
@@ -29,7 +31,9 @@ class OpenAlgoAuthenticator(Authenticator):
         owner = self.index.lookup(credential)
         if owner is None:
             raise AuthFailed("invalid API key")
-        return self._grant(owner.user_id, self.settings.default_role, key_digest=owner.digest)
+        grant = self._grant(owner.user_id, self.settings.default_role, key_digest=owner.digest)
+        # an OpenAlgo user sees the order updates of its own account (OpenAlgo's rule), and no other
+        return dataclasses.replace(grant, order_accounts=(owner.user_id,))
 
     def reload_keys(self) -> bool:
         changed = self.index.generation != self._seen_generation

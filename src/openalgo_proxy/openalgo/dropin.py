@@ -69,7 +69,16 @@ def proxy_settings_tree(env: OpenAlgoEnv) -> dict[str, Any]:
         "port": env.websocket_port,
         "allowed_origins": browser_origins(env.host_server),
         "max_message_bytes": 1 << 20,  # the SDK re-subscribes everything in one frame after a reconnect
+        "dialect": "openalgo",
     }
+
+
+DROP_IN_LIMITS = {
+    # OpenAlgo's chart app, Excel add-in and older SDKs send one frame per symbol: a 300-symbol
+    # watchlist (subscribe, and later unsubscribe) must pass at once
+    "command_burst": 1000,
+    "commands_per_second": 200.0,
+}
 
 
 def detect_broker(installation: Installation, user: str | None = None) -> str:

@@ -29,6 +29,7 @@ from openalgo_proxy.config import ProxySettings
 from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.logs import wire_logger
 from openalgo_proxy.proxy.admission import Admission
+from openalgo_proxy.proxy.dialect import SEED, Dialect
 from openalgo_proxy.proxy.hub import Hub, TopicState
 from openalgo_proxy.proxy.metrics import ProxyMetrics
 from openalgo_proxy.proxy.outbox import Outbox, discard
@@ -54,6 +55,7 @@ class Gateway:
     next_id: Callable[[], int]
     on_made: Callable[[Connection], None]
     on_lost: Callable[[Connection], None]
+    dialect: Dialect = SEED
 
 
 class Connection(asyncio.Protocol):
@@ -72,6 +74,7 @@ class Connection(asyncio.Protocol):
             gateway.metrics,
             gateway.limits,
             time.monotonic(),
+            gateway.dialect,
         )
         self._fragments: list[bytes] = []
         self._fragment_size = 0

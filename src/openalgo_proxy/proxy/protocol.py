@@ -28,6 +28,7 @@ class Entry:
     symbol: str
     exchange: str
     mode: Mode | None  # None on unsubscribe = every mode
+    depth: int = 5  # book levels asked for; the session refuses an unsupported depth per entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +74,27 @@ class SupportedBrokers:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class SubscribeOrders:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeOrders:
+    pass
+
+
 Command = (
-    Authenticate | Subscribe | Unsubscribe | UnsubscribeAll | ListSubscriptions | Ping | BrokerInfo | SupportedBrokers
+    Authenticate
+    | Subscribe
+    | Unsubscribe
+    | UnsubscribeAll
+    | ListSubscriptions
+    | Ping
+    | BrokerInfo
+    | SupportedBrokers
+    | SubscribeOrders
+    | UnsubscribeOrders
 )
 
 
@@ -107,7 +127,15 @@ def _mode(value: object, request_id: Any) -> Mode:
         raise BadRequest(ErrorCode.INVALID_MODE, str(exc), request_id) from None
 
 
-def _entries(msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None) -> tuple[tuple[Entry, ...], bool]:
+def _depth(value: object, request_id: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'depth' must be a whole number", request_id)
+    return value
+
+
+def _entries(
+    msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None, depth: int = 5
+) -> tuple[tuple[Entry, ...], bool]:
     top_mode = _mode(msg["mode"], request_id) if msg.get("mode") is not None else default_mode
     if "symbols" in msg:
         items = msg["symbols"]
@@ -132,27 +160,50 @@ def _entries(msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None)
                     _name(item.get("symbol"), "symbol", request_id),
                     _name(item.get("exchange"), "exchange", request_id),
                     mode,
+                    _depth(item["depth"], request_id) if item.get("depth") is not None else depth,
                 )
             )
         return tuple(entries), False
     if "symbol" not in msg or "exchange" not in msg:
         raise BadRequest(ErrorCode.INVALID_PARAMETERS, "give 'symbol' and 'exchange', or a 'symbols' list", request_id)
-    entry = Entry(_name(msg["symbol"], "symbol", request_id), _name(msg["exchange"], "exchange", request_id), top_mode)
+    entry = Entry(
+        _name(msg["symbol"], "symbol", request_id), _name(msg["exchange"], "exchange", request_id), top_mode, depth
+    )
     return (entry,), True
 
 
-def parse_request(raw: bytes | str) -> ParsedRequest:
-    """Decode one client text message; BadRequest with the documented code on any problem."""
+def decode_object(raw: bytes | str) -> dict[str, Any]:
+    """One client text message as a JSON object; BadRequest(INVALID_JSON) otherwise."""
     try:
         msg = _decode(raw)
     except msgspec.DecodeError:
         raise BadRequest(ErrorCode.INVALID_JSON, "message is not valid JSON") from None
     if not isinstance(msg, dict):
         raise BadRequest(ErrorCode.INVALID_JSON, "message must be a JSON object")
+    return msg
+
+
+def parse_request(raw: bytes | str) -> ParsedRequest:
+    """Decode one client text message; BadRequest with the documented code on any problem."""
+    return parse_object(decode_object(raw))
+
+
+def parse_object(
+    msg: dict[str, Any],
+    *,
+    action_key: str | None = None,
+    default_mode: Mode = DEFAULT_MODE,
+    depth_per_entry: bool = False,
+) -> ParsedRequest:
+    """The command in a decoded message. Dialect knobs: the action may also come from
+    `action_key` ("type" in OpenAlgo's protocol); the subscribe default mode; whether an unsupported
+    `depth` refuses the whole message (seed) or is carried to the session to refuse per entry."""
     request_id = msg.get("request_id")
     if request_id is not None and not isinstance(request_id, (str, int)):
         request_id = None
     action = msg.get("action")
+    if action is None and action_key is not None:
+        action = msg.get(action_key)
     if not isinstance(action, str):
         raise BadRequest(ErrorCode.INVALID_ACTION, "missing 'action'", request_id)
     action = action.strip().lower()
@@ -167,9 +218,12 @@ def parse_request(raw: bytes | str) -> ParsedRequest:
         command = Authenticate(api_key, token)
     elif action == "subscribe":
         depth = msg.get("depth", 5)
-        if depth not in SUPPORTED_DEPTH or isinstance(depth, bool):
-            raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'depth' must be 5", request_id)
-        entries, single = _entries(msg, request_id, default_mode=DEFAULT_MODE)
+        if depth_per_entry:
+            entries, single = _entries(msg, request_id, default_mode=default_mode, depth=_depth(depth, request_id))
+        else:
+            if depth not in SUPPORTED_DEPTH or isinstance(depth, bool):
+                raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'depth' must be 5", request_id)
+            entries, single = _entries(msg, request_id, default_mode=default_mode)
         command = Subscribe(entries, single)
     elif action == "unsubscribe":
         entries, single = _entries(msg, request_id, default_mode=None)
@@ -184,6 +238,10 @@ def parse_request(raw: bytes | str) -> ParsedRequest:
         command = BrokerInfo()
     elif action == "get_supported_brokers":
         command = SupportedBrokers()
+    elif action == "subscribe_orders":
+        command = SubscribeOrders()
+    elif action == "unsubscribe_orders":
+        command = UnsubscribeOrders()
     else:
         raise BadRequest(ErrorCode.INVALID_ACTION, f"unknown action {action[:40]!r}", request_id)
     return ParsedRequest(command, request_id)

@@ -24,6 +24,7 @@ from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.proxy.admission import Admission
 from openalgo_proxy.proxy.auth import Authenticator
 from openalgo_proxy.proxy.connection import Connection, Gateway
+from openalgo_proxy.proxy.dialect import DIALECTS
 from openalgo_proxy.proxy.hub import Hub
 from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
@@ -93,6 +94,7 @@ class ProxyServer:
             next_id=self.next_id,
             on_made=self.connections.add,
             on_lost=self._on_lost,
+            dialect=DIALECTS[cfg.dialect],
         )
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -133,7 +135,7 @@ class ProxyServer:
         loop = asyncio.get_running_loop()
         self.subscriber = Subscriber(self._ctx, self.cfg.bus, self.hub.on_bus_message, self.hub.flush)
         self.subscriber.attach(loop)
-        for prefix in (topics.STATUS_PREFIX, topics.INSTRUMENTS_PREFIX, topics.REJECT_PREFIX):
+        for prefix in (topics.STATUS_PREFIX, topics.INSTRUMENTS_PREFIX, topics.REJECT_PREFIX, topics.ORDERS_PREFIX):
             self.subscriber.subscribe(prefix)
         tls = self.tls_context
         self._server = await loop.create_server(

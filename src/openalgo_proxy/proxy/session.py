@@ -86,7 +86,13 @@ class SessionLimits:
 class Market(Protocol):
     """What a session needs from the hub: subscriptions into its outbox and what the feeds serve."""
 
-    def subscribe(self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode) -> TopicState: ...
+    def subscribe(
+        self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode, numeric_time: bool = False
+    ) -> TopicState: ...
+
+    def subscribe_orders(self, outbox: Outbox[TopicState], accounts: tuple[str, ...]) -> None: ...
+
+    def unsubscribe_orders(self, outbox: Outbox[TopicState]) -> bool: ...
 
     def unsubscribe(self, outbox: Outbox[TopicState], state: TopicState) -> None: ...
 
@@ -391,6 +397,15 @@ class Session:
         elif isinstance(command, proto.BrokerInfo):
             facts = BrokerFacts(market.broker_name(), market.brokers(), market.upstream_connected(), market.exchanges())
             self.send(dialect.broker_info(facts, rid))
+        elif isinstance(command, proto.SubscribeOrders):
+            accounts = self.grant.order_accounts
+            if not accounts:
+                return self._violation(ErrorCode.FORBIDDEN, "this identity may not receive order updates", now, rid)
+            market.subscribe_orders(self.outbox, accounts)
+            self.send(dialect.orders(True, rid))
+        elif isinstance(command, proto.UnsubscribeOrders):
+            market.unsubscribe_orders(self.outbox)
+            self.send(dialect.orders(False, rid))
         return None
 
     def _authenticate(self, command: proto.Authenticate, rid: Any, now: float) -> Close | None:
@@ -437,6 +452,7 @@ class Session:
         outbox = self.outbox
         held = outbox.topics
         errors = self.metrics.errors
+        numeric_time = self.dialect.numeric_timestamp
         for entry in command.entries:
             mode = entry.mode or proto.DEFAULT_MODE
             result: dict[str, Any] = {
@@ -447,6 +463,8 @@ class Session:
             }
             forbidden = grant.forbidden(entry.exchange, mode) if grant is not None else "not authenticated"
             problem = (ErrorCode.FORBIDDEN, forbidden) if forbidden else market.check(entry.exchange, entry.symbol)
+            if problem is None and entry.depth not in proto.SUPPORTED_DEPTH:
+                problem = (ErrorCode.INVALID_DEPTH, f"depth {entry.depth} is not available; this proxy serves 5 levels")
             bus_topic = topics.bus_topic(entry.exchange, entry.symbol, mode)
             if problem is not None:
                 code, message = problem
@@ -462,7 +480,7 @@ class Session:
                     message=f"at most {limit} subscriptions per connection",
                 )
             else:
-                state = market.subscribe(outbox, entry.symbol, entry.exchange, mode)
+                state = market.subscribe(outbox, entry.symbol, entry.exchange, mode, numeric_time)
                 result["status"] = "success"
                 if state.last_frame:
                     snapshots.append(state.last_frame)
