@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from bench.common import BROKER, emit, raise_fd_limit, watch_stdin
 from openalgo_proxy import topics
 from openalgo_proxy.bus import SEQ
+from openalgo_proxy.tasks import cancel_and_wait
 
 
 class Baseline:
@@ -101,7 +102,7 @@ async def run(args: argparse.Namespace) -> int:
         pump = asyncio.create_task(baseline.pump())
         emit("ready", port=args.port)
         await stop.wait()
-        pump.cancel()
+        await cancel_and_wait(pump)
     baseline.sub.close(linger=0)
     baseline.ctx.term()
     return 0

@@ -13,6 +13,8 @@ from typing import Any
 
 import psutil
 
+from openalgo_proxy.tasks import cancel_and_wait
+
 
 class ChildError(RuntimeError):
     pass
@@ -119,9 +121,7 @@ class Child:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 await self.proc.wait()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        await cancel_and_wait(self._reader)
 
 
 def python_argv(module: str, *args: str) -> list[str]:

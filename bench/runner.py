@@ -152,7 +152,7 @@ async def _measure(
     feed = await Child.start(
         "feed",
         python_argv(
-            "bench.feed",
+            "bench.synthetic",
             "--bus",
             bus,
             "--symbols",

@@ -35,6 +35,7 @@ from bench.common import (
     raise_fd_limit,
     subscribe_requests,
 )
+from openalgo_proxy.tasks import cancel_and_wait
 
 MARK = b'market_data"'
 TAIL = len(MARK) - 1
@@ -310,8 +311,7 @@ async def run(args: argparse.Namespace) -> int:
             handshake=swarm.handshake.to_json(),
         )
         await asyncio.wait({stopped}, timeout=args.max_seconds)
-    for task in (setup, listener, stopped, *windows):
-        task.cancel()
+    await cancel_and_wait(setup, listener, stopped, *windows)
     for client in swarm.clients:
         if client.transport is not None:
             client.transport.abort()

@@ -77,10 +77,10 @@ class Stats:
 
 async def run(args: argparse.Namespace, stats: Stats) -> None:
     books: dict[str, Crossover] = {}
-    async with connect(args.url, api_key=args.api_key, first_connect_timeout=args.connect_timeout) as feed:
-        await feed.subscribe(args.instruments, mode="ltp")
+    async with connect(args.url, api_key=args.api_key, first_connect_timeout=args.connect_timeout) as client:
+        await client.subscribe(args.instruments, mode="ltp")
         emit(f"# watching {', '.join(args.instruments)} on {args.url}: SMA {args.fast} / {args.slow} ticks")
-        async for tick in feed:
+        async for tick in client:
             stats.ticks += 1
             book = books.setdefault(tick.name, Crossover(args.fast, args.slow))
             side = book.update(tick.ltp)
@@ -103,9 +103,9 @@ async def main_async(args: argparse.Namespace) -> int:
     task = asyncio.create_task(run(args, stats))
     done, _ = await asyncio.wait({task}, timeout=args.seconds)
     if task in done:
-        task.result()  # the feed ended: raise its error
+        task.result()  # the client ended: raise its error
     else:
-        # time is up: stop the strategy cleanly (the feed closes in `async with`)
+        # time is up: stop the strategy cleanly (the client closes in `async with`)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

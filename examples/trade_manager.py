@@ -7,7 +7,7 @@ positions.csv columns: instrument (EXCHANGE:SYMBOL), quantity (negative = short)
 stop_loss, target (0 = none). Every --interval seconds it prints each position's LTP and P&L and
 the total; when the LTP reaches a stop-loss or a target it prints an ALERT line once per position
 and appends it as a JSON line to --alerts (if given). Uses the thread-friendly client
-(`openalgo_proxy.client.FeedThread`): ticks arrive on a callback in the feed's thread while the
+(`openalgo_proxy.client.ClientThread`): ticks arrive on a callback in the client's thread while the
 main thread reports.
 """
 
@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from openalgo_proxy.client import ClientError, FeedThread, Tick
+from openalgo_proxy.client import ClientError, ClientThread, Tick
 
 
 @dataclass
@@ -73,7 +73,7 @@ def emit(line: str) -> None:
 
 
 class Manager:
-    """Applies ticks to positions (feed thread) and reports them (main thread) under one lock."""
+    """Applies ticks to positions (client thread) and reports them (main thread) under one lock."""
 
     def __init__(self, positions: list[Position], alerts_path: Path | None) -> None:
         self.positions = {position.instrument: position for position in positions}
@@ -141,15 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     manager = Manager(positions, args.alerts)
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     try:
-        with FeedThread(args.url, api_key=args.api_key, first_connect_timeout=30.0) as feed:
-            feed.subscribe(list(manager.positions), mode="quote", on_tick=manager.on_tick)
+        with ClientThread(args.url, api_key=args.api_key, first_connect_timeout=30.0) as client:
+            client.subscribe(list(manager.positions), mode="quote", on_tick=manager.on_tick)
             emit(f"# managing {len(positions)} positions from {args.positions} on {args.url}")
             while deadline is None or time.monotonic() < deadline:
                 wait = args.interval if deadline is None else min(args.interval, deadline - time.monotonic())
                 time.sleep(max(0.0, wait))
                 emit(manager.report())
-                if feed.error is not None:
-                    raise feed.error
+                if client.error is not None:
+                    raise client.error
     except ClientError as exc:
         sys.stderr.write(f"trade_manager: {exc}\n")
         return 1

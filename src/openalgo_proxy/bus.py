@@ -37,17 +37,6 @@ SNAPSHOT = b"snapshot"  # the optional fourth frame of a replayed last value
 DATA_HWM = 200_000  # messages queued per peer before ZeroMQ drops (at-most-once, latest wins)
 
 
-def pack_seq(seq: int) -> bytes:
-    return SEQ.pack(seq)
-
-
-def unpack_seq(raw: bytes) -> int:
-    if len(raw) != 8:
-        raise ValueError("seq frame must be 8 bytes")
-    seq: int = SEQ.unpack(raw)[0]
-    return seq
-
-
 class _ReaderMixin:
     """Edge-triggered ZMQ_FD handling: drain until EAGAIN, in bounded slices, plus a safety poll."""
 

@@ -257,9 +257,9 @@ def _cmd_feed_openalgo(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.brokers.registry import adapter_module
     from openalgo_proxy.feed import Feed
-    from openalgo_proxy.feed_metrics import FeedMetricsServer
+    from openalgo_proxy.feed.metrics import FeedMetricsServer
+    from openalgo_proxy.feed.standby import StandbyFeed
     from openalgo_proxy.runtime import run_until_signal
-    from openalgo_proxy.standby import StandbyFeed
 
     cfg = settings.feed
     if args.openalgo:
@@ -418,6 +418,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         await supervisor.start()
         host, port = settings.proxy.host, settings.proxy.port
         from openalgo_proxy.proxy.tls import probe_context
+        from openalgo_proxy.tasks import cancel_and_wait
 
         ready = asyncio.ensure_future(wait_ready(host, port, ssl=probe_context(settings.tls)))
         stopped = asyncio.ensure_future(stop.wait())
@@ -439,7 +440,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         elif not stop.is_set():
             log.error("the proxy did not become ready; see the log above")
         await stopped
-        ready.cancel()
+        await cancel_and_wait(ready)
         await supervisor.stop()
         return 0
 

@@ -58,16 +58,58 @@ def parse_bus_topic(topic: bytes) -> TopicKey:
     return TopicKey(exchange, symbol, Mode(int(mode)))
 
 
+def is_control(topic: bytes) -> bool:
+    """A control topic (``#...``), or the empty subscription that matches every topic."""
+    return not topic or topic[:1] == CONTROL_MARK
+
+
+def covers(subscription: bytes, prefix: bytes) -> bool:
+    """ZeroMQ prefix matching both ways: a subscription to `#status|` (or to everything) asks for
+    every ``#status|BROKER``, and one to ``#status|angel`` asks for angel's."""
+    return prefix.startswith(subscription) or subscription.startswith(prefix)
+
+
 def status_topic(broker: str) -> bytes:
     return STATUS_PREFIX + broker.encode()
+
+
+def parse_status_topic(topic: bytes) -> str:
+    """The broker of a ``#status|BROKER`` topic; ValueError for anything else."""
+    return _parse_broker_topic(topic, STATUS_PREFIX)
 
 
 def instruments_topic(broker: str) -> bytes:
     return INSTRUMENTS_PREFIX + broker.encode()
 
 
+def parse_instruments_topic(topic: bytes) -> str:
+    """The broker of a ``#instruments|BROKER`` topic; ValueError for anything else."""
+    return _parse_broker_topic(topic, INSTRUMENTS_PREFIX)
+
+
+def _parse_broker_topic(topic: bytes, prefix: bytes) -> str:
+    if not topic.startswith(prefix):
+        raise ValueError(f"not a {prefix.decode()} topic: {topic[:80]!r}")
+    try:
+        broker = topic[len(prefix) :].decode()
+    except UnicodeDecodeError:
+        raise ValueError("topic is not UTF-8") from None
+    if not valid_name(broker):
+        raise ValueError(f"not a {prefix.decode()} topic: {topic[:80]!r}")
+    return broker
+
+
 def reject_topic(topic: bytes) -> bytes:
+    """``#reject|`` + a market-data topic."""
     return REJECT_PREFIX + topic
+
+
+def parse_reject_topic(topic: bytes) -> bytes:
+    """The market-data topic a ``#reject|...`` topic names (not checked further: the caller looks
+    it up); ValueError for anything else."""
+    if not topic.startswith(REJECT_PREFIX):
+        raise ValueError(f"not a reject topic: {topic[:80]!r}")
+    return topic[len(REJECT_PREFIX) :]
 
 
 def orders_topic(broker: str, account: str) -> bytes:
@@ -88,6 +130,11 @@ def parse_orders_topic(topic: bytes) -> OrdersKey:
     if len(parts) != 2 or not valid_name(parts[0]) or not valid_name(parts[1]):
         raise ValueError(f"not an orders topic: {topic[:80]!r}")
     return OrdersKey(parts[0], parts[1])
+
+
+def instrument_name(exchange: str, symbol: str) -> str:
+    """``EXCHANGE|SYMBOL``: one instrument in status reports (a bus topic without its mode)."""
+    return f"{exchange}{SEPARATOR}{symbol}"
 
 
 def client_topic(symbol: str, exchange: str) -> str:

@@ -35,7 +35,7 @@ async def test_one_client_leaving_never_stops_another_and_last_frees_the_broker(
         await b.reply({"action": "unsubscribe", "symbol": "SBIN", "exchange": "NSE"})
         # observed from the feed side: the broker subscription is released
         await wait_for(lambda: "SBIN" not in upstream_symbols(system))
-        assert SBIN_LTP not in system.feed._topics
+        assert SBIN_LTP not in system.feed.table
 
 
 async def test_disconnect_releases_upstream(system: System) -> None:
@@ -197,7 +197,7 @@ async def test_resubscribe_within_the_coalescing_window_still_gets_a_snapshot() 
             await c.market_data()
             await wait_for(lambda: "ONGC" in upstream_symbols(system))
             await c.reply({"action": "unsubscribe", "symbol": "ONGC", "exchange": "NSE"})
-            await wait_for(lambda: b"NSE|ONGC|1" not in system.feed._topics)
+            await wait_for(lambda: b"NSE|ONGC|1" not in system.feed.table)
             await c.reply({"action": "subscribe", "symbol": "ONGC", "exchange": "NSE", "mode": 1})
             msg = await c.market_data(within=2)
             assert msg["topic"] == "ONGC.NSE"

@@ -74,7 +74,7 @@ async def test_resubscribe_before_the_upstream_release_replays_a_marked_snapshot
             first = await c.market_data()
             await wait_for(lambda: "ONGC" in upstream_symbols(system))
             await c.reply({"action": "unsubscribe", "symbol": "ONGC", "exchange": "NSE"})
-            await wait_for(lambda: b"NSE|ONGC|1" not in system.feed._topics)
+            await wait_for(lambda: b"NSE|ONGC|1" not in system.feed.table)
             await c.reply({"action": "subscribe", "symbol": "ONGC", "exchange": "NSE", "mode": 1})
             replay = await c.market_data(within=2)
             assert replay["snapshot"] is True

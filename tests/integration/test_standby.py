@@ -17,8 +17,8 @@ from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.simulated.adapter import SimulatedAdapter
 from openalgo_proxy.bus import run_forwarder
 from openalgo_proxy.feed import Feed
-from openalgo_proxy.feed_metrics import FeedMetricsServer
-from openalgo_proxy.standby import StandbyFeed
+from openalgo_proxy.feed.metrics import FeedMetricsServer
+from openalgo_proxy.feed.standby import StandbyFeed
 from tests.ops_support import scrape
 from tests.support import free_port, wait_for
 

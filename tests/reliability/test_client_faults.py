@@ -2,7 +2,7 @@
 
 Covered elsewhere and referenced, not repeated: a feed restart behind one proxy gives a fresh
 snapshot (tests/integration/test_delivery.py::test_bus_reconnect_after_feed_restart_gives_fresh_snapshot);
-a proxy restart with the client library (tests/clients/test_client_feed.py::
+a proxy restart with the client library (tests/clients/test_client.py::
 test_reconnects_after_proxy_restart_resubscribed_without_duplicates); a stalled raw client closed
 with 4008 while another keeps full rate (test_delivery.py::test_stalled_client_is_closed_4008_...).
 """
@@ -24,7 +24,7 @@ from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.market import NIFTY50
 from openalgo_proxy.brokers.simulated.adapter import SimulatedAdapter
 from openalgo_proxy.client import Backoff, State, connect
-from openalgo_proxy.client.feed import Feed as ClientFeed
+from openalgo_proxy.client import Client as LibraryClient
 from openalgo_proxy.config import ProxySettings
 from openalgo_proxy.feed import Feed
 from openalgo_proxy.proxy.server import ProxyServer
@@ -50,7 +50,7 @@ async def test_feed_restart_with_two_proxies_resubscribes_both_and_counts_gaps()
                 for c in (a, b):
                     await c.market_data(within=10)
                 wanted = {b"NSE|SBIN|1", b"NSE|INFY|2"}
-                await wait_for(lambda: set(system.feed._topics) == wanted)
+                await wait_for(lambda: set(system.feed.table) == wanted)
 
                 await system.feed.stop()
                 restarted = Feed(
@@ -64,7 +64,7 @@ async def test_feed_restart_with_two_proxies_resubscribes_both_and_counts_gaps()
                 a.market.clear()
                 b.market.clear()
                 await restarted.start()
-                await wait_for(lambda: set(restarted._topics) == wanted, within=5)
+                await wait_for(lambda: set(restarted.table) == wanted, within=5)
                 await wait_for(lambda: {i.symbol for i in restarted.upstream} == {"SBIN", "INFY"}, within=5)
                 base = restarted._seq_base  # only frames of the new feed run count as fresh snapshots
 
@@ -76,7 +76,7 @@ async def test_feed_restart_with_two_proxies_resubscribes_both_and_counts_gaps()
                 assert got_a["topic"] == "SBIN.NSE" and got_b == {"SBIN.NSE", "INFY.NSE"}
 
                 # gaps: the feed skips four seqs of SBIN; both proxies count them and still deliver
-                state = restarted._topics[b"NSE|SBIN|1"]
+                state = restarted.table[b"NSE|SBIN|1"]
                 await wait_for(lambda: bool(state.data))
                 assert restarted.publisher is not None
                 gaps_before = (system.proxy.metrics.bus_gaps, second.metrics.bus_gaps)
@@ -123,7 +123,7 @@ async def test_client_library_resumes_after_network_resets_between_it_and_the_pr
                     break
 
 
-def _live_after(feed: ClientFeed, reconnects: int) -> bool:
+def _live_after(feed: LibraryClient, reconnects: int) -> bool:
     return feed.reconnects == reconnects and feed.state == State.LIVE
 
 

@@ -32,7 +32,7 @@ async def _cycle(url: str, i: int) -> None:
 
 async def _settled(system: System) -> Resources:
     await wait_for(lambda: not system.proxy.connections, within=10)
-    await wait_for(lambda: not system.proxy.hub.topics and not system.feed._topics, within=10)
+    await wait_for(lambda: not system.proxy.hub.topics and not system.feed.table, within=10)
     await wait_for(lambda: not system.feed.upstream, within=10)
     gc.collect()
     return resources()

@@ -185,7 +185,7 @@ def test_subscriptions_stay_equal_to_the_union_of_live_clients() -> None:
 
             def converged() -> bool:
                 return (
-                    set(feed._topics) == union
+                    set(feed.table) == union
                     and {i.symbol: int(m) for i, m in feed.upstream.items()} == wanted
                     and all(set(proxies[p].hub.topics) == per_proxy[p] for p in range(2))
                 )
@@ -194,7 +194,7 @@ def test_subscriptions_stay_equal_to_the_union_of_live_clients() -> None:
                 _until(
                     converged,
                     CONVERGE,
-                    lambda: f"feed {sorted(feed._topics)} upstream {feed.upstream} want {sorted(union)} / {wanted}",
+                    lambda: f"feed {sorted(feed.table)} upstream {feed.upstream} want {sorted(union)} / {wanted}",
                 )
             )
 
@@ -217,7 +217,7 @@ def test_subscriptions_stay_equal_to_the_union_of_live_clients() -> None:
                 if c is not None:
                     self.clients[slot] = None
                     self.run(self._close(c, abrupt=False))
-            self.run(_until(lambda: not system.feed._topics and not system.feed.upstream, 5, lambda: "release"))
+            self.run(_until(lambda: not system.feed.table and not system.feed.upstream, 5, lambda: "release"))
 
     try:
         run_state_machine_as_test(

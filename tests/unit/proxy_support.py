@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from openalgo_proxy import topics
-from openalgo_proxy.bus import pack_seq
+from openalgo_proxy.bus import SEQ
 from openalgo_proxy.config import AuthSettings, LimitSettings, ProxySettings
 from openalgo_proxy.proxy.admission import Admission
 from openalgo_proxy.proxy.hub import Hub, TopicState
@@ -19,7 +19,11 @@ from openalgo_proxy.proxy.outbox import Outbox
 from openalgo_proxy.proxy.session import Close, Session, SessionLimits
 
 KEY = "unit-test-key-0123456789"
-INSTRUMENTS = {"broker": "simulator", "symbols": {"NSE": ["INFY", "TCS", "RELIANCE"], "NSE_INDEX": ["NIFTY"]}}
+INSTRUMENTS = {
+    "broker": "simulator",
+    "exchanges": ["NSE", "NSE_INDEX"],
+    "symbols": {"NSE": ["INFY", "TCS", "RELIANCE"], "NSE_INDEX": ["NIFTY"]},
+}
 
 
 def split_frames(data: bytes) -> list[tuple[int, bytes]]:
@@ -67,12 +71,12 @@ def make_hub(metrics: ProxyMetrics | None = None, instruments: dict[str, Any] | 
     bus = Bus()
     hub = Hub(metrics or ProxyMetrics(), bus.subscribed.append, bus.unsubscribed.append, "simulator")
     if instruments is not None:
-        hub.on_bus_message([topics.instruments_topic("simulator"), pack_seq(1), msgspec.json.encode(instruments)])
+        hub.on_bus_message([topics.instruments_topic("simulator"), SEQ.pack(1), msgspec.json.encode(instruments)])
     return hub, bus
 
 
 def tick(hub: Hub, topic: bytes, seq: int, ltp: float = 100.0) -> None:
-    hub.on_bus_message([topic, pack_seq(seq), b'{"ltp":%s}' % str(ltp).encode()])
+    hub.on_bus_message([topic, SEQ.pack(seq), b'{"ltp":%s}' % str(ltp).encode()])
 
 
 def outbox(metrics: ProxyMetrics | None = None) -> tuple[Outbox[TopicState], Wire]:

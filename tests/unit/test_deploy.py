@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from openalgo_proxy.feed_metrics import FeedCollector
+from openalgo_proxy.feed.metrics import FeedCollector
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
 from openalgo_proxy.proxy.upstream_metrics import BrokerStatusCollector
 

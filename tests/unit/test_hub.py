@@ -135,7 +135,9 @@ def test_instruments_update_moves_topics_to_the_serving_broker() -> None:
     hub, _ = make_hub()
     box, wire = outbox()
     hub.subscribe(box, "INFY", "NSE", Mode.LTP)
-    hub.on_bus_message([b"#instruments|other", b"\x00" * 8, b'{"broker":"other","symbols":{"NSE":["INFY"]}}'])
+    hub.on_bus_message(
+        [b"#instruments|other", b"\x00" * 8, b'{"broker":"other","exchanges":["NSE"],"symbols":{"NSE":["INFY"]}}']
+    )
     tick(hub, INFY, 1)
     hub.flush()
     (frame,) = split_frames(wire.writes[0])

@@ -12,8 +12,9 @@ import pytest
 
 from openalgo_proxy.cli import _overrides, build_parser, main
 from openalgo_proxy.config import load_settings
+from openalgo_proxy.control import FeedStatus, decode_status
+from openalgo_proxy.feed.standby import Claim, should_yield
 from openalgo_proxy.logs import redact, setup_logging
-from openalgo_proxy.standby import Claim, should_yield
 
 
 def test_a_standby_always_yields_to_a_plain_primary() -> None:
@@ -31,10 +32,26 @@ def test_between_standbys_the_one_active_first_keeps_the_account() -> None:
     assert should_yield(b, a) != should_yield(a, b)
 
 
+def _status(**claim: object) -> FeedStatus:
+    wire = {
+        "broker": "b",
+        "state": "connected",
+        "connections": 1,
+        "subscriptions": 0,
+        "topics": 0,
+        "reconnects": 0,
+        "last_tick_age": -1,
+        "exchanges": [],
+        "time": 1,
+        **claim,
+    }
+    return decode_status(json.dumps(wire).encode())
+
+
 def test_claim_needs_instance_and_start_time() -> None:
-    assert Claim.of({"instance": "i", "active_since": 5, "standby": True}) == Claim("i", 5, True)
-    assert Claim.of({"instance": "i"}) is None
-    assert Claim.of({"active_since": 5}) is None
+    assert Claim.of(_status(instance="i", active_since=5, standby=True)) == Claim("i", 5, True)
+    assert Claim.of(_status(instance="i")) is None
+    assert Claim.of(_status(active_since=5)) is None
 
 
 @pytest.mark.parametrize(

@@ -277,7 +277,7 @@ def test_keepalive_ping_then_timeout() -> None:
     assert session.check(rig.now + 9, rig.wall) is None
     assert session.check(rig.now + 10, rig.wall) is Timer.PING
     decision = session.check(rig.now + 12.5, rig.wall)
-    assert decision == Close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+    assert decision == Close(CloseCode.KEEPALIVE_TIMEOUT, "keepalive ping timeout")
 
 
 def test_slow_client_conflates_then_closes_4008() -> None:

@@ -83,3 +83,44 @@ def test_orders_topic_refuses_bad_parts(broker: str, account: str) -> None:
 def test_parse_orders_topic_rejects_others(bad: bytes) -> None:
     with pytest.raises(ValueError):
         topics.parse_orders_topic(bad)
+
+
+@pytest.mark.parametrize("broker", ["angel", "zerodha", "my feed-1", "M&M"])
+def test_broker_control_topics_round_trip(broker: str) -> None:
+    assert topics.status_topic(broker) == b"#status|" + broker.encode()
+    assert topics.parse_status_topic(topics.status_topic(broker)) == broker
+    assert topics.instruments_topic(broker) == b"#instruments|" + broker.encode()
+    assert topics.parse_instruments_topic(topics.instruments_topic(broker)) == broker
+    for topic in (topics.status_topic(broker), topics.instruments_topic(broker), topics.orders_topic(broker, "a")):
+        assert topics.is_control(topic)
+
+
+@pytest.mark.parametrize("bad", [b"#status|", b"#status|a|b", b"#status|\xff", b"#instruments|x", b"NSE|SBIN|1"])
+def test_parse_status_topic_rejects_others(bad: bytes) -> None:
+    with pytest.raises(ValueError):
+        topics.parse_status_topic(bad)
+
+
+@pytest.mark.parametrize("symbol", ["SBIN", "M&M", "NIFTY 50", "BAJAJ-AUTO"])
+def test_reject_topic_names_the_market_data_topic(symbol: str) -> None:
+    topic = topics.bus_topic("NSE", symbol, Mode.DEPTH)
+    reject = topics.reject_topic(topic)
+    assert reject.startswith(topics.REJECT_PREFIX) and topics.is_control(reject)
+    assert topics.parse_reject_topic(reject) == topic
+    assert not topics.is_control(topic)
+    with pytest.raises(ValueError):
+        topics.parse_reject_topic(topic)
+
+
+def test_control_subscriptions_cover_prefixes_both_ways() -> None:
+    # what a feed answers: an empty subscription (everything), the bare prefix, or its own topic
+    for subscription in (b"", b"#", b"#status|", b"#status|angel"):
+        assert topics.covers(subscription, topics.STATUS_PREFIX)
+    assert not topics.covers(b"#instruments|", topics.STATUS_PREFIX)
+    assert not topics.covers(b"NSE|SBIN|1", topics.STATUS_PREFIX)
+    assert topics.is_control(b"")
+
+
+def test_instrument_name() -> None:
+    assert topics.instrument_name("NSE", "M&M") == "NSE|M&M"
+    assert topics.bus_topic("NSE", "M&M", Mode.LTP).startswith(topics.instrument_name("NSE", "M&M").encode())

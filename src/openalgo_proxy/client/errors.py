@@ -54,7 +54,7 @@ class ConnectFailed(ClientError):
 
 
 class ConnectionLost(ClientError):
-    """The connection closed and the feed will not reconnect (reconnect disabled or fatal close code)."""
+    """The connection closed and the client will not reconnect (reconnect disabled or fatal close code)."""
 
     def __init__(self, message: str, close_code: int | None = None) -> None:
         super().__init__(message)
@@ -65,5 +65,5 @@ class RequestTimeout(ClientError):
     """No reply to a request within the request timeout."""
 
 
-class FeedClosed(ClientError):
-    """The feed was closed by its owner; no more requests or ticks."""
+class ClientClosed(ClientError):
+    """The client was closed by its owner; no more requests or ticks."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from openalgo_proxy.errors import CodecError
 from openalgo_proxy.model import Mode
 from openalgo_proxy.payload import Depth
 
@@ -124,7 +125,7 @@ _tick_decoders = {mode: msgspec.json.Decoder(kind) for mode, kind in TICK_TYPES.
 _any = msgspec.json.Decoder()
 
 
-class ProtocolViolation(ValueError):
+class ProtocolViolation(CodecError):
     """A message from the server that does not follow the protocol."""
 
 

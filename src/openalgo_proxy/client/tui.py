@@ -19,10 +19,11 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Static
 
 from openalgo_proxy.client.backoff import Backoff
+from openalgo_proxy.client.client import Client, State
 from openalgo_proxy.client.errors import ClientError
-from openalgo_proxy.client.feed import Feed, State
 from openalgo_proxy.client.messages import DepthTick, QuoteTick, Tick
 from openalgo_proxy.model import Mode
+from openalgo_proxy.tasks import cancel_and_wait
 
 FLASH_SECONDS = 0.6
 REFRESH_SECONDS = 0.1
@@ -93,7 +94,7 @@ class WatchApp(App[int]):
         self.api_key = api_key
         self.mode = mode
         self.rows = {instrument: _Row() for instrument in self.instruments}
-        self.feed: Feed | None = None
+        self.feed: Client | None = None
         self.note = ""
         self.ladder_for: Instrument | None = self.instruments[0] if self.instruments else None
         self.ladder_tick: DepthTick | None = None
@@ -123,7 +124,7 @@ class WatchApp(App[int]):
     # -- feed ------------------------------------------------------------------------------
 
     async def _stream(self) -> None:
-        feed = Feed(
+        feed = Client(
             self.url,
             api_key=self.api_key,
             first_connect_timeout=None,
@@ -147,11 +148,10 @@ class WatchApp(App[int]):
             self.note = str(exc)
             self._render_status()
         finally:
-            if follower is not None:
-                follower.cancel()
+            await cancel_and_wait(follower)
             await feed.close()
 
-    async def _follow_ladder(self, feed: Feed) -> None:
+    async def _follow_ladder(self, feed: Client) -> None:
         """Keep exactly the highlighted instrument subscribed in depth (quote and LTP modes)."""
         current: Instrument | None = None
         while True:

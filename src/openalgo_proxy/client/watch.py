@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from openalgo_proxy.client.feed import DEFAULT_URL
+from openalgo_proxy.client.client import DEFAULT_URL
 from openalgo_proxy.client.symbols import parse_instrument
 from openalgo_proxy.model import Mode
 

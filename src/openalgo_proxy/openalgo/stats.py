@@ -1,4 +1,4 @@
-"""OpenAlgo's `WS_PROXY_STATS_FILE`, written atomically every 10 s for its Health Monitor page.
+"""OpenAlgo's `WS_PROXY_STATS_FILE`, written atomically every 10 s (and on change) for its Health Monitor page.
 
 Keys: `timestamp` (epoch seconds, float), `total_connections` (broker feeds), `total_symbols`
 (unique subscribed instruments), `clients_connected`, `brokers` (one name per feed).
@@ -20,6 +20,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 INTERVAL = 10.0
+CHANGE_CHECK = 1.0
 
 
 def write_atomically(path: Path, body: dict[str, Any]) -> None:
@@ -42,8 +43,8 @@ class StatsWriter:
         self._task: asyncio.Task[None] | None = None
         self.writes = 0
 
-    def write_now(self) -> None:
-        body = {"timestamp": time.time(), **self.snapshot()}
+    def write_now(self, snapshot: dict[str, Any] | None = None) -> None:
+        body = {"timestamp": time.time(), **(snapshot if snapshot is not None else self.snapshot())}
         try:
             write_atomically(self.path, body)
             self.writes += 1
@@ -55,9 +56,16 @@ class StatsWriter:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="openalgo-stats")
 
     async def _run(self) -> None:
+        """Every `interval`, and within a second of any change (a feed appears, a client leaves)."""
+        last: dict[str, Any] | None = None
+        written = 0.0
         while True:
-            self.write_now()
-            await asyncio.sleep(self.interval)
+            snapshot = self.snapshot()
+            now = time.monotonic()
+            if snapshot != last or now - written >= self.interval:
+                self.write_now(snapshot)
+                last, written = snapshot, now
+            await asyncio.sleep(min(CHANGE_CHECK, self.interval))
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from openalgo_proxy.config import AuthSettings, RoleSettings
+from openalgo_proxy.errors import ProxyError
 from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy.keystore import KeyStore, default_keys_file
 from openalgo_proxy.proxy.tokens import TokenRejected, TokenVerifier
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 MAX_CREDENTIAL = 8192
 
 
-class AuthFailed(Exception):
+class AuthFailed(ProxyError):
     """Credentials that prove nothing; `reason` is safe to show to the client and to log."""
 
     def __init__(self, reason: str) -> None:

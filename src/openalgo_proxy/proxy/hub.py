@@ -19,15 +19,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import msgspec
 
-from openalgo_proxy import topics
+from openalgo_proxy import control, topics
 from openalgo_proxy.bus import SNAPSHOT, is_new_run
-from openalgo_proxy.errors import ErrorCode
+from openalgo_proxy.errors import ControlMessageError, ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.payload import numeric_timestamp
+from openalgo_proxy.proxy.directory import Directory
 from openalgo_proxy.proxy.frames import frame_header, text_frame
 from openalgo_proxy.proxy.metrics import ProxyMetrics
 from openalgo_proxy.proxy.outbox import Outbox
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 _MID = b',"data":'
 _END = b"}"
-_decode = msgspec.json.decode
 
 
 class TopicState:
@@ -96,46 +95,6 @@ class TopicState:
 def _frame(prefix: bytes, seq: int, data: bytes) -> bytes:
     seq_text = b"%d" % seq
     return b"".join((frame_header(len(prefix) + len(seq_text) + len(data) + 9), prefix, seq_text, _MID, data, _END))
-
-
-class Directory:
-    """What the feeds on the bus can stream, learned from `#instruments|BROKER` publications."""
-
-    def __init__(self, default_broker: str = "") -> None:
-        self.symbols: dict[str, set[str]] = {}
-        self.broker_of: dict[str, str] = {}
-        self.default_broker = default_broker
-        self.status: dict[str, dict[str, Any]] = {}
-        self.status_seen: dict[str, float] = {}
-
-    def update(self, payload: dict[str, Any]) -> list[str]:
-        broker = str(payload.get("broker", ""))
-        symbols = payload.get("symbols", {})
-        changed = []
-        if isinstance(symbols, dict):
-            for exchange, names in symbols.items():
-                if isinstance(names, list):
-                    self.symbols[exchange] = set(map(str, names))
-                    if self.broker_of.get(exchange) != broker:
-                        self.broker_of[exchange] = broker
-                        changed.append(exchange)
-        return changed
-
-    def broker(self, exchange: str) -> str:
-        return self.broker_of.get(exchange) or self.default_broker or next(iter(self.status), "")
-
-    def brokers(self) -> list[str]:
-        return sorted(set(self.broker_of.values()) | set(self.status))
-
-    def check(self, exchange: str, symbol: str) -> tuple[ErrorCode, str] | None:
-        if not self.symbols:
-            return ErrorCode.BROKER_UNAVAILABLE, "no broker feed is connected yet; try again shortly"
-        names = self.symbols.get(exchange)
-        if names is None:
-            return ErrorCode.SYMBOL_NOT_FOUND, f"exchange {exchange} is not served by any connected feed"
-        if symbol not in names:
-            return ErrorCode.SYMBOL_NOT_FOUND, f"{symbol} is not listed on {exchange}"
-        return None
 
 
 class Hub:
@@ -297,7 +256,7 @@ class Hub:
         return brokers[0] if len(brokers) == 1 else (self.directory.default_broker or ",".join(brokers))
 
     def upstream_connected(self) -> bool:
-        return any(status.get("state") == "connected" for status in self.directory.status.values())
+        return any(status.state == control.FeedState.CONNECTED for status in self.directory.status.values())
 
     # -- bus -------------------------------------------------------------------------------------
     def on_bus_message(self, parts: list[bytes]) -> None:
@@ -310,7 +269,7 @@ class Hub:
         topic, raw_seq, data = parts[0], parts[1], parts[2]
         state = self.topics.get(topic)
         if state is None:
-            if topic[:1] == b"#":
+            if topics.is_control(topic):
                 self._on_control(topic, data)
             return
         seq = int.from_bytes(raw_seq, "big")
@@ -385,27 +344,23 @@ class Hub:
             self._on_order(topic, data)
             return
         try:
-            payload = _decode(data)
-        except msgspec.DecodeError:
+            if topic.startswith(topics.STATUS_PREFIX):
+                broker = topics.parse_status_topic(topic)
+                self.directory.update_status(broker, control.decode_status(data), time.monotonic())
+            elif topic.startswith(topics.INSTRUMENTS_PREFIX):
+                changed = set(self.directory.update(control.decode_directory(data)))
+                if changed:
+                    for state in self.topics.values():
+                        if state.exchange in changed:
+                            state.set_broker(self.directory.broker(state.exchange))
+                            if state.numeric is not None:
+                                state.numeric.prefix = state.prefix
+                                state.numeric.snapshot_prefix = state.snapshot_prefix
+            elif topic.startswith(topics.REJECT_PREFIX):
+                rejected = self.topics.get(topics.parse_reject_topic(topic))
+                if rejected is not None and self.on_reject is not None:
+                    reject = control.decode_reject(data)
+                    self.on_reject(rejected, reject.code, reject.message)
+        except (ControlMessageError, ValueError) as exc:
             self.metrics.errors["BUS_CONTROL"] += 1
-            log.warning("bus: undecodable control message on %r", topic[:60])
-            return
-        if not isinstance(payload, dict):
-            return
-        if topic.startswith(topics.STATUS_PREFIX):
-            broker = topic[len(topics.STATUS_PREFIX) :].decode(errors="replace")
-            self.directory.status[broker] = payload
-            self.directory.status_seen[broker] = time.monotonic()
-        elif topic.startswith(topics.INSTRUMENTS_PREFIX):
-            changed = set(self.directory.update(payload))
-            if changed:
-                for state in self.topics.values():
-                    if state.exchange in changed:
-                        state.set_broker(self.directory.broker(state.exchange))
-                        if state.numeric is not None:
-                            state.numeric.prefix = state.prefix
-                            state.numeric.snapshot_prefix = state.snapshot_prefix
-        elif topic.startswith(topics.REJECT_PREFIX):
-            rejected = self.topics.get(topic[len(topics.REJECT_PREFIX) :])
-            if rejected is not None and self.on_reject is not None:
-                self.on_reject(rejected, str(payload.get("code", "")), str(payload.get("message", "")))
+            log.warning("bus: bad control message on %r: %s", topic[:60], exc)

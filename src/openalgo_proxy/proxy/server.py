@@ -11,6 +11,7 @@ import time
 from importlib import resources
 from typing import Any
 
+import msgspec
 import zmq
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
@@ -32,6 +33,7 @@ from openalgo_proxy.proxy.origin import origin_allowed
 from openalgo_proxy.proxy.session import SessionLimits
 from openalgo_proxy.proxy.tls import server_context
 from openalgo_proxy.proxy.upstream_metrics import BrokerStatusCollector
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +173,7 @@ class ProxyServer:
                 await asyncio.wait_for(self.all_closed.wait(), within)
         for conn in list(self.connections):
             conn.abort()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await cancel_and_wait(self._sweeper)
         if self.subscriber is not None:
             self.subscriber.close()
             self.subscriber = None
@@ -201,7 +200,7 @@ class ProxyServer:
         out = {}
         for broker, status in self.hub.directory.status.items():
             seen = self.hub.directory.status_seen.get(broker, 0.0)
-            out[broker] = {**status, "status_age": round(now - seen, 3)}
+            out[broker] = {**msgspec.structs.asdict(status), "status_age": round(now - seen, 3)}
         return out
 
     def ready(self) -> tuple[bool, dict[str, Any]]:

@@ -296,7 +296,7 @@ class Session:
             return self.close(CloseCode.TOO_SLOW, "too slow to keep up")
         if self.ping_waiting_since:
             if now - self.ping_waiting_since > limits.ping_timeout:
-                return self.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                return self.close(CloseCode.KEEPALIVE_TIMEOUT, "keepalive ping timeout")
             return None
         if now - self.last_ping >= limits.ping_interval:
             self.last_ping = self.ping_waiting_since = now

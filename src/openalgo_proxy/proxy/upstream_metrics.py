@@ -12,8 +12,9 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from openalgo_proxy.control import FeedState
+
 NS = "openalgo_proxy"
-STATES = ("disconnected", "connecting", "connected", "backing_off", "closed")
 
 
 def _number(status: dict[str, Any], key: str, default: float = 0.0) -> float:
@@ -48,10 +49,10 @@ class BrokerStatusCollector(Collector):
         )
         for broker, status in sorted(feeds.items()):
             fresh = _number(status, "status_age") < self.stale_after
-            current = str(status.get("state", "disconnected")) if fresh else "disconnected"
-            up.add_metric([broker], float(fresh and current == "connected"))
-            for candidate in STATES:
-                state.add_metric([broker, candidate], float(candidate == current))
+            current = str(status.get("state", FeedState.DISCONNECTED)) if fresh else FeedState.DISCONNECTED
+            up.add_metric([broker], float(fresh and current == FeedState.CONNECTED))
+            for candidate in FeedState:
+                state.add_metric([broker, candidate.value], float(candidate == current))
             reconnects.add_metric([broker], _number(status, "reconnects"))
             subs.add_metric([broker], _number(status, "subscriptions"))
             age.add_metric([broker], _number(status, "last_tick_age", -1.0))

@@ -92,7 +92,7 @@ async def _revoke(system: DropIn) -> None:
 
 async def _stats(system: DropIn) -> None:
     path = system.fake.stats_file
-    await wait_for(path.exists, within=15)
+    await wait_for(lambda: path.exists() and json.loads(path.read_text())["brokers"] == ["zerodha"], within=15)
     body = json.loads(path.read_text())
     assert set(body) >= {"timestamp", "total_connections", "total_symbols", "clients_connected", "brokers"}
     assert body["brokers"] == ["zerodha"] and abs(body["timestamp"] - time.time()) < 60

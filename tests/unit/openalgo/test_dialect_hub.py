@@ -7,7 +7,7 @@ import json
 import pytest
 
 from openalgo_proxy import topics
-from openalgo_proxy.bus import pack_seq
+from openalgo_proxy.bus import SEQ
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.payload import iso_millis, numeric_timestamp
@@ -72,12 +72,12 @@ def test_companion_feeds_numeric_clients_and_leaves_the_seed_path_alone() -> Non
     seed_box, seed_wire = outbox()
     oa_box, oa_wire = outbox()
     hub.subscribe(seed_box, "RELIANCE", "NSE", Mode.LTP)
-    hub.on_bus_message([RELIANCE, pack_seq(1), _data(STAMP)])
+    hub.on_bus_message([RELIANCE, SEQ.pack(1), _data(STAMP)])
     state = hub.topics[RELIANCE]
     assert state.numeric is None  # nobody wants numbers: no second encoding
     companion = hub.subscribe(oa_box, "RELIANCE", "NSE", Mode.LTP, numeric_time=True)
     assert state.numeric is companion and companion.last_frame  # its snapshot is ready at once
-    hub.on_bus_message([RELIANCE, pack_seq(2), _data(STAMP + 1)])
+    hub.on_bus_message([RELIANCE, SEQ.pack(2), _data(STAMP + 1)])
     hub.flush()
     assert [m["data"]["timestamp"] for m in _messages(seed_wire)] == [iso_millis(STAMP), iso_millis(STAMP + 1)]  # type: ignore[index]
     (numeric,) = _messages(oa_wire)
@@ -98,12 +98,12 @@ def test_order_updates_go_to_their_account_only() -> None:
     hub.subscribe_orders(bob, ("bob",))
     hub.subscribe_orders(admin, ("*",))
     event = b'{"type":"order_update","user_id":"alice"}'
-    hub.on_bus_message([topics.orders_topic("zerodha", "alice"), pack_seq(1), event])
+    hub.on_bus_message([topics.orders_topic("zerodha", "alice"), SEQ.pack(1), event])
     hub.flush()
     assert [p for w in alice_wire.writes for _, p in split_frames(w)] == [event]
     assert not bob_wire.writes and len(admin_wire.writes) == 1
     hub.unsubscribe_all(alice)  # a closing connection leaves the order relay too
-    hub.on_bus_message([topics.orders_topic("zerodha", "alice"), pack_seq(2), event])
+    hub.on_bus_message([topics.orders_topic("zerodha", "alice"), SEQ.pack(2), event])
     hub.flush()
     assert len(alice_wire.writes) == 1 and len(admin_wire.writes) == 2
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,7 +23,7 @@ from prometheus_client.registry import Collector
 from openalgo_proxy.brokers.base import ConnectionState
 
 if TYPE_CHECKING:
-    from openalgo_proxy.feed import Feed
+    from openalgo_proxy.feed.shell import Feed
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,11 @@ class FeedMetricsServer:
         feed = self.current()
         body: dict[str, Any] = {"broker": self.broker, "role": self.role()}
         if feed is not None:
-            body.update(feed.status(), topics_wanted=feed.wanted_topics(), upstream=feed.upstream_pairs())
+            body.update(
+                msgspec.structs.asdict(feed.status()),
+                topics_wanted=feed.wanted_topics(),
+                upstream=feed.upstream_pairs(),
+            )
         else:
             body.update(state="standby", topics_wanted=[], upstream={})
         return web.Response(text=json.dumps(body), content_type="application/json")

@@ -1,8 +1,8 @@
 """The asyncio client of the proxy: authenticate, subscribe, iterate typed ticks, reconnect.
 
-    async with connect("ws://127.0.0.1:8765", api_key=KEY) as feed:
-        await feed.subscribe(["NSE:RELIANCE", "NSE_INDEX:NIFTY"], mode="quote")
-        async for tick in feed:
+    async with connect("ws://127.0.0.1:8765", api_key=KEY) as client:
+        await client.subscribe(["NSE:RELIANCE", "NSE_INDEX:NIFTY"], mode="quote")
+        async for tick in client:
             print(tick.symbol, tick.ltp)
 
 One background task owns the WebSocket: it connects, authenticates, replays the held
@@ -14,7 +14,6 @@ a tick whose (stream, seq) was already delivered (the snapshot after a resubscri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import itertools
 import logging
@@ -33,18 +32,19 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from openalgo_proxy.client.backoff import Backoff, BackoffState
 from openalgo_proxy.client.errors import (
     AuthenticationError,
+    ClientClosed,
     ClientError,
     ConnectFailed,
     ConnectionLost,
-    FeedClosed,
     RequestTimeout,
     ServerError,
     SubscriptionError,
 )
 from openalgo_proxy.client.messages import ProtocolViolation, Reply, SubscriptionResult, Tick, decode
 from openalgo_proxy.client.symbols import InstrumentLike, ModeLike, Stream, streams, to_instrument
-from openalgo_proxy.errors import CloseCode
+from openalgo_proxy.errors import CloseCode, ProxyError
 from openalgo_proxy.model import Mode
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger("openalgo_proxy.client")
 
@@ -52,7 +52,7 @@ DEFAULT_URL = "ws://127.0.0.1:8765"
 DEFAULT_DEPTH = 5
 AUTH_CODES = frozenset({"AUTHENTICATION_ERROR", "NOT_AUTHENTICATED"})
 # Close codes after which reconnecting cannot help, and minimum delays for those that ask us to wait.
-FATAL_CLOSES = frozenset({int(CloseCode.AUTH_TIMEOUT), 1008})
+FATAL_CLOSES = frozenset({int(CloseCode.AUTH_TIMEOUT), int(CloseCode.POLICY_VIOLATION)})
 # Refusals that go away by themselves (a proxy that just started, a broker reconnecting): retried.
 TRANSIENT_CODES = frozenset({"BROKER_UNAVAILABLE", "RATE_LIMITED"})
 RETRY_BACKOFF = Backoff(initial=0.25, maximum=5.0)
@@ -60,7 +60,7 @@ SLOW_DOWN = {int(CloseCode.TOO_MANY_REQUESTS): 5.0, int(CloseCode.TRY_AGAIN_LATE
 
 
 class State(enum.Enum):
-    """Where the feed's connection is. Only LIVE accepts requests."""
+    """Where the client's connection is. Only LIVE accepts requests."""
 
     CONNECTING = "connecting"
     AUTHENTICATING = "authenticating"
@@ -72,7 +72,7 @@ class State(enum.Enum):
 StateCallback = Callable[[State], None]
 
 
-class _Disconnected(Exception):
+class _Disconnected(ProxyError):
     """Internal: the connection carrying a request went away before its reply."""
 
 
@@ -82,7 +82,7 @@ class _Pending:
     expect: frozenset[str]
 
 
-class Feed:
+class Client:
     """A resilient subscription to the proxy. Use `connect()` or call `start()` / `close()`."""
 
     def __init__(
@@ -156,35 +156,32 @@ class Feed:
 
     @property
     def held(self) -> list[Stream]:
-        """The streams this feed holds and replays after every reconnect."""
+        """The streams this client holds and replays after every reconnect."""
         return list(self._held)
 
     async def start(self) -> None:
         """Connect and authenticate; raise ConnectFailed or AuthenticationError if that fails."""
         if self._task is not None:
-            raise ClientError("feed already started")
+            raise ClientError("client already started")
         self._closing = False
         self._failure = None
         self._set_state(State.CONNECTING)
-        self._task = asyncio.create_task(self._run(), name=f"openalgo-feed {self.url}")
+        self._task = asyncio.create_task(self._run(), name=f"openalgo-client {self.url}")
         await self._wait_for(lambda: self._state == State.LIVE, None)
 
     async def close(self) -> None:
         """Close the connection, stop reconnecting and end every iteration. Idempotent."""
         self._closing = True
         if self._failure is None:
-            self._failure = FeedClosed("feed closed")
+            self._failure = ClientClosed("client closed")
         task, self._task = self._task, None
         if self._ws is not None:
             await self._ws.close()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self._set_state(State.CLOSED)
         self._tick_ready.set()
 
-    async def __aenter__(self) -> Feed:
+    async def __aenter__(self) -> Client:
         await self.start()
         return self
 
@@ -195,13 +192,13 @@ class Feed:
 
     # -- ticks -----------------------------------------------------------------------------
 
-    def __aiter__(self) -> Feed:
+    def __aiter__(self) -> Client:
         return self
 
     async def __anext__(self) -> Tick:
         while not self._ticks:
             if self._failure is not None:
-                if isinstance(self._failure, FeedClosed):
+                if isinstance(self._failure, ClientClosed):
                     raise StopAsyncIteration
                 raise self._failure
             self._tick_ready.clear()
@@ -298,7 +295,7 @@ class Feed:
         return reply.body
 
     async def wait_live(self) -> None:
-        """Wait until the connection is live (raises the feed's failure if it can never be)."""
+        """Wait until the connection is live (raises the client's failure if it can never be)."""
         await self._wait_for(lambda: self._state == State.LIVE, None)
 
     async def _call(self, payload: dict[str, Any], expect: frozenset[str]) -> Reply:
@@ -312,7 +309,7 @@ class Feed:
             await self._wait_for(lambda: self._state == State.LIVE, remaining)
             ws = self._ws
             if ws is None:
-                raise ClientError("internal: live feed without a connection")
+                raise ClientError("internal: live client without a connection")
             try:
                 return await self._request_on(ws, payload, expect, deadline - loop.time())
             except _Disconnected:
@@ -407,7 +404,7 @@ class Feed:
             await asyncio.sleep(delay)
 
     def _may_retry(self, exc: Exception, been_live: bool, first_deadline: float | None) -> bool:
-        """After a failed connect: whether to try again (else the feed has failed)."""
+        """After a failed connect: whether to try again (else the client has failed)."""
         log.info("client: connect to %s failed: %s", self.url, exc)
         if not been_live and first_deadline is not None and asyncio.get_running_loop().time() >= first_deadline:
             self._fail(ConnectFailed(f"cannot connect to {self.url}: {exc}"))
@@ -422,7 +419,7 @@ class Feed:
 
     async def _session(self, ws: ClientConnection) -> bool:
         """Authenticate, resubscribe, then read until the connection closes; True if it went live."""
-        reader = asyncio.create_task(self._read(ws), name="openalgo-feed reader")
+        reader = asyncio.create_task(self._read(ws), name="openalgo-client reader")
         try:
             if self._credentials:
                 self._set_state(State.AUTHENTICATING)
@@ -433,22 +430,18 @@ class Feed:
             await self._replay(ws)
             self._backoff.reset()
             self._set_state(State.LIVE)
-            retrier = asyncio.create_task(self._retry_loop(ws), name="openalgo-feed retry")
+            retrier = asyncio.create_task(self._retry_loop(ws), name="openalgo-client retry")
             try:
                 await reader
             finally:
-                retrier.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await retrier
+                await cancel_and_wait(retrier)
             return True
         finally:
             # leave LIVE before anything awaits, so no request is sent on the dead connection
             self._ws = None
             if self._state == State.LIVE:
                 self._set_state(State.RECONNECTING)
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await cancel_and_wait(reader)
 
     async def _replay(self, ws: ClientConnection) -> None:
         """Resubscribe everything held on a new connection."""
@@ -457,7 +450,7 @@ class Feed:
 
     async def _resubscribe(self, ws: ClientConnection, wanted: dict[Stream, int]) -> None:
         """Subscribe `wanted`, one request per (mode, depth). Transient refusals go to the retry set;
-        permanent ones are dropped from what the feed holds (and logged)."""
+        permanent ones are dropped from what the client holds (and logged)."""
         groups: dict[tuple[Mode, int], list[Stream]] = {}
         for stream, depth in wanted.items():
             groups.setdefault((stream.mode, depth), []).append(stream)
@@ -587,5 +580,5 @@ def _raise_failed(reply: Reply, results: list[SubscriptionResult]) -> None:
         raise SubscriptionError(first.code or "ERROR", message, results, reply.request_id)
 
 
-# ``async with connect(url, api_key=...) as feed:`` -- the Feed class itself, so every option is typed.
-connect = Feed
+# ``async with connect(url, api_key=...) as client:`` -- the Client class itself, so every option is typed.
+connect = Client

@@ -27,7 +27,7 @@ import msgspec
 import zmq
 
 from bench.common import BROKER, EXCHANGE, emit, symbol_name
-from openalgo_proxy import topics
+from openalgo_proxy import control, topics
 from openalgo_proxy.bus import DATA_HWM, SEQ, run_seq_base
 
 STATUS_INTERVAL = 1.0
@@ -80,7 +80,7 @@ class SyntheticFeed:
         self.rate = rate
         self.topics = [topics.bus_topic(EXCHANGE, symbol_name(i), mode) for i in range(symbols)]
         self.tails = [data_tail(i, mode) for i in range(symbols)]
-        self.seqs = [run_seq_base(time.time())] * symbols  # seq rises across feed runs, as feed.py's
+        self.seqs = [run_seq_base(time.time())] * symbols  # seq rises across feed runs, as the feed's
         self.names = [symbol_name(i) for i in range(symbols)]
         self.sent = 0
         self.dropped = 0
@@ -94,33 +94,28 @@ class SyntheticFeed:
         self.window_start_dropped = 0
 
     # -- control topics -----------------------------------------------------------------------
-    def _control(self, topic: bytes, payload: object) -> None:
+    def _control(self, topic: bytes, data: bytes) -> None:
         self.control_seq += 1
-        self.sock.send_multipart((topic, SEQ.pack(self.control_seq), _encode(payload)))
+        self.sock.send_multipart((topic, SEQ.pack(self.control_seq), data))
 
     def status(self) -> None:
-        self._control(
-            topics.status_topic(BROKER),
-            {
-                "broker": BROKER,
-                "state": "connected",
-                "connections": 1,
-                "subscriptions": len(self.subscribed),
-                "topics": len(self.subscribed),
-                "reconnects": 0,
-                "decode_errors": 0,
-                "last_tick_age": 0.0,
-                "ticks": self.sent,
-                "exchanges": [EXCHANGE],
-                "time": int(time.time() * 1000),
-            },
+        status = control.FeedStatus(
+            broker=BROKER,
+            state=control.FeedState.CONNECTED,
+            connections=1,
+            subscriptions=len(self.subscribed),
+            topics=len(self.subscribed),
+            reconnects=0,
+            last_tick_age=0.0,
+            ticks=self.sent,
+            exchanges=[EXCHANGE],
+            time=int(time.time() * 1000),
         )
+        self._control(topics.status_topic(BROKER), control.encode_status(status))
 
     def directory(self) -> None:
-        self._control(
-            topics.instruments_topic(BROKER),
-            {"broker": BROKER, "exchanges": [EXCHANGE], "symbols": {EXCHANGE: self.names}},
-        )
+        directory = control.InstrumentDirectory(broker=BROKER, exchanges=[EXCHANGE], symbols={EXCHANGE: self.names})
+        self._control(topics.instruments_topic(BROKER), control.encode_directory(directory))
 
     def drain_subscriptions(self) -> None:
         for _ in range(100_000):
@@ -131,11 +126,11 @@ class SyntheticFeed:
             if not msg:
                 continue
             subscribe, topic = msg[0] == 1, msg[1:]
-            if topic[:1] == topics.CONTROL_MARK or not topic:
+            if topics.is_control(topic):
                 if subscribe:
-                    if topics.INSTRUMENTS_PREFIX.startswith(topic) or topic.startswith(topics.INSTRUMENTS_PREFIX):
+                    if topics.covers(topic, topics.INSTRUMENTS_PREFIX):
                         self.directory()
-                    if topics.STATUS_PREFIX.startswith(topic) or topic.startswith(topics.STATUS_PREFIX):
+                    if topics.covers(topic, topics.STATUS_PREFIX):
                         self.status()
             elif subscribe:
                 self.subscribed.add(topic)
@@ -243,7 +238,7 @@ class SyntheticFeed:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.feed", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.synthetic", description=__doc__)
     parser.add_argument("--bus", required=True, help="XPUB endpoint to bind, e.g. tcp://127.0.0.1:5599")
     parser.add_argument("--symbols", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=32000.0, help="ticks per second in total")

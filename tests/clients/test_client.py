@@ -11,9 +11,9 @@ import pytest
 from openalgo_proxy.client import (
     AuthenticationError,
     Backoff,
+    ClientThread,
     ConnectFailed,
     DepthTick,
-    FeedThread,
     LtpTick,
     Mode,
     QuoteTick,
@@ -187,7 +187,7 @@ async def test_feed_thread_delivers_to_callbacks_and_stops(system: System) -> No
     def broken(tick: Tick) -> None:
         raise RuntimeError("a bug in user code")
 
-    feed = FeedThread(system.url, on_tick=all_ticks.append, backoff=FAST)
+    feed = ClientThread(system.url, on_tick=all_ticks.append, backoff=FAST)
     await asyncio.to_thread(feed.start)
     try:
         await asyncio.to_thread(feed.subscribe, ["NSE:RELIANCE"], "ltp", on_tick=on_reliance)
@@ -201,7 +201,7 @@ async def test_feed_thread_delivers_to_callbacks_and_stops(system: System) -> No
     finally:
         await asyncio.to_thread(feed.stop)
     assert feed.state == State.CLOSED
-    assert not any(t.name == "openalgo-feed" for t in threading.enumerate())
+    assert not any(t.name == "openalgo-client" for t in threading.enumerate())
 
 
 async def test_subscriptions_made_while_a_proxy_warms_up_are_retried(system: System) -> None:
@@ -220,10 +220,10 @@ async def test_subscriptions_made_while_a_proxy_warms_up_are_retried(system: Sys
 
 
 def test_feed_thread_start_raises_the_connect_failure() -> None:
-    feed = FeedThread(f"ws://127.0.0.1:{free_port()}", first_connect_timeout=0.3, backoff=FAST)
+    feed = ClientThread(f"ws://127.0.0.1:{free_port()}", first_connect_timeout=0.3, backoff=FAST)
     with pytest.raises(ConnectFailed):
         feed.start(timeout=10)
-    assert not any(t.name == "openalgo-feed" and t.is_alive() for t in threading.enumerate())
+    assert not any(t.name == "openalgo-client" and t.is_alive() for t in threading.enumerate())
 
 
 async def test_a_slow_consumer_loses_the_oldest_ticks_not_the_connection(system: System) -> None:
@@ -233,3 +233,11 @@ async def test_a_slow_consumer_loses_the_oldest_ticks_not_the_connection(system:
         kept = await collect(feed, 3)
         assert feed.state == State.LIVE and len(kept) == 3
         assert feed.ticks_received == feed.ticks_dropped + feed.duplicates_dropped + 3 + len(feed._ticks)
+
+
+def test_earlier_client_names_are_aliases() -> None:
+    import openalgo_proxy.client as client_library
+
+    assert client_library.Feed is client_library.Client is client_library.connect
+    assert client_library.FeedThread is client_library.ClientThread
+    assert client_library.FeedClosed is client_library.ClientClosed

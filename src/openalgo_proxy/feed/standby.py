@@ -26,14 +26,14 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import msgspec
 import zmq
 
-from openalgo_proxy import topics
+from openalgo_proxy import control, topics
 from openalgo_proxy.bus import Subscriber
-from openalgo_proxy.feed import Feed
+from openalgo_proxy.errors import ControlMessageError
+from openalgo_proxy.feed.shell import Feed
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,11 @@ class Claim:
     standby: bool
 
     @classmethod
-    def of(cls, status: dict[str, Any]) -> Claim | None:
-        instance = status.get("instance")
-        since = status.get("active_since")
-        if not isinstance(instance, str) or not isinstance(since, int):
+    def of(cls, status: control.FeedStatus) -> Claim | None:
+        """None for a status that names no instance or start time (a feed without failover)."""
+        if not status.instance or status.active_since <= 0:
             return None
-        return cls(instance, since, bool(status.get("standby", False)))
+        return cls(status.instance, status.active_since, status.standby)
 
 
 def should_yield(mine: Claim, other: Claim) -> bool:
@@ -115,11 +114,8 @@ class StandbyFeed:
         )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self.feed is not None:
             feed, self.feed = self.feed, None
             await feed.stop()
@@ -135,11 +131,9 @@ class StandbyFeed:
         if len(parts) != 3 or parts[0] != self._status_topic:
             return
         try:
-            status = msgspec.json.decode(parts[2])
-        except msgspec.DecodeError:
-            log.warning("feed %s standby: undecodable status on the bus", self.broker)
-            return
-        if not isinstance(status, dict):
+            status = control.decode_status(parts[2])
+        except ControlMessageError as exc:
+            log.warning("feed %s standby: %s", self.broker, exc)
             return
         claim = Claim.of(status)
         feed = self.feed
