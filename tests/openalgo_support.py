@@ -142,6 +142,18 @@ class FakeOpenAlgo:
         """`upsert_auth(name, "", "", revoke=True)`."""
         self._execute("UPDATE auth SET auth = ?, broker = ?, is_revoked = ? WHERE name = ?", ("", "", True, user))
 
+    def load_master_contract(self, rows: list[tuple[str, str]]) -> None:
+        """`symtoken`, OpenAlgo's master contract of the logged-in broker: (exchange, symbol) rows."""
+        self._execute(
+            "CREATE TABLE IF NOT EXISTS symtoken (id INTEGER PRIMARY KEY, symbol VARCHAR, brsymbol VARCHAR, "
+            "name VARCHAR, exchange VARCHAR, brexchange VARCHAR, token VARCHAR, lotsize INTEGER, tick_size FLOAT)"
+        )
+        for index, (exchange, symbol) in enumerate(rows, 1):
+            self._execute(
+                "INSERT INTO symtoken (id, symbol, brsymbol, exchange, token) VALUES (?, ?, ?, ?, ?)",
+                (index, symbol, symbol, exchange, str(index)),
+            )
+
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
         """Flask's SharedZmqPublisher: a PUB that connects to ZMQ_PORT, two frames [topic, json]."""
         if self._pub is None:

@@ -52,6 +52,12 @@ def _openalgo(parser: argparse.ArgumentParser) -> None:
         "--openalgo", metavar="PATH", help="drop-in mode: serve the OpenAlgo installation at PATH (docs/openalgo.md)"
     )
     parser.add_argument("--openalgo-user", help="drop-in mode: the OpenAlgo user whose broker session the feed uses")
+    parser.add_argument(
+        "--upstream-zmq",
+        metavar="ENDPOINT",
+        help="drop-in chain mode: the relocated OpenAlgo proxy's ZMQ_PORT (tcp://127.0.0.1:5556), to forward "
+        "cache invalidations to",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,14 +223,18 @@ def _feed_options(settings: Settings) -> Any:
 
 def _cmd_feed_openalgo(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.feed import Feed
-    from openalgo_proxy.openalgo.dropin import FeedSide, Installation, detect_broker, refuse_bus_on_zmq_port
+    from openalgo_proxy.openalgo.dropin import ChainSide, FeedSide, Installation, detect_broker, refuse_bus_on_zmq_port
     from openalgo_proxy.runtime import run_until_signal
 
     cfg = settings.feed
     installation = Installation.open(args.openalgo)
     refuse_bus_on_zmq_port(installation.env, [cfg.bus])
     broker = args.broker or detect_broker(installation, args.openalgo_user)
-    side = FeedSide(installation, broker, _feed_options(settings), user=args.openalgo_user)
+    side: FeedSide | ChainSide
+    if broker == "openalgo":  # chain mode: OpenAlgo's own proxy, moved to a private port, is the upstream
+        side = ChainSide(installation, _feed_options(settings), user=args.openalgo_user, upstream_zmq=args.upstream_zmq)
+    else:
+        side = FeedSide(installation, broker, _feed_options(settings), user=args.openalgo_user)
     feed = Feed(
         side.adapter,
         cfg.bus,
@@ -394,6 +404,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         if args.openalgo_user:
             common += ["--openalgo-user", args.openalgo_user]
     feed_argv = ["feed", *common, "--bus", settings.feed.bus]
+    if args.upstream_zmq:
+        feed_argv += ["--upstream-zmq", args.upstream_zmq]
     if not args.openalgo or args.broker:
         feed_argv += ["--broker", settings.feed.broker]
     if settings.feed.exchanges:

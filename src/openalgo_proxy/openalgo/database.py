@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 API_KEYS_SQL = "SELECT user_id, api_key_hash, api_key_encrypted FROM api_keys"
 AUTH_SQL = "SELECT name, auth, feed_token, broker, user_id, is_revoked FROM auth"
+SYMBOLS_SQL = "SELECT exchange, symbol FROM symtoken"
 
 
 class DatabaseError(Exception):
@@ -51,6 +52,10 @@ class Database(Protocol):
 
     def auth_rows(self) -> list[AuthRow]: ...
 
+    def symbols(self) -> dict[str, set[str]]:
+        """OpenAlgo's master contract (`symtoken`): exchange -> its OpenAlgo symbol names."""
+        ...
+
     def close(self) -> None: ...
 
     def describe(self) -> str:
@@ -60,6 +65,14 @@ class Database(Protocol):
 
 def _api_key_rows(rows: list[Any]) -> list[ApiKeyRow]:
     return [ApiKeyRow(str(r[0]), str(r[1] or ""), str(r[2] or "")) for r in rows]
+
+
+def _symbols(rows: list[Any]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for exchange, symbol in rows:
+        if exchange and symbol:
+            found.setdefault(str(exchange), set()).add(str(symbol))
+    return found
 
 
 def _auth_rows(rows: list[Any]) -> list[AuthRow]:
@@ -99,6 +112,9 @@ class SqliteDatabase:
 
     def auth_rows(self) -> list[AuthRow]:
         return _auth_rows(self._query(AUTH_SQL))
+
+    def symbols(self) -> dict[str, set[str]]:
+        return _symbols(self._query(SYMBOLS_SQL))
 
     def close(self) -> None:
         with self._lock:
@@ -160,6 +176,9 @@ class PostgresDatabase:
 
     def auth_rows(self) -> list[AuthRow]:
         return _auth_rows(self._query(AUTH_SQL))
+
+    def symbols(self) -> dict[str, set[str]]:
+        return _symbols(self._query(SYMBOLS_SQL))
 
     def close(self) -> None:
         with self._lock:

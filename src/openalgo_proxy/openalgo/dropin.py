@@ -7,6 +7,7 @@ session, the bridge on its `ZMQ_PORT`, order updates republished on our bus.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import zmq
 from cryptography.fernet import Fernet
 
 from openalgo_proxy import topics
@@ -25,7 +27,7 @@ from openalgo_proxy.config import Settings
 from openalgo_proxy.control import OrderUpdate, encode_order_update
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.openalgo.bridge import OpenAlgoBridge
-from openalgo_proxy.openalgo.crypto import fernet_for
+from openalgo_proxy.openalgo.crypto import DecryptError, decrypt, fernet_for
 from openalgo_proxy.openalgo.database import Database, open_database
 from openalgo_proxy.openalgo.env import OpenAlgoEnv, load_env
 from openalgo_proxy.openalgo.feed_adapter import AdapterFactory, SessionBoundAdapter
@@ -174,6 +176,77 @@ class FeedSide:
     async def stop(self) -> None:
         await self.bridge.stop()
         await self.session.stop()
+
+
+def user_api_key(installation: Installation, user: str | None) -> tuple[str, str]:
+    """(user, plaintext API key) of the OpenAlgo user whose key chain mode presents upstream."""
+    rows = installation.db.api_keys()
+    if user is not None:
+        rows = [r for r in rows if r.user_id == user]
+    if len(rows) != 1:
+        who = f"user {user}" if user else "a single user"
+        raise ConfigError(f"chain mode needs the API key of {who} in OpenAlgo's api_keys table: give --openalgo-user")
+    try:
+        key = decrypt(installation.fernet, rows[0].key_encrypted)
+    except DecryptError:
+        raise ConfigError(
+            "the API key in OpenAlgo's database does not decrypt (API_KEY_PEPPER or FERNET_SALT)"
+        ) from None
+    return rows[0].user_id, key
+
+
+class ChainSide:
+    """Chain mode inside a drop-in: the upstream is OpenAlgo's own proxy moved to a private port.
+
+    The directory is OpenAlgo's `symtoken` (exactly its symbol names), the upstream key is the user's
+    own, and the bridge forwards cache invalidations to the upstream's ZMQ port, so it refreshes its
+    broker tokens as it would with Flask."""
+
+    def __init__(
+        self, installation: Installation, options: FeedOptions, *, user: str | None = None, upstream_zmq: str | None
+    ) -> None:
+        from openalgo_proxy.brokers.openalgo.adapter import ChainAdapter
+
+        self.installation = installation
+        self.user, key = user_api_key(installation, user)
+        symbols = installation.db.symbols() if options.instruments is None else None
+        if symbols is not None and not symbols:
+            raise ConfigError("OpenAlgo's symtoken table is empty: log in to OpenAlgo once, or give --instruments")
+        self.adapter = ChainAdapter(options, api_key=key, symbols=symbols)
+        self.orders = OrderRelay()
+        self.upstream_zmq = upstream_zmq
+        self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._forward: zmq.Socket[bytes] | None = None
+        self.forwarded = 0
+        self.bridge = OpenAlgoBridge(installation.env.zmq_endpoint, self._invalidate, self.orders)
+
+    def _invalidate(self, cache_type: str, user: str) -> None:
+        if self._forward is None:
+            return
+        topic = f"CACHE_INVALIDATE_{cache_type}_{user}"
+        payload = {"action": "invalidate", "user_id": user, "cache_type": cache_type}
+        self._forward.send_multipart([topic.encode(), json.dumps(payload).encode()])
+        self.forwarded += 1
+
+    async def start(self) -> None:
+        if self.upstream_zmq:
+            self._ctx = zmq.Context()
+            self._forward = self._ctx.socket(zmq.PUB)
+            self._forward.setsockopt(zmq.LINGER, 1000)
+            self._forward.connect(self.upstream_zmq)
+        self.bridge.start()
+
+    def attach(self, publisher: Publisher) -> None:
+        self.orders.publisher = publisher
+
+    async def stop(self) -> None:
+        await self.bridge.stop()
+        if self._forward is not None:
+            self._forward.close(linger=0)
+            self._forward = None
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
 
 
 class ProxySide:
