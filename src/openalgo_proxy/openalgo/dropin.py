@@ -268,7 +268,7 @@ class ProxySide:
         self.watcher = ApiKeyWatcher(installation.db, self.index, key_poll)
         self.server = ProxyServer(
             settings.proxy,
-            settings.auth,
+            settings.auth.model_copy(update={"mode": "api_key"}),  # OpenAlgo's keys: always required
             limits=settings.limits,
             tls=settings.tls,
             authenticator=OpenAlgoAuthenticator(settings.auth, self.index),

@@ -14,7 +14,7 @@ import websockets
 from tests.integration.openalgo.conftest import DropIn, drop_in
 from tests.openalgo_support import publish_until
 from tests.postgres_support import PASSWORD, create_database
-from tests.support import client, wait_for
+from tests.support import Client, client, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +88,25 @@ async def _revoke(system: DropIn) -> None:
         )
         await asyncio.sleep(1.5)  # a window in which a reconnecting feed would have tried again
         assert system.simulator.handshake_attempts == attempts and not system.simulator.connections
+        # the user logs in to the broker again in OpenAlgo: streaming resumes on the new session
+        system.simulator.accept_token("tok-3")
+        system.fake.login("alice", "zerodha", "kiteapp:tok-3", client_id="AB1234")
+        await publish_until(
+            system.fake, lambda: system.fake.invalidate("alice"), lambda: system.tokens_seen() == ["tok-3"]
+        )
+        await eventually_subscribed(alice)
+
+
+async def eventually_subscribed(app: Client, within: float = 15.0) -> None:
+    """Resubscribe (a refused subscription is gone) until ticks flow again."""
+    deadline = time.monotonic() + within
+    while True:
+        await app.send(SUBSCRIBE)
+        try:
+            await app.market_data(within=1.0)
+            return
+        except TimeoutError:
+            assert time.monotonic() < deadline, "no ticks after the new login"
 
 
 async def _stats(system: DropIn) -> None:
@@ -102,5 +121,5 @@ def _no_secrets_in_log(system: DropIn) -> None:
     text = system.log()
     assert "openalgo bridge: SUB bound" in text  # the log is the process's real log
     fake = system.fake
-    for secret in (fake.pepper, fake.salt, PASSWORD, "tok-1", "tok-2", *system.keys.values()):
+    for secret in (fake.pepper, fake.salt, PASSWORD, "tok-1", "tok-2", "tok-3", *system.keys.values()):
         assert secret not in text, "a secret reached the log"
