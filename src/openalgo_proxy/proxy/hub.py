@@ -174,9 +174,11 @@ class Hub:
             del self.topics[state.bus_topic]
             self._bus_unsubscribe(state.bus_topic)
 
-    def unsubscribe_all(self, outbox: Outbox[TopicState]) -> list[TopicState]:
-        """Drop every topic of this outbox (and its order subscription); the states it held, in order."""
-        self.unsubscribe_orders(outbox)
+    def unsubscribe_all(self, outbox: Outbox[TopicState], orders: bool = True) -> list[TopicState]:
+        """Drop every topic of this outbox (and its order subscription unless `orders` is False: the
+        client's `unsubscribe_all` is about market data); the states it held, in subscription order."""
+        if orders:
+            self.unsubscribe_orders(outbox)
         states = list(outbox.topics.values())
         for state in states:
             self.unsubscribe(outbox, state)

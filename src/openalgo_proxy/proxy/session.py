@@ -96,7 +96,7 @@ class Market(Protocol):
 
     def unsubscribe(self, outbox: Outbox[TopicState], state: TopicState) -> None: ...
 
-    def unsubscribe_all(self, outbox: Outbox[TopicState]) -> list[TopicState]: ...
+    def unsubscribe_all(self, outbox: Outbox[TopicState], orders: bool = True) -> list[TopicState]: ...
 
     def set_paused(self, outbox: Outbox[TopicState], paused: bool, now: float = 0.0) -> None: ...
 
@@ -390,7 +390,7 @@ class Session:
         elif isinstance(command, proto.Unsubscribe):
             self._unsubscribe(command, rid)
         elif isinstance(command, proto.UnsubscribeAll):
-            removed = [describe(state) for state in market.unsubscribe_all(self.outbox)]
+            removed = [describe(state) for state in market.unsubscribe_all(self.outbox, orders=False)]
             self.send(dialect.unsubscribed_all(removed, rid))
         elif isinstance(command, proto.ListSubscriptions):
             self.send(dialect.subscriptions([describe(state) for state in self.outbox.topics.values()], rid))

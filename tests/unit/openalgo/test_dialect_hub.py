@@ -102,6 +102,8 @@ def test_order_updates_go_to_their_account_only() -> None:
     hub.flush()
     assert [p for w in alice_wire.writes for _, p in split_frames(w)] == [event]
     assert not bob_wire.writes and len(admin_wire.writes) == 1
+    hub.unsubscribe_all(alice, orders=False)  # the client's unsubscribe_all is about market data
+    assert hub.order_accounts[alice] == ("alice",)
     hub.unsubscribe_all(alice)  # a closing connection leaves the order relay too
     hub.on_bus_message([topics.orders_topic("zerodha", "alice"), SEQ.pack(2), event])
     hub.flush()
