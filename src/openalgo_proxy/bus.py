@@ -34,6 +34,12 @@ def is_new_run(last: int, seq: int) -> bool:
 
 SNAPSHOT = b"snapshot"  # the optional fourth frame of a replayed last value
 
+
+def pack_seq(seq: int) -> bytes:
+    """The seq frame of a bus message."""
+    return SEQ.pack(seq)
+
+
 DATA_HWM = 200_000  # messages queued per peer before ZeroMQ drops (at-most-once, latest wins)
 
 

@@ -1,4 +1,4 @@
-"""Command line: `openalgo-proxy run | feed | serve | bus | simulate | config show | keys | watch`."""
+"""Command line: `openalgo-proxy run | feed | serve | bus | simulate | config show | keys | bus-keys | watch`."""
 
 from __future__ import annotations
 
@@ -69,13 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     _listener(run)
     _broker(run)
-    run.add_argument("--bus", help="bus endpoint between feed and proxy (default tcp://127.0.0.1:5555)")
+    run.add_argument("--bus", help="bus endpoint between feed and proxy (default ipc:// in a private directory)")
     _openalgo(run)
 
     feed = sub.add_parser("feed", help="a broker feed publishing on the bus")
     _common(feed)
     _broker(feed)
-    feed.add_argument("--bus", help="XPUB endpoint (default tcp://127.0.0.1:5555)")
+    feed.add_argument("--bus", help="XPUB endpoint (default ipc:// in a private directory)")
     feed.add_argument("--bus-connect", action="store_true", help="connect to a forwarder instead of binding")
     feed.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz, /status on this port (0 = off)")
     feed.add_argument("--metrics-host", help="address of the metrics listener (default 127.0.0.1)")
@@ -130,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     keys_revoke = keys_sub.add_parser("revoke", help="revoke a key; running proxies close its connections")
     _common(keys_revoke)
     keys_revoke.add_argument("name", help="name of the key")
+
+    bus_keys = sub.add_parser("bus-keys", help="manage the bus CURVE keys ([bus] keys_dir)")
+    bus_keys_sub = bus_keys.add_subparsers(dest="bus_keys_command", required=True)
+    bus_keys_init = bus_keys_sub.add_parser("init", help="create the bus server key (feeds and forwarders)")
+    _common(bus_keys_init)
+    bus_keys_add = bus_keys_sub.add_parser("add", help="create a client key (proxies, feeds connecting to a forwarder)")
+    _common(bus_keys_add)
+    bus_keys_add.add_argument("name", help="key name (letters, digits, . _ -); a client uses it as [bus] client_key")
+    bus_keys_list = bus_keys_sub.add_parser("list", help="list the server key and the admitted client keys")
+    _common(bus_keys_list)
 
     try:
         watch_module = importlib.import_module("openalgo_proxy.client.watch")
@@ -197,7 +207,7 @@ def _drop_in_overrides(args: argparse.Namespace, flags: dict[str, Any]) -> dict[
 
     tree: dict[str, Any] = {"proxy": proxy_settings_tree(load_env(root)), "limits": dict(DROP_IN_LIMITS)}
     if args.command == "run" and args.bus is None:
-        bus = private_bus()
+        bus = private_bus(root)
         tree["feed"] = {"bus": bus}
         tree["proxy"]["bus"] = [bus]
     for section, values in flags.items():
@@ -229,6 +239,7 @@ def _cmd_feed_openalgo(settings: Settings, args: argparse.Namespace) -> int:
     cfg = settings.feed
     installation = Installation.open(args.openalgo)
     refuse_bus_on_zmq_port(installation.env, [cfg.bus])
+    guard = _secure_bus(settings, client=cfg.bus_connect, bind=[] if cfg.bus_connect else [cfg.bus])
     broker = args.broker or detect_broker(installation, args.openalgo_user)
     side: FeedSide | ChainSide
     if broker == "openalgo":  # chain mode: OpenAlgo's own proxy, moved to a private port, is the upstream
@@ -261,7 +272,10 @@ def _cmd_feed_openalgo(settings: Settings, args: argparse.Namespace) -> int:
         await side.stop()
         installation.close()
 
-    return run_until_signal(start, stop)
+    try:
+        return run_until_signal(start, stop)
+    finally:
+        guard.close()
 
 
 def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
@@ -275,6 +289,12 @@ def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
     if args.openalgo:
         return _cmd_feed_openalgo(settings, args)
     module = adapter_module(cfg.broker)
+    guard = _secure_bus(
+        settings,
+        client=cfg.bus_connect,
+        bind=[] if cfg.bus_connect else [cfg.bus],
+        connect=[*([cfg.bus] if cfg.bus_connect else []), *cfg.standby_watch],
+    )
 
     def make_feed() -> Feed:
         return Feed(
@@ -302,7 +322,10 @@ def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
         broker, current, takeovers, role = feed.broker, lambda: feed, lambda: 0, lambda: "active"
         start, stop = feed.start, feed.stop
     if not cfg.metrics_port:
-        return run_until_signal(start, stop)
+        try:
+            return run_until_signal(start, stop)
+        finally:
+            guard.close()
     metrics = FeedMetricsServer(cfg.metrics_host, cfg.metrics_port, broker, current, takeovers, role)
 
     async def start_all() -> None:
@@ -313,7 +336,10 @@ def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
         await stop()
         await metrics.stop()
 
-    return run_until_signal(start_all, stop_all)
+    try:
+        return run_until_signal(start_all, stop_all)
+    finally:
+        guard.close()
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -325,11 +351,27 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
         installation = Installation.open(args.openalgo)
         refuse_bus_on_zmq_port(installation.env, settings.proxy.bus)
-        side = ProxySide(installation, settings)
-        return run_until_signal(side.start, side.stop)
+        guard = _secure_bus(settings, client=True, connect=settings.proxy.bus)
+        try:
+            side = ProxySide(installation, settings)
+            return run_until_signal(side.start, side.stop)
+        finally:
+            guard.close()
     _refuse_open_auth_none(settings)
-    server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls)
-    return run_until_signal(server.start, server.stop)
+    guard = _secure_bus(settings, client=True, connect=settings.proxy.bus)
+    try:
+        server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls)
+        return run_until_signal(server.start, server.stop)
+    finally:
+        guard.close()
+
+
+def _secure_bus(settings: Settings, *, client: bool, bind: Sequence[str] = (), connect: Sequence[str] = ()) -> Any:
+    """The bus checks and CURVE for this process's shared ZeroMQ context (bus_security)."""
+    from openalgo_proxy.bus_curve import Role
+    from openalgo_proxy.bus_security import secure_bus
+
+    return secure_bus(settings.bus, Role.CLIENT if client else Role.SERVER, bind=bind, connect=connect)
 
 
 def is_loopback(host: str) -> bool:
@@ -395,6 +437,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     if not args.openalgo:
         _refuse_open_auth_none(settings)
+    from openalgo_proxy.bus_ipc import check_endpoint
+
+    check_endpoint(settings.feed.bus, bind=True)  # the children check again; this fails before spawning them
     common: list[str] = []
     if args.config:
         common += ["--config", args.config]
@@ -459,7 +504,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return run(main())
 
 
-def cmd_bus(args: argparse.Namespace) -> int:
+def cmd_bus(settings: Settings, args: argparse.Namespace) -> int:
     import signal
     import threading
 
@@ -468,6 +513,7 @@ def cmd_bus(args: argparse.Namespace) -> int:
     from openalgo_proxy.bus import run_forwarder
 
     ctx = zmq.Context()
+    guard = _secure_bus_forwarder(settings, args, ctx)
     done = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -478,8 +524,38 @@ def cmd_bus(args: argparse.Namespace) -> int:
     thread = threading.Thread(target=run_forwarder, args=(args.frontend, args.backend, ctx), daemon=True)
     thread.start()
     done.wait()
+    guard.close()
     ctx.term()
     thread.join(timeout=5)
+    return 0
+
+
+def _secure_bus_forwarder(settings: Settings, args: argparse.Namespace, ctx: Any) -> Any:
+    from openalgo_proxy.bus_curve import Role
+    from openalgo_proxy.bus_security import secure_bus
+
+    return secure_bus(settings.bus, Role.SERVER, bind=[args.frontend, args.backend], ctx=ctx)
+
+
+def cmd_bus_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from openalgo_proxy.bus_curve import BusKeys, keys_dir
+
+    keys = BusKeys(keys_dir(settings.bus))
+    if args.bus_keys_command == "init":
+        pair = keys.create_server()
+        sys.stderr.write(f"created the bus server key in {keys.directory} (server.key_secret stays on feed hosts)\n")
+        sys.stdout.write(pair.public.decode() + "\n")
+    elif args.bus_keys_command == "add":
+        pair = keys.add_client(args.name)
+        sys.stderr.write(f"created bus client key {args.name!r} in {keys.clients}\n")
+        sys.stdout.write(pair.public.decode() + "\n")
+    else:
+        try:
+            sys.stdout.write(f"server\t{keys.server_public().decode()}\n")
+        except ConfigError:
+            sys.stderr.write(f"no bus server key in {keys.directory}\n")
+        for name in keys.client_names():
+            sys.stdout.write(f"client\t{name}\n")
     return 0
 
 
@@ -517,7 +593,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run": lambda: cmd_run(settings, args),
             "feed": lambda: cmd_feed(settings, args),
             "serve": lambda: cmd_serve(settings, args),
-            "bus": lambda: cmd_bus(args),
+            "bus": lambda: cmd_bus(settings, args),
+            "bus-keys": lambda: cmd_bus_keys(settings, args),
             "simulate": lambda: cmd_simulate(args),
         }
         if args.command == "config":

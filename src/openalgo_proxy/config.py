@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from openalgo_proxy.bus_ipc import default_endpoint
 from openalgo_proxy.errors import ConfigError
 
 ENV_PREFIX = "OPENALGO_PROXY_"
@@ -29,12 +30,19 @@ class ProxySettings(_Section):
     host: str = Field("127.0.0.1", description="address the WebSocket/HTTP listener binds")
     port: int = Field(8765, ge=0, le=65535, description="WebSocket and HTTP port (0 = any free port)")
     bus: list[str] = Field(
-        default_factory=lambda: ["tcp://127.0.0.1:5555"],
-        description="bus endpoints the proxy connects its SUB socket to (feeds or forwarders)",
+        default_factory=lambda: [default_endpoint()],
+        description="bus endpoints the proxy connects its SUB socket to (feeds or forwarders); "
+        "default ipc:// in this user's private directory",
     )
     ping_interval: float = Field(30.0, gt=0, description="seconds between protocol pings to each client")
     ping_timeout: float = Field(10.0, gt=0, description="close a client that does not answer a ping within this")
     handshake_timeout: float = Field(10.0, gt=0, description="seconds to complete the HTTP upgrade")
+    first_byte_timeout: float = Field(
+        3.0, gt=0, description="seconds from TCP connect (or TLS handshake) to the first byte of the request"
+    )
+    max_request_head_bytes: int = Field(
+        16384, ge=1024, le=1048576, description="largest HTTP request head (request line + headers; 431 above)"
+    )
     close_timeout: float = Field(5.0, gt=0, description="seconds a close frame stays readable before the socket is cut")
     max_message_bytes: int = Field(65536, ge=256, description="largest inbound client message (close 1009 above)")
     send_buffer_bytes: int = Field(
@@ -52,6 +60,13 @@ class ProxySettings(_Section):
         default_factory=list,
         description="extra browser Origins allowed ('*' = any); same-origin and no Origin are always allowed",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host header names accepted (DNS-rebinding defence; '*' = any). Empty: the loopback names and the "
+            "listen address, or any name when listening on a wildcard address"
+        ),
+    )
 
 
 class FeedSettings(_Section):
@@ -59,7 +74,10 @@ class FeedSettings(_Section):
         "angel-simulator",
         description="angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha",
     )
-    bus: str = Field("tcp://127.0.0.1:5555", description="bus endpoint of the feed's XPUB socket")
+    bus: str = Field(
+        default_factory=default_endpoint,
+        description="bus endpoint of the feed's XPUB socket (default ipc:// in this user's private directory)",
+    )
     bus_connect: bool = Field(False, description="connect to a forwarder instead of binding")
     ws_url: str | None = Field(None, description="broker streaming URL override (simulators, tests)")
     api_url: str | None = Field(None, description="broker REST base URL override")
@@ -159,6 +177,9 @@ class AuthSettings(_Section):
     jwt_identity_claim: str = Field("sub", description="claim naming the identity (required in every token)")
     jwt_role_claim: str = Field("role", description="claim naming the role (missing = default_role)")
     jwt_leeway: float = Field(0.0, ge=0, le=300, description="seconds of clock skew allowed on exp/nbf/iat")
+    jwt_max_lifetime: float = Field(
+        2_592_000.0, gt=0, description="refuse tokens whose exp is further ahead than this many seconds (30 days)"
+    )
 
     @field_validator("jwt_algorithms")
     @classmethod
@@ -198,8 +219,25 @@ class LimitSettings(_Section):
     max_pending_handshakes: int = Field(
         1000, ge=1, description="connections still in the HTTP upgrade at once; more are cut at once"
     )
+    max_pending_handshakes_per_address: int = Field(
+        64, ge=1, description="connections from one IP address still in the HTTP upgrade; more are cut at once"
+    )
     max_protocol_errors: int = Field(
         20, ge=1, description="protocol errors and rate-limited commands per minute before close 4029"
+    )
+
+
+class BusSettings(_Section):
+    curve: bool = Field(
+        False,
+        description="ZeroMQ CURVE on every bus socket (for tcp:// across hosts): binding sockets prove the server "
+        "key, connecting ones a client key listed in keys_dir/clients",
+    )
+    keys_dir: str | None = Field(
+        None, description="bus key folder (default $XDG_CONFIG_HOME/openalgo-proxy/bus-keys; `openalgo-proxy bus-keys`)"
+    )
+    client_key: str = Field(
+        "client", description="this process's client key name in keys_dir/clients (proxies, feeds with bus_connect)"
     )
 
 
@@ -237,6 +275,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
     limits: LimitSettings = Field(default_factory=LimitSettings)  # type: ignore[arg-type]
     tls: TlsSettings = Field(default_factory=TlsSettings)  # type: ignore[arg-type]
+    bus: BusSettings = Field(default_factory=BusSettings)  # type: ignore[arg-type]
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -69,15 +69,16 @@ class InstrumentInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     lot_size: int = 1
 
 
-class InstrumentDirectory(msgspec.Struct, kw_only=True, omit_defaults=True):
+class InstrumentDirectory(msgspec.Struct, kw_only=True):
     """``#instruments|BROKER``: every symbol the feed can stream, by exchange, only the exchanges it
-    serves. `instruments` (by exchange) is optional metadata for search; feeds may leave it out,
-    and it is not written when empty, so the JSON of a feed without it is unchanged."""
+    serves (`exchanges` lists them; the proxy reads `symbols`). `instruments` (by exchange) is
+    optional metadata for search: unset, it is not written at all, so the JSON of a feed without it
+    is unchanged."""
 
     broker: str
-    exchanges: list[str]
+    exchanges: list[str] = []
     symbols: dict[str, list[str]]
-    instruments: dict[str, list[InstrumentInfo]] = {}
+    instruments: dict[str, list[InstrumentInfo]] | msgspec.UnsetType = msgspec.UNSET
 
 
 class Reject(msgspec.Struct):

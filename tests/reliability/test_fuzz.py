@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import pytest
 import websockets
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from openalgo_proxy.brokers.angel import codec
@@ -196,6 +196,55 @@ def client_requests(draw: st.DrawFn) -> bytes:
 @FUZZ
 @given(client_requests())
 def test_client_protocol_parser_raises_only_request_errors(raw: bytes) -> None:
+    try:
+        parse_request(raw)
+    except RequestError:
+        pass
+
+
+VALID_REQUESTS = [
+    b'{"action":"subscribe","symbol":"RELIANCE","exchange":"NSE","mode":1}',
+    b'{"action":"subscribe","symbols":["NSE:INFY",{"symbol":"TCS","exchange":"NSE"}],"mode":"quote"}',
+    b'{"action":"authenticate","api_key":"oap_x","request_id":7}',
+    b'{"action":"ping","_pingId":1}',
+    b'{"action":"unsubscribe","symbols":[{"symbol":"A","exchange":"NSE","mode":3}]}',
+]
+INVALID_UTF8 = [b"\xff", b"\xfe", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe2\x82", b"\x80"]
+
+
+@st.composite
+def raw_request_bytes(draw: st.DrawFn) -> bytes:
+    """What a text frame can carry before anything checked it: random bytes, valid requests with
+    bytes flipped or inserted (invalid UTF-8 included), invalid UTF-8 inside strings, deep nesting."""
+    kind = draw(st.sampled_from(["binary", "mutated", "utf8", "deep"]))
+    if kind == "binary":
+        return draw(st.binary(max_size=300))
+    if kind == "utf8":
+        bad = draw(st.sampled_from(INVALID_UTF8))
+        field = draw(st.sampled_from(["action", "symbol", "exchange", "api_key", "request_id", "_pingId"]))
+        return b'{"action":"subscribe","' + field.encode() + b'":"a' + bad + b'b","exchange":"NSE"}'
+    if kind == "deep":
+        depth = draw(st.integers(1, 5000))
+        opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
+        return b'{"action":"ping","x":' + opener * depth + b"1" + closer * depth + b"}"
+    data = bytearray(draw(st.sampled_from(VALID_REQUESTS)))
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(data) - 1))
+        if draw(st.booleans()):
+            data[at] = draw(st.integers(0, 255))
+        else:
+            data[at:at] = draw(st.sampled_from(INVALID_UTF8))
+    return bytes(data)
+
+
+@FUZZ
+@given(raw_request_bytes())
+@example(b'"\xff"')
+@example(b'{"action":"\xff"}')
+@example(b"[" * 1000 + b"]" * 1000)
+@example(b'{"action":"ping","_pingId":' + b"[" * 1000 + b"]" * 1000 + b"}")
+def test_request_parser_on_raw_bytes_raises_only_request_errors(raw: bytes) -> None:
+    """parse_request is handed a text frame's raw bytes: it must never raise anything else."""
     try:
         parse_request(raw)
     except RequestError:

@@ -126,7 +126,7 @@ class Rig:
             wall_clock=lambda: self.wall,
         )
         if connect:
-            assert session.connect()
+            assert session.connect("127.0.0.1")
         if open_:
             assert session.open(self.now) is None
         return session, wire

@@ -20,10 +20,22 @@ def _admission(tmp_path: Path, **limits: int) -> Admission:
 
 def test_pending_handshakes_are_capped(tmp_path: Path) -> None:
     admission = _admission(tmp_path, max_pending_handshakes=2)
-    assert admission.begin_handshake() and admission.begin_handshake()
-    assert not admission.begin_handshake() and admission.pending == 2
-    admission.end_handshake()
-    assert admission.begin_handshake()
+    assert admission.begin_handshake("a") and admission.begin_handshake("b")
+    assert not admission.begin_handshake("c") and admission.pending == 2
+    admission.end_handshake("a")
+    assert admission.begin_handshake("c")
+
+
+def test_pending_handshakes_are_capped_per_address(tmp_path: Path) -> None:
+    admission = _admission(tmp_path, max_pending_handshakes=10, max_pending_handshakes_per_address=2)
+    assert admission.begin_handshake("10.0.0.2") and admission.begin_handshake("10.0.0.2")
+    assert not admission.begin_handshake("10.0.0.2")  # that address is full ...
+    assert admission.begin_handshake("10.0.0.3")  # ... the others are not
+    admission.end_handshake("10.0.0.2")
+    assert admission.begin_handshake("10.0.0.2")
+    for address in ("10.0.0.2", "10.0.0.2", "10.0.0.3"):
+        admission.end_handshake(address)
+    assert admission.pending == 0 and not admission.pending_by_address
 
 
 def test_open_connections_past_the_cap_are_refused_but_counted_until_closed(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from openalgo_proxy.errors import ConfigError
 
 def test_defaults() -> None:
     s = load_settings()
-    assert (s.proxy.host, s.proxy.port, s.feed.bus, s.auth.mode) == ("127.0.0.1", 8765, "tcp://127.0.0.1:5555", "none")
+    assert (s.proxy.host, s.proxy.port, s.auth.mode) == ("127.0.0.1", 8765, "none")
+    assert s.feed.bus.startswith("ipc://") and s.proxy.bus == [s.feed.bus] and not s.bus.curve
 
 
 def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,7 +47,7 @@ directories = st.builds(
     broker=names,
     exchanges=st.lists(names, max_size=4),
     symbols=st.dictionaries(names, st.lists(names, max_size=5), max_size=4),
-    instruments=st.dictionaries(names, st.lists(infos, max_size=3), max_size=3),
+    instruments=st.dictionaries(names, st.lists(infos, max_size=3), max_size=3) | st.just(msgspec.UNSET),
 )
 orders = st.builds(
     control.OrderUpdate,
@@ -138,6 +138,9 @@ def test_directory_without_metadata_keeps_the_old_json() -> None:
         instruments={"NSE": [control.InstrumentInfo(symbol="SBIN", name="STATE BANK", tick_size=0.05)]},
     )
     assert json.loads(control.encode_directory(rich))["symbols"] == {"NSE": ["SBIN"]}
+    # a feed that leaves out `exchanges` (the proxy reads `symbols`) still decodes
+    lean = control.decode_directory(b'{"broker":"b","symbols":{"NSE":["SBIN"]}}')
+    assert lean.exchanges == [] and lean.instruments is msgspec.UNSET
 
 
 def test_reject_json() -> None:

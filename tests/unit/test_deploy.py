@@ -161,6 +161,16 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_haproxy_bounds_slow_request_heads() -> None:
+    """Slowloris in front of the proxies: a request head must complete within seconds."""
+    defaults = (DEPLOY / "haproxy.cfg").read_text().split("\ndefaults", 1)[1].split("\nfrontend", 1)[0]
+    found = re.search(r"^\s*timeout http-request (\d+)s\s*$", defaults, re.MULTILINE)
+    assert found is not None, "deploy/haproxy.cfg has no 'timeout http-request' in its defaults"
+    assert 1 <= int(found.group(1)) <= 10
+    # the 16 KB default buffer caps request heads; raising it would let 1 MB heads through
+    assert not re.search(r"^\s*tune\.(bufsize|http\.maxhdr)", (DEPLOY / "haproxy.cfg").read_text(), re.MULTILINE)
+
+
 def test_haproxy_config_is_valid() -> None:
     result = _run(_tool("haproxy"), "-c", "-f", str(DEPLOY / "haproxy.cfg"))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -175,3 +175,19 @@ def test_invariant_holds_under_random_operations() -> None:
         check_invariant(hub)
         assert set(hub.topics) == {t for b, _ in boxes for t in b.topics}
     assert len(bus.subscribed) - len(bus.unsubscribed) == len(hub.topics)
+
+
+def test_data_that_is_not_exactly_one_json_object_is_dropped() -> None:
+    """A forged `data` must not close the envelope early and add keys of its own."""
+    metrics = ProxyMetrics()
+    hub, _ = make_hub(metrics)
+    box, wire = outbox()
+    hub.subscribe(box, "INFY", "NSE", Mode.LTP)
+    forged = [b'{}, "type":"error"', b'{"ltp":1}}, {"type":"error"', b"[1]", b'"s"', b"", b'{"ltp":1']
+    for seq, data in enumerate(forged, 1):
+        hub.on_bus_message([INFY, (seq).to_bytes(8, "big"), data])
+    hub.flush()
+    assert wire.writes == [] and metrics.errors["BUS_DATA"] == len(forged)
+    tick(hub, INFY, 1, 5.0)  # the forged seqs were never taken: 1 is still new
+    hub.flush()
+    assert _seqs(wire) == [1] and metrics.bus_resets == 0

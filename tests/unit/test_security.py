@@ -133,6 +133,11 @@ def test_token_verifier_accepts_and_maps_claims() -> None:
         ({"aud": None}, "missing required claim 'aud'"),
         ({"iss": None}, "missing required claim 'iss'"),
         ({"sub": 5}, "malformed token"),
+        ({"exp": str(int(time.time()) + 3600)}, "claim 'exp' must be a number of seconds since the epoch"),
+        ({"nbf": "0"}, "claim 'nbf' must be a number of seconds since the epoch"),
+        ({"iat": str(int(time.time()))}, "claim 'iat' must be a number of seconds since the epoch"),
+        ({"exp": 1e12}, "token lifetime over the allowed 2592000 s"),
+        ({"exp": int(time.time()) + 31 * 86400}, "token lifetime over the allowed 2592000 s"),
     ],
 )
 def test_token_verifier_rejections(claims: dict[str, Any], reason: str) -> None:
@@ -147,6 +152,13 @@ def test_token_verifier_leeway_and_unconfigured_audience() -> None:
     assert accepted.identity == "alice" and accepted.expires_at == exp + 30
     with pytest.raises(TokenRejected, match="wrong audience"):  # a token for some other service
         _verifier().verify(_token(aud="other-service"))
+
+
+def test_token_verifier_takes_a_fractional_exp_and_a_configured_lifetime() -> None:
+    exp = time.time() + 3600.5
+    assert _verifier().verify(_token(exp=exp)).expires_at == exp
+    with pytest.raises(TokenRejected, match="over the allowed 600 s"):
+        _verifier(jwt_max_lifetime=600).verify(_token(exp=exp))
 
 
 def test_token_verifier_algorithms() -> None:

@@ -10,7 +10,7 @@ import jwt
 
 from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.proxy.dialect import SeedDialect
-from openalgo_proxy.proxy.session import Close, SessionState, Timer
+from openalgo_proxy.proxy.session import Action, Close, SessionState
 from tests.unit.proxy_support import KEY, Rig, tick
 
 SECRET = "s" * 48
@@ -37,11 +37,23 @@ def test_without_auth_a_session_is_authenticated_at_open_and_streams() -> None:
     assert data["type"] == "market_data" and data["seq"] == 7 and data["data"] == {"ltp": 1500.5}
 
 
+def test_first_byte_deadline_is_shorter_than_the_handshake_deadline() -> None:
+    rig = Rig(proxy={"first_byte_timeout": 2, "handshake_timeout": 10})
+    silent, _ = rig.session(open_=False)
+    assert silent.check(rig.now + 1.9, rig.wall) is None
+    assert silent.check(rig.now + 2.1, rig.wall) is Action.ABORT
+    trickling, _ = rig.session(open_=False)
+    trickling.received_bytes(rig.now + 0.5)
+    assert trickling.check(rig.now + 9.9, rig.wall) is None
+    assert trickling.check(rig.now + 10.1, rig.wall) is Action.ABORT
+
+
 def test_handshake_deadline_aborts_and_nothing_else_is_due_before_it() -> None:
     rig = Rig()
     session, _ = rig.session(open_=False)
+    session.received_bytes(rig.now)
     assert session.check(rig.now + rig.limits.handshake_timeout - 0.1, rig.wall) is None
-    assert session.check(rig.now + rig.limits.handshake_timeout + 0.1, rig.wall) is Timer.ABORT
+    assert session.check(rig.now + rig.limits.handshake_timeout + 0.1, rig.wall) is Action.ABORT
     session.lost(CloseCode.ABNORMAL)
     assert rig.admission.pending == 0 and rig.admission.open_count == 0
     assert session.state is SessionState.CLOSED
@@ -231,7 +243,7 @@ def test_bad_requests_answer_with_their_codes_and_spend_the_error_budget() -> No
     codes = [m["code"] for m in wire.messages()]
     assert codes == ["INVALID_JSON", "INVALID_ACTION", "INVALID_JSON"]
     decision = rig.send(session, {"action": "subscribe", "symbol": "INFY", "exchange": "NSE", "mode": 9})
-    assert decision == Close(CloseCode.TOO_MANY_REQUESTS, "too many requests or protocol errors")
+    assert decision == Close(CloseCode.TOO_MANY_REQUESTS, "too many requests or protocol errors", at_once=True)
     assert wire.messages()[0]["code"] == "INVALID_MODE"
 
 
@@ -245,37 +257,40 @@ def test_error_budget_refills_over_time() -> None:
     assert rig.send(session, b"x") is not None
 
 
-def test_command_rate_bucket_answers_rate_limited_then_closes() -> None:
+def test_every_frame_costs_a_token_then_rate_limited_then_4029_at_once() -> None:
     rig = Rig(limits={"commands_per_second": 1, "command_burst": 2, "max_protocol_errors": 2})
     session, wire = rig.session()
-    for _ in range(2):
-        assert rig.send(session, {"action": "ping"}) is None
-    assert rig.send(session, {"action": "ping"}) is None
-    assert [m["type"] for m in wire.messages()] == ["pong", "pong", "error"]
+    assert session.receive_frame(rig.now) is None  # a pong, a ping, a continuation: all the same
+    assert session.receive_frame(rig.now) is None
+    assert session.receive_frame(rig.now) is Action.DROP  # over the rate: answered, one violation
+    assert [m["code"] for m in wire.messages()] == ["RATE_LIMITED"]
     assert rig.metrics.errors["RATE_LIMITED"] == 1
-    assert rig.send(session, {"action": "ping"}) is None  # the second of 2 allowed violations
-    decision = rig.send(session, {"action": "ping"})
-    assert decision is not None and decision.code == CloseCode.TOO_MANY_REQUESTS
+    assert session.receive_frame(rig.now) is Action.DROP  # the second of 2 allowed violations
+    decision = session.receive_frame(rig.now)
+    assert isinstance(decision, Close) and decision.code == CloseCode.TOO_MANY_REQUESTS and decision.at_once
+    assert session.closing
+    assert session.receive_frame(rig.now) is Action.ABORT  # still flooding while closing: cut
+    rig.now += 1.0
+    assert session.receive_frame(rig.now) is None  # a token came back: the close frame may be read
 
 
-def test_client_pings_cost_commands() -> None:
-    rig = Rig(limits={"commands_per_second": 1, "command_burst": 1, "max_protocol_errors": 1})
+def test_the_bucket_refills_at_the_configured_rate() -> None:
+    rig = Rig(limits={"commands_per_second": 10, "command_burst": 1})
     session, _ = rig.session()
-    assert session.receive_ping(rig.now) is None
-    assert session.receive_ping(rig.now) is None  # over the rate: one violation
-    decision = session.receive_ping(rig.now)
-    assert decision is not None and decision.code == CloseCode.TOO_MANY_REQUESTS
+    assert session.receive_frame(rig.now) is None
+    assert session.receive_frame(rig.now + 0.05) is Action.DROP
+    assert session.receive_frame(rig.now + 0.2) is None
 
 
 def test_keepalive_ping_then_timeout() -> None:
     rig = Rig(proxy={"ping_interval": 5, "ping_timeout": 2})
     session, _ = rig.session()
     assert session.check(rig.now + 4, rig.wall) is None
-    assert session.check(rig.now + 5, rig.wall) is Timer.PING
+    assert session.check(rig.now + 5, rig.wall) is Action.PING
     assert session.check(rig.now + 6, rig.wall) is None
     session.receive_pong()
     assert session.check(rig.now + 9, rig.wall) is None
-    assert session.check(rig.now + 10, rig.wall) is Timer.PING
+    assert session.check(rig.now + 10, rig.wall) is Action.PING
     decision = session.check(rig.now + 12.5, rig.wall)
     assert decision == Close(CloseCode.KEEPALIVE_TIMEOUT, "keepalive ping timeout")
 

@@ -71,7 +71,8 @@ class FeedCollector(Collector):
         age = time.monotonic() - feed.last_tick_monotonic if feed is not None and feed.last_tick_monotonic else -1.0
         yield gauge("last_tick_age_seconds", "seconds since the last tick from the broker (-1: none yet)", age)
         yield counter("reconnects", "upstream reconnects", float(st.reconnects if st else 0))
-        yield counter("decode_errors", "broker packets that failed to decode", float(st.decode_errors if st else 0))
+        decode_errors = (st.decode_errors if st else 0) + (feed.sanity.rejected if feed else 0)
+        yield counter("decode_errors", "broker packets that failed to decode or were impossible", float(decode_errors))
         yield counter("ticks_received", "ticks received from the broker", float(feed.ticks_in if feed else 0))
         published = float(feed.messages_out if feed else 0)
         yield counter("messages_published", "market data messages published on the bus", published)

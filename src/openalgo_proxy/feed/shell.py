@@ -20,6 +20,7 @@ from openalgo_proxy import control, topics
 from openalgo_proxy.brokers.base import BrokerAdapter, Rejection
 from openalgo_proxy.bus import Publisher, run_seq_base
 from openalgo_proxy.errors import ErrorCode
+from openalgo_proxy.feed.sanity import TickSanity
 from openalgo_proxy.feed.topic_table import TopicState, TopicTable
 from openalgo_proxy.model import Instrument, Mode, Tick
 from openalgo_proxy.tasks import cancel_and_wait
@@ -64,6 +65,7 @@ class Feed:
         self.standby = False  # managed by a StandbyFeed (loses to a plain primary; see standby.py)
         self.last_tick_monotonic = 0.0
         self.upstream: dict[Instrument, Mode] = {}
+        self.sanity = TickSanity()  # impossible broker values are dropped and counted as decode errors
 
     @property
     def endpoint(self) -> str:
@@ -181,7 +183,7 @@ class Feed:
             subscriptions=st.subscriptions,
             topics=len(self.table),
             reconnects=st.reconnects,
-            decode_errors=st.decode_errors,
+            decode_errors=st.decode_errors + self.sanity.rejected,
             last_tick_age=round(age, 3),
             ticks=self.ticks_in,
             exchanges=sorted(self._exchanges),
@@ -231,7 +233,11 @@ class Feed:
                 self._dirty.set()
 
     def _on_tick(self, tick: Tick) -> None:
-        if self.publisher is None or self.table.modes_of(tick.exchange, tick.symbol) is None:
+        if (
+            self.publisher is None
+            or self.table.modes_of(tick.exchange, tick.symbol) is None
+            or not self.sanity.admit(tick)
+        ):
             return
         self.ticks_in += 1
         self.last_tick_monotonic = time.monotonic()

@@ -7,9 +7,9 @@ session, the bridge on its `ZMQ_PORT`, order updates republished on our bus.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import zmq
 from cryptography.fernet import Fernet
 
-from openalgo_proxy import topics
+from openalgo_proxy import bus_ipc, topics
 from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.credentials import CredentialProvider
 from openalgo_proxy.bus import Publisher, run_seq_base
@@ -34,6 +34,7 @@ from openalgo_proxy.openalgo.feed_adapter import AdapterFactory, SessionBoundAda
 from openalgo_proxy.openalgo.keys import ApiKeyIndex, ApiKeyWatcher
 from openalgo_proxy.openalgo.session import BROKER_NAMES, OpenAlgoSession
 from openalgo_proxy.openalgo.stats import StatsWriter
+from openalgo_proxy.proxy.origin import LOOPBACK_NAMES, WILDCARD_ADDRESSES, host_name
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,22 @@ def browser_origins(host_server: str) -> list[str]:
     return [f"http://{netloc}", f"https://{netloc}"]
 
 
+def served_hosts(env: OpenAlgoEnv) -> list[str]:
+    """Host names to answer to (DNS-rebinding defence): loopback, the listen address and HOST_SERVER's
+    name (nginx passes the site's name); empty (any name) when listening on a wildcard address."""
+    if env.websocket_host.strip() in WILDCARD_ADDRESSES:
+        return []
+    site = urlsplit(env.host_server.strip()).hostname
+    return sorted(LOOPBACK_NAMES | {host_name(env.websocket_host)} | ({site} if site else set()))
+
+
 def proxy_settings_tree(env: OpenAlgoEnv) -> dict[str, Any]:
     """Where drop-in mode listens and which pages it serves: OpenAlgo's own values."""
     return {
         "host": env.websocket_host,
         "port": env.websocket_port,
         "allowed_origins": browser_origins(env.host_server),
+        "allowed_hosts": served_hosts(env),
         "max_message_bytes": 1 << 20,  # the SDK re-subscribes everything in one frame after a reconnect
         "dialect": "openalgo",
     }
@@ -298,10 +309,11 @@ class ProxySide:
         self.installation.close()
 
 
-def private_bus() -> str:
-    """An ipc:// bus endpoint in a fresh 0700 folder: off OpenAlgo's ZMQ_PORT and unreachable by others."""
-    folder = tempfile.mkdtemp(prefix="openalgo-proxy-bus-")
-    return f"ipc://{folder}/bus"
+def private_bus(root: str | Path) -> str:
+    """The bus of the drop-in for this installation: an ipc:// socket in this user's private bus
+    directory (off OpenAlgo's ZMQ_PORT, unreachable by other users), one per installation."""
+    name = "dropin-" + hashlib.sha256(str(Path(root).expanduser().resolve()).encode()).hexdigest()[:12]
+    return f"{bus_ipc.IPC}{bus_ipc.private_dir() / name}"
 
 
 def refuse_bus_on_zmq_port(env: OpenAlgoEnv, endpoints: list[str]) -> None:

@@ -7,6 +7,8 @@ each session its rate and error budget (a Guard). Pure bookkeeping: no sockets, 
 
 from __future__ import annotations
 
+from collections import Counter
+
 from openalgo_proxy.config import AuthSettings, LimitSettings
 from openalgo_proxy.proxy.auth import Authenticator, Grant
 from openalgo_proxy.proxy.limits import Guard, IdentityCounter
@@ -19,6 +21,7 @@ class Admission:
         self.authenticator = authenticator
         self.identities = IdentityCounter()
         self.pending = 0  # connections before their WebSocket upgrade
+        self.pending_by_address: Counter[str] = Counter()
         self.open_count = 0  # connections past the upgrade
 
     @classmethod
@@ -30,15 +33,25 @@ class Admission:
         return self.authenticator.required
 
     # -- handshakes --------------------------------------------------------------------------------
-    def begin_handshake(self) -> bool:
-        """A new TCP connection: False when too many are already in their upgrade (cut it at once)."""
-        if self.pending >= self.limits.max_pending_handshakes:
+    def begin_handshake(self, address: str) -> bool:
+        """A new TCP connection from `address` (an IP): False when too many connections, in all or from
+        that address, are already in their upgrade (cut it at once)."""
+        limits = self.limits
+        if self.pending >= limits.max_pending_handshakes:
+            return False
+        if self.pending_by_address[address] >= limits.max_pending_handshakes_per_address:
             return False
         self.pending += 1
+        self.pending_by_address[address] += 1
         return True
 
-    def end_handshake(self) -> None:
+    def end_handshake(self, address: str) -> None:
         self.pending -= 1
+        left = self.pending_by_address[address] - 1
+        if left > 0:
+            self.pending_by_address[address] = left
+        else:
+            del self.pending_by_address[address]
 
     # -- open connections ---------------------------------------------------------------------------
     def open(self) -> bool:

@@ -32,8 +32,9 @@ class Dialect(Protocol):
     name: str
     numeric_timestamp: bool  # market data carries `data.timestamp` as epoch ms (else ISO-8601)
 
-    def parse(self, data: bytes) -> proto.ParsedRequest:
-        """One client text message -> a command; proto.BadRequest with its code otherwise."""
+    def parse(self, data: bytes, max_entries: int) -> proto.ParsedRequest:
+        """One client text message -> a command (at most `max_entries` entries in a batch);
+        proto.BadRequest with its code otherwise, never another exception."""
 
     def error(self, code: ErrorCode, message: str, request_id: Any = None, **extra: Any) -> bytes: ...
 
@@ -71,8 +72,8 @@ class SeedDialect:
     name = "seed"
     numeric_timestamp = False
 
-    def parse(self, data: bytes) -> proto.ParsedRequest:
-        return proto.parse_request(data)
+    def parse(self, data: bytes, max_entries: int) -> proto.ParsedRequest:
+        return proto.parse_request(data, max_entries)
 
     def error(self, code: ErrorCode, message: str, request_id: Any = None, **extra: Any) -> bytes:
         return proto.error(code, message, request_id, **extra)
@@ -165,9 +166,13 @@ class OpenAlgoDialect(SeedDialect):
     name = "openalgo"
     numeric_timestamp = True
 
-    def parse(self, data: bytes) -> proto.ParsedRequest:
+    def parse(self, data: bytes, max_entries: int) -> proto.ParsedRequest:
         return proto.parse_object(
-            proto.decode_object(data), action_key="type", default_mode=Mode.QUOTE, depth_per_entry=True
+            proto.decode_object(data),
+            max_entries=max_entries,
+            action_key="type",
+            default_mode=Mode.QUOTE,
+            depth_per_entry=True,
         )
 
     def subscribed(self, results: list[dict[str, Any]], single: bool, request_id: Any) -> bytes:

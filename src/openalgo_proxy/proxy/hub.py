@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _MID = b',"data":'
 _END = b"}"
+_one_value = msgspec.json.Decoder(msgspec.Raw).decode  # checks one JSON value, builds nothing
 
 
 class TopicState:
@@ -258,7 +259,7 @@ class Hub:
         return brokers[0] if len(brokers) == 1 else (self.directory.default_broker or ",".join(brokers))
 
     def upstream_connected(self) -> bool:
-        return any(status.state == control.FeedState.CONNECTED for status in self.directory.status.values())
+        return any(status.connected for status in self.directory.status.values())
 
     # -- bus -------------------------------------------------------------------------------------
     def on_bus_message(self, parts: list[bytes]) -> None:
@@ -273,6 +274,16 @@ class Hub:
         if state is None:
             if topics.is_control(topic):
                 self._on_control(topic, data)
+            return
+        # `data` is spliced into the envelope unparsed: it must be exactly one JSON object, or a
+        # forged publisher could close the object early and add its own keys ("type":"error")
+        if data[:1] != b"{":
+            self.metrics.errors["BUS_DATA"] += 1
+            return
+        try:
+            _one_value(data)
+        except msgspec.DecodeError:
+            self.metrics.errors["BUS_DATA"] += 1
             return
         seq = int.from_bytes(raw_seq, "big")
         last = state.last_seq

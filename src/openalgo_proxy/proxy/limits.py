@@ -19,16 +19,26 @@ class TokenBucket:
         self.tokens = burst
         self.stamp = now
 
-    def take(self, now: float) -> bool:
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        """Take `cost` tokens if there are that many; otherwise take none and answer False."""
         tokens = self.tokens + (now - self.stamp) * self.rate
         self.stamp = now
         if tokens > self.burst:
             tokens = self.burst
-        if tokens >= 1.0:
-            self.tokens = tokens - 1.0
+        if tokens >= cost:
+            self.tokens = tokens - cost
             return True
         self.tokens = tokens
         return False
+
+    def drain(self, now: float, cost: float) -> bool:
+        """Charge `cost` tokens even past empty (work already done); False when it went below zero."""
+        tokens = self.tokens + (now - self.stamp) * self.rate
+        self.stamp = now
+        if tokens > self.burst:
+            tokens = self.burst
+        self.tokens = tokens - cost
+        return self.tokens >= 0.0
 
 
 class Guard:
@@ -42,12 +52,18 @@ class Guard:
         budget = limits.max_protocol_errors
         self.violations = TokenBucket(budget / VIOLATION_WINDOW, budget, now)
 
-    def allow_command(self, now: float) -> bool:
-        return self.commands.take(now)
+    def allow_command(self, now: float, cost: float = 1.0) -> bool:
+        return self.commands.take(now, cost)
 
-    def violation(self, now: float) -> bool:
-        """Record one violation; False when the budget is spent and the connection must close."""
-        return self.violations.take(now)
+    def charge(self, now: float, cost: float) -> None:
+        """Work already done for the client (entries served, reply bytes): later commands wait for it."""
+        self.commands.drain(now, cost)
+
+    def violation(self, now: float, count: int = 1) -> bool:
+        """Record violations; False when the budget is spent and the connection must close."""
+        if count == 1:
+            return self.violations.take(now)
+        return self.violations.drain(now, count)
 
 
 class IdentityCounter:

@@ -134,15 +134,15 @@ def _depth(value: object, request_id: Any) -> int:
 
 
 def _entries(
-    msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None, depth: int = 5
+    msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None, max_entries: int, depth: int = 5
 ) -> tuple[tuple[Entry, ...], bool]:
     top_mode = _mode(msg["mode"], request_id) if msg.get("mode") is not None else default_mode
     if "symbols" in msg:
         items = msg["symbols"]
         if not isinstance(items, list) or not items:
             raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'symbols' must be a non-empty list", request_id)
-        if len(items) > MAX_ENTRIES:
-            raise BadRequest(ErrorCode.LIMIT_EXCEEDED, f"at most {MAX_ENTRIES} symbols in one request", request_id)
+        if len(items) > max_entries:
+            raise BadRequest(ErrorCode.LIMIT_EXCEEDED, f"at most {max_entries} symbols in one request", request_id)
         entries = []
         for item in items:
             if isinstance(item, str) and ":" in item:
@@ -173,24 +173,31 @@ def _entries(
 
 
 def decode_object(raw: bytes | str) -> dict[str, Any]:
-    """One client text message as a JSON object; BadRequest(INVALID_JSON) otherwise."""
+    """One client text message as a JSON object; BadRequest(INVALID_JSON) otherwise, never another
+    exception, whatever the bytes."""
     try:
         msg = _decode(raw)
     except msgspec.DecodeError:
         raise BadRequest(ErrorCode.INVALID_JSON, "message is not valid JSON") from None
+    except UnicodeDecodeError:
+        raise BadRequest(ErrorCode.INVALID_JSON, "message is not valid UTF-8") from None
+    except RecursionError:
+        raise BadRequest(ErrorCode.INVALID_JSON, "message is nested too deeply") from None
     if not isinstance(msg, dict):
         raise BadRequest(ErrorCode.INVALID_JSON, "message must be a JSON object")
     return msg
 
 
-def parse_request(raw: bytes | str) -> ParsedRequest:
-    """Decode one client text message; BadRequest with the documented code on any problem."""
-    return parse_object(decode_object(raw))
+def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedRequest:
+    """Decode one client text message; BadRequest with the documented code on any problem (never
+    another exception, whatever the bytes). At most `max_entries` entries in a symbols list."""
+    return parse_object(decode_object(raw), max_entries=max_entries)
 
 
 def parse_object(
     msg: dict[str, Any],
     *,
+    max_entries: int = MAX_ENTRIES,
     action_key: str | None = None,
     default_mode: Mode = DEFAULT_MODE,
     depth_per_entry: bool = False,
@@ -219,14 +226,16 @@ def parse_object(
     elif action == "subscribe":
         depth = msg.get("depth", 5)
         if depth_per_entry:
-            entries, single = _entries(msg, request_id, default_mode=default_mode, depth=_depth(depth, request_id))
+            entries, single = _entries(
+                msg, request_id, default_mode=default_mode, max_entries=max_entries, depth=_depth(depth, request_id)
+            )
         else:
             if depth not in SUPPORTED_DEPTH or isinstance(depth, bool):
                 raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'depth' must be 5", request_id)
-            entries, single = _entries(msg, request_id, default_mode=default_mode)
+            entries, single = _entries(msg, request_id, default_mode=default_mode, max_entries=max_entries)
         command = Subscribe(entries, single)
     elif action == "unsubscribe":
-        entries, single = _entries(msg, request_id, default_mode=None)
+        entries, single = _entries(msg, request_id, default_mode=None, max_entries=max_entries)
         command = Unsubscribe(entries, single)
     elif action == "unsubscribe_all":
         command = UnsubscribeAll()

@@ -21,6 +21,7 @@ from websockets.http11 import Request, Response
 from openalgo_proxy import topics
 from openalgo_proxy.bus import Subscriber
 from openalgo_proxy.config import AuthSettings, LimitSettings, ProxySettings, TlsSettings
+from openalgo_proxy.control import FeedState
 from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.proxy.admission import Admission
 from openalgo_proxy.proxy.auth import Authenticator
@@ -29,7 +30,8 @@ from openalgo_proxy.proxy.dialect import DIALECTS
 from openalgo_proxy.proxy.hub import Hub
 from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
-from openalgo_proxy.proxy.origin import origin_allowed
+from openalgo_proxy.proxy.origin import accepted_hosts, host_allowed, origin_allowed
+from openalgo_proxy.proxy.peerlog import PeerLog
 from openalgo_proxy.proxy.session import SessionLimits
 from openalgo_proxy.proxy.tls import server_context
 from openalgo_proxy.proxy.upstream_metrics import BrokerStatusCollector
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 STATUS_STALE_AFTER = 10.0
 SWEEP_INTERVAL = 0.5
+UPGRADE_PATHS = ("/", "/ws")  # WebSocket upgrades are accepted here only
+SINGLE_HEADERS = ("Host", "Origin", "Authorization", "Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version")
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript",
@@ -86,6 +90,7 @@ class ProxyServer:
         self.connections: set[Connection] = set()
         self.all_closed = asyncio.Event()
         self._ids = itertools.count(1)
+        self.hosts = accepted_hosts(cfg.host, cfg.allowed_hosts)
         self.gateway = Gateway(
             cfg=cfg,
             hub=self.hub,
@@ -94,6 +99,7 @@ class ProxyServer:
             limits=SessionLimits.from_settings(cfg, self.auth),
             route=self.route,
             next_id=self.next_id,
+            peer_log=PeerLog(logging.getLogger("openalgo_proxy.proxy.connection")),
             on_made=self.connections.add,
             on_lost=self._on_lost,
             dialect=DIALECTS[cfg.dialect],
@@ -208,7 +214,7 @@ class ProxyServer:
         fresh = {
             name: f
             for name, f in feeds.items()
-            if f["status_age"] < STATUS_STALE_AFTER and f.get("state") == "connected"
+            if f["status_age"] < STATUS_STALE_AFTER and f.get("state") == FeedState.CONNECTED
         }
         ok = bool(fresh) and bool(self.hub.directory.symbols)
         return ok, {"ready": ok, "feeds": feeds, "connections": len(self.connections), "topics": len(self.hub.topics)}
@@ -221,7 +227,7 @@ class ProxyServer:
             "subscriptions": float(sum(len(c.outbox.topics) for c in self.connections)),
             "topics": float(len(self.hub.topics)),
             "slow_clients": float(sum(1 for c in self.connections if c.outbox.paused)),
-            "broker_connected": float(any(f.get("state") == "connected" for f in feeds.values())),
+            "broker_connected": float(any(f.get("state") == FeedState.CONNECTED for f in feeds.values())),
             "tick_age_seconds": float(age),
             "ready": float(self.ready()[0]),
         }
@@ -230,10 +236,32 @@ class ProxyServer:
     def route(self, request: Request, peer: str) -> Response | None:
         """None for a WebSocket upgrade this server accepts; otherwise the HTTP response."""
         headers = request.headers
+        for name in SINGLE_HEADERS:
+            if len(headers.get_all(name)) > 1:
+                log.info("%s refused: %s header given twice", peer, name)
+                return _response(400, f"{name} header given twice\n".encode(), "text/plain")
+        method = request.method
+        if method not in ("GET", "HEAD"):
+            return _response(405, b"method not allowed\n", "text/plain", [("Allow", "GET, HEAD")])
+        host = headers.get("Host")
+        origin = headers.get("Origin")
         if headers.get("Upgrade", "").lower() != "websocket":
-            return self.http_response(request)
-        tls = self.tls_context is not None
-        if not origin_allowed(headers.get("Origin"), headers.get("Host"), self.cfg.allowed_origins, tls):
+            if not host_allowed(host, self.hosts):
+                log.info("%s refused: Host not served here", peer)
+                return _response(403, b"host not served here\n", "text/plain")
+            response = self.http_response(request)
+            if method == "HEAD":
+                return Response(response.status_code, response.reason_phrase, response.headers, b"")
+            return response
+        if method != "GET":
+            return _response(405, b"method not allowed\n", "text/plain", [("Allow", "GET")])
+        if request.path.split("?", 1)[0] not in UPGRADE_PATHS:
+            return _response(404, b"no WebSocket here: connect to / or /ws\n", "text/plain")
+        # a browser always sends Origin: its Host must be a name this proxy answers to (DNS rebinding)
+        if origin is not None and not host_allowed(host, self.hosts):
+            log.info("%s refused: Host not served here", peer)
+            return _response(403, b"host not served here\n", "text/plain")
+        if not origin_allowed(origin, host, self.cfg.allowed_origins, self.tls_context is not None):
             log.info("%s refused: origin not allowed", peer)
             return _response(403, b"origin not allowed\n", "text/plain")
         return None
@@ -271,14 +299,22 @@ class ProxyServer:
                 conn.tick(now, wall)
 
 
-def _response(status: int, body: bytes, content_type: str) -> Response:
-    reasons = {200: "OK", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}
+def _response(status: int, body: bytes, content_type: str, extra: list[tuple[str, str]] | None = None) -> Response:
+    reasons = {
+        200: "OK",
+        400: "Bad Request",
+        403: "Forbidden",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        503: "Service Unavailable",
+    }
     headers = Headers(
         [
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("Connection", "close"),
             ("Cache-Control", "no-store"),
+            *(extra or []),
         ]
     )
     return Response(status, reasons.get(status, "OK"), headers, body)

@@ -31,8 +31,10 @@ from openalgo_proxy.proxy.hub import TopicState
 from openalgo_proxy.proxy.limits import Guard
 from openalgo_proxy.proxy.metrics import ProxyMetrics
 from openalgo_proxy.proxy.outbox import Outbox
+from openalgo_proxy.proxy.peerlog import PeerLog
 
 log = logging.getLogger("openalgo_proxy.proxy.connection")
+
 
 ALL_MODES = (Mode.LTP, Mode.QUOTE, Mode.DEPTH)
 
@@ -47,17 +49,30 @@ class SessionState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Close:
-    """Close the connection with this code and reason (after anything already queued)."""
+    """Close the connection with this code and reason (after anything already queued). `at_once`:
+    stop reading now and end the TCP connection right after the close frame (abusive clients)."""
 
     code: int
     reason: str
+    at_once: bool = False
 
 
-class Timer(enum.Enum):
-    """What a deadline asks of the shell, besides closing."""
+# Work bounds: a subscribe or unsubscribe entry costs 1/ENTRIES_PER_TOKEN of a command, a reply
+# 1/REPLY_BYTES_PER_TOKEN per byte; failed entries spend the error budget likewise. A message may
+# carry at most max(the identity's subscription cap, MIN_ENTRY_CAP) entries
+# (ENTRIES_BEFORE_AUTH before authentication).
+ENTRIES_PER_TOKEN = 50
+REPLY_BYTES_PER_TOKEN = 16384
+MIN_ENTRY_CAP = 50
+ENTRIES_BEFORE_AUTH = 50
+
+
+class Action(enum.Enum):
+    """What the session asks of the shell, besides closing."""
 
     PING = "ping"  # send a WebSocket ping now
-    ABORT = "abort"  # cut the TCP connection now (handshake never finished)
+    ABORT = "abort"  # cut the TCP connection now (handshake never finished; flooding while closing)
+    DROP = "drop"  # ignore this frame (it was over the budget and has been answered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +80,7 @@ class SessionLimits:
     """The per-session settings, taken once from the configuration."""
 
     handshake_timeout: float
+    first_byte_timeout: float
     auth_deadline: float
     ping_interval: float
     ping_timeout: float
@@ -75,6 +91,7 @@ class SessionLimits:
     def from_settings(cls, cfg: ProxySettings, auth: AuthSettings) -> SessionLimits:
         return cls(
             handshake_timeout=cfg.handshake_timeout,
+            first_byte_timeout=min(cfg.first_byte_timeout, cfg.handshake_timeout),
             auth_deadline=auth.deadline,
             ping_interval=cfg.ping_interval,
             ping_timeout=cfg.ping_timeout,
@@ -117,9 +134,9 @@ class Gate(Protocol):
     @property
     def auth_required(self) -> bool: ...
 
-    def begin_handshake(self) -> bool: ...
+    def begin_handshake(self, address: str) -> bool: ...
 
-    def end_handshake(self) -> None: ...
+    def end_handshake(self, address: str) -> None: ...
 
     def open(self) -> bool: ...
 
@@ -154,9 +171,11 @@ class Session:
         now: float,
         dialect: Dialect = SEED,
         wall_clock: Callable[[], float] = time.time,
+        peer_log: PeerLog | None = None,
     ) -> None:
         self.cid = cid
-        self.peer = "?"
+        self.peer = "?"  # "address:port", for logs
+        self.address = "?"  # the peer's IP address, for per-address limits
         self.outbox = outbox
         self.market = market
         self.gate = gate
@@ -164,6 +183,7 @@ class Session:
         self.limits = limits
         self.dialect = dialect
         self.wall_clock = wall_clock
+        self.peer_log = peer_log or PeerLog(log)  # connection life lines, rate-limited per peer address
         self.state = SessionState.HANDSHAKING
         self.guard = gate.guard(now)
         self.grant: Grant | None = None
@@ -171,6 +191,7 @@ class Session:
         self.held_identity: str | None = None  # identity whose connection cap this session holds
         self.close_code: int | None = None  # the code this side decided to close with
         self.created = now
+        self.first_byte_at = 0.0
         self.opened_at = 0.0
         self.last_ping = 0.0
         self.ping_waiting_since = 0.0
@@ -197,9 +218,13 @@ class Session:
         return self.outbox.paused
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def connect(self) -> bool:
-        """TCP connection made: False when admission has no pending-handshake slot (abort at once)."""
-        if not self.gate.begin_handshake():
+    def connect(self, address: str = "?", now: float | None = None) -> bool:
+        """TCP connection made (after TLS, if any; `now` restarts the handshake deadlines there):
+        False when admission has no pending-handshake slot (abort at once)."""
+        self.address = address
+        if now is not None:
+            self.created = now
+        if not self.gate.begin_handshake(address):
             self.state = SessionState.CLOSED
             return False
         self._pending_slot = True
@@ -208,7 +233,12 @@ class Session:
     def _end_pending(self) -> None:
         if self._pending_slot:
             self._pending_slot = False
-            self.gate.end_handshake()
+            self.gate.end_handshake(self.address)
+
+    def received_bytes(self, now: float) -> None:
+        """Request bytes arrived (the first ones stop the first-byte deadline)."""
+        if not self.first_byte_at:
+            self.first_byte_at = now
 
     def handshake(self, bearer: str | None) -> str | None:
         """`Authorization: Bearer` at the upgrade: None to go on, else the reason to refuse (401)."""
@@ -217,7 +247,7 @@ class Session:
         try:
             self._handshake_grant = self.gate.authorize(bearer)
         except AuthFailed as exc:
-            log.info("conn %d %s refused at handshake: %s", self.cid, self.peer, exc.reason)
+            self.peer_log.info(self.address, "conn %d %s refused at handshake: %s", self.cid, self.peer, exc.reason)
             return f"authentication failed: {exc.reason}"
         return None
 
@@ -275,24 +305,29 @@ class Session:
         self.market.set_paused(self.outbox, False)
 
     # -- deadlines ---------------------------------------------------------------------------------------
-    def check(self, now: float, wall: float) -> Close | Timer | None:
+    def check(self, now: float, wall: float) -> Close | Action | None:
         """Asked by the server's sweep: what, if anything, is due now."""
         state = self.state
         limits = self.limits
         if state is SessionState.HANDSHAKING:
-            return Timer.ABORT if now - self.created > limits.handshake_timeout else None
+            waited = now - self.created
+            if waited > limits.handshake_timeout or (not self.first_byte_at and waited > limits.first_byte_timeout):
+                return Action.ABORT
+            return None
         if state is SessionState.CLOSING or state is SessionState.CLOSED:
             return None
         grant = self.grant
         if state is SessionState.OPEN and now - self.opened_at > limits.auth_deadline:
             return self.close(CloseCode.AUTH_TIMEOUT, "authentication required")
         if grant is not None and grant.expires_at is not None and wall >= grant.expires_at:
-            log.info("conn %d %s token of %s expired: closing with 4401", self.cid, self.peer, self.identity)
+            self.peer_log.info(
+                self.address, "conn %d %s token of %s expired: closing with 4401", self.cid, self.peer, self.identity
+            )
             return self.close(CloseCode.AUTH_TIMEOUT, "token expired")
         outbox = self.outbox
         if outbox.paused and now - outbox.paused_since > limits.slow_client_grace:
             self.metrics.slow_disconnects[CloseCode.TOO_SLOW] += 1
-            log.info("conn %d %s too slow: closing with 4008", self.cid, self.peer)
+            self.peer_log.info(self.address, "conn %d %s too slow: closing with 4008", self.cid, self.peer)
             return self.close(CloseCode.TOO_SLOW, "too slow to keep up")
         if self.ping_waiting_since:
             if now - self.ping_waiting_since > limits.ping_timeout:
@@ -300,7 +335,7 @@ class Session:
             return None
         if now - self.last_ping >= limits.ping_interval:
             self.last_ping = self.ping_waiting_since = now
-            return Timer.PING
+            return Action.PING
         return None
 
     def revalidate(self) -> Close | None:
@@ -308,33 +343,68 @@ class Session:
         grant = self.grant
         if grant is None or self.closing or self.gate.still_valid(grant):
             return None
-        log.info("conn %d %s key of %s revoked: closing with 4401", self.cid, self.peer, grant.identity)
+        self.peer_log.info(
+            self.address, "conn %d %s key of %s revoked: closing with 4401", self.cid, self.peer, grant.identity
+        )
         return self.close(CloseCode.AUTH_TIMEOUT, "API key revoked")
 
     # -- frames ------------------------------------------------------------------------------------------
+    def receive_frame(self, now: float) -> Close | Action | None:
+        """Every frame costs one command token (data, continuation, ping, pong alike).
+
+        None: go on with the frame. Action.DROP: ignore it (answered RATE_LIMITED while the error
+        budget lasts). A Close past the budget. Action.ABORT when a closing connection keeps flooding.
+        """
+        guard = self.guard
+        if guard.allow_command(now):
+            return None
+        if self.closing:
+            return Action.ABORT
+        decision = self._violation(ErrorCode.RATE_LIMITED, "too many frames or commands; slow down", now)
+        return decision if decision is not None else Action.DROP
+
     def receive_pong(self) -> None:
         self.ping_waiting_since = 0.0
 
-    def receive_ping(self, now: float) -> Close | None:
-        """A client ping costs like a command; past the budget the connection closes 4029."""
-        if not self.guard.allow_command(now) and not self.guard.violation(now):
-            return self._close_abusive()
-        return None
-
     def receive_message(self, data: bytes, binary: bool, now: float) -> Close | None:
-        """One complete client message."""
+        """One complete client message (its frames already charged by receive_frame)."""
         self.metrics.messages_in += 1
         if self.closing:
             return None
-        if not self.guard.allow_command(now):
-            return self._violation(ErrorCode.RATE_LIMITED, "too many commands; slow down", now)
         if binary:
             return self._violation(ErrorCode.INVALID_JSON, "binary frames are not accepted; send JSON text", now)
         try:
-            request = self.dialect.parse(data)
+            data.decode()
+        except UnicodeDecodeError:
+            self.peer_log.info(self.address, "conn %d %s sent invalid UTF-8: closing with 1007", self.cid, self.peer)
+            return self.close(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+        try:
+            request = self.dialect.parse(data, self._entry_cap())
         except proto.BadRequest as exc:
             return self._violation(exc.code, exc.message, now, exc.request_id)
         return self._dispatch(request.command, request.request_id, now)
+
+    def _entry_cap(self) -> int:
+        """Entries one subscribe/unsubscribe may carry: bounded by what this identity may hold."""
+        if self.grant is None:
+            return ENTRIES_BEFORE_AUTH
+        return max(self._subscription_limit(), MIN_ENTRY_CAP)
+
+    def _subscription_limit(self) -> int:
+        limit = self.limits.max_subscriptions
+        grant = self.grant
+        if grant is not None and grant.role.max_subscriptions is not None:
+            limit = min(limit, grant.role.max_subscriptions)
+        return limit
+
+    def _charge_batch(self, entries: int, failed: int, reply: bytes, now: float) -> Close | None:
+        """A batch's cost beyond its frame: entries and reply bytes from the command bucket, failed
+        entries from the error budget (at least one unit per message with failures)."""
+        guard = self.guard
+        guard.charge(now, entries / ENTRIES_PER_TOKEN + len(reply) / REPLY_BYTES_PER_TOKEN)
+        if failed and not guard.violation(now, 1 + failed // ENTRIES_PER_TOKEN):
+            return self._close_abusive()
+        return None
 
     # -- replies -----------------------------------------------------------------------------------------
     def send(self, payload: bytes) -> None:
@@ -355,8 +425,11 @@ class Session:
     def _close_abusive(self) -> Close | None:
         if self.closing:
             return None
-        log.info("conn %d %s too many requests or protocol errors: closing with 4029", self.cid, self.peer)
-        return self.close(CloseCode.TOO_MANY_REQUESTS, "too many requests or protocol errors")
+        self.peer_log.info(
+            self.address, "conn %d %s too many requests or protocol errors: closing with 4029", self.cid, self.peer
+        )
+        decision = self.close(CloseCode.TOO_MANY_REQUESTS, "too many requests or protocol errors")
+        return Close(decision.code, decision.reason, at_once=True) if decision is not None else None
 
     def _on_reject(self, state: TopicState, code: str, message: str) -> None:
         """A feed refused one of our topics; the hub has already dropped it."""
@@ -386,9 +459,9 @@ class Session:
         elif self.grant is None:
             return self._violation(ErrorCode.NOT_AUTHENTICATED, "authenticate first", now, rid)
         elif isinstance(command, proto.Subscribe):
-            self._subscribe(command, rid)
+            return self._subscribe(command, rid, now)
         elif isinstance(command, proto.Unsubscribe):
-            self._unsubscribe(command, rid)
+            return self._unsubscribe(command, rid, now)
         elif isinstance(command, proto.UnsubscribeAll):
             removed = [describe(state) for state in market.unsubscribe_all(self.outbox, orders=False)]
             self.send(dialect.unsubscribed_all(removed, rid))
@@ -412,7 +485,7 @@ class Session:
         try:
             grant = self.gate.authorize(command.token or command.api_key)
         except AuthFailed as exc:
-            log.info("conn %d %s authentication failed: %s", self.cid, self.peer, exc.reason)
+            self.peer_log.info(self.address, "conn %d %s authentication failed: %s", self.cid, self.peer, exc.reason)
             return self._violation(ErrorCode.AUTHENTICATION_ERROR, f"authentication failed: {exc.reason}", now, rid)
         return self._grant(grant, rid, now)
 
@@ -427,7 +500,9 @@ class Session:
             )
         problem = self.gate.claim(grant, self.held_identity)
         if problem is not None:
-            log.info("conn %d %s %s: %s; closing with 4029", self.cid, self.peer, grant.identity, problem)
+            self.peer_log.info(
+                self.address, "conn %d %s %s: %s; closing with 4029", self.cid, self.peer, grant.identity, problem
+            )
             self.send_error(ErrorCode.LIMIT_EXCEEDED, problem, rid)
             return self.close(CloseCode.TOO_MANY_REQUESTS, "too many connections for this identity")
         if self.gate.auth_required:
@@ -436,18 +511,19 @@ class Session:
         self.identity = grant.identity
         if self.state is SessionState.OPEN:
             self.state = SessionState.AUTHENTICATED
-        log.info("conn %d %s authenticated as %s role=%s", self.cid, self.peer, grant.identity, grant.role_name)
+        self.peer_log.info(
+            self.address, "conn %d %s authenticated as %s role=%s", self.cid, self.peer, grant.identity, grant.role_name
+        )
         if not quiet:
             self.send(self.dialect.authenticated(grant.identity, self.market.broker_name(), rid))
         return None
 
-    def _subscribe(self, command: proto.Subscribe, rid: Any) -> None:
+    def _subscribe(self, command: proto.Subscribe, rid: Any, now: float) -> Close | None:
         results: list[dict[str, Any]] = []
         snapshots: list[bytes] = []
         grant = self.grant
-        limit = self.limits.max_subscriptions
-        if grant is not None and grant.role.max_subscriptions is not None:
-            limit = min(limit, grant.role.max_subscriptions)
+        limit = self._subscription_limit()
+        failed = 0
         market = self.market
         outbox = self.outbox
         held = outbox.topics
@@ -469,11 +545,14 @@ class Session:
             if problem is not None:
                 code, message = problem
                 errors[code.value] += 1
+                if code is not ErrorCode.BROKER_UNAVAILABLE:  # not the client's fault: no violation
+                    failed += 1
                 result.update(status="error", code=code.value, message=message)
             elif bus_topic in held:
                 result.update(status="success", message="already subscribed")
             elif len(held) >= limit:
                 errors[ErrorCode.LIMIT_EXCEEDED.value] += 1
+                failed += 1
                 result.update(
                     status="error",
                     code=ErrorCode.LIMIT_EXCEEDED.value,
@@ -486,7 +565,8 @@ class Session:
                     snapshots.append(state.last_frame)
             results.append(result)
         ok = sum(1 for r in results if r["status"] == "success")
-        log.info(
+        self.peer_log.info(
+            self.address,
             "conn %d %s subscribe requested=%d ok=%d failed=%d holding=%d",
             self.cid,
             self.peer,
@@ -495,12 +575,15 @@ class Session:
             len(results) - ok,
             len(held),
         )
-        self.send(self.dialect.subscribed(results, command.single, rid))
+        reply = self.dialect.subscribed(results, command.single, rid)
+        self.send(reply)
         if snapshots and not self.closing:
             outbox.send_frames(snapshots)
+        return self._charge_batch(len(results), failed, reply, now)
 
-    def _unsubscribe(self, command: proto.Unsubscribe, rid: Any) -> None:
+    def _unsubscribe(self, command: proto.Unsubscribe, rid: Any, now: float) -> Close | None:
         results: list[dict[str, Any]] = []
+        failed = 0
         held = self.outbox.topics
         for entry in command.entries:
             modes = (entry.mode,) if entry.mode is not None else ALL_MODES
@@ -513,6 +596,7 @@ class Session:
                 self.market.unsubscribe(self.outbox, state)
                 results.append({**describe(state), "status": "success"})
             if not found:
+                failed += 1
                 self.metrics.errors[ErrorCode.NOT_SUBSCRIBED.value] += 1
                 results.append(
                     {
@@ -527,4 +611,6 @@ class Session:
                 )
         first = command.entries[0]
         single_topic = topics.client_topic(first.symbol, first.exchange) if command.single else None
-        self.send(self.dialect.unsubscribed(results, single_topic, rid))
+        reply = self.dialect.unsubscribed(results, single_topic, rid)
+        self.send(reply)
+        return self._charge_batch(len(command.entries), failed, reply, now)

@@ -8,6 +8,8 @@ HMAC secret (algorithm confusion). `alg: none` is never in the allowlist.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,19 @@ def _reason(exc: jwt.PyJWTError) -> str:
     return "malformed token"
 
 
+def _check_dates(claims: dict[str, Any], now: float, max_lifetime: float) -> None:
+    """`exp`, `nbf` and `iat` are JSON numbers (RFC 7519 NumericDate; PyJWT also takes numeric
+    strings), and `exp` is at most `max_lifetime` seconds ahead (a 1e12 `exp` never expires)."""
+    for name in ("exp", "nbf", "iat"):
+        value = claims.get(name)
+        if value is None and name != "exp":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise TokenRejected(f"claim {name!r} must be a number of seconds since the epoch")
+    if claims["exp"] > now + max_lifetime:
+        raise TokenRejected(f"token lifetime over the allowed {max_lifetime:.0f} s")
+
+
 def _public_key(path: str) -> PublicKeyTypes:
     try:
         return serialization.load_pem_public_key(Path(path).read_bytes())
@@ -73,6 +88,7 @@ class TokenVerifier:
         self.identity_claim = auth.jwt_identity_claim
         self.role_claim = auth.jwt_role_claim
         self.leeway = auth.jwt_leeway
+        self.max_lifetime = auth.jwt_max_lifetime
         self._secrets: list[Any] = [
             s.get_secret_value().encode() for s in (auth.jwt_secret, auth.jwt_previous_secret) if s is not None
         ]
@@ -117,6 +133,7 @@ class TokenVerifier:
                 raise TokenRejected(_reason(exc)) from exc
         if claims is None:
             raise TokenRejected(_reason(failure) if failure is not None else "bad signature")
+        _check_dates(claims, time.time(), self.max_lifetime)
         identity = claims.get(self.identity_claim)
         if not isinstance(identity, str) or not identity or len(identity) > 200:
             raise TokenRejected(f"claim {self.identity_claim!r} must be a non-empty string")

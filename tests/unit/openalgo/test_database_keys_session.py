@@ -12,7 +12,8 @@ import pytest
 from openalgo_proxy.brokers.credentials import CredentialsUnavailable
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.openalgo.database import SqliteDatabase, open_database, sqlite_path
-from openalgo_proxy.openalgo.dropin import Installation, browser_origins, detect_broker
+from openalgo_proxy.openalgo.dropin import Installation, browser_origins, detect_broker, proxy_settings_tree
+from openalgo_proxy.openalgo.env import load_env
 from openalgo_proxy.openalgo.keys import ApiKeyIndex, ApiKeyWatcher
 from openalgo_proxy.openalgo.session import OpenAlgoSession
 from tests.openalgo_support import FakeOpenAlgo
@@ -127,6 +128,18 @@ async def test_session_refresh_waits_for_a_new_login_and_revoke_stops(install: F
         session.current()
     await session.stop()
     inst.close()
+
+
+def test_served_hosts_follow_the_listen_address_and_host_server(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        f"API_KEY_PEPPER={'p' * 40}\nHOST_SERVER=https://Trade.Example.com\nWEBSOCKET_HOST=127.0.0.1\n"
+    )
+    tree = proxy_settings_tree(load_env(tmp_path, environ={}))
+    assert "trade.example.com" in tree["allowed_hosts"] and "localhost" in tree["allowed_hosts"]
+    assert tree["allowed_origins"] == ["http://trade.example.com", "https://trade.example.com"]
+    assert (tree["dialect"], tree["max_message_bytes"]) == ("openalgo", 1 << 20)
+    (tmp_path / ".env").write_text(f"API_KEY_PEPPER={'p' * 40}\nWEBSOCKET_HOST=0.0.0.0\n")
+    assert proxy_settings_tree(load_env(tmp_path, environ={}))["allowed_hosts"] == []  # Docker: any name
 
 
 def test_browser_origins() -> None:
