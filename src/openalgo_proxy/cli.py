@@ -197,22 +197,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _drop_in_overrides(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
-    """Drop-in mode takes its listen address, origins and message size from OpenAlgo's .env, and
-    a private bus off OpenAlgo's ZMQ_PORT; explicit flags still win."""
+    """Drop-in mode derives settings from OpenAlgo's .env (openalgo/commands.py); flags still win."""
     root = vars(args).get("openalgo")
     if not root:
         return flags
-    from openalgo_proxy.openalgo.dropin import DROP_IN_LIMITS, private_bus, proxy_settings_tree
-    from openalgo_proxy.openalgo.env import load_env
+    from openalgo_proxy.openalgo.commands import settings_tree
 
-    tree: dict[str, Any] = {"proxy": proxy_settings_tree(load_env(root)), "limits": dict(DROP_IN_LIMITS)}
-    if args.command == "run" and args.bus is None:
-        bus = private_bus(root)
-        tree["feed"] = {"bus": bus}
-        tree["proxy"]["bus"] = [bus]
-    for section, values in flags.items():
-        tree[section] = {**tree.get(section, {}), **values}
-    return tree
+    return settings_tree(root, flags, run_bus=args.command == "run" and args.bus is None)
 
 
 def _feed_options(settings: Settings) -> Any:
@@ -231,53 +222,6 @@ def _feed_options(settings: Settings) -> Any:
     )
 
 
-def _cmd_feed_openalgo(settings: Settings, args: argparse.Namespace) -> int:
-    from openalgo_proxy.feed import Feed
-    from openalgo_proxy.openalgo.dropin import ChainSide, FeedSide, Installation, detect_broker, refuse_bus_on_zmq_port
-    from openalgo_proxy.runtime import run_until_signal
-
-    cfg = settings.feed
-    installation = Installation.open(args.openalgo)
-    refuse_bus_on_zmq_port(installation.env, [cfg.bus])
-    guard = _secure_bus(settings, client=cfg.bus_connect, bind=[] if cfg.bus_connect else [cfg.bus])
-    broker = args.broker or detect_broker(installation, args.openalgo_user)
-    side: FeedSide | ChainSide
-    if broker == "openalgo":  # chain mode: OpenAlgo's own proxy, moved to a private port, is the upstream
-        side = ChainSide(installation, _feed_options(settings), user=args.openalgo_user, upstream_zmq=args.upstream_zmq)
-    else:
-        side = FeedSide(installation, broker, _feed_options(settings), user=args.openalgo_user)
-    feed = Feed(
-        side.adapter,
-        cfg.bus,
-        bus_connect=cfg.bus_connect,
-        status_interval=cfg.status_interval,
-        coalesce_window=cfg.coalesce_window,
-    )
-    starting: list[asyncio.Task[None]] = []
-
-    async def start_feed() -> None:
-        await feed.start()  # waits for a broker login in OpenAlgo when there is none yet
-        assert feed.publisher is not None
-        side.attach(feed.publisher)
-
-    async def start() -> None:
-        await side.start()
-        starting.append(asyncio.get_running_loop().create_task(start_feed(), name="feed-start"))
-
-    async def stop() -> None:
-        for task in starting:
-            if not task.done():
-                task.cancel()
-        await feed.stop()
-        await side.stop()
-        installation.close()
-
-    try:
-        return run_until_signal(start, stop)
-    finally:
-        guard.close()
-
-
 def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.brokers.registry import adapter_module
     from openalgo_proxy.feed import Feed
@@ -287,7 +231,17 @@ def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
 
     cfg = settings.feed
     if args.openalgo:
-        return _cmd_feed_openalgo(settings, args)
+        from openalgo_proxy.openalgo.commands import run_feed
+
+        options = _feed_options(settings)
+        return run_feed(
+            settings,
+            args.openalgo,
+            options,
+            broker=args.broker,
+            user=args.openalgo_user,
+            upstream_zmq=args.upstream_zmq,
+        )
     module = adapter_module(cfg.broker)
     guard = _secure_bus(
         settings,
@@ -347,16 +301,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.runtime import run_until_signal
 
     if args.openalgo:
-        from openalgo_proxy.openalgo.dropin import Installation, ProxySide, refuse_bus_on_zmq_port
+        from openalgo_proxy.openalgo.commands import run_serve
 
-        installation = Installation.open(args.openalgo)
-        refuse_bus_on_zmq_port(installation.env, settings.proxy.bus)
-        guard = _secure_bus(settings, client=True, connect=settings.proxy.bus)
-        try:
-            side = ProxySide(installation, settings)
-            return run_until_signal(side.start, side.stop)
-        finally:
-            guard.close()
+        return run_serve(settings, args.openalgo)
     _refuse_open_auth_none(settings)
     guard = _secure_bus(settings, client=True, connect=settings.proxy.bus)
     try:
