@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Any
 
+import msgspec
+
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
 from openalgo_proxy.brokers.angel.codec import decode_packet, to_tick
 from openalgo_proxy.brokers.angel.login import AngelCredentials
@@ -14,7 +16,7 @@ from openalgo_proxy.brokers.base import ConnectionState
 from openalgo_proxy.brokers.market import future_symbol
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
-from openalgo_proxy.payload import iso_millis, to_data
+from openalgo_proxy.payload import encode_data, iso_millis, to_data
 from tests.integration.angel.angel_harness import until
 
 USDINR_FUT = future_symbol("USDINR")
@@ -31,17 +33,18 @@ async def test_lazy_connect_streams_each_mode_with_sent_values(harness: Any) -> 
     async with asyncio.timeout(10):
         await h.adapter.set_wanted({rel: Mode.DEPTH, nifty: Mode.LTP, usd: Mode.QUOTE})
         await until(lambda: len(h.ticks) >= 3, what="three snapshots")
-    assert h.sim.subscribed() == {(1, "2885", 3), (1, "99926000", 1), (13, "1185", 2)}
+    # a derivative wanted in Quote is subscribed in SnapQuote: Angel's Quote packet has no OI
+    assert h.sim.subscribed() == {(1, "2885", 3), (1, "99926000", 1), (13, "1185", 3)}
     for tick, key in (
         (h.ticks_for("RELIANCE")[-1], (1, "2885", 3)),
         (h.ticks_for("NIFTY")[-1], (1, "99926000", 1)),
-        (h.ticks_for(USDINR_FUT)[-1], (13, "1185", 2)),
+        (h.ticks_for(USDINR_FUT)[-1], (13, "1185", 3)),
     ):
         assert tick == to_tick(decode_packet(h.sim.last_sent[key]), tick.symbol, tick.exchange)
     depth = h.ticks_for("RELIANCE")[-1]
     assert depth.mode is Mode.DEPTH and len(depth.bids) == 5 and depth.bids[0].price < depth.asks[0].price
     quote = h.ticks_for(USDINR_FUT)[-1]
-    assert quote.mode is Mode.QUOTE and 80 < quote.ltp < 100 and quote.close > 0
+    assert quote.mode >= Mode.QUOTE and 80 < quote.ltp < 100 and quote.close > 0 and quote.oi > 0
     status = h.adapter.status()
     assert status.state is ConnectionState.CONNECTED and status.connections == 1 and status.subscriptions == 3
     async with asyncio.timeout(5):
@@ -188,6 +191,20 @@ async def test_static_tokens_connect_without_login() -> None:
             assert sim.login_attempts == 0 and sim.handshake_attempts == 1
         finally:
             await adapter.stop()
+
+
+async def test_quote_of_a_derivative_carries_open_interest(harness: Any) -> None:
+    """Issue 12: Quote mode reported oi 0 for futures because Angel's Quote packet has no OI."""
+    h = await harness({"ticks_per_second": 0})
+    fut = h.instrument("NFO", future_symbol("NIFTY"))
+    rel = h.instrument("NSE", "RELIANCE")
+    async with asyncio.timeout(10):
+        await h.adapter.set_wanted({fut: Mode.QUOTE, rel: Mode.QUOTE})
+        await until(lambda: len(h.ticks) >= 2, what="snapshots")
+    assert h.sim.subscribed() == {(2, "52175", 3), (1, "2885", 2)}  # cash has no OI: it stays on Quote
+    tick = h.ticks_for(future_symbol("NIFTY"))[-1]
+    assert tick.oi > 0
+    assert msgspec.json.decode(encode_data(tick, Mode.QUOTE))["oi"] == tick.oi
 
 
 async def test_subscribe_snapshot_carries_the_exchange_times_of_its_values(harness: Any) -> None:

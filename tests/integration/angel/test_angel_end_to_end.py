@@ -99,7 +99,10 @@ async def test_reliance_in_each_mode_gets_the_simulators_values(angel_system: tu
         reply = await c.reply({"action": "subscribe", "symbol": USDINR_FUT, "exchange": "CDS", "mode": 2})
         assert reply["status"] == "success"
         msg = await c.market_data(within=10, where=lambda m: m["symbol"] == USDINR_FUT)
-        assert msg["data"] == expected_data(sim.last_sent[(13, "1185", 2)], USDINR_FUT, "CDS")
+        # a derivative's Quote is made from SnapQuote upstream, so it carries the real open interest
+        snap = expected_data(sim.last_sent[(13, "1185", 3)], USDINR_FUT, "CDS")
+        quote = {k: v for k, v in snap.items() if k not in ("depth", "upper_circuit", "lower_circuit")}
+        assert msg["data"] == quote and quote["oi"] > 0
         assert 80 < msg["data"]["ltp"] < 100  # 1e-7 rupee units scaled, not paise
 
         reply = await c.reply({"action": "subscribe", "symbol": "NIFTY", "exchange": "NSE_INDEX", "mode": 1})

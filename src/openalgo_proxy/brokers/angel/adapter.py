@@ -2,7 +2,9 @@
 
 The feed hands over instrument -> richest wanted mode; each token is subscribed upstream once, in
 the Angel mode that carries that richest mode (Depth -> SnapQuote), because the feed derives the
-lower modes from a richer tick. Mode 4 (Depth-20, 50-token cap) is never subscribed: the client
+lower modes from a richer tick. Angel's Quote packet has no open interest, so a derivative wanted in
+Quote is subscribed in SnapQuote: its Quote stream then carries the real OI (cash and indices have
+none, so they stay on Quote). Mode 4 (Depth-20, 50-token cap) is never subscribed: the client
 protocol carries five levels, which SnapQuote provides. Connections open on their first token and
 close on their last; past the cap a pair is answered LIMIT_EXCEEDED, and so is a pair the server
 refuses with E1002 (E1001: BROKER_UNAVAILABLE).
@@ -27,6 +29,8 @@ from openalgo_proxy.model import Instrument, Mode
 
 MAX_CONNECTIONS = 3
 MAX_PAIRS_PER_CONNECTION = 1000
+#: exchanges whose instruments carry open interest (derivatives)
+WITH_OI = frozenset({"NFO", "BFO", "MCX", "CDS", "NCDEX"})
 
 
 class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
@@ -81,6 +85,8 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         return InstrumentMaster.key(instrument)
 
     def upstream_mode(self, instrument: Instrument, mode: Mode) -> SubscriptionMode:
+        if mode == Mode.QUOTE and instrument.exchange in WITH_OI:
+            return SubscriptionMode.SNAP_QUOTE  # Quote's OI comes from SnapQuote
         return UPSTREAM_MODE[mode]
 
     def open_connection(self, slot: int) -> AngelConnection:

@@ -19,23 +19,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import secrets
 import ssl
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import pyotp
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from openalgo_proxy.brokers.angel import codec
 from openalgo_proxy.brokers.angel.codec import Action, AngelCodecError, ErrorCodes, SubscriptionMode
 from openalgo_proxy.brokers.angel.instruments import EXCHANGE_TYPES, MASTER_PATH
 from openalgo_proxy.brokers.angel.login import LOGIN_PATH, REFRESH_PATH, AngelCredentials, strip_bearer
 from openalgo_proxy.brokers.base import FeedOptions
-from openalgo_proxy.brokers.market import UNIVERSE, Listing, SimulatedMarket, round_to_tick
+from openalgo_proxy.brokers.market import UNIVERSE, Listing, round_to_tick
+from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer
 from openalgo_proxy.model import Tick
 
 log = logging.getLogger(__name__)
@@ -102,23 +100,27 @@ def master_records(listings: Iterable[Listing] = UNIVERSE) -> list[dict[str, str
     return rows
 
 
-@dataclass(eq=False)
-class SimClient:
-    """One accepted SmartStream connection."""
+class AngelClient(SimClient):
+    """One accepted SmartStream connection: `subs` maps (exchange type, token) -> subscribed modes."""
 
-    ident: int
-    client_code: str
-    ws: web.WebSocketResponse
-    request: web.Request
-    pairs: dict[Key, set[int]] = field(default_factory=dict)  # key -> subscribed modes
+    @property
+    def pairs(self) -> dict[Key, set[int]]:
+        return self.subs
+
+    @property
+    def client_code(self) -> str:
+        return self.account
 
     @property
     def pair_count(self) -> int:
-        return sum(len(modes) for modes in self.pairs.values())
+        return sum(len(modes) for modes in self.subs.values())
 
 
-class AngelSimulator:
+class AngelSimulator(SimulatorServer):
     """In-process Angel server: `await start()`, use `.ws_url` / `.api_url` / `.instruments_url`, `await stop()`."""
+
+    ws_path = WS_PATH
+    label = "angel simulator"
 
     def __init__(
         self,
@@ -138,17 +140,20 @@ class AngelSimulator:
         max_connections: int = MAX_CONNECTIONS,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.host = host
-        self.ssl_context = ssl_context
-        self.port = port
+        super().__init__(
+            host,
+            port,
+            ticks_per_second=ticks_per_second,
+            seed=seed,
+            listings=listings,
+            max_connections=max_connections,
+            ssl_context=ssl_context,
+        )
         self.api_key = api_key
         self.client_code = client_code
         self.pin = pin
         self.totp_secret = totp_secret
-        self.ticks_per_second = ticks_per_second
         self.max_pairs = max_pairs
-        self.max_connections = max_connections
-        self.market = SimulatedMarket(listings, seed=seed)
         self.listings: dict[Key, Listing] = {
             (int(EXCHANGE_TYPES[lst.exchange]), lst.angel_token): lst for lst in listings
         }
@@ -156,19 +161,9 @@ class AngelSimulator:
         self._jwts: set[str] = {jwt_token} if jwt_token else set()
         self._feed_tokens: set[str] = {feed_token} if feed_token else set()
         self._refresh_tokens: set[str] = set()
-        self.clients: dict[int, SimClient] = {}
-        self._next_client = 0
         self._seq: dict[Key, int] = {}
-        self._runner: web.AppRunner | None = None
-        self._ticker: asyncio.Task[None] | None = None
-        # fault switches
-        self.mute = False
-        self.heartbeats_only = False
-        self.reject_handshakes = False
-        self.refuse_logins = False
+        self.refuse_logins = False  # fault switch of the REST login
         # counters
-        self.handshake_attempts = 0
-        self.handshake_rejections = 0
         self.login_attempts = 0
         self.logins = 0
         self.refreshes = 0
@@ -178,53 +173,13 @@ class AngelSimulator:
         self.pings = 0
         self.last_sent: dict[tuple[int, str, int], bytes] = {}
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get(WS_PATH, self._ws_handler)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post(LOGIN_PATH, self._login)
         app.router.add_post(REFRESH_PATH, self._refresh)
         app.router.add_get(MASTER_PATH, self._master_handler)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        self._ticker = asyncio.create_task(self._tick_loop(), name="angel-sim-market")
-        log.info("angel simulator listening on %s", self.ws_url)
 
-    async def stop(self) -> None:
-        ticker, self._ticker = self._ticker, None
-        if ticker is not None:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-        for client in list(self.clients.values()):
-            try:
-                await asyncio.wait_for(client.ws.close(code=1001, message=b"simulator stopping"), timeout=0.5)
-            except (OSError, TimeoutError, RuntimeError) as exc:
-                log.debug("angel simulator: closing client %d: %s", client.ident, exc)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> AngelSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @property
-    def base_url(self) -> str:
-        scheme = "https" if self.ssl_context else "http"
-        return f"{scheme}://{self.host}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        scheme = "wss" if self.ssl_context else "ws"
-        return f"{scheme}://{self.host}:{self.port}{WS_PATH}"
+    def new_client(self, ident: int, account: str, request: web.Request, ws: web.WebSocketResponse) -> AngelClient:
+        return AngelClient(ident, account, request, ws)
 
     @property
     def api_url(self) -> str:
@@ -249,38 +204,28 @@ class AngelSimulator:
 
     # -- observability for tests ------------------------------------------------------------
 
-    @property
-    def connection_count(self) -> int:
-        return len(self.clients)
+    def _angel_clients(self) -> list[AngelClient]:
+        return [c for c in self.clients.values() if isinstance(c, AngelClient)]
 
     def subscriptions_per_connection(self) -> list[int]:
-        return [client.pair_count for client in self.clients.values()]
+        return [client.pair_count for client in self._angel_clients()]
 
     def subscribed(self) -> set[tuple[int, str, int]]:
         """Every (exchange type, token, mode) subscribed on any connection."""
-        return {(k[0], k[1], m) for c in self.clients.values() for k, modes in c.pairs.items() for m in modes}
+        return {(k[0], k[1], m) for c in self._angel_clients() for k, modes in c.pairs.items() for m in modes}
 
     # -- faults -----------------------------------------------------------------------------
 
-    def drop_connections(self) -> int:
-        """Cut every connection abruptly (no close frame), as a network failure would."""
-        dropped = 0
-        for client in list(self.clients.values()):
-            transport = client.request.transport
-            if transport is not None:
-                transport.abort()
-                dropped += 1
-        return dropped
-
-    def expire_tokens(self) -> None:
+    def expire_credentials(self) -> None:
         """Invalidate every issued session token (a new day): handshakes need a fresh login."""
         self._jwts.clear()
         self._feed_tokens.clear()
         self._refresh_tokens.clear()
 
-    async def send_malformed(self, data: bytes = b"\x03\x01RELIANCE-truncated") -> None:
-        for client in list(self.clients.values()):
-            await self._send(client, data)
+    expire_tokens = expire_credentials
+
+    def malformed_frame(self) -> bytes:
+        return b"\x03\x01RELIANCE-truncated"
 
     # -- REST -------------------------------------------------------------------------------
 
@@ -355,58 +300,30 @@ class AngelSimulator:
             return "Invalid Header - Invalid Feed Token"
         return None
 
-    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
-        self.handshake_attempts += 1
+    def authorize(self, request: web.Request) -> str | web.Response:
         error = self._handshake_error(request)
         if error is not None:
-            self.handshake_rejections += 1
             return web.Response(status=401, headers={"x-error-message": error}, text=error)
-        client_code = request.headers.get("x-client-code") or request.query.get("clientCode", "")
-        if sum(1 for c in self.clients.values() if c.client_code == client_code) >= self.max_connections:
-            self.handshake_rejections += 1
-            message = "Connection Limit Exceeded"
-            return web.Response(status=429, headers={"x-error-message": message}, text=message)
-        ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 20)
-        await ws.prepare(request)
-        self._next_client += 1
-        client = SimClient(self._next_client, client_code, ws, request)
-        self.clients[client.ident] = client
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    await self._on_text(client, msg.data)
-                elif msg.type == WSMsgType.PING:
-                    if not self.mute:
-                        await ws.pong(msg.data)
-                elif msg.type == WSMsgType.BINARY:
-                    await self._send_error(client, ErrorCodes.INVALID_REQUEST, "")
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("angel simulator: client %d ended: %s", client.ident, exc)
-        finally:
-            self.clients.pop(client.ident, None)
-        return ws
+        return request.headers.get("x-client-code") or request.query.get("clientCode", "")
 
-    async def _send(self, client: SimClient, data: bytes | str) -> None:
-        if client.ws.closed:
-            return
-        try:
-            if isinstance(data, bytes):
-                await client.ws.send_bytes(data)
-            else:
-                await client.ws.send_str(data)
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("angel simulator: send to client %d failed: %s", client.ident, exc)
+    def too_many(self, account: str) -> web.Response:
+        message = "Connection Limit Exceeded"
+        return web.Response(status=429, headers={"x-error-message": message}, text=message)
+
+    async def on_binary(self, client: SimClient, data: bytes) -> None:
+        await self._send_error(client, ErrorCodes.INVALID_REQUEST, "")
 
     async def _send_error(self, client: SimClient, code: str, correlation_id: str) -> None:
         self.errors_sent += 1
         if not self.mute:
-            await self._send(client, codec.encode_error(code, correlation_id))
+            await self.send(client, codec.encode_error(code, correlation_id))
 
-    async def _on_text(self, client: SimClient, text: str) -> None:
+    async def on_text(self, client: SimClient, text: str) -> None:
+        assert isinstance(client, AngelClient)
         if text == codec.HEARTBEAT:
             self.pings += 1
             if not self.mute:
-                await self._send(client, codec.HEARTBEAT_REPLY)
+                await self.send(client, codec.HEARTBEAT_REPLY)
             return
         self.requests += 1
         try:
@@ -444,7 +361,7 @@ class AngelSimulator:
             listing = self.listings.get(key)
             if listing is not None:
                 tick = self.market.snapshot(listing.exchange, listing.symbol)
-                await self._send(client, self._encode(key, listing, tick, mode))
+                await self.send(client, self._encode(key, listing, tick, mode))
 
     # -- market -------------------------------------------------------------------------------
 
@@ -462,29 +379,14 @@ class AngelSimulator:
         self.last_sent[(key[0], key[1], mode)] = data
         return data
 
-    async def _tick_loop(self) -> None:
-        period = 1.0 / self.ticks_per_second if self.ticks_per_second > 0 else 3600.0
-        next_at = time.monotonic()
-        while True:
-            next_at += period
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                next_at = time.monotonic()
-                await asyncio.sleep(0)
-            if self.mute or self.heartbeats_only or not self.clients:
-                continue
-            await self._tick_once()
-
-    async def _tick_once(self) -> None:
-        wanted: dict[Key, dict[int, list[SimClient]]] = {}
-        for client in list(self.clients.values()):
+    async def on_tick(self, now_ms: int) -> None:
+        now = now_ms
+        wanted: dict[Key, dict[int, list[AngelClient]]] = {}
+        for client in self._angel_clients():
             for key, modes in client.pairs.items():
                 by_mode = wanted.setdefault(key, {})
                 for mode in modes:
                     by_mode.setdefault(mode, []).append(client)
-        now = int(time.time() * 1000)
         for key, by_mode in wanted.items():
             listing = self.listings.get(key)
             if listing is None:
@@ -494,7 +396,7 @@ class AngelSimulator:
                 data = self._encode(key, listing, tick, mode)
                 for client in clients:
                     self.packets_sent += 1
-                    await self._send(client, data)
+                    await self.send(client, data)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,16 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import itertools
 import logging
 import ssl
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from openalgo_proxy.brokers.market import UNIVERSE, Listing, SimulatedMarket
+from openalgo_proxy.brokers.market import UNIVERSE, Listing
+from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer
 from openalgo_proxy.brokers.zerodha import codec
 from openalgo_proxy.brokers.zerodha.codec import ErrorMessage, KiteCodecError, KiteMode
 from openalgo_proxy.brokers.zerodha.instruments import KiteRow, format_csv
@@ -82,20 +80,27 @@ def kite_rows(listings: tuple[Listing, ...]) -> list[KiteRow]:
     return rows
 
 
-@dataclass(eq=False)
-class SimConnection:
-    """One accepted client connection and its subscriptions (token -> mode)."""
+class SimConnection(SimClient):
+    """One accepted client connection: `subs` maps token -> mode."""
 
-    id: int
-    api_key: str
-    request: web.Request
-    ws: web.WebSocketResponse
-    modes: dict[int, KiteMode] = field(default_factory=dict)
-    frames_sent: int = 0
+    @property
+    def modes(self) -> dict[int, KiteMode]:
+        return self.subs
+
+    @property
+    def id(self) -> int:
+        return self.ident
+
+    @property
+    def api_key(self) -> str:
+        return self.account
 
 
-class KiteSimulator:
+class KiteSimulator(SimulatorServer):
     """In-process Kite server. `await start()`, use `.port` / `.url`, `await stop()`."""
+
+    heartbeat = codec.HEARTBEAT
+    label = "kite simulator"
 
     def __init__(
         self,
@@ -112,80 +117,46 @@ class KiteSimulator:
         record: bool = False,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.host = host
-        self.ssl_context = ssl_context  # serve wss:// and https:// (tests of certificate checks)
-        self._port = port
+        super().__init__(
+            host,
+            port,
+            ticks_per_second=ticks_per_second,
+            seed=seed,
+            listings=listings,
+            max_connections=max_connections,
+            heartbeat_interval=heartbeat_interval,
+            ssl_context=ssl_context,
+        )
         self.api_key = api_key
         self._tokens = {access_token}
-        self.ticks_per_second = ticks_per_second
-        self.heartbeat_interval = heartbeat_interval
-        self.max_connections = max_connections
         self.max_per_connection = max_per_connection
-        self.market = SimulatedMarket(listings, seed=seed)
         self.listings = {lst.kite_token: lst for lst in listings}
         self.csv = format_csv(kite_rows(listings)).encode()
         self.record = record
-        # fault switches
-        self.mute = False  # send nothing at all (a stalled upstream)
-        self.heartbeats_only = False  # heartbeats but no ticks (a quiet market)
-        # counters
-        self.handshake_attempts = 0
         self.handshake_times: list[float] = []
         self.accepted_headers: list[dict[str, str]] = []  # request headers of accepted connections
-        self.rejections: Counter[int] = Counter()  # HTTP status -> count
-        self.connections_total = 0
-        self.heartbeats_sent = 0
         self.tick_frames_sent = 0
         self.requests_received = 0
         self.recorded: list[tuple[int, bytes]] = []  # (connection id, binary frame) when record=True
-        self.connections: list[SimConnection] = []
-        self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
 
-    # -- lifecycle -------------------------------------------------------------------------------
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/instruments", self._handle_instruments)
+
+    def new_client(self, ident: int, account: str, request: web.Request, ws: web.WebSocketResponse) -> SimConnection:
+        self.accepted_headers.append(dict(request.headers))
+        return SimConnection(ident, account, request, ws)
 
     @property
-    def port(self) -> int:
-        return self._port
+    def connections(self) -> list[SimConnection]:
+        return [c for c in self.clients.values() if isinstance(c, SimConnection)]
 
     @property
     def url(self) -> str:
-        scheme = "wss" if self.ssl_context else "ws"
-        return f"{scheme}://{self.host}:{self._port}"
+        return self.ws_url.rstrip("/")
 
     @property
     def instruments_url(self) -> str:
-        scheme = "https" if self.ssl_context else "http"
-        return f"{scheme}://{self.host}:{self._port}/instruments"
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/", self._handle_ws)
-        app.router.add_get("/instruments", self._handle_instruments)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port, ssl_context=self.ssl_context)
-        await site.start()
-        self._runner = runner
-        self._port = runner.addresses[0][1]
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._heartbeat_loop(), name="kite-sim-heartbeat"),
-            loop.create_task(self._tick_loop(), name="kite-sim-ticks"),
-        ]
-        log.info("kite simulator listening on %s", self.url)
-
-    async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for conn in list(self.connections):
-            await conn.ws.close(code=1001, message=b"server shutting down")
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        return f"{self.base_url}/instruments"
 
     # -- fault switches --------------------------------------------------------------------------
 
@@ -193,24 +164,15 @@ class KiteSimulator:
         """Every current access token stops working (handshakes get 403); optionally accept a new one."""
         self._tokens = {new_token} if new_token else set()
 
+    def expire_credentials(self) -> None:
+        self.expire_token()
+
     def accept_token(self, token: str) -> None:
         self._tokens.add(token)
 
-    def drop_connections(self) -> int:
-        """Abort every connection's transport without a close frame (a network drop)."""
-        dropped = 0
-        for conn in list(self.connections):
-            transport = conn.request.transport
-            if transport is not None:
-                transport.abort()
-                dropped += 1
-        return dropped
-
-    async def send_malformed(self) -> None:
-        """Send every connection a frame that announces two packets but carries one."""
-        frame = b"\x00\x02" + b"\x00\x08" + codec.encode_packet(codec.KitePacket(codec.PacketKind.LTP, 738561, 1))
-        for conn in list(self.connections):
-            await self._send(conn, frame)
+    def malformed_frame(self) -> bytes:
+        """A frame that announces two packets but carries one."""
+        return b"\x00\x02" + b"\x00\x08" + codec.encode_packet(codec.KitePacket(codec.PacketKind.LTP, 738561, 1))
 
     async def send_text(self, message: codec.TextMessage) -> None:
         payload = codec.encode_text(message).decode()
@@ -234,36 +196,26 @@ class KiteSimulator:
     async def _handle_instruments(self, request: web.Request) -> web.Response:
         return web.Response(body=self.csv, content_type="text/csv")
 
-    async def _handle_ws(self, request: web.Request) -> web.StreamResponse:
-        self.handshake_attempts += 1
+    def authorize(self, request: web.Request) -> str | web.Response:
         self.handshake_times.append(time.monotonic())
         api_key = request.query.get("api_key", "")
         token = request.query.get("access_token", "")
-        if api_key != self.api_key or token not in self._tokens:
-            self.rejections[403] += 1
+        if self.reject_handshakes or api_key != self.api_key or token not in self._tokens:
             return web.json_response(
                 {"status": "error", "message": "Invalid api_key or access_token", "error_type": "TokenException"},
                 status=403,
             )
-        if sum(1 for c in self.connections if c.api_key == api_key) >= self.max_connections:
-            self.rejections[429] += 1
-            return web.json_response(
-                {"status": "error", "message": "Maximum connections exceeded", "error_type": "NetworkException"},
-                status=429,
-            )
-        self.accepted_headers.append(dict(request.headers))
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
-        await ws.prepare(request)
-        conn = SimConnection(next(self._ids), api_key, request, ws)
-        self.connections.append(conn)
-        self.connections_total += 1
-        try:
-            async for message in ws:
-                if message.type == WSMsgType.TEXT:
-                    await self._handle_request(conn, message.data)
-        finally:
-            self.connections.remove(conn)
-        return ws
+        return api_key
+
+    def too_many(self, account: str) -> web.Response:
+        return web.json_response(
+            {"status": "error", "message": "Maximum connections exceeded", "error_type": "NetworkException"},
+            status=429,
+        )
+
+    async def on_text(self, client: SimClient, text: str) -> None:
+        assert isinstance(client, SimConnection)
+        await self._handle_request(client, text)
 
     async def _handle_request(self, conn: SimConnection, text: str) -> None:
         self.requests_received += 1
@@ -306,49 +258,27 @@ class KiteSimulator:
             tick = self.market.snapshot(lst.exchange, lst.symbol)
         return codec.encode_packet(codec.packet_from_tick(tick, token, mode))
 
-    async def _send(self, conn: SimConnection, frame: bytes) -> None:
-        if conn.ws.closed:
-            return
-        try:
-            await conn.ws.send_bytes(frame)
-        except ConnectionError:
-            return  # the connection is going away; its handler removes it
-        conn.frames_sent += 1
-        if self.record and len(frame) > 1:
-            self.recorded.append((conn.id, frame))
+    async def send(self, client: SimClient, data: bytes | str) -> None:
+        await super().send(client, data)
+        if self.record and isinstance(data, bytes) and len(data) > 1:
+            self.recorded.append((client.ident, data))
 
     async def _send_packets(self, conn: SimConnection, packets: list[bytes]) -> None:
         for start in range(0, len(packets), PACKETS_PER_FRAME):
-            await self._send(conn, codec.encode_frame(packets[start : start + PACKETS_PER_FRAME]))
+            await self.send(conn, codec.encode_frame(packets[start : start + PACKETS_PER_FRAME]))
             self.tick_frames_sent += 1
 
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_interval)
-            if self.mute:
+    async def on_tick(self, now_ms: int) -> None:
+        tokens = {t for conn in self.connections for t in conn.modes}
+        ticks = {}
+        for token in tokens:
+            lst = self.listings[token]
+            ticks[token] = self.market.advance(lst.exchange, lst.symbol, now_ms)
+        for conn in self.connections:
+            if not conn.modes:
                 continue
-            for conn in list(self.connections):
-                await self._send(conn, codec.HEARTBEAT)
-                self.heartbeats_sent += 1
-
-    async def _tick_loop(self) -> None:
-        while True:
-            await asyncio.sleep(1.0 / self.ticks_per_second)
-            if self.mute or self.heartbeats_only or not self.connections:
-                continue
-            now = int(time.time() * 1000)
-            tokens = {t for conn in self.connections for t in conn.modes}
-            ticks = {}
-            for token in tokens:
-                lst = self.listings[token]
-                ticks[token] = self.market.advance(lst.exchange, lst.symbol, now)
-            for conn in list(self.connections):
-                if not conn.modes:
-                    continue
-                packets = [
-                    codec.encode_packet(codec.packet_from_tick(ticks[t], t, mode)) for t, mode in conn.modes.items()
-                ]
-                await self._send_packets(conn, packets)
+            packets = [codec.encode_packet(codec.packet_from_tick(ticks[t], t, mode)) for t, mode in conn.modes.items()]
+            await self._send_packets(conn, packets)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
