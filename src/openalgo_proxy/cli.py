@@ -35,7 +35,10 @@ def _listener(parser: argparse.ArgumentParser) -> None:
 def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker",
-        help="angel-simulator (default: the Angel adapter against a local simulator) | simulator | angel | zerodha",
+        help=(
+            "angel-simulator (default: the Angel adapter against a local simulator) | simulator | angel | zerodha"
+            " | dhan | dhan-simulator"
+        ),
     )
     parser.add_argument(
         "--ws-url", "--upstream", dest="ws_url", help="broker streaming URL override; chain mode: the upstream proxy"
@@ -432,6 +435,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             ws, http = ("wss", "https") if settings.tls.enabled else ("ws", "http")
             source = {
                 "angel-simulator": "simulated market via the Angel One adapter",
+                "dhan-simulator": "simulated market via the Dhan adapter",
                 "simulator": "simulated market",
             }.get(settings.feed.broker, settings.feed.broker)
             if args.openalgo:

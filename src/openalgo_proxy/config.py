@@ -72,7 +72,10 @@ class ProxySettings(_Section):
 class FeedSettings(_Section):
     broker: str = Field(
         "angel-simulator",
-        description="angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha",
+        description=(
+            "angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha | dhan"
+            " | dhan-simulator (Dhan adapter vs a local Dhan simulator)"
+        ),
     )
     bus: str = Field(
         default_factory=default_endpoint,

@@ -86,6 +86,9 @@ class Tick(msgspec.Struct, gc=False):
     lower_circuit: float = 0.0
     bids: tuple[DepthLevel, ...] = ()
     asks: tuple[DepthLevel, ...] = ()
+    #: levels per side the book stands for: 5, or a deeper book (20, 30, 200) that feeds publish only
+    #: on that depth's topic
+    depth: int = DEPTH_LEVELS
 
 
 class Instrument(msgspec.Struct, frozen=True, gc=False):

@@ -17,6 +17,9 @@ ADAPTERS: dict[str, str] = {
     "simulator": "openalgo_proxy.brokers.simulated.adapter",
     "angel": "openalgo_proxy.brokers.angel.adapter",
     "zerodha": "openalgo_proxy.brokers.zerodha.adapter",
+    "dhan": "openalgo_proxy.brokers.dhan.adapter",
+    # the production Dhan adapter against a local Dhan-protocol simulator
+    "dhan-simulator": "openalgo_proxy.brokers.dhan.local",
     # chain mode: a client of an OpenAlgo-protocol proxy (--upstream), for brokers not streamed natively
     "openalgo": "openalgo_proxy.brokers.openalgo.adapter",
 }
@@ -24,6 +27,7 @@ ADAPTERS: dict[str, str] = {
 SIMULATORS: dict[str, str] = {
     "angel": "openalgo_proxy.brokers.angel.simulator",
     "zerodha": "openalgo_proxy.brokers.zerodha.simulator",
+    "dhan": "openalgo_proxy.brokers.dhan.simulator",
 }
 
 

@@ -22,7 +22,7 @@ from openalgo_proxy.bus import Publisher, run_seq_base
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.feed.sanity import TickSanity
 from openalgo_proxy.feed.topic_table import TopicState, TopicTable
-from openalgo_proxy.model import Instrument, Mode, Tick
+from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
 from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,10 @@ class Feed:
             self._publish_reject(topic, ErrorCode.SYMBOL_NOT_FOUND, f"{key.symbol} is not listed on {key.exchange}")
             return
         # the broker sends nothing new for an instrument it already streams, so the table replays
+        if key.depth != DEPTH_LEVELS and key.depth not in self.adapter.depth_levels(instrument):
+            message = f"{self.broker} has no {key.depth}-level book of {key.symbol}"
+            self._publish_reject(topic, ErrorCode.INVALID_DEPTH, message)
+            return
         state = self.table.add(topic, key, instrument, streamed=instrument in self.upstream)
         self._send_snapshot(state)
         self._dirty.set()
@@ -223,6 +227,7 @@ class Feed:
             wanted = self.wanted()
             try:
                 await self.adapter.set_wanted(wanted)
+                await self.adapter.set_wanted_depth(self.table.wanted_depth())
                 self.upstream = wanted
                 self.table.synced()
             except asyncio.CancelledError:
@@ -250,6 +255,8 @@ class Feed:
         """The broker cannot carry an instrument: every mode of it is refused and forgotten here,
         so the next upstream sync does not ask again; a proxy that subscribes anew retries."""
         inst = rejection.instrument
-        for state in self.table.drop_instrument(inst):
+        for state in self.table.drop_instrument(inst, rejection.depth):
             self._publish_reject(state.topic, rejection.code, rejection.message)
+        if rejection.depth != DEPTH_LEVELS:
+            self._dirty.set()  # a shallower deep book still wanted is asked for at the next sync
         log.warning("feed %s: upstream refused %s %s: %s", self.broker, inst.exchange, inst.symbol, rejection.message)

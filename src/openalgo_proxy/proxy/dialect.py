@@ -157,8 +157,8 @@ class SeedDialect:
 class OpenAlgoDialect(SeedDialect):
     """OpenAlgo's own proxy protocol, for its in-app client, SDK, web UI and chart apps (README table).
 
-    Differences from the seed: `type` is accepted for `action`; subscribe defaults to Quote; an
-    unsupported `depth` fails only its entries (INVALID_DEPTH); acks are `type:"subscribe"` with
+    Differences from the seed: `type` is accepted for `action`; subscribe defaults to Quote; acks are
+    `type:"subscribe"` with
     `subscriptions[]` and `type:"unsubscribe"` with `successful[]`/`failed[]`, always in list form;
     `data.timestamp` is epoch milliseconds.
     """
@@ -172,7 +172,6 @@ class OpenAlgoDialect(SeedDialect):
             max_entries=max_entries,
             action_key="type",
             default_mode=Mode.QUOTE,
-            depth_per_entry=True,
         )
 
     def subscribed(self, results: list[dict[str, Any]], single: bool, request_id: Any) -> bytes:

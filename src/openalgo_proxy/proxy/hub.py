@@ -46,6 +46,7 @@ class TopicState:
         "appenders",
         "bus_topic",
         "client_topic",
+        "depth",
         "exchange",
         "last_data",
         "last_frame",
@@ -60,11 +61,14 @@ class TopicState:
         "symbol",
     )
 
-    def __init__(self, bus_topic: bytes, symbol: str, exchange: str, mode: Mode, broker: str) -> None:
+    def __init__(
+        self, bus_topic: bytes, symbol: str, exchange: str, mode: Mode, broker: str, depth: int = topics.STANDARD_DEPTH
+    ) -> None:
         self.bus_topic = bus_topic
         self.symbol = symbol
         self.exchange = exchange
         self.mode = mode
+        self.depth = depth
         self.client_topic = topics.client_topic(symbol, exchange)
         self.subscribers: dict[Outbox[TopicState], None] = {}
         self.appenders: list[Callable[[bytes], None]] = []
@@ -79,16 +83,17 @@ class TopicState:
         self.set_broker(broker)
 
     def set_broker(self, broker: str) -> None:
-        head = msgspec.json.encode(
-            {
-                "type": "market_data",
-                "topic": self.client_topic,
-                "symbol": self.symbol,
-                "exchange": self.exchange,
-                "mode": int(self.mode),
-                "broker": broker,
-            }
-        )
+        envelope: dict[str, object] = {
+            "type": "market_data",
+            "topic": self.client_topic,
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "mode": int(self.mode),
+            "broker": broker,
+        }
+        if self.depth != topics.STANDARD_DEPTH:
+            envelope["depth"] = self.depth  # a deeper book beside the five-level one of the same symbol
+        head = msgspec.json.encode(envelope)
         self.prefix = head[:-1] + b',"seq":'
         self.snapshot_prefix = head[:-1] + b',"snapshot":true,"seq":'
 
@@ -121,12 +126,18 @@ class Hub:
 
     # -- subscriptions -------------------------------------------------------------------------
     def subscribe(
-        self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode, numeric_time: bool = False
+        self,
+        outbox: Outbox[TopicState],
+        symbol: str,
+        exchange: str,
+        mode: Mode,
+        depth: int = topics.STANDARD_DEPTH,
+        numeric_time: bool = False,
     ) -> TopicState:
-        bus_topic = topics.bus_topic(exchange, symbol, mode)
+        bus_topic = topics.bus_topic(exchange, symbol, mode, depth)
         state = self.topics.get(bus_topic)
         if state is None:
-            state = TopicState(bus_topic, symbol, exchange, mode, self.directory.broker(exchange))
+            state = TopicState(bus_topic, symbol, exchange, mode, self.directory.broker(exchange), depth)
             self.topics[bus_topic] = state
             self._bus_subscribe(bus_topic)
         if numeric_time:
@@ -143,7 +154,7 @@ class Hub:
     def _companion(self, state: TopicState) -> TopicState:
         companion = state.numeric
         if companion is None:
-            companion = TopicState(state.bus_topic, state.symbol, state.exchange, state.mode, "")
+            companion = TopicState(state.bus_topic, state.symbol, state.exchange, state.mode, "", state.depth)
             companion.prefix, companion.snapshot_prefix = state.prefix, state.snapshot_prefix
             companion.primary = state
             companion.last_seq = state.last_seq

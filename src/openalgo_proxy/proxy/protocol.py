@@ -12,12 +12,14 @@ import msgspec
 
 from openalgo_proxy.errors import ErrorCode, RequestError
 from openalgo_proxy.model import Mode
-from openalgo_proxy.topics import valid_name
+from openalgo_proxy.topics import DEEPER_DEPTHS, STANDARD_DEPTH, valid_name
 
 MAX_NAME = 64
 MAX_ENTRIES = 5000
 DEFAULT_MODE = Mode.DEPTH
-SUPPORTED_DEPTH = (5,)
+#: book depths a client may ask for; which of them a broker serves is the feed's answer
+SUPPORTED_DEPTH = (STANDARD_DEPTH, *DEEPER_DEPTHS)
+MAX_DEPTH = 1000
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
@@ -28,7 +30,7 @@ class Entry:
     symbol: str
     exchange: str
     mode: Mode | None  # None on unsubscribe = every mode
-    depth: int = 5  # book levels asked for; the session refuses an unsupported depth per entry
+    depth: int = STANDARD_DEPTH  # levels per side of the Depth mode's book (other modes: 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,15 +130,28 @@ def _mode(value: object, request_id: Any) -> Mode:
 
 
 def _depth(value: object, request_id: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'depth' must be a whole number", request_id)
+    """A requested book depth: a positive integer (which depths exist is checked per entry)."""
+    if value is None:
+        return STANDARD_DEPTH
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 4:
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_DEPTH:
+        raise BadRequest(
+            ErrorCode.INVALID_PARAMETERS, "'depth' must be a number of levels: 5, 20, 30 or 200", request_id
+        )
     return value
 
 
+def _entry(symbol: str, exchange: str, mode: Mode | None, depth: int) -> Entry:
+    # a depth only shapes the Depth mode's book
+    return Entry(symbol, exchange, mode, depth if mode is Mode.DEPTH else STANDARD_DEPTH)
+
+
 def _entries(
-    msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None, max_entries: int, depth: int = 5
+    msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None, max_entries: int
 ) -> tuple[tuple[Entry, ...], bool]:
     top_mode = _mode(msg["mode"], request_id) if msg.get("mode") is not None else default_mode
+    top_depth = _depth(msg.get("depth"), request_id)
     if "symbols" in msg:
         items = msg["symbols"]
         if not isinstance(items, list) or not items:
@@ -155,21 +170,28 @@ def _entries(
                     request_id,
                 )
             mode = _mode(item["mode"], request_id) if item.get("mode") is not None else top_mode
+            depth = _depth(item["depth"], request_id) if item.get("depth") is not None else top_depth
             entries.append(
-                Entry(
+                _entry(
                     _name(item.get("symbol"), "symbol", request_id),
                     _name(item.get("exchange"), "exchange", request_id),
                     mode,
-                    _depth(item["depth"], request_id) if item.get("depth") is not None else depth,
+                    depth,
                 )
             )
         return tuple(entries), False
     if "symbol" not in msg or "exchange" not in msg:
         raise BadRequest(ErrorCode.INVALID_PARAMETERS, "give 'symbol' and 'exchange', or a 'symbols' list", request_id)
-    entry = Entry(
-        _name(msg["symbol"], "symbol", request_id), _name(msg["exchange"], "exchange", request_id), top_mode, depth
+    entry = _entry(
+        _name(msg["symbol"], "symbol", request_id), _name(msg["exchange"], "exchange", request_id), top_mode, top_depth
     )
     return (entry,), True
+
+
+def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedRequest:
+    """Decode one client text message; BadRequest with the documented code on any problem (never
+    another exception, whatever the bytes). At most `max_entries` entries in a symbols list."""
+    return parse_object(decode_object(raw), max_entries=max_entries)
 
 
 def decode_object(raw: bytes | str) -> dict[str, Any]:
@@ -188,23 +210,15 @@ def decode_object(raw: bytes | str) -> dict[str, Any]:
     return msg
 
 
-def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedRequest:
-    """Decode one client text message; BadRequest with the documented code on any problem (never
-    another exception, whatever the bytes). At most `max_entries` entries in a symbols list."""
-    return parse_object(decode_object(raw), max_entries=max_entries)
-
-
 def parse_object(
     msg: dict[str, Any],
     *,
     max_entries: int = MAX_ENTRIES,
     action_key: str | None = None,
     default_mode: Mode = DEFAULT_MODE,
-    depth_per_entry: bool = False,
 ) -> ParsedRequest:
-    """The command in a decoded message. Dialect knobs: the action may also come from
-    `action_key` ("type" in OpenAlgo's protocol); the subscribe default mode; whether an unsupported
-    `depth` refuses the whole message (seed) or is carried to the session to refuse per entry."""
+    """The command in a decoded message. Dialect knobs: the action may also come from `action_key`
+    ("type" in OpenAlgo's protocol) and the default mode of a subscribe."""
     request_id = msg.get("request_id")
     if request_id is not None and not isinstance(request_id, (str, int)):
         request_id = None
@@ -224,15 +238,7 @@ def parse_object(
             raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'token' must be a string", request_id)
         command = Authenticate(api_key, token)
     elif action == "subscribe":
-        depth = msg.get("depth", 5)
-        if depth_per_entry:
-            entries, single = _entries(
-                msg, request_id, default_mode=default_mode, max_entries=max_entries, depth=_depth(depth, request_id)
-            )
-        else:
-            if depth not in SUPPORTED_DEPTH or isinstance(depth, bool):
-                raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'depth' must be 5", request_id)
-            entries, single = _entries(msg, request_id, default_mode=default_mode, max_entries=max_entries)
+        entries, single = _entries(msg, request_id, default_mode=default_mode, max_entries=max_entries)
         command = Subscribe(entries, single)
     elif action == "unsubscribe":
         entries, single = _entries(msg, request_id, default_mode=None, max_entries=max_entries)

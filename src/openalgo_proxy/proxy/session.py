@@ -104,7 +104,13 @@ class Market(Protocol):
     """What a session needs from the hub: subscriptions into its outbox and what the feeds serve."""
 
     def subscribe(
-        self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode, numeric_time: bool = False
+        self,
+        outbox: Outbox[TopicState],
+        symbol: str,
+        exchange: str,
+        mode: Mode,
+        depth: int = topics.STANDARD_DEPTH,
+        numeric_time: bool = False,
     ) -> TopicState: ...
 
     def subscribe_orders(self, outbox: Outbox[TopicState], accounts: tuple[str, ...]) -> None: ...
@@ -156,7 +162,10 @@ class Gate(Protocol):
 
 
 def describe(state: TopicState) -> dict[str, Any]:
-    return {"symbol": state.symbol, "exchange": state.exchange, "mode": int(state.mode), "topic": state.client_topic}
+    out = {"symbol": state.symbol, "exchange": state.exchange, "mode": int(state.mode), "topic": state.client_topic}
+    if state.depth != topics.STANDARD_DEPTH:
+        out["depth"] = state.depth
+    return out
 
 
 class Session:
@@ -437,6 +446,7 @@ class Session:
             err = ErrorCode(code)
         except ValueError:
             err = ErrorCode.BROKER_UNAVAILABLE
+        extra: dict[str, Any] = {"depth": state.depth} if state.depth != topics.STANDARD_DEPTH else {}
         self.send_error(
             err,
             message or "the broker refused this subscription",
@@ -444,6 +454,7 @@ class Session:
             exchange=state.exchange,
             mode=int(state.mode),
             topic=state.client_topic,
+            **extra,
         )
 
     # -- commands ----------------------------------------------------------------------------------------
@@ -531,17 +542,20 @@ class Session:
         numeric_time = self.dialect.numeric_timestamp
         for entry in command.entries:
             mode = entry.mode or proto.DEFAULT_MODE
+            depth = entry.depth if mode is Mode.DEPTH else topics.STANDARD_DEPTH
             result: dict[str, Any] = {
                 "symbol": entry.symbol,
                 "exchange": entry.exchange,
                 "mode": int(mode),
                 "topic": topics.client_topic(entry.symbol, entry.exchange),
             }
+            if depth != topics.STANDARD_DEPTH:
+                result["depth"] = depth
             forbidden = grant.forbidden(entry.exchange, mode) if grant is not None else "not authenticated"
             problem = (ErrorCode.FORBIDDEN, forbidden) if forbidden else market.check(entry.exchange, entry.symbol)
-            if problem is None and entry.depth not in proto.SUPPORTED_DEPTH:
-                problem = (ErrorCode.INVALID_DEPTH, f"depth {entry.depth} is not available; this proxy serves 5 levels")
-            bus_topic = topics.bus_topic(entry.exchange, entry.symbol, mode)
+            if problem is None and depth not in proto.SUPPORTED_DEPTH:
+                problem = (ErrorCode.INVALID_DEPTH, f"no broker gives a {depth}-level book: use 5, 20, 30 or 200")
+            bus_topic = topics.bus_topic(entry.exchange, entry.symbol, mode, depth) if problem is None else b""
             if problem is not None:
                 code, message = problem
                 errors[code.value] += 1
@@ -559,7 +573,7 @@ class Session:
                     message=f"at most {limit} subscriptions per connection",
                 )
             else:
-                state = market.subscribe(outbox, entry.symbol, entry.exchange, mode, numeric_time)
+                state = market.subscribe(outbox, entry.symbol, entry.exchange, mode, depth, numeric_time)
                 result["status"] = "success"
                 if state.last_frame:
                     snapshots.append(state.last_frame)
@@ -586,10 +600,16 @@ class Session:
         failed = 0
         held = self.outbox.topics
         for entry in command.entries:
-            modes = (entry.mode,) if entry.mode is not None else ALL_MODES
+            if entry.mode is None:  # every mode, and every deeper book
+                streams = [(mode, topics.STANDARD_DEPTH) for mode in ALL_MODES]
+                streams += [(Mode.DEPTH, depth) for depth in topics.DEEPER_DEPTHS]
+            elif entry.mode is Mode.DEPTH and entry.depth in topics.DEEPER_DEPTHS:
+                streams = [(Mode.DEPTH, entry.depth)]
+            else:
+                streams = [(entry.mode, topics.STANDARD_DEPTH)]
             found = False
-            for mode in modes:
-                state = held.get(topics.bus_topic(entry.exchange, entry.symbol, mode))
+            for mode, depth in streams:
+                state = held.get(topics.bus_topic(entry.exchange, entry.symbol, mode, depth))
                 if state is None:
                     continue
                 found = True

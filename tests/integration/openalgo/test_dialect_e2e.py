@@ -67,7 +67,7 @@ async def _in_app_client_acks(system: DropIn) -> None:
         assert [(s["symbol"], s["status"]) for s in ack["successful"]] == [("INFY", "success")]
         assert [s["symbol"] for s in ack["failed"]] == ["XYZ"]
         deep = await app.reply(
-            {"action": "subscribe", "symbols": [{"symbol": "RELIANCE", "exchange": "NSE"}], "mode": 3, "depth": 20}
+            {"action": "subscribe", "symbols": [{"symbol": "RELIANCE", "exchange": "NSE"}], "mode": 3, "depth": 10}
         )
         assert deep["type"] == "subscribe" and deep["subscriptions"][0]["code"] == "INVALID_DEPTH"
         again = await app.reply({"action": "get_broker_info"})  # the connection is still fine

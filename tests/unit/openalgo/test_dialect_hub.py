@@ -8,7 +8,6 @@ import pytest
 
 from openalgo_proxy import topics
 from openalgo_proxy.bus import SEQ
-from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.payload import iso_millis, numeric_timestamp
 from openalgo_proxy.proxy import protocol as proto
@@ -28,18 +27,15 @@ def _messages(wire: object) -> list[dict[str, object]]:
 
 
 def test_parse_type_alias_default_quote_and_depth_per_entry() -> None:
-    request = OPENALGO.parse(b'{"type":"subscribe","symbol":"sbin","exchange":"NSE","depth":20,"request_id":"r"}', 5000)
+    request = OPENALGO.parse(b'{"type":"subscribe","symbol":"sbin","exchange":"NSE","request_id":"r"}', 5000)
     command = request.command
     assert isinstance(command, proto.Subscribe) and request.request_id == "r"
     (entry,) = command.entries
-    assert (entry.symbol, entry.mode, entry.depth) == ("SBIN", Mode.QUOTE, 20)
+    assert (entry.symbol, entry.mode) == ("SBIN", Mode.QUOTE)
     assert isinstance(OPENALGO.parse(b'{"action":"subscribe_orders"}', 5000).command, proto.SubscribeOrders)
     assert isinstance(SEED.parse(b'{"action":"unsubscribe_orders"}', 5000).command, proto.UnsubscribeOrders)
     seed = SEED.parse(b'{"action":"subscribe","symbol":"SBIN","exchange":"NSE"}', 5000).command
     assert isinstance(seed, proto.Subscribe) and seed.entries[0].mode == Mode.DEPTH  # the seed keeps its default
-    with pytest.raises(proto.BadRequest) as bad:
-        SEED.parse(b'{"action":"subscribe","symbol":"SBIN","exchange":"NSE","depth":20}', 5000)
-    assert bad.value.code == ErrorCode.INVALID_PARAMETERS
     with pytest.raises(proto.BadRequest):
         SEED.parse(b'{"type":"subscribe","symbol":"SBIN","exchange":"NSE"}', 5000)  # no alias in the seed
 
