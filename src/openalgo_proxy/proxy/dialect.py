@@ -22,10 +22,11 @@ FEATURES = {"ltp": True, "quote": True, "depth": True}
 class BrokerFacts:
     """What `get_broker_info` reports, gathered by the session from the hub."""
 
-    broker: str
+    broker: str  # one name, or the names joined with "," when several feeds serve (kept for old clients)
     brokers: list[str]
     connected: bool
     exchanges: list[str]
+    user_id: str = ""  # the identity of the session that asks
 
 
 class Dialect(Protocol):
@@ -57,6 +58,8 @@ class Dialect(Protocol):
     def orders(self, subscribed: bool, request_id: Any) -> bytes:
         """The ack of `subscribe_orders` (True) or `unsubscribe_orders` (False)."""
         ...
+
+    def search_results(self, query: str, results: list[dict[str, Any]], request_id: Any) -> bytes: ...
 
 
 def orders_ack(subscribed: bool, request_id: Any) -> bytes:
@@ -105,6 +108,7 @@ class SeedDialect:
             {
                 "type": "broker_info",
                 "status": "success",
+                "user_id": facts.user_id,
                 "broker": facts.broker,
                 "brokers": facts.brokers,
                 "adapter_status": "connected" if facts.connected else "disconnected",
@@ -152,6 +156,9 @@ class SeedDialect:
 
     def orders(self, subscribed: bool, request_id: Any) -> bytes:
         return orders_ack(subscribed, request_id)
+
+    def search_results(self, query: str, results: list[dict[str, Any]], request_id: Any) -> bytes:
+        return proto.reply({"type": "search", "status": "success", "query": query, "results": results}, request_id)
 
 
 class OpenAlgoDialect(SeedDialect):
