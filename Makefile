@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: nats-server run test venv runtime lint typecheck check bench bench-smoke soak clean browser ops-tools ops-check test-tools
+.PHONY: nats-server run test venv runtime lint typecheck check bench bench-smoke soak clean browser ops-tools ops-check test-tools postgres
 
 $(RUNTIME): requirements/runtime.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,8 @@ test: $(STAMP) test-tools
 
 test-tools:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		$(MAKE) --no-print-directory browser ops-tools || \
-			echo "make test: could not install chromium / ops tools here; their tests are skipped (see the summary)"; \
+		$(MAKE) --no-print-directory browser ops-tools postgres || \
+			echo "make test: could not install chromium / ops tools / postgresql here; their tests are skipped (see the summary)"; \
 	fi
 
 lint: $(STAMP)
@@ -67,6 +67,12 @@ ops-tools:
 	@{ command -v promtool && command -v docker-compose && command -v haproxy; } >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		prometheus docker-compose haproxy; }
+
+# PostgreSQL server binaries (Debian's package) for the drop-in tests against a real PostgreSQL: the
+# tests start a private cluster on a free loopback port (as user postgres when run as root) and stop it.
+postgres:
+	@{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
 
 ops-check: $(STAMP) ops-tools
 	$(BIN)/hadolint --failure-threshold info Dockerfile

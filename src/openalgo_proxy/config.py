@@ -54,6 +54,9 @@ class ProxySettings(_Section):
     max_subscriptions_per_connection: int = Field(3000, ge=1, description="subscriptions per connection")
     max_connections: int = Field(20000, ge=1, description="connections in total; more are refused with 1013")
     default_broker: str = Field("", description="broker name reported before any feed announced itself")
+    dialect: Literal["seed", "openalgo"] = Field(
+        "seed", description="client protocol: seed (README) | openalgo (OpenAlgo's proxy; default with --openalgo)"
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="extra browser Origins allowed ('*' = any); same-origin and no Origin are always allowed",
@@ -146,6 +149,10 @@ class RoleSettings(_Section):
     )
     max_connections: int | None = Field(
         None, ge=1, description="concurrent connections per identity (unset = [limits] max_connections_per_identity)"
+    )
+    orders: list[str] = Field(
+        default_factory=list,
+        description="broker accounts whose order updates this role may receive ('*' = every account; empty = none)",
     )
 
     @field_validator("exchanges")

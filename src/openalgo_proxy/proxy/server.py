@@ -27,7 +27,7 @@ from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.proxy.admission import Admission
 from openalgo_proxy.proxy.auth import Authenticator
 from openalgo_proxy.proxy.connection import Connection, Gateway
-from openalgo_proxy.proxy.dialect import SEED, Dialect
+from openalgo_proxy.proxy.dialect import DIALECTS, Dialect
 from openalgo_proxy.proxy.directory import STATUS_STALE_AFTER
 from openalgo_proxy.proxy.hub import Hub
 from openalgo_proxy.proxy.limits import IdentityCounter
@@ -75,12 +75,16 @@ class ProxyServer:
         limits: LimitSettings | None = None,
         tls: TlsSettings | None = None,
         bus: BusSettings | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.cfg = cfg
         self.bus_settings = bus or BusSettings.model_validate({})
         self.auth = auth or AuthSettings.model_validate({})
         self.limits = limits or LimitSettings.model_validate({})
-        self.admission = Admission.from_settings(self.limits, cfg.max_connections, self.auth)
+        if authenticator is not None:  # drop-in mode brings OpenAlgo's keys
+            self.admission = Admission(self.limits, cfg.max_connections, authenticator)
+        else:
+            self.admission = Admission.from_settings(self.limits, cfg.max_connections, self.auth)
         self.tls_context = server_context(tls or TlsSettings.model_validate({}))
         self.metrics = ProxyMetrics()
         self._ctx = ctx or zmq.Context.instance()
@@ -153,7 +157,7 @@ class ProxyServer:
             self.subscriber = Subscriber(self._ctx, self.cfg.bus, self.hub.on_bus_message, self.hub.flush)
             self.subscriber.attach(loop)
             bus_names = ", ".join(self.cfg.bus)
-        for prefix in (topics.STATUS_PREFIX, topics.INSTRUMENTS_PREFIX, topics.REJECT_PREFIX):
+        for prefix in (topics.STATUS_PREFIX, topics.INSTRUMENTS_PREFIX, topics.REJECT_PREFIX, topics.ORDERS_PREFIX):
             self._bus_subscribe(prefix)
         tls = self.tls_context
         self._server = await loop.create_server(
@@ -278,8 +282,8 @@ class ProxyServer:
 
     # -- HTTP side ----------------------------------------------------------------------------------
     def dialect_for(self, request: Request) -> Dialect:
-        """The protocol a WebSocket client speaks: the seed protocol on every upgrade path for now."""
-        return SEED
+        """The protocol a WebSocket client speaks: `[proxy] dialect` on every upgrade path."""
+        return DIALECTS[self.cfg.dialect]
 
     def route(self, request: Request, peer: str) -> Response | None:
         """None for a WebSocket upgrade this server accepts; otherwise the HTTP response."""
