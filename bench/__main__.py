@@ -17,8 +17,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import chain as chain_bench
-from bench import codec, dhan_codec
-from bench.report import Row, summarize, table
+from bench import codec, dhan_codec, noren_codec
+from bench.report import Row, engine_ratios, summarize, table
 from bench.runner import RunResult, run_once
 from bench.scenarios import SCENARIOS, SERVERS, Scenario
 
@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             codec_line = f"codec: {rate:,.0f} SnapQuote packets/s ({note})" if rate else f"codec: {note}"
             dhan_rate, dhan_note = dhan_codec.run()
             codec_line += f"\ndhan codec: {dhan_rate:,.0f} Full packets/s ({dhan_note})"
+            noren_rate, noren_note = noren_codec.run()
+            codec_line += f"\nnoren codec: {noren_rate:,.0f} messages/s ({noren_note})"
             continue
         scenario = scenario_from(args, name)
         results = asyncio.run(run_scenario(scenario, servers, max(1, args.repeat), logs, args.profile))
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     out = [header(args)]
     if rows:
         out.append(table(rows))
+        out.extend(engine_ratios(rows))
     for result in raw:
         if result.profile:
             out.append(f"profile of {result.server} in {result.scenario}:")
