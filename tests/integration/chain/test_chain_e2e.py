@@ -26,7 +26,9 @@ RELIANCE_CHAIN = {"action": "subscribe_chain", "underlying": "RELIANCE", "exchan
 
 
 @contextlib.asynccontextmanager
-async def chain_system(interval: float = 0.05) -> AsyncIterator[tuple[Feed, ChainService, ProxyServer]]:
+async def chain_system(
+    interval: float = 0.05, dialect: str = "seed"
+) -> AsyncIterator[tuple[Feed, ChainService, ProxyServer]]:
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     feed_bus = f"tcp://127.0.0.1:{free_port()}"
     chain_bus = f"tcp://127.0.0.1:{free_port()}"
@@ -39,7 +41,7 @@ async def chain_system(interval: float = 0.05) -> AsyncIterator[tuple[Feed, Chai
     )
     service = ChainService(chain_bus, [feed_bus], interval=interval, ctx=ctx)
     server = ProxyServer(
-        ProxySettings.model_validate({"port": 0, "bus": [feed_bus, chain_bus]}),
+        ProxySettings.model_validate({"port": 0, "bus": [feed_bus, chain_bus], "dialect": dialect}),
         AuthSettings.model_validate({}),
         ctx=ctx,
         limits=LimitSettings.model_validate({}),
@@ -169,3 +171,15 @@ async def test_the_python_client_reads_typed_chains() -> None:
         later = await asyncio.wait_for(anext(updates), 10)
         assert later.seq > chain.seq
         await c.unsubscribe_chain("RELIANCE", strikes=2)
+
+
+async def test_the_openalgo_dialect_streams_the_same_chain() -> None:
+    async with (
+        chain_system(dialect="openalgo") as (_feed, _service, server),
+        client(f"ws://127.0.0.1:{server.port}") as c,
+    ):
+        reply = await c.reply({"type": "subscribe_chain", "underlying": "RELIANCE", "strikes": 1})
+        assert reply["type"] == "subscribe_chain" and reply["status"] == "success"
+        data = (await next_chain(c))["data"]
+        assert data["underlying"] == "RELIANCE" and len(data["strikes"]) == 3
+        assert data["strikes"][1]["ce"]["iv_status"] == "ok"
