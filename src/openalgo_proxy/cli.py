@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chain = sub.add_parser("chain", help="the option chain service: live chains with IV and Greeks for every proxy")
     _common(chain)
+    _openalgo(chain)  # `run` passes its drop-in flags to every child
     add_chain_arguments(chain)
     search = sub.add_parser("search", help="find instruments to subscribe: symbol, name or a near spelling")
     search_module.add_arguments(search)
@@ -463,6 +464,23 @@ def _concrete_bus(endpoint: str) -> str:
     return f"tcp://{host}:{free_tcp_port('127.0.0.1' if host == '*' else host.strip('[]'))}"
 
 
+def _chain_bus(settings: Settings, feed_bus: str) -> str:
+    """Where `run`'s chain service binds: [chain] bus when set, else beside the feed's bus (a free
+    port on the same host for a TCP bus, a sibling socket for a non-default ipc:// bus), so two units
+    on different buses never share it."""
+    from openalgo_proxy.bus_ipc import default_endpoint
+
+    if "bus" in settings.chain.model_fields_set:
+        return settings.chain.bus
+    match = re.fullmatch(r"tcp://(.+):(\d+)", feed_bus)
+    if match is not None:
+        host = match.group(1)
+        return f"tcp://{host}:{free_tcp_port('127.0.0.1' if host == '*' else host.strip('[]'))}"
+    if feed_bus == default_endpoint():
+        return settings.chain.bus
+    return feed_bus + "-chain"
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.bus_ipc import check_endpoint
     from openalgo_proxy.runtime import run
@@ -497,14 +515,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     serve_argv = ["serve", *common, "--host", host, "--port", str(port)]
     for endpoint in settings.proxy.bus:
         serve_argv += ["--bus", bus if endpoint == settings.feed.bus else endpoint]
-    if settings.chain.enabled and settings.chain.bus not in settings.proxy.bus:
-        serve_argv += ["--bus", settings.chain.bus]
+    chain_bus = _chain_bus(settings, bus)
+    if settings.chain.enabled and chain_bus not in settings.proxy.bus:
+        serve_argv += ["--bus", chain_bus]
     feed, proxy = Child("feed", feed_argv, dict(os.environ)), Child("proxy", serve_argv, dict(os.environ))
     helpers: list[Child] = []
     if settings.chain.enabled:
-        helpers.append(
-            Child("chain", ["chain", *common, "--bind", settings.chain.bus, "--feeds", bus], dict(os.environ))
-        )
+        helpers.append(Child("chain", ["chain", *common, "--bind", chain_bus, "--feeds", bus], dict(os.environ)))
 
     def own(detail: dict[str, Any]) -> bool:
         pids = [c.process.pid if c.process is not None else None for c in (proxy, feed)]

@@ -128,7 +128,8 @@ def test_run_stops_at_once_on_a_childs_configuration_error() -> None:
     (line,) = error_lines(done.stderr)
     assert "ANGEL_API_KEY" in line, line
     assert done.stderr.count("started feed") == 1, "a configuration error is not retried"
-    assert len(done.stderr.splitlines()) < 12, done.stderr  # no probe chatter, no restart loop
+    # no probe chatter, no restart loop (feed, proxy and chain service: a few lines each)
+    assert len(done.stderr.splitlines()) < 16, done.stderr
 
 
 def test_run_on_port_zero_reports_the_port_it_serves_and_ports_come_from_flags() -> None:
