@@ -240,6 +240,8 @@ def master_records(listings: Iterable[Listing] = UNIVERSE) -> list[dict[str, obj
                     "instrument_type": "INDEX",
                     "instrument_key": key,
                     "exchange_token": token,
+                    "tick_size": tick_paise,
+                    "lot_size": 1,
                     "trading_symbol": lst.symbol,
                 }
             )

@@ -33,6 +33,7 @@ import secrets
 import time
 import uuid
 from collections import Counter, deque
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -45,7 +46,7 @@ from openalgo_proxy.brokers.upstox.codec import FULL_D30, LTPC, UNSUBSCRIBE, Ups
 from openalgo_proxy.brokers.upstox.connection import FEED_PATH
 from openalgo_proxy.brokers.upstox.instruments import MASTER_PATH, listing_key, master_gzip
 from openalgo_proxy.brokers.upstox.orders import PORTFOLIO_PATH
-from openalgo_proxy.model import Tick
+from openalgo_proxy.model import DepthLevel, Tick
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,19 @@ def invalid_token_body() -> dict[str, Any]:
             }
         ],
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Meant:
+    """What the simulator put into one instrument's feed: the tick, the mode, the book (30 levels for
+    full_d30) and whether it was a depth-only partial update."""
+
+    mode: str
+    tick: Tick
+    bids: tuple[DepthLevel, ...]
+    asks: tuple[DepthLevel, ...]
+    book_only: bool = False
+    index: bool = False
 
 
 class UpstoxClient(SimClient):
@@ -129,6 +143,8 @@ class UpstoxSimulator(SimulatorServer):
         self.pings_sent = 0
         self.messages_sent = 0
         self.history: deque[tuple[int, bytes]] = deque(maxlen=20_000)  # (client ident, binary frame)
+        # every feed message with what it was meant to say, instrument key -> Meant
+        self.meant: deque[tuple[bytes, dict[str, Meant]]] = deque(maxlen=20_000)
         self.authorization_headers: list[str] = []
 
     # -- URLs --------------------------------------------------------------------------------------
@@ -219,13 +235,13 @@ class UpstoxSimulator(SimulatorServer):
         subs.update(after)
         if self.mute:
             return
-        feeds = {}
+        meant = {}
         for key in dict.fromkeys(request.keys):
             listing = self.listings.get(key)
             if listing is not None:
-                feeds[key] = self._feed(listing, self.market.snapshot(listing.exchange, listing.symbol), mode)
-        if feeds:
-            await self.send(client, codec.response_bytes(codec.INITIAL_FEED, feeds, _now_ms()))
+                meant[key] = self._meant(listing, self.market.snapshot(listing.exchange, listing.symbol), mode)
+        if meant:
+            await self._send_feeds(client, codec.INITIAL_FEED, meant, _now_ms())
 
     async def on_tick(self, now_ms: int) -> None:
         clients = self.connections()
@@ -237,7 +253,7 @@ class UpstoxSimulator(SimulatorServer):
                     if listing is not None:
                         ticks[key] = (listing, self.market.advance(listing.exchange, listing.symbol, now_ms))
         for client in clients:
-            feeds = {}
+            meant = {}
             for key, mode in client.subs.items():
                 found = ticks.get(key)
                 if found is None:
@@ -245,20 +261,30 @@ class UpstoxSimulator(SimulatorServer):
                 listing, tick = found
                 client.updates[key] += 1
                 partial = self.partial_every > 0 and client.updates[key] % self.partial_every == 0
-                feeds[key] = self._feed(listing, tick, mode, book_only=partial)
-            if feeds:
-                await self.send(client, codec.response_bytes(codec.LIVE_FEED, feeds, now_ms))
+                meant[key] = self._meant(listing, tick, mode, book_only=partial)
+            if meant:
+                await self._send_feeds(client, codec.LIVE_FEED, meant, now_ms)
 
-    def _feed(self, listing: Listing, tick: Tick, mode: str, *, book_only: bool = False) -> pb.Feed:
+    @staticmethod
+    def _meant(listing: Listing, tick: Tick, mode: str, *, book_only: bool = False) -> Meant:
         if mode == LTPC or mode == codec.OPTION_GREEKS:
-            return codec.feed_of(tick, LTPC)
+            return Meant(LTPC, tick, (), ())
         if listing.is_index:
-            return codec.feed_of(tick, mode, index=True)
+            return Meant(mode, tick, (), (), index=True)
         if mode == FULL_D30:
             bids = deeper_side(tick.bids, codec.D30_LEVELS, listing.tick_size, True, listing.lot_size)
             asks = deeper_side(tick.asks, codec.D30_LEVELS, listing.tick_size, False, listing.lot_size)
-            return codec.feed_of(tick, mode, bids=bids, asks=asks, book_only=book_only)
-        return codec.feed_of(tick, mode, book_only=book_only)
+            return Meant(mode, tick, bids, asks, book_only=book_only)
+        return Meant(mode, tick, tick.bids, tick.asks, book_only=book_only)
+
+    async def _send_feeds(self, client: UpstoxClient, kind: int, meant: dict[str, Meant], now_ms: int) -> None:
+        feeds: dict[str, pb.Feed] = {
+            key: codec.feed_of(m.tick, m.mode, index=m.index, bids=m.bids, asks=m.asks, book_only=m.book_only)
+            for key, m in meant.items()
+        }
+        data = codec.response_bytes(kind, feeds, now_ms)
+        self.meant.append((data, meant))
+        await self.send(client, data)
 
     def expire_credentials(self) -> None:
         """A new day's token: the old one is refused (HTTP 401) and every connection is closed."""
@@ -274,7 +300,7 @@ class UpstoxSimulator(SimulatorServer):
         return self.access_token
 
     def malformed_frame(self) -> bytes:
-        return b"\x12\x05\x0a\x03NSE"  # a feeds entry cut short: not a FeedResponse
+        return b"\x12\x09\x0a\x03NSE"  # a feeds entry cut short: not a FeedResponse
 
     async def send(self, client: SimClient, data: bytes | str) -> None:
         if isinstance(data, bytes) and not client.ws.closed:
