@@ -13,9 +13,10 @@ import msgspec
 _encode = msgspec.json.Encoder().encode
 
 
+# `jwt` only with `=`: `jwt:SUB` is how identities are logged (a JWT itself is caught by _JWT)
 _SECRET = re.compile(
-    r"(?i)(\b(?:api[_-]?key|apikey|token|access[_-]?token|refresh[_-]?token|jwt|password|passwd|secret|totp|pin)"
-    r"[\"']?\s*[=:]\s*[\"']?)([^\s\"',;&}]+)"
+    r"(?i)(\b(?:api[_-]?key|apikey|token|access[_-]?token|refresh[_-]?token|password|passwd|secret|totp|pin)"
+    r"[\"']?\s*[=:]\s*[\"']?|\bjwt[\"']?\s*=\s*[\"']?)([^\s\"',;&}]+)"
 )
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")

@@ -76,6 +76,7 @@ def test_malformed_messages_raise_protocol_violation(raw: bytes) -> None:
 
 def test_instrument_parsing() -> None:
     assert parse_instrument("nse:M&M") == ("NSE", "M&M")
+    assert parse_instrument("nse:infy") == ("NSE", "INFY")  # as the web page and exchanges write it
     assert parse_instrument("NFO:A:B") == ("NFO", "A:B")
     for bad in ("RELIANCE", ":X", "NSE:", ""):
         with pytest.raises(ValueError):

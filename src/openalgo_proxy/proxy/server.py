@@ -26,6 +26,7 @@ from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.proxy.admission import Admission
 from openalgo_proxy.proxy.auth import Authenticator
 from openalgo_proxy.proxy.connection import Connection, Gateway
+from openalgo_proxy.proxy.dialect import SEED, Dialect
 from openalgo_proxy.proxy.hub import Hub
 from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
@@ -94,6 +95,7 @@ class ProxyServer:
             limits=SessionLimits.from_settings(cfg, self.auth),
             route=self.route,
             next_id=self.next_id,
+            dialect_for=self.dialect_for,
             peer_log=PeerLog(logging.getLogger("openalgo_proxy.proxy.connection")),
             on_made=self.connections.add,
             on_lost=self._on_lost,
@@ -227,12 +229,16 @@ class ProxyServer:
         }
 
     # -- HTTP side ----------------------------------------------------------------------------------
+    def dialect_for(self, request: Request) -> Dialect:
+        """The protocol a WebSocket client speaks: the seed protocol on every upgrade path for now."""
+        return SEED
+
     def route(self, request: Request, peer: str) -> Response | None:
         """None for a WebSocket upgrade this server accepts; otherwise the HTTP response."""
         headers = request.headers
         for name in SINGLE_HEADERS:
             if len(headers.get_all(name)) > 1:
-                log.info("%s refused: %s header given twice", peer, name)
+                self._refused(peer, "%s header given twice", name)
                 return _response(400, f"{name} header given twice\n".encode(), "text/plain")
         method = request.method
         if method not in ("GET", "HEAD"):
@@ -241,7 +247,7 @@ class ProxyServer:
         origin = headers.get("Origin")
         if headers.get("Upgrade", "").lower() != "websocket":
             if not host_allowed(host, self.hosts):
-                log.info("%s refused: Host not served here", peer)
+                self._refused(peer, "Host not served here")
                 return _response(403, b"host not served here\n", "text/plain")
             response = self.http_response(request)
             if method == "HEAD":
@@ -253,12 +259,16 @@ class ProxyServer:
             return _response(404, b"no WebSocket here: connect to / or /ws\n", "text/plain")
         # a browser always sends Origin: its Host must be a name this proxy answers to (DNS rebinding)
         if origin is not None and not host_allowed(host, self.hosts):
-            log.info("%s refused: Host not served here", peer)
+            self._refused(peer, "Host not served here")
             return _response(403, b"host not served here\n", "text/plain")
         if not origin_allowed(origin, host, self.cfg.allowed_origins, self.tls_context is not None):
-            log.info("%s refused: origin not allowed", peer)
+            self._refused(peer, "origin not allowed")
             return _response(403, b"origin not allowed\n", "text/plain")
         return None
+
+    def _refused(self, peer: str, why: str, *args: object) -> None:
+        """A refused request, logged at most so often per peer address."""
+        self.gateway.peer_log.info(peer.rpartition(":")[0] or peer, "%s refused: " + why, peer, *args)
 
     def http_response(self, request: Request) -> Response:
         path = request.path.split("?", 1)[0]
