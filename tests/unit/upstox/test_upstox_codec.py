@@ -201,10 +201,9 @@ def test_malformed_bytes_raise_a_codec_error() -> None:
 
 
 def test_a_count_that_is_not_finite_is_a_codec_error() -> None:
-    with pytest.raises(UpstoxCodecError, match="oi"):
-        FeedMerger().apply(response(codec.LIVE_FEED, {REL: market_feed(oi=float("nan"))}), KEYS.get)
-    with pytest.raises(UpstoxCodecError, match="tbq"):
-        FeedMerger().apply(response(codec.LIVE_FEED, {REL: market_feed(tbq=float("inf"))}), KEYS.get)
+    for bad in ({"oi": float("nan")}, {"tbq": float("inf")}, {"tsq": float("-inf")}):
+        with pytest.raises(UpstoxCodecError, match="finite"):
+            FeedMerger().apply(response(codec.LIVE_FEED, {REL: market_feed(**bad)}), KEYS.get)
 
 
 def test_market_info() -> None:

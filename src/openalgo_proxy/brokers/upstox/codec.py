@@ -20,7 +20,6 @@ Upstox sends no order counts per level and no circuit limits (0).
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
@@ -203,13 +202,6 @@ class FeedState:
         self.full = False  # a full feed was merged: the tick can fill Quote and Depth
 
 
-def _count(value: float, what: str) -> int:
-    """A double the wire uses for a count (oi, tbq, tsq) as an int; UpstoxCodecError if not finite."""
-    if not math.isfinite(value):
-        raise UpstoxCodecError(f"{what} is {value!r}")
-    return int(value)
-
-
 def _merge_ltpc(st: FeedState, ltpc: pb.LTPC) -> None:
     ltp = ltpc.ltp
     if ltp:
@@ -239,23 +231,21 @@ def _merge_ohlc(st: FeedState, candles: Iterable[pb.OHLC]) -> None:
                 st.low = value
 
 
-def _merge_book(st: FeedState, rows: Iterable[pb.Quote]) -> None:
-    level = DepthLevel
-    bids = []
-    asks = []
-    for row in rows:
-        bids.append(level(row.bidP, row.bidQ, 0))
-        asks.append(level(row.askP, row.askQ, 0))
-    st.bids = tuple(bids)
-    st.asks = tuple(asks)
-
-
 def _merge_market(st: FeedState, feed: pb.MarketFullFeed) -> None:
+    """One `marketFF` (the hot path: kept flat). A count sent as a double (oi, tbq, tsq) that is not
+    finite raises ValueError or OverflowError in int(), turned into UpstoxCodecError by the caller."""
     has = feed.HasField
     if has("ltpc"):
         _merge_ltpc(st, feed.ltpc)
     if has("marketLevel"):
-        _merge_book(st, feed.marketLevel.bidAskQuote)
+        level = DepthLevel
+        bids = []
+        asks = []
+        for row in feed.marketLevel.bidAskQuote:
+            bids.append(level(row.bidP, row.bidQ, 0))
+            asks.append(level(row.askP, row.askQ, 0))
+        st.bids = tuple(bids)
+        st.asks = tuple(asks)
     if has("marketOHLC"):
         _merge_ohlc(st, feed.marketOHLC.ohlc)
     value = feed.atp
@@ -266,13 +256,13 @@ def _merge_market(st: FeedState, feed: pb.MarketFullFeed) -> None:
         st.vtt = count
     value = feed.oi
     if value:
-        st.oi = _count(value, "oi")
+        st.oi = int(value)
     value = feed.tbq
     if value:
-        st.tbq = _count(value, "tbq")
+        st.tbq = int(value)
     value = feed.tsq
     if value:
-        st.tsq = _count(value, "tsq")
+        st.tsq = int(value)
     st.full = True
 
 
@@ -292,18 +282,18 @@ def _merge_greeks(st: FeedState, feed: pb.FirstLevelWithGreeks) -> None:
         st.vtt = count
     value = feed.oi
     if value:
-        st.oi = _count(value, "oi")
+        st.oi = int(value)
 
 
 def merge(st: FeedState, feed: pb.Feed) -> None:
-    """Merge one instrument's feed into its state."""
+    """Merge one instrument's feed into its state (ValueError or OverflowError for a count that is
+    not a finite number)."""
     which = feed.WhichOneof("FeedUnion")
     if which == "fullFeed":
         full = feed.fullFeed
-        kind = full.WhichOneof("FullFeedUnion")
-        if kind == "marketFF":
+        if full.WhichOneof("FullFeedUnion") == "marketFF":
             _merge_market(st, full.marketFF)
-        elif kind == "indexFF":
+        elif full.HasField("indexFF"):
             _merge_index(st, full.indexFF)
     elif which == "ltpc":
         _merge_ltpc(st, feed.ltpc)
@@ -361,19 +351,20 @@ class FeedMerger:
         """
         states = self.states
         stamp = response.currentTs if response.type == LIVE_FEED else 0
+        feeds = response.feeds
         out: list[Tick] = []
         try:
-            for key, feed in response.feeds.items():
+            for key in feeds:  # keys, then lookups: faster than the mapping's items() view
                 instrument = instrument_of(key)
                 if instrument is None:
                     continue
                 st = states.get(key)
                 if st is None:
                     st = states[key] = FeedState()
-                merge(st, feed)
+                merge(st, feeds[key])
                 out.append(to_tick(st, instrument.symbol, instrument.exchange, stamp))
-        except OverflowError as exc:
-            raise UpstoxCodecError(f"value out of range: {exc}") from None
+        except (ValueError, OverflowError) as exc:
+            raise UpstoxCodecError(f"a count that is not a finite number: {exc}") from None
         return out
 
 
