@@ -37,7 +37,7 @@ def _broker(parser: argparse.ArgumentParser) -> None:
         "--broker",
         help=(
             "angel-simulator (default: the Angel adapter against a local simulator) | simulator | angel | zerodha"
-            " | dhan | dhan-simulator"
+            " | dhan | dhan-simulator | upstox | upstox-simulator"
         ),
     )
     parser.add_argument("--ws-url", help="broker streaming URL override")
@@ -383,6 +383,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             source = {
                 "angel-simulator": "simulated market via the Angel One adapter",
                 "dhan-simulator": "simulated market via the Dhan adapter",
+                "upstox-simulator": "simulated market via the Upstox adapter",
                 "simulator": "simulated market",
             }.get(settings.feed.broker, settings.feed.broker)
             sys.stdout.write(
