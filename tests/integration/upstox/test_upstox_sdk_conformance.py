@@ -134,7 +134,8 @@ async def test_the_sdk_streamer_follows_the_redirect_subscribes_and_receives(mon
         monkeypatch.setattr(market_data_feeder_v3.websocket, "WebSocketApp", LocalWebSocketApp)
         conf = upstox_client.Configuration()
         conf.access_token = "TOKEN123"
-        streamer = MarketDataStreamerV3(upstox_client.ApiClient(conf), ["NSE_EQ|INE002A01018"], "full")
+        api = upstox_client.ApiClient(conf)
+        streamer = MarketDataStreamerV3(api, ["NSE_EQ|INE002A01018"], "full")
         messages: list[dict[str, Any]] = []
         lock = threading.Lock()
 
@@ -171,6 +172,8 @@ async def test_the_sdk_streamer_follows_the_redirect_subscribes_and_receives(mon
             assert sim.subscribed() == {"NSE_EQ|INE002A01018": "full_d30", "NSE_INDEX|Nifty 50": "ltpc"}
         finally:
             await asyncio.to_thread(streamer.disconnect)
+            api.pool.close()  # the SDK's REST thread pool, which we never use
+            api.pool.join()
         await until(lambda: not sim.connections(), within=5, what="the SDK to close")
 
 

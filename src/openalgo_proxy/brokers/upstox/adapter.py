@@ -171,7 +171,8 @@ class UpstoxAdapter(PooledAdapter[Key, str]):
                     shallow.append(key)
         self.placed = placed
         self._deep_names = {(desired[k][0].exchange, desired[k][0].symbol) for k, m in placed.items() if m == FULL_D30}
-        await self.pool.assign(placed)
+        for key in await self.pool.assign(placed):  # within the mode caps, never past the pool's; kept safe
+            refused[key] = placed.pop(key)
         newly = {key: mode for key, mode in refused.items() if self._refused.get(key) != mode}
         self._refused = refused
         limits = self.caps_message()

@@ -9,23 +9,14 @@ books (`full_d30`). The token never appears in logs or reprs.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openalgo_proxy.brokers.master import IST
 from openalgo_proxy.errors import BrokerAuthError, ConfigError
 
 TRUE = frozenset({"1", "true", "yes", "on"})
-
-
-def token_expiry(issued: dt.datetime) -> dt.datetime:
-    """When a token issued at `issued` stops working: the next 03:30 IST after it."""
-    local = issued.astimezone(IST)
-    cutoff = local.replace(hour=3, minute=30, second=0, microsecond=0)
-    return cutoff if local < cutoff else cutoff + dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
