@@ -108,6 +108,21 @@ def test_parse_master_names_and_keys() -> None:
     assert fut is not None and index.key_of(fut) == "NSE_FO|52175" and fut.tick_size == 0.1 and fut.lot_size == 75
     assert index.by_key("NSE_INDEX|Nifty 50") == index.lookup("NSE_INDEX", "NIFTY")
     assert index.skipped == 1
+    kinds = {
+        (i.exchange, i.symbol): i.instrument_type
+        for e, names in index.directory().items()
+        for s in names
+        if (i := index.lookup(e, s))
+    }
+    assert kinds == {
+        ("NSE", "RELIANCE"): "EQ",
+        ("NSE_INDEX", "NIFTY"): "INDEX",
+        ("NSE_INDEX", "BANKNIFTY"): "INDEX",
+        ("NSE_INDEX", "NIFTYAUTO"): "INDEX",
+        ("NFO", "NIFTY30DEC25FUT"): "FUT",
+        ("NFO", "NIFTY30DEC2526000CE"): "CE",
+        ("CDS", "USDINR30DEC2589.25PE"): "PE",
+    }
 
 
 def test_plain_json_is_accepted_and_garbage_refused() -> None:

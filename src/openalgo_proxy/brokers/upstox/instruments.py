@@ -26,7 +26,7 @@ from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.market import UNIVERSE, Listing
 from openalgo_proxy.brokers.master import IST, InstrumentMasterError
-from openalgo_proxy.model import Instrument
+from openalgo_proxy.model import Instrument, instrument_kind
 
 __all__ = ["MASTER_PATH", "MASTER_URL", "InstrumentMasterError", "Key", "load_master", "parse_master", "wire_key"]
 
@@ -143,7 +143,9 @@ def parse_records(data: bytes) -> Iterator[tuple[Instrument, Key]]:
         lot = int(record.lot_size or 1) or 1
         token = record.exchange_token or record.instrument_key.split("|", 1)[1]
         name = record.name.strip() or record.underlying_symbol
-        yield Instrument(symbol, exchange, token, round(tick_paise / 100.0, 6), lot, name), record.instrument_key
+        kind = instrument_kind(record.instrument_type, symbol, exchange)
+        tick_size = round(tick_paise / 100.0, 6)
+        yield Instrument(symbol, exchange, token, tick_size, lot, name, kind), record.instrument_key
 
 
 def parse_master(data: bytes) -> InstrumentIndex[Key]:
