@@ -203,9 +203,11 @@ def market_feeds(draw: st.DrawFn) -> Any:
     )
     if draw(st.booleans()):
         market.ltpc.CopyFrom(draw(ltpcs))
-    if draw(st.booleans()):
+    if draw(st.booleans()):  # present, possibly empty: an empty book sent replaces the last one
+        market.marketLevel.SetInParent()
         market.marketLevel.bidAskQuote.extend(draw(st.lists(quotes, max_size=30)))
     if draw(st.booleans()):
+        market.marketOHLC.SetInParent()
         market.marketOHLC.ohlc.extend(draw(st.lists(candles, max_size=3)))
     if draw(st.booleans()):  # fields our tick does not carry: decoded and ignored
         market.optionGreeks.delta = draw(doubles)
@@ -294,3 +296,100 @@ def test_our_decoder_equals_the_sdks_decode(data: bytes) -> None:
     assert {t.symbol: t for t in ticks} == {
         key: expected_tick(key, feed, kind, current_ts) for key, feed in decoded.get("feeds", {}).items()
     }
+
+
+class ReferenceMerge:
+    """The merge rules applied to the SDK's dicts: a sub-message present replaces what it carries,
+    a number replaces when non-zero (MessageToDict leaves zeros out), the `1d` candle gives the day."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, dict[str, Any]] = {}
+
+    def _ltpc(self, st: dict[str, Any], ltpc: dict[str, Any]) -> None:
+        for name, field, cast in (("ltp", "ltp", float), ("ltt", "ltt", int), ("ltq", "ltq", int), ("cp", "cp", float)):
+            value = cast(ltpc.get(field, 0))
+            if value:
+                st[name] = value
+
+    def _numbers(self, st: dict[str, Any], inner: dict[str, Any], names: tuple[str, ...]) -> None:
+        """A number sent (non-zero on the wire) replaces; doubles that count (oi, tbq, tsq) become ints."""
+        for name in names:
+            raw = inner.get(name, 0)
+            if float(raw):
+                st[name] = float(raw) if name == "atp" else int(raw) if name == "vtt" else int(float(raw))
+
+    def _candles(self, st: dict[str, Any], inner: dict[str, Any]) -> None:
+        for candle in inner["marketOHLC"].get("ohlc", []):
+            if candle.get("interval") == "1d":
+                st.update({k: candle[k] for k in ("open", "high", "low") if candle.get(k)})
+
+    def apply(self, key: str, feed: dict[str, Any]) -> Tick:
+        st = self.states.setdefault(
+            key,
+            dict.fromkeys(("ltp", "cp", "open", "high", "low", "atp"), 0.0)
+            | dict.fromkeys(("ltt", "ltq", "vtt", "oi", "tbq", "tsq"), 0)
+            | {"bids": (), "asks": (), "full": False},
+        )
+        if "ltpc" in feed:
+            self._ltpc(st, feed["ltpc"])
+        elif "marketFF" in feed.get("fullFeed", {}):
+            market = feed["fullFeed"]["marketFF"]
+            if "ltpc" in market:
+                self._ltpc(st, market["ltpc"])
+            if "marketLevel" in market:
+                rows = market["marketLevel"].get("bidAskQuote", [])
+                st["bids"] = tuple(DepthLevel(q.get("bidP", 0.0), int(q.get("bidQ", "0")), 0) for q in rows)
+                st["asks"] = tuple(DepthLevel(q.get("askP", 0.0), int(q.get("askQ", "0")), 0) for q in rows)
+            if "marketOHLC" in market:
+                self._candles(st, market)
+            self._numbers(st, market, ("atp", "vtt", "oi", "tbq", "tsq"))
+            st["full"] = True
+        elif "indexFF" in feed.get("fullFeed", {}):
+            index = feed["fullFeed"]["indexFF"]
+            if "ltpc" in index:
+                self._ltpc(st, index["ltpc"])
+            if "marketOHLC" in index:
+                self._candles(st, index)
+            st["full"] = True
+        elif "firstLevelWithGreeks" in feed:
+            greeks = feed["firstLevelWithGreeks"]
+            if "ltpc" in greeks:
+                self._ltpc(st, greeks["ltpc"])
+            self._numbers(st, greeks, ("vtt", "oi"))
+        return Tick(
+            key,
+            "X",
+            Mode.DEPTH if st["full"] else Mode.LTP,
+            st["ltp"],
+            st["ltt"],
+            0,
+            st["open"],
+            st["high"],
+            st["low"],
+            st["cp"],
+            st["vtt"],
+            st["atp"],
+            st["ltq"],
+            st["tbq"],
+            st["tsq"],
+            st["oi"],
+            bids=st["bids"],
+            asks=st["asks"],
+        )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(responses(), min_size=2, max_size=6))
+def test_our_merge_over_a_sequence_equals_the_rules_applied_to_the_sdks_decode(messages: list[bytes]) -> None:
+    merger = FeedMerger()
+    reference = ReferenceMerge()
+    for data in messages:
+        decoded = sdk_decode(data)
+        stamp = int(decoded.get("currentTs", "0")) if decoded.get("type") == "live_feed" else 0
+        ticks = merger.apply(codec.decode(data), lambda key: Instrument(key, "X", "0"))
+        expected = {}
+        for key, feed in decoded.get("feeds", {}).items():
+            tick = reference.apply(key, feed)
+            tick.exchange_time = stamp or tick.ltt
+            expected[key] = tick
+        assert {t.symbol: t for t in ticks} == expected

@@ -221,3 +221,12 @@ def test_encoded_30_level_book_round_trips() -> None:
     assert feed.requestMode == pb.full_d30
     (out,) = FeedMerger().apply(response(codec.LIVE_FEED, {REL: feed}), KEYS.get)
     assert out.bids == bids and out.asks == asks
+
+
+def test_an_empty_book_that_is_sent_replaces_the_last_one() -> None:
+    merger = FeedMerger()
+    merger.apply(response(codec.LIVE_FEED, {REL: market_feed()}), KEYS.get)
+    empty = pb.MarketFullFeed()
+    empty.marketLevel.SetInParent()  # sent, with no rows: the book emptied (a halted instrument)
+    (tick,) = merger.apply(response(codec.LIVE_FEED, {REL: pb.Feed(fullFeed=pb.FullFeed(marketFF=empty))}), KEYS.get)
+    assert tick.bids == () and tick.asks == () and tick.ltp == 1485.5

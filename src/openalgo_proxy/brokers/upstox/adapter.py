@@ -20,7 +20,15 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, OrderSink, RejectSink, TickSink
+from openalgo_proxy.brokers.base import (
+    Backoff,
+    BrokerAdapter,
+    FeedOptions,
+    OrderEvent,
+    OrderSink,
+    RejectSink,
+    TickSink,
+)
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.pooled import PooledAdapter
@@ -214,12 +222,15 @@ class UpstoxAdapter(PooledAdapter[Key, str]):
         self.orders = UpstoxOrderConnection(
             self.portfolio_url,
             self.credentials,
-            self.on_order,
+            self._order,
             self.name,
             self._instrument_at,
             backoff=Backoff(base, cap, long_delay, rng=self._rng),
         )
         self.orders.start()
+
+    def _order(self, event: OrderEvent) -> None:
+        self.on_order(event)  # the sink set last, even after the stream opened
 
     def _instrument_at(self, key: str) -> Instrument | None:
         return self.index.by_key(key) if self.index is not None else None
