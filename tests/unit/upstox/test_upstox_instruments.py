@@ -87,6 +87,28 @@ RECORDS = [
         "tick_size": 0.25,
         "trading_symbol": "USDINR 89.25 PE 30 DEC 25",
     },
+    {"segment": "BSE_EQ", "instrument_key": "BSE_EQ|INE002A01018", "trading_symbol": "RELIANCE", "tick_size": 5.0},
+    {"segment": "BSE_INDEX", "name": "SENSEX", "instrument_key": "BSE_INDEX|SENSEX", "trading_symbol": "SENSEX"},
+    {
+        "segment": "BSE_FO",
+        "expiry": 1767090600000,
+        "instrument_type": "FUT",
+        "underlying_symbol": "SENSEX",
+        "instrument_key": "BSE_FO|1101",
+        "lot_size": 20,
+        "tick_size": 5.0,
+        "trading_symbol": "SENSEX FUT 30 DEC 25",
+    },
+    {
+        "segment": "MCX_FO",
+        "expiry": 1767090600000,
+        "instrument_type": "FUT",
+        "underlying_symbol": "CRUDEOIL",
+        "instrument_key": "MCX_FO|450161",
+        "lot_size": 100,
+        "tick_size": 100.0,
+        "trading_symbol": "CRUDEOIL FUT 30 DEC 25",
+    },
     {"segment": "NSE_COM", "instrument_key": "NSE_COM|1", "trading_symbol": "GOLD"},
     {"segment": "GLOBAL_INDEX", "instrument_key": "GLOBAL_INDEX|DJI", "trading_symbol": "DJI"},
     {"segment": "NSE_EQ", "instrument_key": "NSE_EQ|INE000000000", "trading_symbol": "RELIANCE"},  # a duplicate
@@ -96,7 +118,11 @@ RECORDS = [
 def test_parse_master_names_and_keys() -> None:
     index = parse_master(gzip.compress(json.dumps(RECORDS).encode()))
     assert sorted(index.directory().items()) == [
+        ("BFO", ["SENSEX30DEC25FUT"]),
+        ("BSE", ["RELIANCE"]),
+        ("BSE_INDEX", ["SENSEX"]),
         ("CDS", ["USDINR30DEC2589.25PE"]),
+        ("MCX", ["CRUDEOIL30DEC25FUT"]),
         ("NFO", ["NIFTY30DEC25FUT", "NIFTY30DEC2526000CE"]),
         ("NSE", ["RELIANCE"]),
         ("NSE_INDEX", ["NIFTY", "BANKNIFTY", "NIFTYAUTO"]),
@@ -122,7 +148,13 @@ def test_parse_master_names_and_keys() -> None:
         ("NFO", "NIFTY30DEC25FUT"): "FUT",
         ("NFO", "NIFTY30DEC2526000CE"): "CE",
         ("CDS", "USDINR30DEC2589.25PE"): "PE",
+        ("BSE", "RELIANCE"): "EQ",
+        ("BSE_INDEX", "SENSEX"): "INDEX",
+        ("BFO", "SENSEX30DEC25FUT"): "FUT",
+        ("MCX", "CRUDEOIL30DEC25FUT"): "FUT",
     }
+    crude = index.lookup("MCX", "CRUDEOIL30DEC25FUT")
+    assert crude is not None and crude.tick_size == 1.0 and crude.lot_size == 100
 
 
 def test_plain_json_is_accepted_and_garbage_refused() -> None:
