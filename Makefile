@@ -17,9 +17,10 @@ $(RUNTIME): requirements/runtime.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(RUNTIME)
 
-$(STAMP): $(RUNTIME) requirements/dev.txt requirements/nodeps.txt
+$(STAMP): $(RUNTIME) requirements/dev.txt requirements/nodeps.txt requirements/sdk-noren-c.txt
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements/nodeps.txt
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sdk/norenrestapipy -r requirements/sdk-noren-c.txt
 	touch $(STAMP)
 
 runtime: $(RUNTIME)

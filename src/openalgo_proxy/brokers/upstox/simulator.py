@@ -381,7 +381,7 @@ def _now_ms() -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8768, help="port for the feeds and the master (default 8768)")
+    parser.add_argument("--port", type=int, default=8769, help="port for the feeds and the master (default 8769)")
     parser.add_argument("--access-token", default=DEFAULT_ACCESS_TOKEN, help="access token the simulator accepts")
     parser.add_argument("--ticks-per-second", type=float, default=2.0, help="ticks per instrument per second")
     parser.add_argument("--seed", type=int, default=None, help="random seed of the simulated market")
