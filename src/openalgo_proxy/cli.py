@@ -37,7 +37,7 @@ def _broker(parser: argparse.ArgumentParser) -> None:
         "--broker",
         help=(
             "angel-simulator (default: the Angel adapter against a local simulator) | simulator | angel | zerodha"
-            " | dhan | dhan-simulator"
+            " | dhan | dhan-simulator | replay (recorded ticks)"
         ),
     )
     parser.add_argument("--ws-url", help="broker streaming URL override")
@@ -46,6 +46,9 @@ def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exchanges", help="comma-separated exchanges this feed serves (default: all)")
     parser.add_argument("--ticks-per-second", type=float, help="simulated market: ticks per instrument per second")
     parser.add_argument("--seed", type=int, help="simulated market: random seed")
+    parser.add_argument("--from", dest="replay_from", help="--broker replay: first IST date (YYYY-MM-DD) or date-time")
+    parser.add_argument("--to", dest="replay_to", help="--broker replay: last IST date (inclusive) or date-time")
+    parser.add_argument("--speed", dest="replay_speed", help="--broker replay: factor on recorded timing, or 'max'")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     bus_keys_list = bus_keys_sub.add_parser("list", help="list the server key and the admitted client keys")
     _common(bus_keys_list)
 
+    from openalgo_proxy.history.cli import add_history_arguments, add_record_arguments
+
+    record = sub.add_parser("record", help="record ticks from the bus into the Parquet tick store")
+    _common(record)
+    add_record_arguments(record)
+    history = sub.add_parser("history", help="recorded candles or ticks of an instrument (table or CSV)")
+    _common(history)
+    add_history_arguments(history)
+
     try:
         watch_module = importlib.import_module("openalgo_proxy.client.watch")
     except ImportError:
@@ -167,6 +179,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     for flag in ("broker", "ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
         if get(flag) is not None:
             feed[flag] = get(flag)
+    for flag in ("replay_from", "replay_to", "replay_speed"):
+        if get(flag) is not None:
+            feed[flag] = get(flag)
+    record: dict[str, Any] = {}
+    if args.command == "record":
+        from openalgo_proxy.history.cli import record_overrides
+
+        record = record_overrides(args)
+        feed.pop("bus", None)
+        feed.pop("exchanges", None)
+        proxy.pop("bus", None)
     if get("log_level"):
         logs["level"] = args.log_level
     if get("log_format"):
@@ -178,6 +201,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         tree["feed"] = feed
     if logs:
         tree["log"] = logs
+    if record:
+        tree["record"] = record
     return tree
 
 
@@ -194,6 +219,10 @@ def _feed_options(settings: Settings) -> Any:
         ticks_per_second=f.ticks_per_second,
         seed=f.seed,
         exchanges=tuple(f.exchanges),
+        store_dir=settings.record.dir,
+        replay_from=f.replay_from,
+        replay_to=f.replay_to,
+        replay_speed=f.replay_speed,
     )
 
 
@@ -356,10 +385,19 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         value = getattr(settings.feed, flag)
         if value is not None:
             feed_argv += ["--" + flag.replace("_", "-"), str(value)]
+    for flag, option in (("replay_from", "--from"), ("replay_to", "--to"), ("replay_speed", "--speed")):
+        value = getattr(settings.feed, flag)
+        if value is not None:
+            feed_argv += [option, str(value)]
     serve_argv = ["serve", *common, "--host", settings.proxy.host, "--port", str(settings.proxy.port)]
     for endpoint in settings.proxy.bus:
         serve_argv += ["--bus", endpoint]
     children = [Child("feed", feed_argv, dict(os.environ)), Child("proxy", serve_argv, dict(os.environ))]
+    if settings.record.enabled:
+        if settings.feed.broker == "replay":
+            log.info("[record] enabled but the broker is replay: not recording a replay")
+        else:
+            children.append(Child("recorder", ["record", *common, "--bus", settings.feed.bus], dict(os.environ)))
 
     async def main() -> int:
         import signal
@@ -479,6 +517,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(main())
 
 
+def _history_cli() -> Any:
+    return importlib.import_module("openalgo_proxy.history.cli")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -492,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bus": lambda: cmd_bus(settings, args),
             "bus-keys": lambda: cmd_bus_keys(settings, args),
             "simulate": lambda: cmd_simulate(args),
+            "record": lambda: _history_cli().cmd_record(settings, args),
+            "history": lambda: _history_cli().cmd_history(settings, args),
         }
         if args.command == "config":
             sys.stdout.write(show(settings) + "\n")

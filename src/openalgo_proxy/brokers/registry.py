@@ -20,6 +20,8 @@ ADAPTERS: dict[str, str] = {
     "dhan": "openalgo_proxy.brokers.dhan.adapter",
     # the production Dhan adapter against a local Dhan-protocol simulator
     "dhan-simulator": "openalgo_proxy.brokers.dhan.local",
+    # ticks recorded by `openalgo-proxy record`, replayed from the tick store
+    "replay": "openalgo_proxy.brokers.replay.adapter",
 }
 
 SIMULATORS: dict[str, str] = {

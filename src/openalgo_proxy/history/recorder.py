@@ -157,7 +157,7 @@ class Recorder:
         if last is None:
             return
         now = int(self._clock() * 1000)
-        gap = {"from": last, "to": now, "seconds": round((now - last) / 1000, 3)}
+        gap: dict[str, object] = {"from": last, "to": now, "seconds": round((now - last) / 1000, 3)}
         self.stats.gaps.append(gap)
         with open(self.root / GAPS_FILE, "a", encoding="utf-8") as out:
             out.write(json.dumps(gap) + "\n")
@@ -171,8 +171,9 @@ class Recorder:
     # -- bus side (event loop) --------------------------------------------------------------------
     def _on_message(self, parts: list[bytes]) -> None:
         topic = parts[0]
-        slot = self._slots.get(topic, False)
-        if slot is False:
+        try:
+            slot = self._slots[topic]
+        except KeyError:
             slot = self._slot(topic)
         if slot is None:
             if topic.startswith(topics.INSTRUMENTS_PREFIX) and len(parts) >= 3:
