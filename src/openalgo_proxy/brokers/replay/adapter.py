@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 
@@ -27,21 +28,9 @@ log = logging.getLogger(__name__)
 
 START_DELAY = 0.5
 CHUNK = 2000
-_NUMBERS = (
-    "ltp",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "avg_trade_price",
-    "last_trade_quantity",
-    "total_buy_quantity",
-    "total_sell_quantity",
-    "oi",
-    "upper_circuit",
-    "lower_circuit",
-)
+_PRICES = ("ltp", "open", "high", "low", "close", "avg_trade_price", "upper_circuit", "lower_circuit")
+_QUANTITIES = ("volume", "last_trade_quantity", "total_buy_quantity", "total_sell_quantity", "oi")
+_NUMBERS = _PRICES + _QUANTITIES
 
 
 def ticks_of(table: pa.Table) -> list[tuple[int, Tick]]:
@@ -56,9 +45,8 @@ def ticks_of(table: pa.Table) -> list[tuple[int, Tick]]:
     out = []
     for i in range(n):
         mode = Mode(col["mode"][i])
-        values = {name: col[name][i] or 0 for name in _NUMBERS}
-        for name in ("volume", "last_trade_quantity", "total_buy_quantity", "total_sell_quantity", "oi"):
-            values[name] = int(values[name])
+        values: dict[str, Any] = {name: float(col[name][i] or 0.0) for name in _PRICES}
+        values.update((name, int(col[name][i] or 0)) for name in _QUANTITIES)
         book = books[i]
         bids: tuple[DepthLevel, ...] = ()
         asks: tuple[DepthLevel, ...] = ()
@@ -69,7 +57,7 @@ def ticks_of(table: pa.Table) -> list[tuple[int, Tick]]:
             col["symbol"][i],
             col["exchange"][i],
             mode,
-            float(values.pop("ltp")),
+            values.pop("ltp"),
             ltt=int(col["ltt"][i] or 0),
             exchange_time=stamps[i],
             bids=bids,
