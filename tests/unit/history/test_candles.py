@@ -129,7 +129,9 @@ def sequence(draw: list[tuple[int, float, int, bool, int, bool]], start: int) ->
 
 
 @settings(max_examples=150, deadline=None)
-@given(steps, st.sampled_from(sorted(INTERVALS)), st.sampled_from(["NSE", "MCX", "CDS", "XYZ"]), st.integers(0, 20 * 60))
+@given(
+    steps, st.sampled_from(sorted(INTERVALS)), st.sampled_from(["NSE", "MCX", "CDS", "XYZ"]), st.integers(0, 20 * 60)
+)
 def test_live_candles_equal_candles_rebuilt_from_the_same_ticks(
     draw: list[tuple[int, float, int, bool, int, bool]], name: str, exchange: str, minute: int
 ) -> None:
