@@ -129,11 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     bus_keys_list = bus_keys_sub.add_parser("list", help="list the server key and the admitted client keys")
     _common(bus_keys_list)
 
-    from openalgo_proxy.history.cli import add_history_arguments, add_record_arguments
+    from openalgo_proxy.history.cli import add_candles_arguments, add_history_arguments, add_record_arguments
 
     record = sub.add_parser("record", help="record ticks from the bus into the Parquet tick store")
     _common(record)
     add_record_arguments(record)
+    candles = sub.add_parser("candles", help="the candle service: live candles on the bus for every proxy")
+    _common(candles)
+    add_candles_arguments(candles)
     history = sub.add_parser("history", help="recorded candles or ticks of an instrument (table or CSV)")
     _common(history)
     add_history_arguments(history)
@@ -392,7 +395,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     serve_argv = ["serve", *common, "--host", settings.proxy.host, "--port", str(settings.proxy.port)]
     for endpoint in settings.proxy.bus:
         serve_argv += ["--bus", endpoint]
+    if settings.candles.enabled and settings.candles.bus not in settings.proxy.bus:
+        serve_argv += ["--bus", settings.candles.bus]
     children = [Child("feed", feed_argv, dict(os.environ)), Child("proxy", serve_argv, dict(os.environ))]
+    if settings.candles.enabled:
+        candles_argv = ["candles", *common, "--bind", settings.candles.bus, "--feeds", settings.feed.bus]
+        children.append(Child("candles", candles_argv, dict(os.environ)))
     if settings.record.enabled:
         if settings.feed.broker == "replay":
             log.info("[record] enabled but the broker is replay: not recording a replay")
@@ -536,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "simulate": lambda: cmd_simulate(args),
             "record": lambda: _history_cli().cmd_record(settings, args),
             "history": lambda: _history_cli().cmd_history(settings, args),
+            "candles": lambda: _history_cli().cmd_candles(settings, args),
         }
         if args.command == "config":
             sys.stdout.write(show(settings) + "\n")

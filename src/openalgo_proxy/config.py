@@ -300,6 +300,19 @@ class RecordSettings(_Section):
         return [name.strip().upper() for name in value]
 
 
+class CandleSettings(_Section):
+    enabled: bool = Field(True, description="`run` starts the candle service (idle until a client wants candles)")
+    bus: str = Field(
+        default_factory=lambda: default_endpoint().rsplit("/", 1)[0] + "/candles",
+        description="endpoint the candle service binds (proxies connect to it beside the feeds)",
+    )
+    feeds: list[str] = Field(
+        default_factory=lambda: [default_endpoint()], description="bus endpoints the service takes ticks from"
+    )
+    history: int = Field(100, ge=0, le=500, description="completed candles sent first to each new subscriber")
+    conflate: float = Field(0.25, gt=0, le=10, description="seconds between updates of a forming candle")
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -320,6 +333,7 @@ class Settings(BaseSettings):
     tls: TlsSettings = Field(default_factory=TlsSettings)  # type: ignore[arg-type]
     bus: BusSettings = Field(default_factory=BusSettings)  # type: ignore[arg-type]
     record: RecordSettings = Field(default_factory=RecordSettings)  # type: ignore[arg-type]
+    candles: CandleSettings = Field(default_factory=CandleSettings)  # type: ignore[arg-type]
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

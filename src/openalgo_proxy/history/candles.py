@@ -4,7 +4,8 @@ OHLC come from the last traded price of each tick, volume from the change of the
 volume between consecutive ticks (a fall means the counter was reset, e.g. a new day or a feed
 restart: the new value counts from zero), OI is the last one seen in the candle. An interval in
 which nothing traded has no candle. A candle completes when a tick of a later interval arrives or
-when the clock (`advance`, injectable time) passes its end; either way it is completed once.
+when the clock (`advance`, injectable time) passes its end; either way it is completed once, and a
+tick arriving late for it (its exchange time inside a completed candle) counts for no candle.
 
 `rebuild` computes the completed candles of a recorded tick sequence in one pass, independently of
 the builder, so the two can be checked against each other.
@@ -57,6 +58,7 @@ class CandleBuilder:
         self.forming: Candle | None = None
         self.last_volume: int | None = None
         self.last_time = 0
+        self.closed_until = 0  # end of the last candle completed: a late tick cannot reopen it
 
     def add(self, tick: TickPoint) -> tuple[Candle | None, Candle | None]:
         """Apply one tick: (the candle this completed or None, the forming candle if it changed or None).
@@ -72,7 +74,9 @@ class CandleBuilder:
         if forming is not None and (span is None or span[0] >= forming.end):
             completed = replace(forming, completed=True)
             forming = self.forming = None
-        if span is None:
+        if completed is not None:
+            self.closed_until = completed.end
+        if span is None or span[0] < self.closed_until:
             return completed, None
         if forming is None:
             self.forming = Candle(span[0], span[1], tick.ltp, tick.ltp, tick.ltp, tick.ltp, step, tick.oi)
@@ -95,6 +99,7 @@ class CandleBuilder:
         if forming is None or now < forming.end:
             return None
         self.forming = None
+        self.closed_until = forming.end
         return replace(forming, completed=True)
 
 

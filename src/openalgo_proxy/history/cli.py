@@ -142,3 +142,25 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
         table.add_row(*(str(v) for v in row.values()))
     Console().print(table)
     return 0
+
+
+def add_candles_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bind", help="endpoint the candle service binds (default [candles] bus)")
+    parser.add_argument("--feeds", action="append", help="bus endpoint to take ticks from (repeatable)")
+
+
+def cmd_candles(settings: Settings, args: argparse.Namespace) -> int:
+    from openalgo_proxy.bus_curve import Role
+    from openalgo_proxy.bus_security import secure_bus
+    from openalgo_proxy.history.candle_service import CandleService
+    from openalgo_proxy.runtime import run_until_signal
+
+    cfg = settings.candles
+    bind = args.bind or cfg.bus
+    feeds = args.feeds or cfg.feeds
+    guard = secure_bus(settings.bus, Role.SERVER, bind=[bind], connect=feeds)
+    service = CandleService(bind, feeds, store_dir=settings.record.dir, history=cfg.history, conflate=cfg.conflate)
+    try:
+        return run_until_signal(service.start, service.stop)
+    finally:
+        guard.close()

@@ -52,6 +52,8 @@ class Dialect(Protocol):
 
     def subscriptions(self, listed: list[dict[str, Any]], request_id: Any) -> bytes: ...
 
+    def candle_subscription(self, results: list[dict[str, Any]], subscribe: bool, request_id: Any) -> bytes: ...
+
 
 class SeedDialect:
     """The proxy's own protocol (docs/protocol.md)."""
@@ -135,6 +137,21 @@ class SeedDialect:
 
     def subscriptions(self, listed: list[dict[str, Any]], request_id: Any) -> bytes:
         return proto.reply({"type": "subscriptions", "status": "success", "subscriptions": listed}, request_id)
+
+    def candle_subscription(self, results: list[dict[str, Any]], subscribe: bool, request_id: Any) -> bytes:
+        return candle_subscription(results, subscribe, request_id)
+
+
+def candle_subscription(results: list[dict[str, Any]], subscribe: bool, request_id: Any) -> bytes:
+    """The reply to subscribe_candles / unsubscribe_candles (one shape in every dialect)."""
+    return proto.reply(
+        {
+            "type": "candle_subscription" if subscribe else "candle_unsubscription",
+            "status": proto.overall_status(results),
+            "subscriptions": results,
+        },
+        request_id,
+    )
 
 
 SEED = SeedDialect()

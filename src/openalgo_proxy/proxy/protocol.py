@@ -12,7 +12,7 @@ import msgspec
 
 from openalgo_proxy.errors import ErrorCode, RequestError
 from openalgo_proxy.model import Mode
-from openalgo_proxy.topics import DEEPER_DEPTHS, STANDARD_DEPTH, valid_name
+from openalgo_proxy.topics import CANDLE_INTERVALS, DEEPER_DEPTHS, STANDARD_DEPTH, valid_name
 
 MAX_NAME = 64
 MAX_ENTRIES = 5000
@@ -52,6 +52,23 @@ class Unsubscribe:
 
 
 @dataclass(frozen=True, slots=True)
+class CandleEntry:
+    symbol: str
+    exchange: str
+    interval: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeCandles:
+    entries: tuple[CandleEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeCandles:
+    entries: tuple[CandleEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class UnsubscribeAll:
     pass
 
@@ -77,7 +94,16 @@ class SupportedBrokers:
 
 
 Command = (
-    Authenticate | Subscribe | Unsubscribe | UnsubscribeAll | ListSubscriptions | Ping | BrokerInfo | SupportedBrokers
+    Authenticate
+    | Subscribe
+    | Unsubscribe
+    | UnsubscribeAll
+    | ListSubscriptions
+    | Ping
+    | BrokerInfo
+    | SupportedBrokers
+    | SubscribeCandles
+    | UnsubscribeCandles
 )
 
 
@@ -169,6 +195,38 @@ def _entries(
     return (entry,), True
 
 
+def _interval(value: object, request_id: Any) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in CANDLE_INTERVALS:
+        raise BadRequest(
+            ErrorCode.INVALID_PARAMETERS, f"'interval' must be one of {', '.join(CANDLE_INTERVALS)}", request_id
+        )
+    return value.strip().lower()
+
+
+def _candle_entries(msg: dict[str, Any], request_id: Any, max_entries: int) -> tuple[CandleEntry, ...]:
+    """Like subscribe's entries, each with an `interval` (its own or the message's)."""
+    top = msg.get("interval")
+    items = msg.get("symbols") if "symbols" in msg else [msg]
+    if not isinstance(items, list) or not items:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'symbols' must be a non-empty list", request_id)
+    if len(items) > max_entries:
+        raise BadRequest(ErrorCode.LIMIT_EXCEEDED, f"at most {max_entries} symbols in one request", request_id)
+    entries = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadRequest(
+                ErrorCode.INVALID_PARAMETERS, "each entry must be an object with 'symbol' and 'exchange'", request_id
+            )
+        entries.append(
+            CandleEntry(
+                _name(item.get("symbol"), "symbol", request_id),
+                _name(item.get("exchange"), "exchange", request_id),
+                _interval(item.get("interval", top), request_id),
+            )
+        )
+    return tuple(entries)
+
+
 def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedRequest:
     """Decode one client text message; BadRequest with the documented code on any problem (never
     another exception, whatever the bytes). At most `max_entries` entries in a symbols list."""
@@ -204,6 +262,10 @@ def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedReq
     elif action == "unsubscribe":
         entries, single = _entries(msg, request_id, default_mode=None, max_entries=max_entries)
         command = Unsubscribe(entries, single)
+    elif action == "subscribe_candles":
+        command = SubscribeCandles(_candle_entries(msg, request_id, max_entries))
+    elif action == "unsubscribe_candles":
+        command = UnsubscribeCandles(_candle_entries(msg, request_id, max_entries))
     elif action == "unsubscribe_all":
         command = UnsubscribeAll()
     elif action == "list_subscriptions":

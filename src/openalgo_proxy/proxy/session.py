@@ -109,6 +109,10 @@ class Market(Protocol):
 
     def unsubscribe(self, outbox: Outbox[TopicState], state: TopicState) -> None: ...
 
+    def subscribe_candles(
+        self, outbox: Outbox[TopicState], symbol: str, exchange: str, interval: str
+    ) -> tuple[TopicState, list[bytes]]: ...
+
     def unsubscribe_all(self, outbox: Outbox[TopicState]) -> list[TopicState]: ...
 
     def set_paused(self, outbox: Outbox[TopicState], paused: bool, now: float = 0.0) -> None: ...
@@ -152,6 +156,14 @@ class Gate(Protocol):
 
 
 def describe(state: TopicState) -> dict[str, Any]:
+    if state.interval:
+        return {
+            "symbol": state.symbol,
+            "exchange": state.exchange,
+            "interval": state.interval,
+            "topic": state.client_topic,
+            "candles": True,
+        }
     out = {"symbol": state.symbol, "exchange": state.exchange, "mode": int(state.mode), "topic": state.client_topic}
     if state.depth != topics.STANDARD_DEPTH:
         out["depth"] = state.depth
@@ -463,6 +475,10 @@ class Session:
             return self._subscribe(command, rid, now)
         elif isinstance(command, proto.Unsubscribe):
             return self._unsubscribe(command, rid, now)
+        elif isinstance(command, proto.SubscribeCandles):
+            return self._subscribe_candles(command, rid, now)
+        elif isinstance(command, proto.UnsubscribeCandles):
+            return self._unsubscribe_candles(command, rid, now)
         elif isinstance(command, proto.UnsubscribeAll):
             removed = [describe(state) for state in market.unsubscribe_all(self.outbox)]
             self.send(dialect.unsubscribed_all(removed, rid))
@@ -614,3 +630,69 @@ class Session:
         reply = self.dialect.unsubscribed(results, single_topic, rid)
         self.send(reply)
         return self._charge_batch(len(command.entries), failed, reply, now)
+
+    def _subscribe_candles(self, command: proto.SubscribeCandles, rid: Any, now: float) -> Close | None:
+        results: list[dict[str, Any]] = []
+        backlog: list[bytes] = []
+        failed = 0
+        held = self.outbox.topics
+        limit = self._subscription_limit()
+        for entry in command.entries:
+            result: dict[str, Any] = {
+                "symbol": entry.symbol,
+                "exchange": entry.exchange,
+                "interval": entry.interval,
+                "topic": topics.client_topic(entry.symbol, entry.exchange),
+            }
+            forbidden = self.grant.forbidden(entry.exchange, Mode.QUOTE) if self.grant is not None else "no grant"
+            problem = (ErrorCode.FORBIDDEN, forbidden) if forbidden else self.market.check(entry.exchange, entry.symbol)
+            bus_topic = topics.candle_topic(entry.exchange, entry.symbol, entry.interval)
+            if problem is not None:
+                code, message = problem
+                self.metrics.errors[code.value] += 1
+                failed += code is not ErrorCode.BROKER_UNAVAILABLE
+                result.update(status="error", code=code.value, message=message)
+            elif bus_topic in held:
+                result.update(status="success", message="already subscribed")
+            elif len(held) >= limit:
+                failed += 1
+                self.metrics.errors[ErrorCode.LIMIT_EXCEEDED.value] += 1
+                result.update(
+                    status="error", code=ErrorCode.LIMIT_EXCEEDED.value, message=f"at most {limit} subscriptions"
+                )
+            else:
+                _, frames = self.market.subscribe_candles(self.outbox, entry.symbol, entry.exchange, entry.interval)
+                backlog.extend(frames)
+                result["status"] = "success"
+            results.append(result)
+        reply = self.dialect.candle_subscription(results, True, rid)
+        self.send(reply)
+        if backlog and not self.closing:
+            self.outbox.send_frames(backlog)
+        return self._charge_batch(len(results), failed, reply, now)
+
+    def _unsubscribe_candles(self, command: proto.UnsubscribeCandles, rid: Any, now: float) -> Close | None:
+        results: list[dict[str, Any]] = []
+        failed = 0
+        for entry in command.entries:
+            state = self.outbox.topics.get(topics.candle_topic(entry.exchange, entry.symbol, entry.interval))
+            if state is None:
+                failed += 1
+                self.metrics.errors[ErrorCode.NOT_SUBSCRIBED.value] += 1
+                results.append(
+                    {
+                        "symbol": entry.symbol,
+                        "exchange": entry.exchange,
+                        "interval": entry.interval,
+                        "topic": topics.client_topic(entry.symbol, entry.exchange),
+                        "status": "error",
+                        "code": ErrorCode.NOT_SUBSCRIBED.value,
+                        "message": "not subscribed",
+                    }
+                )
+                continue
+            self.market.unsubscribe(self.outbox, state)
+            results.append({**describe(state), "status": "success"})
+        reply = self.dialect.candle_subscription(results, False, rid)
+        self.send(reply)
+        return self._charge_batch(len(results), failed, reply, now)

@@ -153,3 +153,12 @@ def test_live_candles_equal_candles_rebuilt_from_the_same_ticks(
         live.append(final)
     assert live == rebuild([tick for tick, _ in ticks], interval, session, end)
     assert len({c.start for c in live}) == len(live)  # each completed once
+
+
+def test_a_late_tick_cannot_reopen_a_candle_the_clock_completed() -> None:
+    builder = CandleBuilder(M, EQUITY)
+    builder.add(TickPoint(at("09:20:10"), 100.0, 10))
+    assert builder.advance(at("09:21:00")) is not None
+    assert builder.add(TickPoint(at("09:20:59"), 101.0, 20)) == (None, None)  # exchange time in the closed candle
+    _, forming = builder.add(TickPoint(at("09:21:01"), 102.0, 25))
+    assert forming is not None and forming.start == at("09:21") and forming.volume == 5
