@@ -298,7 +298,9 @@ def cmd_serve(settings: Settings) -> int:
     _refuse_open_auth_none(settings)
     guard = _secure_bus(settings, client=True, connect=settings.proxy.bus)
     try:
-        server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls)
+        server = ProxyServer(
+            settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls, archive_dir=settings.record.dir
+        )
         return run_until_signal(server.start, server.stop)
     finally:
         guard.close()

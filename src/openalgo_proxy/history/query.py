@@ -12,8 +12,7 @@ import time
 
 from openalgo_proxy.history import reader
 from openalgo_proxy.history.candles import Candle, TickPoint, rebuild
-from openalgo_proxy.history.schema import IST
-from openalgo_proxy.history.sessions import interval_ms, session_of
+from openalgo_proxy.history.sessions import IST, interval_ms, session_of
 
 TICK_COLUMNS = ("received", "timestamp", "ltp", "ltt", "volume", "oi", "mode")
 

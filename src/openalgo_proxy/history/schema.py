@@ -13,9 +13,7 @@ import datetime as dt
 
 import pyarrow as pa
 
-from openalgo_proxy.history.sessions import IST_OFFSET_MS
-
-IST = dt.timezone(dt.timedelta(milliseconds=IST_OFFSET_MS), "IST")
+from openalgo_proxy.history.sessions import IST
 
 LEVEL = pa.struct([("price", pa.float64()), ("quantity", pa.int64()), ("orders", pa.int64())])
 

@@ -8,9 +8,11 @@ Ticks outside the session (pre-open, after close) belong to no candle.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 IST_OFFSET_MS = (5 * 3600 + 30 * 60) * 1000  # India has no daylight saving time
+IST = dt.timezone(dt.timedelta(milliseconds=IST_OFFSET_MS), "IST")
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
 

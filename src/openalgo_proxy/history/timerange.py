@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from openalgo_proxy.errors import ConfigError
-from openalgo_proxy.history.schema import IST
-from openalgo_proxy.history.sessions import DAY_MS
+from openalgo_proxy.history.sessions import DAY_MS, IST
 
 
 def parse_instant(text: str, *, end: bool = False) -> int:

@@ -52,8 +52,6 @@ class Dialect(Protocol):
 
     def subscriptions(self, listed: list[dict[str, Any]], request_id: Any) -> bytes: ...
 
-    def candle_subscription(self, results: list[dict[str, Any]], subscribe: bool, request_id: Any) -> bytes: ...
-
 
 class SeedDialect:
     """The proxy's own protocol (docs/protocol.md)."""
@@ -138,12 +136,12 @@ class SeedDialect:
     def subscriptions(self, listed: list[dict[str, Any]], request_id: Any) -> bytes:
         return proto.reply({"type": "subscriptions", "status": "success", "subscriptions": listed}, request_id)
 
-    def candle_subscription(self, results: list[dict[str, Any]], subscribe: bool, request_id: Any) -> bytes:
-        return candle_subscription(results, subscribe, request_id)
+
+# Candles and history are this proxy's own extensions: one shape in every dialect.
 
 
 def candle_subscription(results: list[dict[str, Any]], subscribe: bool, request_id: Any) -> bytes:
-    """The reply to subscribe_candles / unsubscribe_candles (one shape in every dialect)."""
+    """The reply to subscribe_candles / unsubscribe_candles."""
     return proto.reply(
         {
             "type": "candle_subscription" if subscribe else "candle_unsubscription",
@@ -155,3 +153,23 @@ def candle_subscription(results: list[dict[str, Any]], subscribe: bool, request_
 
 
 SEED = SeedDialect()
+
+
+def history_reply(query: proto.History, rows: list[dict[str, Any]], more: bool, request_id: Any) -> bytes:
+    """The reply to `history`: rows [offset, offset + count); `next_offset` null after the last page."""
+    return proto.reply(
+        {
+            "type": "history",
+            "status": "success",
+            "symbol": query.symbol,
+            "exchange": query.exchange,
+            "interval": query.interval,
+            "start": query.start,
+            "end": query.end,
+            "offset": query.offset,
+            "count": len(rows),
+            "next_offset": query.offset + len(rows) if more else None,
+            "rows": rows,
+        },
+        request_id,
+    )

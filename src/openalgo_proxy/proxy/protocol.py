@@ -10,7 +10,8 @@ from typing import Any
 
 import msgspec
 
-from openalgo_proxy.errors import ErrorCode, RequestError
+from openalgo_proxy.errors import ConfigError, ErrorCode, RequestError
+from openalgo_proxy.history.timerange import parse_instant
 from openalgo_proxy.model import Mode
 from openalgo_proxy.topics import CANDLE_INTERVALS, DEEPER_DEPTHS, STANDARD_DEPTH, valid_name
 
@@ -69,6 +70,20 @@ class UnsubscribeCandles:
 
 
 @dataclass(frozen=True, slots=True)
+class History:
+    """Recorded candles (`interval` 1m..1d) or ticks (`interval` "ticks") of one instrument in
+    [start, end) (epoch ms), rows [offset, offset + limit)."""
+
+    symbol: str
+    exchange: str
+    interval: str
+    start: int
+    end: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class UnsubscribeAll:
     pass
 
@@ -104,7 +119,11 @@ Command = (
     | SupportedBrokers
     | SubscribeCandles
     | UnsubscribeCandles
+    | History
 )
+HISTORY_DEFAULT_ROWS = 500
+HISTORY_MAX_ROWS = 5000
+HISTORY_MAX_RANGE_MS = 366 * 86_400_000
 
 
 class ParsedRequest(msgspec.Struct, frozen=True):
@@ -227,6 +246,47 @@ def _candle_entries(msg: dict[str, Any], request_id: Any, max_entries: int) -> t
     return tuple(entries)
 
 
+def _instant(value: object, what: str, request_id: Any, *, end: bool = False) -> int:
+    """Epoch ms, or a date / ISO date-time string (IST unless it carries an offset)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**14:
+        return value
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            return parse_instant(value, end=end)
+        except ConfigError as exc:
+            raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'{what}': {exc}", request_id) from None
+    raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'{what}' must be epoch milliseconds or a date", request_id)
+
+
+def _count(value: object, what: str, default: int, low: int, high: int, request_id: Any) -> int:
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'{what}' must be a whole number {low}..{high}", request_id)
+    return value
+
+
+def _history(msg: dict[str, Any], request_id: Any) -> History:
+    interval = msg.get("interval", "1m")
+    if interval != "ticks":
+        interval = _interval(interval, request_id)
+    if msg.get("start") is None:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "give 'start' (and 'end')", request_id)
+    start = _instant(msg.get("start"), "start", request_id)
+    end = _instant(msg.get("end", msg.get("start")), "end", request_id, end=True)
+    if not start < end <= start + HISTORY_MAX_RANGE_MS:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'end' must be after 'start', within a year", request_id)
+    return History(
+        _name(msg.get("symbol"), "symbol", request_id),
+        _name(msg.get("exchange"), "exchange", request_id),
+        interval,
+        start,
+        end,
+        _count(msg.get("limit"), "limit", HISTORY_DEFAULT_ROWS, 1, HISTORY_MAX_ROWS, request_id),
+        _count(msg.get("offset"), "offset", 0, 0, 10**9, request_id),
+    )
+
+
 def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedRequest:
     """Decode one client text message; BadRequest with the documented code on any problem (never
     another exception, whatever the bytes). At most `max_entries` entries in a symbols list."""
@@ -266,6 +326,8 @@ def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedReq
         command = SubscribeCandles(_candle_entries(msg, request_id, max_entries))
     elif action == "unsubscribe_candles":
         command = UnsubscribeCandles(_candle_entries(msg, request_id, max_entries))
+    elif action == "history":
+        command = _history(msg, request_id)
     elif action == "unsubscribe_all":
         command = UnsubscribeAll()
     elif action == "list_subscriptions":

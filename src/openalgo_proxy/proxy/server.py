@@ -24,6 +24,7 @@ from openalgo_proxy.config import AuthSettings, LimitSettings, ProxySettings, Tl
 from openalgo_proxy.control import FeedState
 from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.proxy.admission import Admission
+from openalgo_proxy.proxy.archive import StoreArchive
 from openalgo_proxy.proxy.auth import Authenticator
 from openalgo_proxy.proxy.connection import Connection, Gateway
 from openalgo_proxy.proxy.dialect import SEED, Dialect
@@ -73,8 +74,10 @@ class ProxyServer:
         ctx: zmq.Context[zmq.Socket[bytes]] | None = None,
         limits: LimitSettings | None = None,
         tls: TlsSettings | None = None,
+        archive_dir: str | None = None,
     ) -> None:
         self.cfg = cfg
+        self.archive = StoreArchive(archive_dir) if archive_dir else None
         self.auth = auth or AuthSettings.model_validate({})
         self.limits = limits or LimitSettings.model_validate({})
         self.admission = Admission.from_settings(self.limits, cfg.max_connections, self.auth)
@@ -99,6 +102,7 @@ class ProxyServer:
             peer_log=PeerLog(logging.getLogger("openalgo_proxy.proxy.connection")),
             on_made=self.connections.add,
             on_lost=self._on_lost,
+            archive=self.archive,
         )
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -175,6 +179,8 @@ class ProxyServer:
                 await asyncio.wait_for(self.all_closed.wait(), within)
         for conn in list(self.connections):
             conn.abort()
+        if self.archive is not None:
+            self.archive.close()
         await cancel_and_wait(self._sweeper)
         if self.subscriber is not None:
             self.subscriber.close()

@@ -26,7 +26,7 @@ from openalgo_proxy.errors import CloseCode, ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy import protocol as proto
 from openalgo_proxy.proxy.auth import AuthFailed, Grant
-from openalgo_proxy.proxy.dialect import SEED, BrokerFacts, Dialect
+from openalgo_proxy.proxy.dialect import SEED, BrokerFacts, Dialect, candle_subscription, history_reply
 from openalgo_proxy.proxy.hub import TopicState
 from openalgo_proxy.proxy.limits import Guard
 from openalgo_proxy.proxy.metrics import ProxyMetrics
@@ -128,6 +128,16 @@ class Market(Protocol):
     def upstream_connected(self) -> bool: ...
 
 
+#: the answer of an archive query: (rows, more rows after these) or an error message
+HistoryAnswer = tuple[list[dict[str, Any]], bool] | str
+
+
+class Archive(Protocol):
+    """Where `history` requests are answered (off the event loop; `done` is called on it)."""
+
+    def fetch(self, query: proto.History, done: Callable[[HistoryAnswer], None]) -> None: ...
+
+
 class Gate(Protocol):
     """What a session needs from admission."""
 
@@ -183,8 +193,11 @@ class Session:
         dialect: Dialect = SEED,
         wall_clock: Callable[[], float] = time.time,
         peer_log: PeerLog | None = None,
+        archive: Archive | None = None,
     ) -> None:
         self.cid = cid
+        self.archive = archive
+        self.history_pending = False  # one history request in flight per connection
         self.peer = "?"  # "address:port", for logs
         self.address = "?"  # the peer's IP address, for per-address limits
         self.outbox = outbox
@@ -479,6 +492,8 @@ class Session:
             return self._subscribe_candles(command, rid, now)
         elif isinstance(command, proto.UnsubscribeCandles):
             return self._unsubscribe_candles(command, rid, now)
+        elif isinstance(command, proto.History):
+            return self._history(command, rid, now)
         elif isinstance(command, proto.UnsubscribeAll):
             removed = [describe(state) for state in market.unsubscribe_all(self.outbox)]
             self.send(dialect.unsubscribed_all(removed, rid))
@@ -665,7 +680,7 @@ class Session:
                 backlog.extend(frames)
                 result["status"] = "success"
             results.append(result)
-        reply = self.dialect.candle_subscription(results, True, rid)
+        reply = candle_subscription(results, True, rid)
         self.send(reply)
         if backlog and not self.closing:
             self.outbox.send_frames(backlog)
@@ -693,6 +708,30 @@ class Session:
                 continue
             self.market.unsubscribe(self.outbox, state)
             results.append({**describe(state), "status": "success"})
-        reply = self.dialect.candle_subscription(results, False, rid)
+        reply = candle_subscription(results, False, rid)
         self.send(reply)
         return self._charge_batch(len(results), failed, reply, now)
+
+    def _history(self, command: proto.History, rid: Any, now: float) -> Close | None:
+        forbidden = self.grant.forbidden(command.exchange, Mode.QUOTE) if self.grant is not None else "no grant"
+        if forbidden:
+            return self._violation(ErrorCode.FORBIDDEN, forbidden, now, rid)
+        if self.archive is None:
+            self.send_error(ErrorCode.INVALID_ACTION, "this proxy has no tick store to answer history from", rid)
+            return None
+        if self.history_pending:
+            return self._violation(ErrorCode.RATE_LIMITED, "one history request at a time per connection", now, rid)
+        self.history_pending = True
+
+        def done(answer: HistoryAnswer) -> None:
+            self.history_pending = False
+            if self.closing:
+                return
+            if isinstance(answer, str):
+                self.send_error(ErrorCode.INVALID_PARAMETERS, answer, rid)
+            else:
+                rows, more = answer
+                self.send(history_reply(command, rows, more, rid))
+
+        self.archive.fetch(command, done)
+        return None

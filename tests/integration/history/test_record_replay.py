@@ -150,3 +150,33 @@ def test_history_cli_prints_candles_and_ticks(recording: tuple[Path, dict[str, o
     assert ticks[0].startswith("time,received,exchange_time,ltp") and len(ticks) == 6
     table = history("--interval", "ticks", "--limit", "3")
     assert "NSE:RELIANCE ticks (3 rows)" in "\n".join(table)
+
+
+async def test_history_action_pages_recorded_ticks_and_answers_candles(
+    recording: tuple[Path, dict[str, object]],
+) -> None:
+    root, _ = recording
+    expected = duckdb.sql(
+        f"select ltp, ltt, volume from read_parquet('{root}/**/*.parquet', hive_partitioning=true) "
+        "where symbol = 'INFY' order by received, seq"
+    ).fetchall()
+    async with running_system(archive_dir=str(root)) as system, client(system.url) as c:
+        today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 19800))
+        request = {"action": "history", "symbol": "INFY", "exchange": "NSE", "interval": "ticks", "start": today}
+        pages: list[dict[str, object]] = []
+        offset: int | None = 0
+        while offset is not None:
+            reply = await c.reply({**request, "limit": 40, "offset": offset, "request_id": offset}, within=20)
+            assert reply["type"] == "history" and reply["status"] == "success", reply
+            assert reply["request_id"] == offset and reply["count"] == len(reply["rows"]) <= 40
+            pages.extend(reply["rows"])
+            offset = reply["next_offset"]
+        assert [(r["ltp"], r["ltt"], r["volume"]) for r in pages] == [tuple(row) for row in expected]
+        candles = await c.reply({**request, "interval": "5m"}, within=20)
+        assert candles["type"] == "history" and candles["interval"] == "5m"
+        assert all(set(row) >= {"time", "open", "high", "low", "close", "volume", "oi"} for row in candles["rows"])
+        bad = await c.reply({**request, "interval": "7m"})
+        assert bad["type"] == "error" and bad["code"] == "INVALID_PARAMETERS"
+    async with running_system() as system, client(system.url) as c:  # a proxy without a tick store
+        reply = await c.reply({"action": "history", "symbol": "INFY", "exchange": "NSE", "start": "2026-12-07"})
+        assert reply["code"] == "INVALID_ACTION"
