@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from openalgo_proxy.brokers.registry import ADAPTERS
 from openalgo_proxy.bus_ipc import default_endpoint
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.history.paths import default_store_dir
@@ -113,6 +114,13 @@ class FeedSettings(_Section):
         None, description="broker replay: last IST date, inclusive, or ISO date-time, exclusive (default: replay_from)"
     )
     replay_speed: str = Field("1", description="broker replay: factor on the recorded timing, or 'max'")
+
+    @field_validator("broker")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if value not in ADAPTERS:
+            raise ValueError(f"unknown broker {value!r}; choose from {', '.join(sorted(ADAPTERS))}")
+        return value
 
     @model_validator(mode="after")
     def _takeover_outlasts_status(self) -> FeedSettings:
@@ -397,7 +405,7 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         where = ".".join(str(part) for part in err["loc"])
-        lines.append(f"{where}: {err['msg']}")
+        lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return "invalid configuration: " + "; ".join(lines)
 
 

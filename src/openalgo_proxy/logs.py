@@ -84,14 +84,16 @@ def setup_logging(level: str = "INFO", fmt: str = "text", component: str = "") -
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def _at_least_info(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.INFO
+def _at_least_warning(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
 
 
 def wire_logger(name: str) -> logging.Logger:
-    """A logger for a WebSocket library's protocol object: it follows the configured level but never
-    emits DEBUG records, where libraries log raw headers (Authorization, tokens in query strings)."""
+    """A logger for a WebSocket library's protocol object. It passes only warnings and errors: the
+    library logs raw headers at DEBUG (Authorization, tokens in query strings), and at INFO it repeats
+    every open and close that our own connection log already states once ("connection closed",
+    "HTTP response sent" for each health check or page asset)."""
     logger = logging.getLogger(name)
-    if _at_least_info not in logger.filters:
-        logger.addFilter(_at_least_info)
+    if _at_least_warning not in logger.filters:
+        logger.addFilter(_at_least_warning)
     return logger

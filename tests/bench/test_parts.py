@@ -79,6 +79,15 @@ def test_summary_takes_medians_and_ratios() -> None:
     assert rows["proxy"].efficiency_of_ceiling == 50.0
 
 
+def test_search_bench_measures_every_query_kind_on_a_master() -> None:
+    from bench.search import QUERIES, master, measure
+
+    rows = master(20_000)
+    assert len(rows) == 20_000 and {row.exchange for row in rows} == {"NSE", "BSE", "NSE_INDEX", "NFO"}
+    measured = measure(20_000, repeat=2)
+    assert len(measured) == 1 + len(QUERIES) and all(median >= 0 for _, median, _ in measured)
+
+
 def test_hub_micro_measures_a_full_fan_out() -> None:
 
     per_tick, rate = hub_micro.run(200)

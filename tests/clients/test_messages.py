@@ -101,3 +101,13 @@ def test_backoff_is_full_jitter_capped_and_resets() -> None:
     assert state.next_delay(minimum=5.0) >= 5.0
     with pytest.raises(ValueError):
         Backoff(initial=0)
+
+
+def test_a_snapshot_tick_says_so_and_a_live_one_does_not() -> None:
+    tick = SimulatedMarket(seed=3).advance("NSE", "RELIANCE")
+    live = decode(envelope(Mode.LTP, encode_data(tick, Mode.LTP)))
+    marked = envelope(Mode.LTP, encode_data(tick, Mode.LTP)).replace(b', "seq": ', b', "snapshot": true, "seq": ')
+    assert marked != envelope(Mode.LTP, encode_data(tick, Mode.LTP))
+    replay = decode(marked)
+    assert isinstance(live, LtpTick) and isinstance(replay, LtpTick)
+    assert (live.snapshot, replay.snapshot) == (False, True) and replay.seq == live.seq == 7

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openalgo_proxy import topics
-from openalgo_proxy.model import Mode
+from openalgo_proxy.model import Mode, instrument_kind
 
 
 def test_bus_topic_round_trip() -> None:
@@ -155,6 +155,24 @@ def test_control_subscriptions_cover_prefixes_both_ways() -> None:
 def test_instrument_name() -> None:
     assert topics.instrument_name("NSE", "M&M") == "NSE|M&M"
     assert topics.bus_topic("NSE", "M&M", Mode.LTP).startswith(topics.instrument_name("NSE", "M&M").encode())
+
+
+@pytest.mark.parametrize(
+    ("broker_type", "symbol", "exchange", "kind"),
+    [
+        ("", "RELIANCE", "NSE", "EQ"),
+        ("EQ", "INFY", "BSE", "EQ"),
+        ("AMXIDX", "NIFTY", "NSE_INDEX", "INDEX"),
+        ("EQ", "NIFTY", "NSE_INDEX", "INDEX"),
+        ("FUTIDX", "NIFTY30DEC25FUT", "NFO", "FUT"),
+        ("FUTCOM", "CRUDEOIL19DEC25FUT", "MCX", "FUT"),
+        ("OPTIDX", "NIFTY30DEC2526000CE", "NFO", "CE"),
+        ("PE", "NIFTY09DEC2525950.5PE", "NFO", "PE"),
+        ("OPTFUT", "GOLD", "MCX", "OPTFUT"),
+    ],
+)
+def test_instrument_kind_is_one_vocabulary(broker_type: str, symbol: str, exchange: str, kind: str) -> None:
+    assert instrument_kind(broker_type, symbol, exchange) == kind
 
 
 def _streams() -> list[tuple[Mode, int]]:

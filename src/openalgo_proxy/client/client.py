@@ -294,6 +294,16 @@ class Client:
         await self._call({"action": "ping"}, frozenset({"pong"}))
         return loop.time() - started
 
+    async def search(self, query: str, exchange: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Instruments matching `query` (symbol prefix, words of the name, typos), best first: each a
+        dict with symbol, exchange, name, instrument_type, tick_size, lot_size. ServerError if refused."""
+        fields: dict[str, Any] = {"query": query, "limit": limit}
+        if exchange:
+            fields["exchange"] = exchange
+        reply = await self._call({"action": "search", **fields}, frozenset({"search"}))
+        results = reply.body.get("results", [])
+        return [item for item in results if isinstance(item, dict)] if isinstance(results, list) else []
+
     async def request(self, action: str, **fields: Any) -> dict[str, Any]:
         """Any other request (e.g. ``get_broker_info``); returns the reply object."""
         reply = await self._call({"action": action, **fields}, frozenset())

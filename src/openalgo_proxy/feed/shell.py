@@ -23,6 +23,7 @@ from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.feed.sanity import TickSanity
 from openalgo_proxy.feed.topic_table import TopicState, TopicTable
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
+from openalgo_proxy.startup import bind_failure
 from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,10 @@ class Feed:
                 )
             except zmq.ZMQError as exc:
                 if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
-                    raise
+                    failure = bind_failure(exc, "the feed's bus", self._bus_endpoint, "--bus")
+                    if failure is None:
+                        raise
+                    raise failure from exc
                 await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
@@ -172,7 +176,29 @@ class Feed:
             for exchange, names in self.adapter.directory().items()
             if exchange in self._exchanges  # two feeds on one bus must not both claim an exchange
         }
-        return control.InstrumentDirectory(broker=self.broker, exchanges=sorted(self._exchanges), symbols=symbols)
+        return control.InstrumentDirectory(
+            broker=self.broker,
+            exchanges=sorted(self._exchanges),
+            symbols=symbols,
+            instruments={exchange: self._described(exchange, names) for exchange, names in symbols.items()},
+        )
+
+    def _described(self, exchange: str, symbols: list[str]) -> list[control.InstrumentInfo]:
+        """Search metadata of each symbol (name, type, tick and lot size) from the adapter's instruments."""
+        out = []
+        for symbol in symbols:
+            inst = self.adapter.lookup(exchange, symbol)
+            if inst is not None:
+                out.append(
+                    control.InstrumentInfo(
+                        symbol=symbol,
+                        name=inst.name,
+                        instrument_type=inst.instrument_type,
+                        tick_size=inst.tick_size,
+                        lot_size=inst.lot_size,
+                    )
+                )
+        return out
 
     def _publish_directory(self) -> None:
         self._publish_control(topics.instruments_topic(self.broker), control.encode_directory(self.directory()))

@@ -349,7 +349,9 @@ class Connection(asyncio.Protocol):
     def _on_request(self, request: Request) -> None:
         session = self.session
         refusal = self.gateway.route(request, session.peer)
-        if refusal is not None:
+        if refusal is not None:  # plain HTTP (health, metrics, page) or a refused upgrade: one access line
+            path = request.path.split("?", 1)[0]  # no query: secrets
+            log.debug("http %s %s %s %d", session.peer, request.method, path, refusal.status_code)
             self.ws.send_response(refusal)
             self._stop()  # the response ends the connection: nothing after it is read
             return

@@ -14,7 +14,8 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
+from typing import Any
 
 import msgspec
 
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 _MID = b',"data":'
 _END = b"}"
+_SEQ_KEY = b',"seq":'
+DIRECTORY_ASK_INTERVAL = 1.0  # seconds between two requests for one feed's instrument list
+_SNAPSHOT_KEY = b',"snapshot":true'
 _one_value = msgspec.json.Decoder(msgspec.Raw).decode  # checks one JSON value, builds nothing
 
 
@@ -121,6 +125,19 @@ class TopicState:
         self.prefix = head[:-1] + b',"seq":'
         self.snapshot_prefix = head[:-1] + b',"snapshot":true,"seq":'
 
+    def snapshot_frame(self) -> bytes:
+        """The last frame as a snapshot (`"snapshot":true` before its seq): what a new subscriber of a
+        topic already streaming gets at once. Built on demand, so the hot path stores one frame."""
+        frame = self.last_frame
+        if not frame:
+            return b""
+        start = 2 if frame[1] < 126 else (4 if frame[1] == 126 else 10)
+        payload = frame[start:]
+        at = payload.find(_SEQ_KEY)
+        if at < 0 or payload[:at].endswith(_SNAPSHOT_KEY):
+            return frame  # already a snapshot (a feed's replay was the last frame)
+        return text_frame(payload[:at] + _SNAPSHOT_KEY + payload[at:])
+
 
 class Hub:
     def __init__(
@@ -139,6 +156,8 @@ class Hub:
         self._batch_started = 0.0
         self._batch_count = 0
         self.on_reject: Callable[[TopicState, str, str], None] | None = self.reject
+        self._directory_asked: dict[str, float] = {}
+        self.on_directory: Callable[[], None] | None = None
 
     # -- subscriptions -------------------------------------------------------------------------
     def subscribe(
@@ -244,6 +263,14 @@ class Hub:
         brokers = self.directory.brokers()
         return brokers[0] if len(brokers) == 1 else (self.directory.default_broker or ",".join(brokers))
 
+    def search(
+        self, query: str, exchange: str | None, limit: int, allowed: Container[str] | None = None
+    ) -> list[dict[str, Any]]:
+        return [item.as_dict() for item in self.directory.search(query, exchange, limit, allowed)]
+
+    def suggest(self, exchange: str, symbol: str) -> list[str]:
+        return self.directory.suggest(exchange, symbol)
+
     def upstream_connected(self) -> bool:
         return any(status.connected for status in self.directory.status.values())
 
@@ -347,6 +374,16 @@ class Hub:
         self.dirty.update(state.subscribers)
         self.metrics.messages_out += len(state.subscribers)
 
+    def _ask_directory(self, broker: str, now: float) -> None:
+        """A feed announced exchanges whose instrument list never arrived (it was published before this
+        proxy connected, or dropped): subscribing its topic anew makes the feed publish it again."""
+        if now - self._directory_asked.get(broker, -DIRECTORY_ASK_INTERVAL) < DIRECTORY_ASK_INTERVAL:
+            return
+        self._directory_asked[broker] = now
+        topic = topics.instruments_topic(broker)
+        self._bus_subscribe(topic)
+        self._bus_unsubscribe(topic)  # the prefix subscription still delivers it
+
     def flush(self) -> None:
         """End of a bus drain: one write per outbox that got frames."""
         count = self._batch_count
@@ -365,9 +402,14 @@ class Hub:
         try:
             if topic.startswith(topics.STATUS_PREFIX):
                 broker = topics.parse_status_topic(topic)
-                self.directory.update_status(broker, control.decode_status(data), time.monotonic())
+                now = time.monotonic()
+                self.directory.update_status(broker, control.decode_status(data), now)
+                if self.directory.awaited(broker):
+                    self._ask_directory(broker, now)
             elif topic.startswith(topics.INSTRUMENTS_PREFIX):
                 changed = set(self.directory.update(control.decode_directory(data)))
+                if not self.directory.index_ready and self.on_directory is not None:
+                    self.on_directory()  # a big list: its search index is built off the event loop
                 if changed:
                     for state in self.topics.values():
                         if state.exchange in changed:

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from openalgo_proxy import search
 from openalgo_proxy.errors import ConfigError, ErrorCode, RequestError
 from openalgo_proxy.history.timerange import parse_instant
 from openalgo_proxy.model import Mode
@@ -108,6 +109,13 @@ class SupportedBrokers:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Search:
+    query: str
+    exchange: str | None
+    limit: int
+
+
 Command = (
     Authenticate
     | Subscribe
@@ -120,6 +128,7 @@ Command = (
     | SubscribeCandles
     | UnsubscribeCandles
     | History
+    | Search
 )
 HISTORY_DEFAULT_ROWS = 500
 HISTORY_MAX_ROWS = 5000
@@ -168,6 +177,14 @@ def _depth(value: object, request_id: Any) -> int:
     return value
 
 
+def _depth_of(obj: dict[str, Any], request_id: Any) -> object:
+    """`depth`, or its alias `depth_level` (OpenAlgo's name), of a request or an entry."""
+    depth, level = obj.get("depth"), obj.get("depth_level")
+    if depth is not None and level is not None and depth != level:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'depth' and 'depth_level' differ: give one", request_id)
+    return depth if depth is not None else level
+
+
 def _entry(symbol: str, exchange: str, mode: Mode | None, depth: int) -> Entry:
     # a depth only shapes the Depth mode's book
     return Entry(symbol, exchange, mode, depth if mode is Mode.DEPTH else STANDARD_DEPTH)
@@ -177,7 +194,7 @@ def _entries(
     msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None, max_entries: int
 ) -> tuple[tuple[Entry, ...], bool]:
     top_mode = _mode(msg["mode"], request_id) if msg.get("mode") is not None else default_mode
-    top_depth = _depth(msg.get("depth"), request_id)
+    top_depth = _depth(_depth_of(msg, request_id), request_id)
     if "symbols" in msg:
         items = msg["symbols"]
         if not isinstance(items, list) or not items:
@@ -196,7 +213,8 @@ def _entries(
                     request_id,
                 )
             mode = _mode(item["mode"], request_id) if item.get("mode") is not None else top_mode
-            depth = _depth(item["depth"], request_id) if item.get("depth") is not None else top_depth
+            item_depth = _depth_of(item, request_id)
+            depth = _depth(item_depth, request_id) if item_depth is not None else top_depth
             entries.append(
                 _entry(
                     _name(item.get("symbol"), "symbol", request_id),
@@ -287,6 +305,21 @@ def _history(msg: dict[str, Any], request_id: Any) -> History:
     )
 
 
+def _search(msg: dict[str, Any], request_id: Any) -> Search:
+    query = msg.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'query' must be a non-empty string", request_id)
+    if len(query) > search.MAX_QUERY:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'query' is longer than {search.MAX_QUERY}", request_id)
+    exchange = msg.get("exchange")
+    if exchange is not None:
+        exchange = _name(exchange, "exchange", request_id)
+    limit = msg.get("limit", search.DEFAULT_LIMIT)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'limit' must be a positive whole number", request_id)
+    return Search(query, exchange, min(limit, search.MAX_LIMIT))
+
+
 def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedRequest:
     """Decode one client text message; BadRequest with the documented code on any problem (never
     another exception, whatever the bytes). At most `max_entries` entries in a symbols list."""
@@ -338,6 +371,8 @@ def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedReq
         command = BrokerInfo()
     elif action == "get_supported_brokers":
         command = SupportedBrokers()
+    elif action == "search":
+        command = _search(msg, request_id)
     else:
         raise BadRequest(ErrorCode.INVALID_ACTION, f"unknown action {action[:40]!r}", request_id)
     return ParsedRequest(command, request_id)

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import time
 from importlib import resources
 from typing import Any
@@ -86,6 +87,8 @@ class ProxyServer:
         self._ctx = ctx or zmq.Context.instance()
         self.subscriber: Subscriber | None = None
         self.hub = Hub(self.metrics, self._bus_subscribe, self._bus_unsubscribe, cfg.default_broker)
+        self.hub.on_directory = self._prepare_search
+        self._indexing: asyncio.Future[None] | None = None
         self.connections: set[Connection] = set()
         self.all_closed = asyncio.Event()
         self._ids = itertools.count(1)
@@ -182,6 +185,8 @@ class ProxyServer:
         if self.archive is not None:
             self.archive.close()
         await cancel_and_wait(self._sweeper)
+        if self._indexing is not None:
+            await asyncio.wait({self._indexing})  # a worker thread cannot be cancelled; it ends soon
         if self.subscriber is not None:
             self.subscriber.close()
             self.subscriber = None
@@ -195,6 +200,23 @@ class ProxyServer:
     def _bus_unsubscribe(self, topic: bytes) -> None:
         if self.subscriber is not None:
             self.subscriber.unsubscribe(topic)
+
+    def _prepare_search(self) -> None:
+        """Build the search index of a new instrument list in a worker thread (a full broker master
+        takes about a second); a newer list arriving meanwhile is indexed once this build ends."""
+        if self._indexing is not None and not self._indexing.done():
+            return
+        loop = asyncio.get_running_loop()
+        self._indexing = loop.run_in_executor(None, self.hub.directory.prepare_index)
+        self._indexing.add_done_callback(self._indexed)
+
+    def _indexed(self, done: asyncio.Future[None]) -> None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            log.error("building the instrument search index failed", exc_info=done.exception())
+        elif not self.hub.directory.index_ready:
+            self._prepare_search()
 
     # -- connections -------------------------------------------------------------------------------
     def _on_lost(self, conn: Connection) -> None:
@@ -218,8 +240,15 @@ class ProxyServer:
             for name, f in feeds.items()
             if f["status_age"] < STATUS_STALE_AFTER and f.get("state") == FeedState.CONNECTED
         }
-        ok = bool(fresh) and bool(self.hub.directory.symbols)
-        return ok, {"ready": ok, "feeds": feeds, "connections": len(self.connections), "topics": len(self.hub.topics)}
+        ok = bool(fresh) and self.hub.directory.complete(list(fresh))  # feeds and their instrument lists
+        detail = {
+            "ready": ok,
+            "pid": os.getpid(),  # lets `run` tell its own proxy from another process on the port
+            "feeds": feeds,
+            "connections": len(self.connections),
+            "topics": len(self.hub.topics),
+        }
+        return ok, detail
 
     def _gauges(self) -> dict[str, float]:
         feeds = self.feeds()

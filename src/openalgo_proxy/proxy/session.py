@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +37,9 @@ log = logging.getLogger("openalgo_proxy.proxy.connection")
 
 
 ALL_MODES = (Mode.LTP, Mode.QUOTE, Mode.DEPTH)
+SUGGESTED_PER_REQUEST = 3  # unknown names per subscribe that get "did you mean" (each costs a search)
+SEARCH_COST = 10  # commands' worth of the rate budget a search costs (it may scan the whole directory)
+SUGGESTION_COST = 1  # and a did-you-mean (bounded lookups: well under a millisecond on a full master)
 
 
 class SessionState(enum.Enum):
@@ -126,6 +129,12 @@ class Market(Protocol):
     def broker_name(self) -> str: ...
 
     def upstream_connected(self) -> bool: ...
+
+    def search(
+        self, query: str, exchange: str | None, limit: int, allowed: Container[str] | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def suggest(self, exchange: str, symbol: str) -> list[str]: ...
 
 
 #: the answer of an archive query: (rows, more rows after these) or an error message
@@ -499,8 +508,15 @@ class Session:
             self.send(dialect.unsubscribed_all(removed, rid))
         elif isinstance(command, proto.ListSubscriptions):
             self.send(dialect.subscriptions([describe(state) for state in self.outbox.topics.values()], rid))
+        elif isinstance(command, proto.Search):
+            self.guard.charge(now, SEARCH_COST - 1)  # a search scans the directory: it costs like several commands
+            allowed = self.grant.role.exchanges
+            found = market.search(command.query, command.exchange, command.limit, allowed)
+            self.send(dialect.search_results(command.query, found, rid))
         elif isinstance(command, proto.BrokerInfo):
-            facts = BrokerFacts(market.broker_name(), market.brokers(), market.upstream_connected(), market.exchanges())
+            facts = BrokerFacts(
+                market.broker_name(), market.brokers(), market.upstream_connected(), market.exchanges(), self.identity
+            )
             self.send(dialect.broker_info(facts, rid))
         return None
 
@@ -551,6 +567,7 @@ class Session:
         outbox = self.outbox
         held = outbox.topics
         errors = self.metrics.errors
+        suggested = 0
         for entry in command.entries:
             mode = entry.mode or proto.DEFAULT_MODE
             depth = entry.depth if mode is Mode.DEPTH else topics.STANDARD_DEPTH
@@ -572,6 +589,13 @@ class Session:
                 errors[code.value] += 1
                 if code is not ErrorCode.BROKER_UNAVAILABLE:  # not the client's fault: no violation
                     failed += 1
+                if code is ErrorCode.SYMBOL_NOT_FOUND and suggested < SUGGESTED_PER_REQUEST:
+                    suggested += 1
+                    self.guard.charge(now, SUGGESTION_COST)
+                    closest = market.suggest(entry.exchange, entry.symbol)
+                    if closest:
+                        message = f"{message}; did you mean {' or '.join(closest)}?"
+                        result["suggestions"] = closest
                 result.update(status="error", code=code.value, message=message)
             elif bus_topic in held:
                 result.update(status="success", message="already subscribed")
@@ -587,7 +611,7 @@ class Session:
                 state = market.subscribe(outbox, entry.symbol, entry.exchange, mode, depth)
                 result["status"] = "success"
                 if state.last_frame:
-                    snapshots.append(state.last_frame)
+                    snapshots.append(state.snapshot_frame())
             results.append(result)
         ok = sum(1 for r in results if r["status"] == "success")
         self.peer_log.info(
