@@ -137,14 +137,12 @@ def apply_retention(root: str | Path, keep_days: int, today: str) -> list[str]:
     return removed
 
 
-def latest_received(root: str | Path) -> int | None:
-    """Receive time (epoch ms) of the newest recorded tick of the newest date, or None for an empty store."""
+def latest_received(root: str | Path, newest_files: int = 8) -> int | None:
+    """Receive time (epoch ms) of the newest recorded tick, or None for an empty store. Reads only the
+    newest few files of the newest date (file names start with their first receive time)."""
     base = Path(root).expanduser()
-    days = sorted(base.glob("date=*"))
-    for day in reversed(days):
-        files = list(day.rglob("*.parquet"))
-        if not files:
-            continue
+    for day in sorted(base.glob("date=*"), reverse=True):
+        files = sorted(day.rglob("*.parquet"), key=_first_received)[-newest_files:]
         newest = 0
         for path in files:
             column = pq.read_table(path, columns=["received"]).column("received")
@@ -154,6 +152,12 @@ def latest_received(root: str | Path) -> int | None:
         if newest:
             return newest
     return None
+
+
+def _first_received(path: Path) -> int:
+    """The first receive time in a store file's name (part-<ms>-<writer>-<n>.parquet); 0 if none."""
+    parts = path.name.split("-")
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 0
 
 
 def now_ms() -> int:

@@ -127,3 +127,29 @@ def test_disk_usage_and_retention(tmp_path: Path) -> None:
     assert apply_retention(tmp_path, 0, "2026-12-07") == []
     assert apply_retention(tmp_path, 30, "2026-12-07") == ["2026-11-01"]
     assert list(disk_usage(tmp_path)) == ["2026-12-07"]
+
+
+async def test_replay_paces_by_receive_time_and_cuts_long_pauses(tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    from openalgo_proxy.brokers.base import FeedOptions
+    from openalgo_proxy.brokers.replay.adapter import ReplayAdapter
+
+    ticks = market(3)
+    base = ticks[0].exchange_time
+    stamps = [base, base + 1000, base + 600_000]  # 1 s, then a 10-minute pause
+    store = TickStore(tmp_path, "test")
+    batch = Batch("2026-12-07", "NSE", 2, [encode_data(t, Mode.QUOTE) for t in ticks], [1, 2, 3], stamps)
+    store.write(batch)
+    adapter = ReplayAdapter(FeedOptions(store_dir=str(tmp_path), replay_from="2026-12-07", replay_speed="100"))
+    seen: list[float] = []
+    await adapter.start(lambda tick: seen.append(time.monotonic()), lambda rejection: None)
+    instrument = adapter.lookup("NSE", "RELIANCE")
+    assert instrument is not None and adapter.exchanges() == ("NSE",)
+    await adapter.set_wanted({instrument: Mode.QUOTE})
+    await asyncio.wait_for(adapter.finished.wait(), 10)
+    await adapter.stop()
+    assert len(seen) == 3
+    assert seen[1] - seen[0] >= 0.009  # 1 s at speed 100
+    assert 0.55 <= seen[2] - seen[1] < 3.0  # the pause cut to 60 s: 0.6 s at speed 100, not 6 s

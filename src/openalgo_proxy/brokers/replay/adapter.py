@@ -4,7 +4,8 @@ The recording of [from, to) is scanned at start for its instruments (the directo
 `START_DELAY` seconds after the first subscription (so a client that subscribes to a list gets all
 of it from the first tick) and runs once through the range: each instrument's ticks of the richest
 mode recorded, in the order recorded, paced by their receive times divided by the speed (speed 0:
-as fast as the bus takes them, yielding to the event loop every `CHUNK` ticks).
+as fast as the bus takes them, yielding to the event loop every `CHUNK` ticks), one IST day of the
+recording in memory at a time; a pause over `MAX_PAUSE_MS` in the recording is cut to that.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pyarrow as pa
 from openalgo_proxy.brokers.base import AdapterStatus, BrokerAdapter, ConnectionState, FeedOptions, RejectSink, TickSink
 from openalgo_proxy.history import reader
 from openalgo_proxy.history.paths import default_store_dir
+from openalgo_proxy.history.sessions import DAY_MS, ist_midnight
 from openalgo_proxy.history.timerange import parse_range, parse_speed
 from openalgo_proxy.model import DepthLevel, Instrument, Mode, Tick
 
@@ -28,6 +30,9 @@ log = logging.getLogger(__name__)
 
 START_DELAY = 0.5
 CHUNK = 2000
+#: a stretch longer than this (recorded time) with no tick at all (market closed, recorder stopped)
+#: is cut to this, so a range of several days does not wait through the nights
+MAX_PAUSE_MS = 60_000
 _PRICES = ("ltp", "open", "high", "low", "close", "avg_trade_price", "upper_circuit", "lower_circuit")
 _QUANTITIES = ("volume", "last_trade_quantity", "total_buy_quantity", "total_sell_quantity", "oi")
 _NUMBERS = _PRICES + _QUANTITIES
@@ -122,31 +127,41 @@ class ReplayAdapter(BrokerAdapter):
 
     async def _replay(self) -> None:
         await asyncio.sleep(START_DELAY)
-        ticks = await asyncio.to_thread(self._load)
-        log.info("replay: %d recorded ticks at speed %s", len(ticks), self.speed or "max")
-        started_wall = time.monotonic()
-        first = ticks[0][0] if ticks else 0
+        log.info("replay from %d to %d ms at speed %s", self.start_ms, self.end_ms, self.speed or "max")
+        clock_origin = 0.0  # wall time (monotonic) of recorded time `recorded_origin`
+        recorded_origin: int | None = None
+        previous = 0
         wanted_keys = {(inst.exchange, inst.symbol) for inst in self._wanted}
-        for index, (received, tick) in enumerate(ticks):
-            if self.speed:
-                due = started_wall + (received - first) / 1000 / self.speed
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+        day = self.start_ms
+        while day < self.end_ms:
+            next_day = min(ist_midnight(day) + DAY_MS, self.end_ms)
+            ticks = await asyncio.to_thread(self._load, day, next_day)  # one IST day in memory at a time
+            day = next_day
+            for index, (received, tick) in enumerate(ticks):
+                if recorded_origin is None:
+                    recorded_origin = previous = received
+                    clock_origin = time.monotonic()
+                if received - previous > MAX_PAUSE_MS:
+                    recorded_origin += received - previous - MAX_PAUSE_MS
+                previous = received
+                if self.speed:
+                    delay = clock_origin + (received - recorded_origin) / 1000 / self.speed - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                        wanted_keys = {(inst.exchange, inst.symbol) for inst in self._wanted}
+                elif index % CHUNK == 0 and index:
+                    await asyncio.sleep(0)
                     wanted_keys = {(inst.exchange, inst.symbol) for inst in self._wanted}
-            elif index % CHUNK == 0 and index:
-                await asyncio.sleep(0)
-                wanted_keys = {(inst.exchange, inst.symbol) for inst in self._wanted}
-            if (tick.exchange, tick.symbol) in wanted_keys and self._on_tick is not None:
-                self._status.last_message_monotonic = time.monotonic()
-                self._on_tick(tick)
-                self.published += 1
+                if (tick.exchange, tick.symbol) in wanted_keys and self._on_tick is not None:
+                    self._status.last_message_monotonic = time.monotonic()
+                    self._on_tick(tick)
+                    self.published += 1
         log.info("replay finished: %d ticks published", self.published)
         self.finished.set()
 
-    def _load(self) -> list[tuple[int, Tick]]:
-        """Every replayed tick, in receive order (the richest mode of each instrument only)."""
-        table = reader.read_ticks(self.root, reader.TickQuery(self.start_ms, self.end_ms))
+    def _load(self, start: int, end: int) -> list[tuple[int, Tick]]:
+        """The replayed ticks of [start, end), in receive order (the richest mode of each instrument only)."""
+        table = reader.read_ticks(self.root, reader.TickQuery(start, end))
         ticks = []
         for received, tick in ticks_of(table):
             if self._richest.get((tick.exchange, tick.symbol)) == int(tick.mode):
