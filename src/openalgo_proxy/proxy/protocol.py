@@ -132,7 +132,9 @@ Command = (
 )
 HISTORY_DEFAULT_ROWS = 500
 HISTORY_MAX_ROWS = 5000
-HISTORY_MAX_RANGE_MS = 366 * 86_400_000
+#: the widest range one request may read: candles are rebuilt from every recorded tick of the range
+HISTORY_MAX_CANDLE_RANGE_MS = 31 * 86_400_000
+HISTORY_MAX_TICK_RANGE_MS = 86_400_000
 
 
 class ParsedRequest(msgspec.Struct, frozen=True):
@@ -292,8 +294,11 @@ def _history(msg: dict[str, Any], request_id: Any) -> History:
         raise BadRequest(ErrorCode.INVALID_PARAMETERS, "give 'start' (and 'end')", request_id)
     start = _instant(msg.get("start"), "start", request_id)
     end = _instant(msg.get("end", msg.get("start")), "end", request_id, end=True)
-    if not start < end <= start + HISTORY_MAX_RANGE_MS:
-        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'end' must be after 'start', within a year", request_id)
+    ticks = interval == "ticks"
+    widest = HISTORY_MAX_TICK_RANGE_MS if ticks else HISTORY_MAX_CANDLE_RANGE_MS
+    words = "a day for ticks" if ticks else "31 days"
+    if not start < end <= start + widest:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'end' must be after 'start', within {words}", request_id)
     return History(
         _name(msg.get("symbol"), "symbol", request_id),
         _name(msg.get("exchange"), "exchange", request_id),

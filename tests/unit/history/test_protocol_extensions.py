@@ -50,7 +50,8 @@ def test_history_defaults_and_dates() -> None:
         {"start": "2026-12-07", "limit": 5001},
         {"start": "2026-12-07", "limit": 0},
         {"start": "2026-12-07", "offset": -1},
-        {"start": "2020-01-01", "end": "2026-01-01"},  # over a year
+        {"start": "2026-10-01", "end": "2026-12-01"},  # candles: over 31 days
+        {"start": "2026-12-01", "end": "2026-12-02", "interval": "ticks"},  # ticks: two days
         {"start": True},
     ],
 )
@@ -59,3 +60,19 @@ def test_bad_history_requests_are_invalid_parameters(extra: dict[str, object]) -
     with pytest.raises(proto.BadRequest) as err:
         proto.parse_request(json.dumps(body))
     assert err.value.code is ErrorCode.INVALID_PARAMETERS
+
+
+def test_candle_topics_round_trip_and_stay_apart() -> None:
+    from openalgo_proxy import topics
+
+    topic = topics.candle_topic("NSE", "RELIANCE", "15m")
+    assert topic == b"#candles|NSE|RELIANCE|15m" and topics.is_control(topic)
+    assert topics.parse_candle_topic(topic) == ("NSE", "RELIANCE", "15m")
+    names = [topics.candle_topic("NSE", "INF", i) for i in topics.CANDLE_INTERVALS]
+    names += [topics.candle_topic("NSE", "INFY", i) for i in topics.CANDLE_INTERVALS]
+    assert not any(a != b and b.startswith(a) for a in names for b in names)  # no topic a prefix of another
+    for bad in (b"#candles|NSE|X|2m", b"#candles|NSE|X", b"NSE|X|1", b"#candles|NSE|X|1m|Y"):
+        with pytest.raises(ValueError):
+            topics.parse_candle_topic(bad)
+    with pytest.raises(ValueError):
+        topics.candle_topic("NSE", "A|B", "1m")
