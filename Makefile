@@ -17,8 +17,9 @@ $(RUNTIME): requirements/runtime.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(RUNTIME)
 
-$(STAMP): $(RUNTIME) requirements/dev.txt
+$(STAMP): $(RUNTIME) requirements/dev.txt requirements/sdk-noren-c.txt
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sdk/norenrestapipy -r requirements/sdk-noren-c.txt
 	touch $(STAMP)
 
 runtime: $(RUNTIME)

@@ -74,6 +74,7 @@ class FeedSettings(_Section):
         description=(
             "angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha | dhan"
             " | dhan-simulator (Dhan adapter vs a local Dhan simulator)"
+            " | shoonya | flattrade | zebu | tradesmart | definedge | aliceblue (each also NAME-simulator)"
         ),
     )
     bus: str = Field(

@@ -48,10 +48,20 @@ def error_lines(stderr: str) -> list[str]:
         ),
         (["simulate", "angel", "--port", "{port}"], "--port"),
         (["simulate", "zerodha", "--port", "{port}"], "--port"),
+        (["simulate", "dhan", "--port", "{port}"], "--port"),
         (["bus", "--frontend", "tcp://127.0.0.1:{port}", "--backend", "tcp://127.0.0.1:{free}"], "--frontend"),
         (["bus", "--frontend", "tcp://127.0.0.1:{free}", "--backend", "tcp://127.0.0.1:{port}"], "--backend"),
     ],
-    ids=["serve", "feed-bus", "feed-metrics", "simulate-angel", "simulate-zerodha", "bus-frontend", "bus-backend"],
+    ids=[
+        "serve",
+        "feed-bus",
+        "feed-metrics",
+        "simulate-angel",
+        "simulate-zerodha",
+        "simulate-dhan",
+        "bus-frontend",
+        "bus-backend",
+    ],
 )
 def test_a_busy_port_is_one_line_naming_it_and_the_flag(busy_port: int, command: list[str], flag: str) -> None:
     argv = [part.format(port=busy_port, free=free_port()) for part in command]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
+
+import trustme
 
 from openalgo_proxy.brokers.market import future_symbol
 from tests.support import client, running_system
@@ -44,3 +47,25 @@ async def test_the_search_command_prints_one_line_per_instrument() -> None:
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 1 and out == b"" and b"no instrument matches 'zzzzzz'" in err
+
+
+async def test_the_search_command_speaks_wss_with_a_private_ca(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    async with running_system(tls={"cert_file": str(cert_file), "key_file": str(key_file)}) as system:
+        assert system.url.startswith("wss://")
+        for extra, code in (([], 1), (["--ca", str(ca_file)], 0)):  # untrusted without it, served with it
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "openalgo_proxy", "search", "infy", "--url", system.url, *extra,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+            assert proc.returncode == code, err
+            if code:
+                assert b"certificate" in err.lower() and b"Traceback" not in err
+            else:
+                assert out.decode().split()[0] == "NSE:INFY"

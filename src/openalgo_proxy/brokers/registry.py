@@ -1,6 +1,8 @@
 """Where each broker's adapter and simulator live. The CLI and the feed look names up here.
 
-An adapter module exposes ``create(options: FeedOptions) -> BrokerAdapter``.
+An adapter module exposes ``create(options: FeedOptions) -> BrokerAdapter``; an entry written
+``module:attribute`` names an object of that module with that ``create`` (one module serving several
+brokers, as the Noren family's does).
 A simulator module exposes ``add_arguments(parser)`` and ``async serve(args) -> None``
 (serves until cancelled) and is started by ``openalgo-proxy simulate NAME``.
 """
@@ -9,6 +11,10 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
+
+#: the Noren family (one adapter module): `run --broker NAME` and `run --broker NAME-simulator`
+NOREN_MEMBERS = ("shoonya", "flattrade", "zebu", "tradesmart", "definedge", "aliceblue")
 
 ADAPTERS: dict[str, str] = {
     # the default: the production Angel adapter against a local Angel-protocol simulator
@@ -22,20 +28,27 @@ ADAPTERS: dict[str, str] = {
     "dhan-simulator": "openalgo_proxy.brokers.dhan.local",
     # ticks recorded by `openalgo-proxy record`, replayed from the tick store
     "replay": "openalgo_proxy.brokers.replay.adapter",
+    **{name: f"openalgo_proxy.brokers.noren.adapter:{name}" for name in NOREN_MEMBERS},
+    **{f"{name}-simulator": f"openalgo_proxy.brokers.noren.local:{name}" for name in NOREN_MEMBERS},
 }
 
 SIMULATORS: dict[str, str] = {
     "angel": "openalgo_proxy.brokers.angel.simulator",
     "zerodha": "openalgo_proxy.brokers.zerodha.simulator",
     "dhan": "openalgo_proxy.brokers.dhan.simulator",
+    "noren": "openalgo_proxy.brokers.noren.simulator",
 }
 
 
-def adapter_module(name: str) -> ModuleType:
+def adapter_module(name: str) -> Any:
+    """The object whose ``create(options)`` builds `name`'s adapter (a module, or a module's attribute)."""
     try:
-        return importlib.import_module(ADAPTERS[name])
+        path = ADAPTERS[name]
     except KeyError:
         raise ValueError(f"unknown broker {name!r}; choose from {', '.join(sorted(ADAPTERS))}") from None
+    module_name, _, attribute = path.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
 
 
 def simulator_module(name: str) -> ModuleType:

@@ -91,6 +91,8 @@ class SimulatorServer(abc.ABC):
         self.rejections: Counter[int] = Counter()  # HTTP status -> count
         self.connections_total = 0
         self.heartbeats_sent = 0
+        self.pings_received = 0  # WebSocket protocol pings (some SDKs put a heartbeat in the payload)
+        self.last_ping_payload = b""
         self.clients: dict[int, SimClient] = {}
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -256,6 +258,8 @@ class SimulatorServer(abc.ABC):
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.PING:
+                    self.pings_received += 1
+                    self.last_ping_payload = bytes(msg.data)
                     if not self.mute:
                         await ws.pong(msg.data)
                     continue

@@ -16,6 +16,7 @@ from typing import Any
 
 from openalgo_proxy.client.client import DEFAULT_URL, connect
 from openalgo_proxy.client.errors import ClientError, ServerError
+from openalgo_proxy.client.failures import tls_context
 
 API_KEY_ENV = "OPENALGO_PROXY_API_KEY"
 
@@ -27,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=DEFAULT_URL, help=f"proxy WebSocket URL (default {DEFAULT_URL})")
     parser.add_argument(
         "--api-key", default=None, help=f"API key for the proxy (default: environment variable {API_KEY_ENV})"
+    )
+    parser.add_argument(
+        "--ca",
+        default=None,
+        metavar="FILE",
+        help="PEM file of the CA that signed a wss:// proxy's certificate (default: the system's trust store)",
     )
 
 
@@ -48,8 +55,9 @@ def format_results(results: list[dict[str, Any]]) -> str:
 
 async def _search(args: argparse.Namespace) -> list[dict[str, Any]]:
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    async with connect(args.url, api_key=api_key, reconnect=False, first_connect_timeout=3.0) as feed:
-        return await feed.search(args.query, exchange=args.exchange, limit=args.limit)
+    ssl = tls_context(args.ca)
+    async with connect(args.url, api_key=api_key, reconnect=False, first_connect_timeout=3.0, ssl=ssl) as client:
+        return await client.search(args.query, exchange=args.exchange, limit=args.limit)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     except ServerError as exc:
         sys.stderr.write(f"openalgo-proxy: search refused by {args.url}: {exc.code}: {exc.message}\n")
         return 1
-    except ClientError as exc:
+    except (ClientError, ValueError) as exc:  # ValueError: an unreadable --ca file
         sys.stderr.write(f"openalgo-proxy: {exc}\n")
         return 1
     if not results:

@@ -1,0 +1,1 @@
+"""The Noren OMS family: Shoonya, Flattrade, Zebu, TradeSmart, Definedge and AliceBlue on one codec."""
