@@ -408,6 +408,15 @@ def _concrete_bus(endpoint: str) -> str:
     return f"tcp://{host}:{free_tcp_port('127.0.0.1' if host == '*' else host.strip('[]'))}"
 
 
+def _beside(bus: str) -> str:
+    """An endpoint for a second service next to the feed's `bus`: the same private folder for ipc://,
+    a free port on the same host for tcp://."""
+    match = re.fullmatch(r"tcp://(.+):(\d+)", bus)
+    if match is not None:
+        return _concrete_bus(f"tcp://{match.group(1)}:0")
+    return bus + "-candles"
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.bus_ipc import check_endpoint
     from openalgo_proxy.runtime import run
@@ -437,12 +446,15 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     serve_argv = ["serve", *common, "--host", host, "--port", str(port)]
     for endpoint in settings.proxy.bus:
         serve_argv += ["--bus", bus if endpoint == settings.feed.bus else endpoint]
-    if settings.candles.enabled and settings.candles.bus not in settings.proxy.bus:
-        serve_argv += ["--bus", settings.candles.bus]
+    # the candle service beside this run's feed: its own endpoint unless one is configured, so two
+    # runs on one host (different buses) never compete for one
+    candles_bus = settings.candles.bus if "bus" in settings.candles.model_fields_set else _beside(bus)
+    if settings.candles.enabled and candles_bus not in settings.proxy.bus:
+        serve_argv += ["--bus", candles_bus]
     feed, proxy = Child("feed", feed_argv, dict(os.environ)), Child("proxy", serve_argv, dict(os.environ))
     helpers: list[Child] = []
     if settings.candles.enabled:
-        candles_argv = ["candles", *common, "--bind", settings.candles.bus, "--feeds", bus]
+        candles_argv = ["candles", *common, "--bind", candles_bus, "--feeds", bus]
         helpers.append(Child("candles", candles_argv, dict(os.environ)))
     if settings.record.enabled:
         if settings.feed.broker == "replay":

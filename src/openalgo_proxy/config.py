@@ -312,8 +312,9 @@ class RecordSettings(_Section):
 class CandleSettings(_Section):
     enabled: bool = Field(True, description="`run` starts the candle service (idle until a client wants candles)")
     bus: str = Field(
-        default_factory=lambda: default_endpoint().rsplit("/", 1)[0] + "/candles",
-        description="endpoint the candle service binds (proxies connect to it beside the feeds)",
+        default_factory=lambda: default_endpoint() + "-candles",
+        description="endpoint the candle service binds (proxies connect to it beside the feeds); `run` without "
+        "it: beside the feed's bus (BUS-candles for ipc://, a free port on the same host for tcp://)",
     )
     feeds: list[str] = Field(
         default_factory=lambda: [default_endpoint()], description="bus endpoints the service takes ticks from"
