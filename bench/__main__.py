@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import codec, dhan_codec, noren_codec
-from bench.report import Row, summarize, table
+from bench.report import Row, engine_ratios, summarize, table
 from bench.runner import RunResult, run_once
 from bench.scenarios import SCENARIOS, SERVERS, Scenario
 
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     out = [header(args)]
     if rows:
         out.append(table(rows))
+        out.extend(engine_ratios(rows))
     for result in raw:
         if result.profile:
             out.append(f"profile of {result.server} in {result.scenario}:")

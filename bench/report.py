@@ -174,3 +174,21 @@ def table(rows: Sequence[Row]) -> str:
         lines.append("notes:")
         lines.extend(notes)
     return "\n".join(lines)
+
+
+def engine_ratios(rows: Sequence[Row]) -> list[str]:
+    """The proxy on NATS as ratios to the proxy on ZeroMQ, per scenario: delivered msg/s, p99, and
+    proxy CPU per delivered message (issue goal: >= 0.9x delivered at the same p99 budget)."""
+    lines = []
+    for scenario in dict.fromkeys(row.scenario for row in rows):
+        by_server = {row.server: row for row in rows if row.scenario == scenario}
+        zmq, nats = by_server.get("proxy"), by_server.get("proxy-nats")
+        if zmq is None or nats is None or zmq.idle or not zmq.delivered or not nats.delivered:
+            continue
+        cpu_per_msg = (nats.cpu / nats.delivered) / (zmq.cpu / zmq.delivered) if zmq.cpu else math.nan
+        lines.append(
+            f"{scenario}: NATS / ZeroMQ bus: delivered {nats.delivered / zmq.delivered:.2f}x, "
+            f"p99 {nats.p99 / zmq.p99:.2f}x ({nats.p99:.1f} vs {zmq.p99:.1f} ms), "
+            f"proxy CPU per message {cpu_per_msg:.2f}x"
+        )
+    return lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,8 @@ class RunResult:
 
 
 def server_argv(kind: str, port: int, bus: str) -> list[str]:
+    if kind == "proxy-nats":
+        return python_argv("openalgo_proxy", "serve", "--port", str(port), "--log-level", "WARNING")
     if kind == "proxy":
         return python_argv("openalgo_proxy", "serve", "--port", str(port), "--bus", bus, "--log-level", "WARNING")
     return python_argv(f"bench.{kind}_server", "--port", str(port), "--bus", bus)
@@ -86,8 +89,29 @@ def proxy_env(scenario: Scenario) -> dict[str, str]:
     }
 
 
+def nats_env(url: str) -> dict[str, str]:
+    return {"OPENALGO_PROXY_BUS__ENGINE": "nats", "OPENALGO_PROXY_BUS__URLS": f'["{url}"]'}
+
+
+def nats_server_argv(port: int, store: Path) -> list[str]:
+    """The venv's pinned nats-server (make nats-server), JetStream on, loopback only."""
+    binary = Path(sys.executable).parent / "nats-server"
+    if not binary.exists():
+        raise ChildError("proxy-nats needs nats-server in the venv: make nats-server")
+    return [str(binary), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
+
+
+async def wait_port(port: int, child: Child) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READY_TIMEOUT
+    while not await port_open(port):
+        if child.proc.returncode is not None or loop.time() > deadline:
+            raise ChildError(f"{child.name} did not listen on {port}; log: {child.log_path}\n{child.tail()}")
+        await asyncio.sleep(0.05)
+
+
 async def wait_server(kind: str, server: Child, port: int) -> None:
-    if kind != "proxy":
+    if not kind.startswith("proxy"):
         await server.expect("ready", READY_TIMEOUT)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + READY_TIMEOUT
@@ -149,12 +173,20 @@ async def _measure(
     bus_port, port = free_port(), free_port()
     bus = f"tcp://127.0.0.1:{bus_port}"
     budget = scenario.setup_timeout + scenario.warmup + scenario.duration + 120
+    env = proxy_env(scenario)
+    feed_source = ["bench.synthetic", "--bus", bus]
+    if kind == "proxy-nats":
+        nats_port = free_port()
+        nats_server = await Child.start("nats-server", nats_server_argv(nats_port, run_dir / "js"), run_dir)
+        children.append(nats_server)
+        await wait_port(nats_port, nats_server)
+        url = f"nats://127.0.0.1:{nats_port}"
+        feed_source = ["bench.synthetic_nats", "--nats", url]
+        env |= nats_env(url)
     feed = await Child.start(
         "feed",
         python_argv(
-            "bench.synthetic",
-            "--bus",
-            bus,
+            *feed_source,
             "--symbols",
             str(scenario.symbols),
             "--rate",
@@ -169,7 +201,7 @@ async def _measure(
     )
     children.append(feed)
     await feed.expect("ready", READY_TIMEOUT)
-    server = await Child.start(kind, server_argv(kind, port, bus), run_dir, proxy_env(scenario))
+    server = await Child.start(kind, server_argv(kind, port, bus), run_dir, env)
     children.append(server)
     if scenario.pin:  # the server alone on CPU 0, everything else on the other CPUs
         server.pin([0])
@@ -234,7 +266,7 @@ async def _measure(
         await asyncio.wait_for(spy.wait(), 60)
         result.profile = summarize_profile(run_dir / f"{kind}.folded")
     feed_window = await feed.expect("window", scenario.duration + 30)
-    if kind == "proxy":
+    if kind.startswith("proxy"):
         scraped = await http_get(port, "/metrics")
         result.proxy_metrics = prometheus_values(scraped, "openalgo_proxy_")
         if not scenario.idle:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-SERVERS = ("baseline", "proxy", "ceiling")
+SERVERS = ("baseline", "proxy", "ceiling", "proxy-nats")  # proxy-nats: the proxy on the NATS bus engine
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
 
@@ -12,6 +12,17 @@ from tests.support import System, running_system
 async def system() -> AsyncIterator[System]:
     async with running_system() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private PostgreSQL server for the whole test session (skips only when it cannot be installed)."""
+    from tests.postgres_support import postgres_bin, private_cluster
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL server binaries (make postgres installs them)")
+    with private_cluster() as url:
+        yield url
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: after pytest's own short summary

@@ -7,7 +7,7 @@ import re
 from collections import defaultdict
 
 ENABLED_BY = re.compile(r"\bmake ([a-z][\w-]*)")
-AS_ROOT = frozenset({"browser", "ops-tools"})  # apt-get installs: root, or sudo
+AS_ROOT = frozenset({"browser", "ops-tools", "postgres"})  # apt-get installs: root, or sudo
 
 
 def summary(reasons: list[str]) -> list[str]:

@@ -42,7 +42,9 @@ def _broker(parser: argparse.ArgumentParser) -> None:
             " | dhan | dhan-simulator | replay (recorded ticks)"
         ),
     )
-    parser.add_argument("--ws-url", help="broker streaming URL override")
+    parser.add_argument(
+        "--ws-url", "--upstream", dest="ws_url", help="broker streaming URL override; chain mode: the upstream proxy"
+    )
     parser.add_argument("--api-url", help="broker REST base URL override")
     parser.add_argument("--instruments", help="instrument master URL or file override")
     parser.add_argument("--exchanges", help="comma-separated exchanges this feed serves (default: all)")
@@ -51,6 +53,19 @@ def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="replay_from", help="--broker replay: first IST date (YYYY-MM-DD) or date-time")
     parser.add_argument("--to", dest="replay_to", help="--broker replay: last IST date (inclusive) or date-time")
     parser.add_argument("--speed", dest="replay_speed", help="--broker replay: factor on recorded timing, or 'max'")
+
+
+def _openalgo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--openalgo", metavar="PATH", help="drop-in mode: serve the OpenAlgo installation at PATH (docs/openalgo.md)"
+    )
+    parser.add_argument("--openalgo-user", help="drop-in mode: the OpenAlgo user whose broker session the feed uses")
+    parser.add_argument(
+        "--upstream-zmq",
+        metavar="ENDPOINT",
+        help="drop-in chain mode: the relocated OpenAlgo proxy's ZMQ_PORT (tcp://127.0.0.1:5556), to forward "
+        "cache invalidations to",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--metrics-port", type=int, help="serve the feed's /metrics, /healthz, /status on this port")
     run.add_argument("--metrics-host", help="address of the feed's metrics listener (default 127.0.0.1)")
+    _openalgo(run)
 
     feed = sub.add_parser("feed", help="a broker feed publishing on the bus")
     _common(feed)
@@ -83,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--watch", action="append", help="standby: forwarder proxy-side endpoint to watch #status on (repeatable)"
     )
     feed.add_argument("--takeover-after", type=float, help="standby: seconds of status silence before takeover")
+    _openalgo(feed)
 
     serve = sub.add_parser("serve", help="the WebSocket proxy")
     _common(serve)
     _listener(serve)
     serve.add_argument("--bus", action="append", help="bus endpoint to connect to (repeatable)")
+    _openalgo(serve)
 
     bus = sub.add_parser("bus", help="XSUB/XPUB forwarder: N feeds x M proxies")
     _common(bus)
@@ -221,6 +239,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return tree
 
 
+def _drop_in_overrides(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
+    """Drop-in mode derives settings from OpenAlgo's .env (openalgo/commands.py); flags still win."""
+    root = vars(args).get("openalgo")
+    if not root:
+        return flags
+    from openalgo_proxy.openalgo.commands import settings_tree
+
+    return settings_tree(root, flags, run_bus=args.command == "run" and args.bus is None)
+
+
 def _feed_options(settings: Settings) -> Any:
     from openalgo_proxy.brokers.base import FeedOptions
 
@@ -241,7 +269,7 @@ def _feed_options(settings: Settings) -> Any:
     )
 
 
-def cmd_feed(settings: Settings) -> int:
+def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.brokers.registry import adapter_module
     from openalgo_proxy.feed import Feed
     from openalgo_proxy.feed.metrics import FeedMetricsServer
@@ -249,7 +277,21 @@ def cmd_feed(settings: Settings) -> int:
     from openalgo_proxy.runtime import run_until_signal
 
     cfg = settings.feed
+    if args.openalgo:
+        from openalgo_proxy.openalgo.commands import run_feed
+
+        options = _feed_options(settings)
+        return run_feed(
+            settings,
+            args.openalgo,
+            options,
+            broker=args.broker,
+            user=args.openalgo_user,
+            upstream_zmq=args.upstream_zmq,
+        )
     module = adapter_module(cfg.broker)
+    if settings.bus.engine == "nats":
+        return _feed_on_nats(settings, module)
     guard = _secure_bus(
         settings,
         client=cfg.bus_connect,
@@ -304,11 +346,54 @@ def cmd_feed(settings: Settings) -> int:
         guard.close()
 
 
-def cmd_serve(settings: Settings) -> int:
+def _feed_on_nats(settings: Settings, module: Any) -> int:
+    """A feed on the NATS bus: it campaigns for its broker account's lease and streams only while it
+    holds it (every feed of an account is a standby of the others; no --standby needed)."""
+    from openalgo_proxy.feed import Feed
+    from openalgo_proxy.feed.lease import LeaderFeed
+    from openalgo_proxy.feed.metrics import FeedMetricsServer
+    from openalgo_proxy.runtime import run_until_signal
+
+    cfg = settings.feed
+
+    def make_feed() -> Feed:
+        return Feed(
+            module.create(_feed_options(settings)),
+            "",
+            status_interval=cfg.status_interval,
+            coalesce_window=cfg.coalesce_window,
+        )
+
+    leader = LeaderFeed(make_feed, make_feed().broker, settings.bus)
+    if not cfg.metrics_port:
+        return run_until_signal(leader.start, leader.stop)
+    metrics = FeedMetricsServer(
+        cfg.metrics_host, cfg.metrics_port, leader.broker, leader.current, lambda: leader.takeovers, lambda: leader.role
+    )
+
+    async def start_all() -> None:
+        await metrics.start()
+        await leader.start()
+
+    async def stop_all() -> None:
+        await leader.stop()
+        await metrics.stop()
+
+    return run_until_signal(start_all, stop_all)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.proxy.server import ProxyServer
     from openalgo_proxy.runtime import run_until_signal
 
+    if args.openalgo:
+        from openalgo_proxy.openalgo.commands import run_serve
+
+        return run_serve(settings, args.openalgo)
     _refuse_open_auth_none(settings)
+    if settings.bus.engine == "nats":
+        server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls, bus=settings.bus)
+        return run_until_signal(server.start, server.stop)
     guard = _secure_bus(settings, client=True, connect=settings.proxy.bus)
     try:
         server = ProxyServer(
@@ -423,7 +508,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.supervisor import CANNOT_START, Child, Supervisor, is_own_unit, wait_ready
     from openalgo_proxy.tasks import cancel_and_wait
 
-    _refuse_open_auth_none(settings)
+    if not args.openalgo:
+        _refuse_open_auth_none(settings)
     host = settings.proxy.host
     port = settings.proxy.port or free_tcp_port(host)
     bus = _concrete_bus(settings.feed.bus)
@@ -432,7 +518,15 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if args.config:
         common += ["--config", args.config]
     common += ["--log-level", settings.log.level, "--log-format", settings.log.format]
-    feed_argv = ["feed", *common, "--bus", bus, "--broker", settings.feed.broker]
+    if args.openalgo:
+        common += ["--openalgo", args.openalgo]
+        if args.openalgo_user:
+            common += ["--openalgo-user", args.openalgo_user]
+    feed_argv = ["feed", *common, "--bus", bus]
+    if args.upstream_zmq:
+        feed_argv += ["--upstream-zmq", args.upstream_zmq]
+    if not args.openalgo or args.broker:
+        feed_argv += ["--broker", settings.feed.broker]
     if settings.feed.exchanges:
         feed_argv += ["--exchanges", ",".join(settings.feed.exchanges)]
     for flag in ("ws_url", "api_url", "instruments", "ticks_per_second", "seed", "metrics_host", "metrics_port"):
@@ -490,6 +584,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
                 "dhan-simulator": "simulated market via the Dhan adapter",
                 "simulator": "simulated market",
             }.get(settings.feed.broker, settings.feed.broker)
+            if args.openalgo:
+                source = f"drop-in for OpenAlgo at {args.openalgo}"
             sys.stdout.write(
                 f"openalgo-proxy ready: {ws}://{shown}:{port}  ({source}; "
                 f"market watch {http}://{shown}:{port}/ ; metrics {http}://{shown}:{port}/metrics). Ctrl-C stops.\n"
@@ -601,12 +697,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(getattr(args, "config", None), _overrides(args))
+        settings = load_settings(getattr(args, "config", None), _drop_in_overrides(args, _overrides(args)))
         setup_logging(settings.log.level, settings.log.format, args.command)
         handlers: dict[str, Callable[[], int]] = {
             "run": lambda: cmd_run(settings, args),
-            "feed": lambda: cmd_feed(settings),
-            "serve": lambda: cmd_serve(settings),
+            "feed": lambda: cmd_feed(settings, args),
+            "serve": lambda: cmd_serve(settings, args),
             "bus": lambda: cmd_bus(settings, args),
             "bus-keys": lambda: cmd_bus_keys(settings, args),
             "simulate": lambda: cmd_simulate(args),

@@ -55,6 +55,9 @@ class ProxySettings(_Section):
     max_subscriptions_per_connection: int = Field(3000, ge=1, description="subscriptions per connection")
     max_connections: int = Field(20000, ge=1, description="connections in total; more are refused with 1013")
     default_broker: str = Field("", description="broker name reported before any feed announced itself")
+    dialect: Literal["seed", "openalgo"] = Field(
+        "seed", description="client protocol: seed (README) | openalgo (OpenAlgo's proxy; default with --openalgo)"
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="extra browser Origins allowed ('*' = any); same-origin and no Origin are always allowed",
@@ -155,6 +158,10 @@ class RoleSettings(_Section):
     max_connections: int | None = Field(
         None, ge=1, description="concurrent connections per identity (unset = [limits] max_connections_per_identity)"
     )
+    orders: list[str] = Field(
+        default_factory=list,
+        description="broker accounts whose order updates this role may receive ('*' = every account; empty = none)",
+    )
 
     @field_validator("exchanges")
     @classmethod
@@ -241,6 +248,26 @@ class LimitSettings(_Section):
 
 
 class BusSettings(_Section):
+    engine: Literal["zmq", "nats"] = Field(
+        "zmq", description="zmq (one host, no server; default) | nats (a fleet across hosts on a NATS cluster)"
+    )
+    urls: list[str] = Field(
+        default_factory=lambda: ["nats://127.0.0.1:4222"], description="NATS servers (engine nats); tls:// = TLS"
+    )
+    prefix: str = Field("oa", description="NATS subject prefix (several deployments can share one cluster)")
+    user: str | None = Field(None, description="NATS user (engine nats)")
+    password: SecretStr | None = Field(None, description="password of the NATS user")
+    creds_file: str | None = Field(None, description="NATS credentials file (JWT + nkey seed; needs the nkeys package)")
+    tls_ca_file: str | None = Field(
+        None, description="CA bundle that verifies the NATS servers (TLS is always verified)"
+    )
+    tls_cert_file: str | None = Field(None, description="client certificate for NATS servers that require one")
+    tls_key_file: str | None = Field(None, description="private key of tls_cert_file")
+    lease_ttl: float = Field(2.0, ge=1.0, le=60.0, description="feed leadership lease TTL, seconds (NATS minimum 1)")
+    proxy_ttl: float = Field(
+        6.0, ge=1.0, le=60.0, description="a proxy silent this long is dead: its topics are released"
+    )
+    replicas: int = Field(1, ge=1, le=5, description="replicas of the NATS KV buckets (3 in a 3-server cluster)")
     curve: bool = Field(
         False,
         description="ZeroMQ CURVE on every bus socket (for tcp:// across hosts): binding sockets prove the server "

@@ -6,6 +6,7 @@ feed; the proxy splices these bytes into the client envelope without decoding th
 
 from __future__ import annotations
 
+import calendar
 import time
 
 import msgspec
@@ -114,3 +115,35 @@ def to_data(tick: Tick, mode: Mode) -> LtpData:
 def encode_data(tick: Tick, mode: Mode) -> bytes:
     """UTF-8 JSON of the data object of `mode`."""
     return _encode(to_data(tick, mode))
+
+
+_TIMESTAMP_KEY = b'"timestamp":"'
+_ISO_LENGTH = 24  # 2025-04-16T10:30:45.123Z
+_second_of: dict[bytes, int] = {}
+
+
+def numeric_timestamp(data: bytes) -> bytes:
+    """The same `data` with `timestamp` as epoch milliseconds (OpenAlgo's dialect); for a topic only
+    while an OpenAlgo-dialect client holds it, once per tick, not per client. Unchanged if absent."""
+    start = data.find(_TIMESTAMP_KEY)
+    if start < 0:
+        return data
+    value = start + len(_TIMESTAMP_KEY)
+    iso = data[value : value + _ISO_LENGTH]
+    if len(iso) != _ISO_LENGTH or data[value + _ISO_LENGTH : value + _ISO_LENGTH + 1] != b'"':
+        return data
+    head = iso[:19]
+    second = _second_of.get(head)
+    if second is None:
+        try:
+            second = calendar.timegm(time.strptime(head.decode("ascii"), "%Y-%m-%dT%H:%M:%S"))
+        except (ValueError, UnicodeDecodeError):
+            return data
+        if len(_second_of) > 64:
+            _second_of.clear()
+        _second_of[head] = second
+    try:
+        millis = second * 1000 + int(iso[20:23])
+    except ValueError:
+        return data
+    return b"%s%d%s" % (data[: value - 1], millis, data[value + _ISO_LENGTH + 1 :])

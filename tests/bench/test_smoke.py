@@ -43,12 +43,13 @@ def test_smoke_scenario_runs_all_servers(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 0, printed
     assert "delivered/s" in printed and "proxy" in printed
     runs = {run["server"]: run for run in report["runs"]}
-    assert set(runs) == {"baseline", "proxy", "ceiling"}
+    assert set(runs) == {"baseline", "proxy", "ceiling", "proxy-nats"}
+    assert "smoke: NATS / ZeroMQ bus: delivered" in printed  # the engine ratio line
     for server, run in runs.items():
         assert run["ok"], run["error"]
         assert run["clients_ready"] == 3 and run["clients_failed"] == 0, server
         assert run["delivered"] > 0, server
         assert run["checked"] > 0, server  # checker clients saw seq numbers and timestamps
-    proxy = runs["proxy"]
-    assert proxy["closed"] == 0 and proxy["sub_errors"] == 0
-    assert proxy["gaps"] == 0, "a client that keeps up lost ticks"
+    for proxy in (runs["proxy"], runs["proxy-nats"]):
+        assert proxy["closed"] == 0 and proxy["sub_errors"] == 0
+        assert proxy["gaps"] == 0, "a client that keeps up lost ticks"

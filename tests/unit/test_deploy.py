@@ -197,3 +197,68 @@ def test_compose_file_validates_without_a_daemon() -> None:
         [compose, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, timeout=60, env=env
     )
     assert missing.returncode != 0 and "OPENALGO_API_KEY" in missing.stderr
+
+
+FLEET = DEPLOY / "fleet.yaml"
+FLEET_ENV = {**COMPOSE_ENV, "OA_NATS_FEED_PASSWORD": "feed-test", "OA_NATS_PROXY_PASSWORD": "proxy-test"}
+FLEET_SERVICES = {
+    *("nats1", "nats2", "nats3", "nats-exporter1", "nats-exporter2", "nats-exporter3"),
+    *("feed-a", "feed-b", "proxy1", "proxy2", "lb", "prometheus"),
+}
+
+
+def test_fleet_wires_every_component() -> None:
+    """Three NATS servers clustered, two feeds of one account, two proxies behind HAProxy, Prometheus
+    scraping the proxies, the feeds and every NATS server; feeds and proxies with their own NATS users."""
+    services = yaml.safe_load(FLEET.read_text())["services"]
+    assert set(services) == FLEET_SERVICES
+    for name in ("nats1", "nats2", "nats3"):
+        image = services[name]["image"]
+        major, minor = (int(x) for x in image.split(":")[1].split("-")[0].split(".")[:2])
+        assert (major, minor) >= (2, 11), f"{name}: nats-server {image} has no per-message TTL"
+        assert services[name]["environment"]["SERVER_NAME"] == name
+    for name, user in (("feed-a", "feed"), ("feed-b", "feed"), ("proxy1", "proxy"), ("proxy2", "proxy")):
+        env = services[name]["environment"]
+        assert env["OPENALGO_PROXY_BUS__ENGINE"] == "nats" and env["OPENALGO_PROXY_BUS__USER"] == user
+        assert json.loads(env["OPENALGO_PROXY_BUS__URLS"]) == [f"nats://nats{i}:4222" for i in (1, 2, 3)]
+        assert env["OPENALGO_PROXY_BUS__REPLICAS"] == "3"
+    assert services["feed-a"]["command"][0] == "feed" and services["proxy1"]["command"][0] == "serve"
+    assert services["proxy1"]["environment"]["OPENALGO_PROXY_AUTH__MODE"] == "api_key"
+    scrape = yaml.safe_load((DEPLOY / "prometheus/fleet.yml").read_text())
+    targets = {t for job in scrape["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    assert {"proxy1:8765", "proxy2:8765", "feed-a:9102", "feed-b:9102"} <= targets
+    assert {f"nats-exporter{i}:7777" for i in (1, 2, 3)} <= targets
+    exporters = {services[f"nats-exporter{i}"]["command"][-1] for i in (1, 2, 3)}
+    assert exporters == {f"http://nats{i}:8222" for i in (1, 2, 3)}
+    server_conf = (DEPLOY / "nats/nats-server.conf").read_text()
+    assert all(f"nats-route://nats{i}:6222" in server_conf for i in (1, 2, 3))
+    assert "jetstream" in server_conf and "include ./auth.conf" in server_conf
+
+
+def test_fleet_nats_config_is_valid() -> None:
+    binary = Path(sys.executable).parent / "nats-server"
+    if not binary.exists():
+        pytest.skip("nats-server is not installed here (make nats-server installs it)")
+    env = {"SERVER_NAME": "nats1", "OA_NATS_FEED_PASSWORD": "f", "OA_NATS_PROXY_PASSWORD": "p"}
+    result = _run(str(binary), "-t", "-c", str(DEPLOY / "nats/nats-server.conf"), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fleet_prometheus_config_is_valid() -> None:
+    result = _run(_tool("promtool"), "check", "config", str(DEPLOY / "prometheus/fleet.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_fleet_compose_file_validates_and_needs_every_secret() -> None:
+    compose = _tool("docker-compose")
+    result = _run(compose, "-f", str(FLEET), "config", "--services", env=FLEET_ENV)
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.split()) == FLEET_SERVICES
+    for secret in ("OPENALGO_API_KEY", "OA_NATS_FEED_PASSWORD", "OA_NATS_PROXY_PASSWORD"):
+        env = {k: v for k, v in os.environ.items() if k not in FLEET_ENV} | {
+            k: v for k, v in FLEET_ENV.items() if k != secret
+        }
+        missing = subprocess.run(
+            [compose, "-f", str(FLEET), "config", "-q"], capture_output=True, text=True, timeout=60, env=env
+        )
+        assert missing.returncode != 0 and secret in missing.stderr, secret

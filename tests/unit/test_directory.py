@@ -6,7 +6,7 @@ from openalgo_proxy import control, topics
 from openalgo_proxy.bus import SEQ
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
-from openalgo_proxy.proxy.directory import Directory
+from openalgo_proxy.proxy.directory import STATUS_STALE_AFTER, Directory
 from openalgo_proxy.proxy.metrics import ProxyMetrics
 from tests.unit.proxy_support import make_hub, outbox
 
@@ -71,3 +71,10 @@ def test_hub_moves_the_broker_of_an_exchange_and_relays_rejects() -> None:
     hub.on_bus_message([topics.reject_topic(state.bus_topic), SEQ.pack(3), reject])
     assert told == [(b"NSE|INFY|1", "LIMIT_EXCEEDED", "cap")]
     assert state.bus_topic not in hub.topics and bus.unsubscribed == [b"NSE|INFY|1"]
+
+
+def test_a_feed_whose_status_went_stale_is_not_connected() -> None:
+    directory = Directory()
+    directory.update_status("angel", status("angel"), 100.0)
+    assert directory.connected_feeds(100.0 + STATUS_STALE_AFTER - 0.1) == ["angel"]
+    assert directory.connected_feeds(100.0 + STATUS_STALE_AFTER + 0.1) == []  # its process died: not connected

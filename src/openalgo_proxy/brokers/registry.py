@@ -30,6 +30,8 @@ ADAPTERS: dict[str, str] = {
     "replay": "openalgo_proxy.brokers.replay.adapter",
     **{name: f"openalgo_proxy.brokers.noren.adapter:{name}" for name in NOREN_MEMBERS},
     **{f"{name}-simulator": f"openalgo_proxy.brokers.noren.local:{name}" for name in NOREN_MEMBERS},
+    # chain mode: a client of an OpenAlgo-protocol proxy (--upstream), for brokers not streamed natively
+    "openalgo": "openalgo_proxy.brokers.openalgo.adapter",
 }
 
 SIMULATORS: dict[str, str] = {

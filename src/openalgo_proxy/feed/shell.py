@@ -13,12 +13,14 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import zmq
 
 from openalgo_proxy import control, topics
 from openalgo_proxy.brokers.base import BrokerAdapter, Rejection
 from openalgo_proxy.bus import Publisher, run_seq_base
+from openalgo_proxy.bus_engine import FeedBus
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.feed.sanity import TickSanity
 from openalgo_proxy.feed.topic_table import TopicState, TopicTable
@@ -41,15 +43,19 @@ class Feed:
         status_interval: float = 2.0,
         coalesce_window: float = 0.02,
         ctx: zmq.Context[zmq.Socket[bytes]] | None = None,
+        bus: Callable[[Feed], Awaitable[FeedBus]] | None = None,
     ) -> None:
+        """`bus` opens another bus engine for this feed (NATS); without it the feed binds or
+        connects its ZeroMQ XPUB at `bus_endpoint`."""
         self.adapter = adapter
+        self.bus_opener = bus
         self.broker = adapter.name
         self._ctx = ctx or zmq.Context.instance()
         self._bus_endpoint = bus_endpoint
         self._bus_connect = bus_connect
         self.status_interval = status_interval
         self.coalesce_window = coalesce_window
-        self.publisher: Publisher | None = None
+        self.publisher: FeedBus | None = None
         self._seq_base = run_seq_base(time.time())
         # every topic some proxy wants, with its seq and last data
         self.table = TopicTable(self._seq_base)
@@ -69,6 +75,23 @@ class Feed:
         self.sanity = TickSanity()  # impossible broker values are dropped and counted as decode errors
 
     @property
+    def run(self) -> int:
+        """This feed run's id on the bus (its seq base): NATS proxies fence frames by it."""
+        return self._seq_base
+
+    @property
+    def exchanges(self) -> frozenset[str]:
+        return self._exchanges
+
+    def snapshot_of(self, topic: bytes) -> tuple[int, bytes] | None:
+        """(seq, last data) of a topic this feed streams, for a snapshot request."""
+        state = self.table.get(topic)
+        return None if state is None else (state.seq, state.data)
+
+    def on_bus_subscription(self, subscribe: bool, topic: bytes) -> None:
+        self._on_subscription(subscribe, topic)
+
+    @property
     def endpoint(self) -> str:
         assert self.publisher is not None
         return self.publisher.endpoint
@@ -77,9 +100,16 @@ class Feed:
         self.active_since_ms = int(time.time() * 1000)
         await self.adapter.start(self._on_tick, self._on_reject)
         self._exchanges = frozenset(self.adapter.exchanges())
-        self.publisher = await self._open_publisher()
         loop = asyncio.get_running_loop()
-        self.publisher.attach(loop)
+        if self.bus_opener is not None:
+            self.publisher = await self.bus_opener(self)
+            # proxies that asked before this feed was on the bus (NATS: no subscription replay) learn of it now
+            self._publish_directory()
+            self._publish_status_now()
+        else:
+            publisher = await self._open_publisher()
+            publisher.attach(loop)
+            self.publisher = publisher
         self._tasks = [
             loop.create_task(self._sync_upstream(), name="feed-sync"),
             loop.create_task(self._publish_status(), name="feed-status"),
@@ -88,7 +118,7 @@ class Feed:
             "feed %s publishing on %s (%s)",
             self.broker,
             self.publisher.endpoint,
-            "connected to forwarder" if self._bus_connect else "bound",
+            "nats" if self.bus_opener else "connected to forwarder" if self._bus_connect else "bound",
         )
 
     async def _open_publisher(self, within: float = 5.0) -> Publisher:

@@ -41,6 +41,7 @@ class Grant:
     role: RoleSettings
     expires_at: float | None = None  # wall-clock epoch seconds (JWT exp)
     key_digest: str | None = None  # key store entry, for revocation
+    order_accounts: tuple[str, ...] = ()  # accounts whose order updates it may receive ("*" = all)
 
     def forbidden(self, exchange: str, mode: Mode) -> str | None:
         """Why this grant may not subscribe to (exchange, mode), or None when it may."""
@@ -118,7 +119,7 @@ class Authenticator:
         if role is None:
             log.warning("identity %s has role %r, which is not configured", identity, role_name)
             raise AuthFailed(f"role {role_name!r} is not configured on this proxy")
-        return Grant(identity, role_name, role, expires_at, key_digest)
+        return Grant(identity, role_name, role, expires_at, key_digest, tuple(role.orders))
 
     def reload_keys(self) -> bool:
         """Pick up `keys add/revoke` from other processes; True when the store changed."""

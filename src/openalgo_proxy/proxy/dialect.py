@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from openalgo_proxy.errors import ErrorCode
+from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy import protocol as proto
 
 FEATURES = {"ltp": True, "quote": True, "depth": True}
@@ -30,6 +31,7 @@ class BrokerFacts:
 
 class Dialect(Protocol):
     name: str
+    numeric_timestamp: bool  # market data carries `data.timestamp` as epoch ms (else ISO-8601)
 
     def parse(self, data: bytes, max_entries: int) -> proto.ParsedRequest:
         """One client text message -> a command (at most `max_entries` entries in a batch);
@@ -53,13 +55,25 @@ class Dialect(Protocol):
 
     def subscriptions(self, listed: list[dict[str, Any]], request_id: Any) -> bytes: ...
 
+    def orders(self, subscribed: bool, request_id: Any) -> bytes:
+        """The ack of `subscribe_orders` (True) or `unsubscribe_orders` (False)."""
+        ...
+
     def search_results(self, query: str, results: list[dict[str, Any]], request_id: Any) -> bytes: ...
+
+
+def orders_ack(subscribed: bool, request_id: Any) -> bytes:
+    """Both dialects answer the order actions as OpenAlgo does."""
+    kind = "subscribe_orders" if subscribed else "unsubscribe_orders"
+    message = "Subscribed to order updates" if subscribed else "Unsubscribed from order updates"
+    return proto.reply({"type": kind, "status": "success", "message": message}, request_id)
 
 
 class SeedDialect:
     """The proxy's own protocol (docs/protocol.md)."""
 
     name = "seed"
+    numeric_timestamp = False
 
     def parse(self, data: bytes, max_entries: int) -> proto.ParsedRequest:
         return proto.parse_request(data, max_entries)
@@ -140,8 +154,75 @@ class SeedDialect:
     def subscriptions(self, listed: list[dict[str, Any]], request_id: Any) -> bytes:
         return proto.reply({"type": "subscriptions", "status": "success", "subscriptions": listed}, request_id)
 
+    def orders(self, subscribed: bool, request_id: Any) -> bytes:
+        return orders_ack(subscribed, request_id)
+
     def search_results(self, query: str, results: list[dict[str, Any]], request_id: Any) -> bytes:
         return proto.reply({"type": "search", "status": "success", "query": query, "results": results}, request_id)
+
+
+class OpenAlgoDialect(SeedDialect):
+    """OpenAlgo's own proxy protocol, for its in-app client, SDK, web UI and chart apps (README table).
+
+    Differences from the seed: `type` is accepted for `action`; subscribe defaults to Quote; acks are
+    `type:"subscribe"` with
+    `subscriptions[]` and `type:"unsubscribe"` with `successful[]`/`failed[]`, always in list form;
+    `data.timestamp` is epoch milliseconds.
+    """
+
+    name = "openalgo"
+    numeric_timestamp = True
+
+    def parse(self, data: bytes, max_entries: int) -> proto.ParsedRequest:
+        return proto.parse_object(
+            proto.decode_object(data),
+            max_entries=max_entries,
+            action_key="type",
+            default_mode=Mode.QUOTE,
+        )
+
+    def subscribed(self, results: list[dict[str, Any]], single: bool, request_id: Any) -> bytes:
+        ok = sum(1 for r in results if r["status"] == "success")
+        return proto.reply(
+            {
+                "type": "subscribe",
+                "status": proto.overall_status(results),
+                "message": f"Subscription processing complete: {ok} of {len(results)} subscribed",
+                "subscriptions": results,
+            },
+            request_id,
+        )
+
+    def unsubscribed(self, results: list[dict[str, Any]], single_topic: str | None, request_id: Any) -> bytes:
+        successful = [r for r in results if r["status"] == "success"]
+        failed = [r for r in results if r["status"] != "success"]
+        return proto.reply(
+            {
+                "type": "unsubscribe",
+                "status": proto.overall_status(results),
+                "message": "Unsubscription processing complete",
+                "successful": successful,
+                "failed": failed,
+            },
+            request_id,
+        )
+
+    def unsubscribed_all(self, removed: list[dict[str, Any]], request_id: Any) -> bytes:
+        return proto.reply(
+            {
+                "type": "unsubscribe",
+                "status": "success",
+                "message": f"Unsubscribed from {len(removed)} topic(s)",
+                "successful": [{**r, "status": "success"} for r in removed],
+                "failed": [],
+            },
+            request_id,
+        )
+
+
+SEED = SeedDialect()
+OPENALGO = OpenAlgoDialect()
+DIALECTS: dict[str, Dialect] = {"seed": SEED, "openalgo": OPENALGO}
 
 
 # Candles and history are this proxy's own extensions: one shape in every dialect.
@@ -157,9 +238,6 @@ def candle_subscription(results: list[dict[str, Any]], subscribe: bool, request_
         },
         request_id,
     )
-
-
-SEED = SeedDialect()
 
 
 def history_reply(query: proto.History, rows: list[dict[str, Any]], more: bool, request_id: Any) -> bytes:

@@ -20,9 +20,18 @@ from openalgo_proxy.search import Listing, SearchIndex
 
 SYNC_INDEX_AT_MOST = 5000  # instruments; a bigger directory's search index is built off the event loop
 SUGGESTIONS = 3
+STATUS_STALE_AFTER = 10.0  # seconds without a feed's status before it no longer counts as connected
 
 
 class Directory:
+    def connected_feeds(self, now: float) -> list[str]:
+        """Brokers whose latest status is fresh and says connected."""
+        return [
+            broker
+            for broker, status in self.status.items()
+            if status.connected and now - self.status_seen.get(broker, 0.0) < STATUS_STALE_AFTER
+        ]
+
     def __init__(self, default_broker: str = "") -> None:
         self.symbols: dict[str, set[str]] = {}
         self.broker_of: dict[str, str] = {}

@@ -7,6 +7,11 @@ or sessions.
 
 Invariant, per topic: ``subscribers`` is the disjoint union of ``slow`` (paused outboxes) and the
 outboxes whose ``append`` is in ``appenders`` (one entry each).
+
+OpenAlgo-dialect clients want `data.timestamp` as epoch ms: they hold a companion state
+(``state.numeric``, not in ``topics``) of the same bus topic, whose frames carry the rewritten
+`data`; it exists only while such a client holds the topic, so the seed path pays one `is None`.
+Order updates (``#orders|BROKER|ACCOUNT``) go verbatim to the outboxes that asked for that account.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from openalgo_proxy import control, topics
 from openalgo_proxy.bus import SNAPSHOT, is_new_run
 from openalgo_proxy.errors import ControlMessageError, ErrorCode
 from openalgo_proxy.model import Mode
+from openalgo_proxy.payload import numeric_timestamp
 from openalgo_proxy.proxy.directory import Directory
 from openalgo_proxy.proxy.frames import frame_header, text_frame
 from openalgo_proxy.proxy.metrics import ProxyMetrics
@@ -55,10 +61,13 @@ class TopicState:
         "exchange",
         "forming",
         "interval",
+        "last_data",
         "last_frame",
         "last_seq",
         "mode",
+        "numeric",
         "prefix",
+        "primary",
         "primed",
         "slow",
         "snapshot_prefix",
@@ -93,9 +102,12 @@ class TopicState:
         self.appenders: list[Callable[[bytes], None]] = []
         self.slow: set[Outbox[TopicState]] = set()
         self.last_frame = b""
+        self.last_data = b""
         self.last_seq = 0
         self.prefix = b""
         self.snapshot_prefix = b""
+        self.numeric: TopicState | None = None  # companion for numeric-timestamp clients
+        self.primary: TopicState | None = None  # set on a companion: the state in the hub's index
         self.set_broker(broker)
 
     def set_broker(self, broker: str) -> None:
@@ -139,6 +151,11 @@ class TopicState:
         return text_frame(payload[:at] + _SNAPSHOT_KEY + payload[at:])
 
 
+def _frame(prefix: bytes, seq: int, data: bytes) -> bytes:
+    seq_text = b"%d" % seq
+    return b"".join((frame_header(len(prefix) + len(seq_text) + len(data) + 9), prefix, seq_text, _MID, data, _END))
+
+
 class Hub:
     def __init__(
         self,
@@ -156,12 +173,21 @@ class Hub:
         self._batch_started = 0.0
         self._batch_count = 0
         self.on_reject: Callable[[TopicState, str, str], None] | None = self.reject
+        # account (or "*") -> outboxes that asked for its order updates
+        self.order_subscribers: dict[str, set[Outbox[TopicState]]] = {}
+        self.order_accounts: dict[Outbox[TopicState], tuple[str, ...]] = {}
         self._directory_asked: dict[str, float] = {}
         self.on_directory: Callable[[], None] | None = None
 
     # -- subscriptions -------------------------------------------------------------------------
     def subscribe(
-        self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode, depth: int = topics.STANDARD_DEPTH
+        self,
+        outbox: Outbox[TopicState],
+        symbol: str,
+        exchange: str,
+        mode: Mode,
+        depth: int = topics.STANDARD_DEPTH,
+        numeric_time: bool = False,
     ) -> TopicState:
         bus_topic = topics.bus_topic(exchange, symbol, mode, depth)
         state = self.topics.get(bus_topic)
@@ -169,6 +195,8 @@ class Hub:
             state = TopicState(bus_topic, symbol, exchange, mode, self.directory.broker(exchange), depth)
             self.topics[bus_topic] = state
             self._bus_subscribe(bus_topic)
+        if numeric_time:
+            state = self._companion(state)
         if outbox not in state.subscribers:
             state.subscribers[outbox] = None
             outbox.topics[bus_topic] = state
@@ -206,6 +234,19 @@ class Hub:
             self._bus_subscribe(bus_topic)
         return state, backlog
 
+    def _companion(self, state: TopicState) -> TopicState:
+        companion = state.numeric
+        if companion is None:
+            companion = TopicState(state.bus_topic, state.symbol, state.exchange, state.mode, "", state.depth)
+            companion.prefix, companion.snapshot_prefix = state.prefix, state.snapshot_prefix
+            companion.primary = state
+            companion.last_seq = state.last_seq
+            if state.last_data:
+                companion.last_data = numeric_timestamp(state.last_data)
+                companion.last_frame = _frame(state.snapshot_prefix, state.last_seq, companion.last_data)
+            state.numeric = companion
+        return companion
+
     def unsubscribe(self, outbox: Outbox[TopicState], state: TopicState) -> None:
         if outbox not in state.subscribers:
             return
@@ -217,16 +258,62 @@ class Hub:
             state.appenders.remove(outbox.append)
         outbox.conflated.pop(state, None)
         state.awaiting.discard(outbox)
-        if not state.subscribers:
+        if state.subscribers:
+            return
+        primary = state.primary
+        if primary is not None:  # the last numeric-timestamp client left
+            primary.numeric = None
+            state = primary
+            if state.subscribers:
+                return
+        if state.numeric is None:
             del self.topics[state.bus_topic]
             self._bus_unsubscribe(state.bus_topic)
 
-    def unsubscribe_all(self, outbox: Outbox[TopicState]) -> list[TopicState]:
-        """Drop every topic of this outbox; the states it held, in subscription order."""
+    def unsubscribe_all(self, outbox: Outbox[TopicState], orders: bool = True) -> list[TopicState]:
+        """Drop every topic of this outbox (and its order subscription unless `orders` is False: the
+        client's `unsubscribe_all` is about market data); the states it held, in subscription order."""
+        if orders:
+            self.unsubscribe_orders(outbox)
         states = list(outbox.topics.values())
         for state in states:
             self.unsubscribe(outbox, state)
         return states
+
+    # -- order updates ---------------------------------------------------------------------------
+    def subscribe_orders(self, outbox: Outbox[TopicState], accounts: tuple[str, ...]) -> None:
+        """Order updates of these accounts ("*" = every account) to this outbox."""
+        self.unsubscribe_orders(outbox)
+        self.order_accounts[outbox] = accounts
+        for account in accounts:
+            self.order_subscribers.setdefault(account, set()).add(outbox)
+
+    def unsubscribe_orders(self, outbox: Outbox[TopicState]) -> bool:
+        accounts = self.order_accounts.pop(outbox, None)
+        if accounts is None:
+            return False
+        for account in accounts:
+            holders = self.order_subscribers.get(account)
+            if holders is not None:
+                holders.discard(outbox)
+                if not holders:
+                    del self.order_subscribers[account]
+        return True
+
+    def _on_order(self, topic: bytes, data: bytes) -> None:
+        try:
+            key = topics.parse_orders_topic(topic)
+        except ValueError:
+            self.metrics.errors["BUS_CONTROL"] += 1
+            return
+        targets = self.order_subscribers.get(key.account, set()) | self.order_subscribers.get("*", set())
+        if not targets:
+            return
+        frame = text_frame(data)
+        for outbox in targets:
+            outbox.append(frame)
+        self.dirty.update(targets)
+        self.metrics.messages_out += len(targets)
 
     def set_paused(self, outbox: Outbox[TopicState], paused: bool, now: float = 0.0) -> None:
         """Move the outbox between the fast list and the conflating set of each of its topics."""
@@ -245,6 +332,9 @@ class Hub:
 
     def reject(self, state: TopicState, code: str, message: str) -> None:
         """A feed refused this topic: every subscriber loses it and is told."""
+        companion = state.numeric
+        if companion is not None:
+            self.reject(companion, code, message)
         for outbox in list(state.subscribers):
             self.unsubscribe(outbox, state)
             outbox.on_reject(state, code, message)
@@ -272,7 +362,7 @@ class Hub:
         return self.directory.suggest(exchange, symbol)
 
     def upstream_connected(self) -> bool:
-        return any(status.connected for status in self.directory.status.values())
+        return bool(self.directory.connected_feeds(time.monotonic()))
 
     # -- bus -------------------------------------------------------------------------------------
     def on_bus_message(self, parts: list[bytes]) -> None:
@@ -319,6 +409,28 @@ class Hub:
         head = frame_header(len(prefix) + len(seq_text) + len(data) + 9)
         frame = b"".join((head, prefix, seq_text, _MID, data, _END))
         state.last_frame = frame
+        state.last_data = data
+        for append in state.appenders:
+            append(frame)
+        if state.slow:
+            conflated = 0
+            for outbox in state.slow:
+                pending = outbox.conflated
+                if state in pending:
+                    conflated += 1
+                pending[state] = frame
+            self.metrics.conflated += conflated
+        self.dirty.update(state.subscribers)
+        self.metrics.messages_out += len(state.subscribers)
+        companion = state.numeric
+        if companion is not None:
+            companion.last_seq = seq
+            companion.last_data = numeric_timestamp(data)
+            companion.last_frame = _frame(prefix, seq, companion.last_data)
+            self._fan_out(companion, companion.last_frame)
+
+    def _fan_out(self, state: TopicState, frame: bytes) -> None:
+        """The same fan-out for a companion (kept inline above for the seed hot path)."""
         for append in state.appenders:
             append(frame)
         if state.slow:
@@ -399,6 +511,9 @@ class Hub:
                 self.metrics.tick_to_send.observe(time.perf_counter() - self._batch_started, count)
 
     def _on_control(self, topic: bytes, data: bytes) -> None:
+        if topic.startswith(topics.ORDERS_PREFIX):
+            self._on_order(topic, data)
+            return
         try:
             if topic.startswith(topics.STATUS_PREFIX):
                 broker = topics.parse_status_topic(topic)
@@ -414,6 +529,9 @@ class Hub:
                     for state in self.topics.values():
                         if state.exchange in changed:
                             state.set_broker(self.directory.broker(state.exchange))
+                            if state.numeric is not None:
+                                state.numeric.prefix = state.prefix
+                                state.numeric.snapshot_prefix = state.snapshot_prefix
             elif topic.startswith(topics.REJECT_PREFIX):
                 rejected = self.topics.get(topics.parse_reject_topic(topic))
                 if rejected is not None and self.on_reject is not None:

@@ -110,6 +110,16 @@ class SupportedBrokers:
 
 
 @dataclass(frozen=True, slots=True)
+class SubscribeOrders:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeOrders:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class Search:
     query: str
     exchange: str | None
@@ -128,6 +138,8 @@ Command = (
     | SubscribeCandles
     | UnsubscribeCandles
     | History
+    | SubscribeOrders
+    | UnsubscribeOrders
     | Search
 )
 HISTORY_DEFAULT_ROWS = 500
@@ -328,6 +340,12 @@ def _search(msg: dict[str, Any], request_id: Any) -> Search:
 def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedRequest:
     """Decode one client text message; BadRequest with the documented code on any problem (never
     another exception, whatever the bytes). At most `max_entries` entries in a symbols list."""
+    return parse_object(decode_object(raw), max_entries=max_entries)
+
+
+def decode_object(raw: bytes | str) -> dict[str, Any]:
+    """One client text message as a JSON object; BadRequest(INVALID_JSON) otherwise, never another
+    exception, whatever the bytes."""
     try:
         msg = _decode(raw)
     except msgspec.DecodeError:
@@ -338,10 +356,24 @@ def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedReq
         raise BadRequest(ErrorCode.INVALID_JSON, "message is nested too deeply") from None
     if not isinstance(msg, dict):
         raise BadRequest(ErrorCode.INVALID_JSON, "message must be a JSON object")
+    return msg
+
+
+def parse_object(
+    msg: dict[str, Any],
+    *,
+    max_entries: int = MAX_ENTRIES,
+    action_key: str | None = None,
+    default_mode: Mode = DEFAULT_MODE,
+) -> ParsedRequest:
+    """The command in a decoded message. Dialect knobs: the action may also come from `action_key`
+    ("type" in OpenAlgo's protocol) and the default mode of a subscribe."""
     request_id = msg.get("request_id")
     if request_id is not None and not isinstance(request_id, (str, int)):
         request_id = None
     action = msg.get("action")
+    if action is None and action_key is not None:
+        action = msg.get(action_key)
     if not isinstance(action, str):
         raise BadRequest(ErrorCode.INVALID_ACTION, "missing 'action'", request_id)
     action = action.strip().lower()
@@ -355,7 +387,7 @@ def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedReq
             raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'token' must be a string", request_id)
         command = Authenticate(api_key, token)
     elif action == "subscribe":
-        entries, single = _entries(msg, request_id, default_mode=DEFAULT_MODE, max_entries=max_entries)
+        entries, single = _entries(msg, request_id, default_mode=default_mode, max_entries=max_entries)
         command = Subscribe(entries, single)
     elif action == "unsubscribe":
         entries, single = _entries(msg, request_id, default_mode=None, max_entries=max_entries)
@@ -376,6 +408,10 @@ def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedReq
         command = BrokerInfo()
     elif action == "get_supported_brokers":
         command = SupportedBrokers()
+    elif action == "subscribe_orders":
+        command = SubscribeOrders()
+    elif action == "unsubscribe_orders":
+        command = UnsubscribeOrders()
     elif action == "search":
         command = _search(msg, request_id)
     else:

@@ -21,14 +21,15 @@ from websockets.http11 import Request, Response
 
 from openalgo_proxy import topics
 from openalgo_proxy.bus import Subscriber
-from openalgo_proxy.config import AuthSettings, LimitSettings, ProxySettings, TlsSettings
+from openalgo_proxy.config import AuthSettings, BusSettings, LimitSettings, ProxySettings, TlsSettings
 from openalgo_proxy.control import FeedState
 from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.proxy.admission import Admission
 from openalgo_proxy.proxy.archive import StoreArchive
 from openalgo_proxy.proxy.auth import Authenticator
 from openalgo_proxy.proxy.connection import Connection, Gateway
-from openalgo_proxy.proxy.dialect import SEED, Dialect
+from openalgo_proxy.proxy.dialect import DIALECTS, Dialect
+from openalgo_proxy.proxy.directory import STATUS_STALE_AFTER
 from openalgo_proxy.proxy.hub import Hub
 from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
@@ -41,7 +42,6 @@ from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-STATUS_STALE_AFTER = 10.0
 SWEEP_INTERVAL = 0.5
 UPGRADE_PATHS = ("/", "/ws")  # WebSocket upgrades are accepted here only
 SINGLE_HEADERS = ("Host", "Origin", "Authorization", "Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version")
@@ -76,16 +76,23 @@ class ProxyServer:
         limits: LimitSettings | None = None,
         tls: TlsSettings | None = None,
         archive_dir: str | None = None,
+        bus: BusSettings | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.cfg = cfg
         self.archive = StoreArchive(archive_dir) if archive_dir else None
+        self.bus_settings = bus or BusSettings.model_validate({})
         self.auth = auth or AuthSettings.model_validate({})
         self.limits = limits or LimitSettings.model_validate({})
-        self.admission = Admission.from_settings(self.limits, cfg.max_connections, self.auth)
+        if authenticator is not None:  # drop-in mode brings OpenAlgo's keys
+            self.admission = Admission(self.limits, cfg.max_connections, authenticator)
+        else:
+            self.admission = Admission.from_settings(self.limits, cfg.max_connections, self.auth)
         self.tls_context = server_context(tls or TlsSettings.model_validate({}))
         self.metrics = ProxyMetrics()
         self._ctx = ctx or zmq.Context.instance()
         self.subscriber: Subscriber | None = None
+        self.nats: Any = None  # the NATS engine's proxy side (bus_nats.NatsProxyBus) with engine "nats"
         self.hub = Hub(self.metrics, self._bus_subscribe, self._bus_unsubscribe, cfg.default_broker)
         self.hub.on_directory = self._prepare_search
         self._indexing: asyncio.Future[None] | None = None
@@ -144,10 +151,18 @@ class ProxyServer:
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.subscriber = Subscriber(self._ctx, self.cfg.bus, self.hub.on_bus_message, self.hub.flush)
-        self.subscriber.attach(loop)
-        for prefix in (topics.STATUS_PREFIX, topics.INSTRUMENTS_PREFIX, topics.REJECT_PREFIX):
-            self.subscriber.subscribe(prefix)
+        if self.bus_settings.engine == "nats":
+            from openalgo_proxy.bus_nats import NatsProxyBus
+
+            self.nats = NatsProxyBus(self.bus_settings, self.hub.on_bus_message, self.hub.flush)
+            await self.nats.start()
+            bus_names = self.nats.endpoint
+        else:
+            self.subscriber = Subscriber(self._ctx, self.cfg.bus, self.hub.on_bus_message, self.hub.flush)
+            self.subscriber.attach(loop)
+            bus_names = ", ".join(self.cfg.bus)
+        for prefix in (topics.STATUS_PREFIX, topics.INSTRUMENTS_PREFIX, topics.REJECT_PREFIX, topics.ORDERS_PREFIX):
+            self._bus_subscribe(prefix)
         tls = self.tls_context
         self._server = await loop.create_server(
             lambda: Connection(self.gateway),
@@ -167,7 +182,7 @@ class ProxyServer:
             self.cfg.host,
             self.port,
             self.auth.mode,
-            ", ".join(self.cfg.bus),
+            bus_names,
         )
 
     async def stop(self, within: float = 5.0) -> None:
@@ -190,16 +205,23 @@ class ProxyServer:
         if self.subscriber is not None:
             self.subscriber.close()
             self.subscriber = None
+        if self.nats is not None:
+            nats_bus, self.nats = self.nats, None
+            await nats_bus.close()
         log.info("proxy stopped")
 
     # -- bus ---------------------------------------------------------------------------------------
     def _bus_subscribe(self, topic: bytes) -> None:
         if self.subscriber is not None:
             self.subscriber.subscribe(topic)
+        elif self.nats is not None:
+            self.nats.subscribe(topic)
 
     def _bus_unsubscribe(self, topic: bytes) -> None:
         if self.subscriber is not None:
             self.subscriber.unsubscribe(topic)
+        elif self.nats is not None:
+            self.nats.unsubscribe(topic)
 
     def _prepare_search(self) -> None:
         """Build the search index of a new instrument list in a worker thread (a full broker master
@@ -261,12 +283,13 @@ class ProxyServer:
             "broker_connected": float(any(f.get("state") == FeedState.CONNECTED for f in feeds.values())),
             "tick_age_seconds": float(age),
             "ready": float(self.ready()[0]),
+            "bus_fenced_frames": float(self.nats.fenced if self.nats is not None else 0),
         }
 
     # -- HTTP side ----------------------------------------------------------------------------------
     def dialect_for(self, request: Request) -> Dialect:
-        """The protocol a WebSocket client speaks: the seed protocol on every upgrade path for now."""
-        return SEED
+        """The protocol a WebSocket client speaks: `[proxy] dialect` on every upgrade path."""
+        return DIALECTS[self.cfg.dialect]
 
     def route(self, request: Request, peer: str) -> Response | None:
         """None for a WebSocket upgrade this server accepts; otherwise the HTTP response."""

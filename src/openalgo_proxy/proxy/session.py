@@ -107,8 +107,18 @@ class Market(Protocol):
     """What a session needs from the hub: subscriptions into its outbox and what the feeds serve."""
 
     def subscribe(
-        self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode, depth: int = topics.STANDARD_DEPTH
+        self,
+        outbox: Outbox[TopicState],
+        symbol: str,
+        exchange: str,
+        mode: Mode,
+        depth: int = topics.STANDARD_DEPTH,
+        numeric_time: bool = False,
     ) -> TopicState: ...
+
+    def subscribe_orders(self, outbox: Outbox[TopicState], accounts: tuple[str, ...]) -> None: ...
+
+    def unsubscribe_orders(self, outbox: Outbox[TopicState]) -> bool: ...
 
     def unsubscribe(self, outbox: Outbox[TopicState], state: TopicState) -> None: ...
 
@@ -116,7 +126,7 @@ class Market(Protocol):
         self, outbox: Outbox[TopicState], symbol: str, exchange: str, interval: str
     ) -> tuple[TopicState, list[bytes]]: ...
 
-    def unsubscribe_all(self, outbox: Outbox[TopicState]) -> list[TopicState]: ...
+    def unsubscribe_all(self, outbox: Outbox[TopicState], orders: bool = True) -> list[TopicState]: ...
 
     def set_paused(self, outbox: Outbox[TopicState], paused: bool, now: float = 0.0) -> None: ...
 
@@ -504,7 +514,7 @@ class Session:
         elif isinstance(command, proto.History):
             return self._history(command, rid, now)
         elif isinstance(command, proto.UnsubscribeAll):
-            removed = [describe(state) for state in market.unsubscribe_all(self.outbox)]
+            removed = [describe(state) for state in market.unsubscribe_all(self.outbox, orders=False)]
             self.send(dialect.unsubscribed_all(removed, rid))
         elif isinstance(command, proto.ListSubscriptions):
             self.send(dialect.subscriptions([describe(state) for state in self.outbox.topics.values()], rid))
@@ -518,6 +528,15 @@ class Session:
                 market.broker_name(), market.brokers(), market.upstream_connected(), market.exchanges(), self.identity
             )
             self.send(dialect.broker_info(facts, rid))
+        elif isinstance(command, proto.SubscribeOrders):
+            accounts = self.grant.order_accounts
+            if not accounts:
+                return self._violation(ErrorCode.FORBIDDEN, "this identity may not receive order updates", now, rid)
+            market.subscribe_orders(self.outbox, accounts)
+            self.send(dialect.orders(True, rid))
+        elif isinstance(command, proto.UnsubscribeOrders):
+            market.unsubscribe_orders(self.outbox)
+            self.send(dialect.orders(False, rid))
         return None
 
     def _authenticate(self, command: proto.Authenticate, rid: Any, now: float) -> Close | None:
@@ -567,6 +586,7 @@ class Session:
         outbox = self.outbox
         held = outbox.topics
         errors = self.metrics.errors
+        numeric_time = self.dialect.numeric_timestamp
         suggested = 0
         for entry in command.entries:
             mode = entry.mode or proto.DEFAULT_MODE
@@ -608,7 +628,7 @@ class Session:
                     message=f"at most {limit} subscriptions per connection",
                 )
             else:
-                state = market.subscribe(outbox, entry.symbol, entry.exchange, mode, depth)
+                state = market.subscribe(outbox, entry.symbol, entry.exchange, mode, depth, numeric_time)
                 result["status"] = "success"
                 if state.last_frame:
                     snapshots.append(state.snapshot_frame())

@@ -36,7 +36,9 @@ from openalgo_proxy.brokers.angel.codec import (
 from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, ErrorSink, PairKey
 from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, load_master
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
+from openalgo_proxy.brokers.angel.provided import ProvidedAngelSession
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.credentials import CredentialProvider
 from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.pool import ConnectionPool
 from openalgo_proxy.brokers.pooled import PooledAdapter
@@ -70,9 +72,11 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         open_timeout: float = 10.0,
         stable_after: float = 10.0,
         rng: random.Random | None = None,
+        credential_provider: CredentialProvider | None = None,
     ) -> None:
         super().__init__(options, per_connection=max_pairs_per_connection)
         self._credentials = credentials
+        self._provider = credential_provider  # credentials someone else keeps (no login; see credentials.py)
         self.ws_url = options.ws_url or WS_URL
         self._backoff = (backoff_base, backoff_cap, backoff_long)
         self._settings = Settings(
@@ -95,7 +99,10 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         self._last_standard: dict[PairKey, Tick] = {}
 
     async def prepare(self) -> None:
-        self.session = AngelSession(self._credentials or AngelCredentials.from_env(), self.options.api_url)
+        if self._provider is not None:
+            self.session = ProvidedAngelSession(self._provider, self.options.api_url)
+        else:
+            self.session = AngelSession(self._credentials or AngelCredentials.from_env(), self.options.api_url)
 
     async def load_index(self) -> InstrumentMaster:
         cache_dir = self.options.cache_dir

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.credentials import BrokerCredentials, CredentialProvider
 from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.brokers.zerodha import instruments as kite_instruments
@@ -70,6 +71,7 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         exchanges: Sequence[str] | None = None,
         per_connection: int = MAX_PER_CONNECTION,
         backoff: Callable[[], Backoff] | None = None,
+        credential_provider: CredentialProvider | None = None,
     ) -> None:
         if exchanges is None and options.exchanges:
             exchanges = options.exchanges
@@ -87,8 +89,20 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         self._settings = Settings(stall_timeout=options.stall_timeout, close_timeout=2.0, max_size=1 << 22)
         self._access_token = ""
         self.token_refreshes = 0
+        self._provider = credential_provider  # credentials someone else keeps (no login; see credentials.py)
+        self._generation = 0
+
+    def _adopt(self, provided: BrokerCredentials) -> None:
+        self._api_key, self._access_token, self._generation = (
+            provided.api_key,
+            provided.access_token,
+            provided.generation,
+        )
 
     async def prepare(self) -> None:
+        if self._provider is not None:
+            self._adopt(self._provider.current())
+            return
         self._api_key = self._api_key or os.environ.get("KITE_API_KEY", "").strip()
         if not self._api_key:
             raise ConfigError("set KITE_API_KEY for the zerodha feed")
@@ -130,6 +144,9 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
     async def _refresh_credentials(self) -> None:
         """Re-read the access token from its source (after a 403)."""
         self.token_refreshes += 1
+        if self._provider is not None:
+            self._adopt(await self._provider.refresh(self._generation))
+            return
         token = self._token_provider()
         if token == self._access_token:
             log.warning("zerodha: access token rejected and unchanged at its source; waiting for a new one")
