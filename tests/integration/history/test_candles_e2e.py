@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import zmq
 
 from openalgo_proxy import topics
@@ -42,7 +43,7 @@ class CandleSystem:
 
 
 @contextlib.asynccontextmanager
-async def candle_system() -> AsyncIterator[CandleSystem]:
+async def candle_system(dialect: str = "seed") -> AsyncIterator[CandleSystem]:
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     feed_bus, candle_bus = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     feed = Feed(SimulatedAdapter(FeedOptions(ticks_per_second=40, seed=3)), feed_bus, status_interval=0.5, ctx=ctx)
@@ -50,7 +51,7 @@ async def candle_system() -> AsyncIterator[CandleSystem]:
     service = CandleService(
         candle_bus, [feed_bus], history=50, conflate=0.05, clock=clock, session_for=lambda _: WHOLE_DAY, ctx=ctx
     )
-    cfg = ProxySettings.model_validate({"port": 0, "bus": [feed_bus, candle_bus]})
+    cfg = ProxySettings.model_validate({"port": 0, "bus": [feed_bus, candle_bus], "dialect": dialect})
     proxy = ProxyServer(
         cfg,
         AuthSettings.model_validate({}),
@@ -80,9 +81,12 @@ async def candle(c: Client, within: float = 10.0, **match: Any) -> dict[str, Any
             return msg
 
 
-async def test_candles_history_then_live_completed_once_and_released() -> None:
-    async with candle_system() as system, client(system.url) as a:
-        reply = await a.reply(REQUEST)
+@pytest.mark.parametrize("dialect", ["seed", "openalgo"])
+async def test_candles_history_then_live_completed_once_and_released(dialect: str) -> None:
+    key = "action" if dialect == "seed" else "type"  # the OpenAlgo dialect names the action `type`
+    request = {key: "subscribe_candles", **{k: v for k, v in REQUEST.items() if k != "action"}}
+    async with candle_system(dialect) as system, client(system.url) as a:
+        reply = await a.reply(request)
         assert reply["type"] == "candle_subscription" and reply["status"] == "success", reply
         forming = await candle(a, completed=False)
         assert forming["topic"] == "RELIANCE.NSE" and forming["interval"] == "1m"
@@ -96,7 +100,7 @@ async def test_candles_history_then_live_completed_once_and_released() -> None:
         assert system.service.tick_topics == {tick_topic}
 
         async with client(system.url) as b:  # joins later on the same proxy: history first
-            await b.send(REQUEST)
+            await b.send(request)
             first = await candle(b, completed=True)
             assert first["snapshot"] is True and first["data"] == done["data"]
 
@@ -106,11 +110,11 @@ async def test_candles_history_then_live_completed_once_and_released() -> None:
                 later.append(await candle(a, within=0.5))
         assert all(m["data"]["start"] != start or not m["data"]["completed"] for m in later)  # completed once
 
-        assert (await a.reply({**REQUEST, "action": "unsubscribe_candles"}))["status"] == "success"
+        assert (await a.reply({**request, key: "unsubscribe_candles"}))["status"] == "success"
         await wait_for(lambda: not system.service.tick_topics and not system.service.series, within=10)
 
         async with client(system.url) as c:  # a new subscription: the service's history burst
-            await c.send(REQUEST)
+            await c.send(request)
             again = await candle(c, completed=True)
             assert again["snapshot"] is True and again["data"] == done["data"]
             assert system.service.tick_topics == {tick_topic}
