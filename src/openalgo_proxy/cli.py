@@ -39,7 +39,7 @@ def _broker(parser: argparse.ArgumentParser) -> None:
         "--broker",
         help=(
             "angel-simulator (default: the Angel adapter against a local simulator) | simulator | angel | zerodha"
-            " | dhan | dhan-simulator | upstox | upstox-simulator"
+            " | dhan | dhan-simulator | upstox | upstox-simulator | replay (recorded ticks)"
         ),
     )
     parser.add_argument(
@@ -50,6 +50,9 @@ def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exchanges", help="comma-separated exchanges this feed serves (default: all)")
     parser.add_argument("--ticks-per-second", type=float, help="simulated market: ticks per instrument per second")
     parser.add_argument("--seed", type=int, help="simulated market: random seed")
+    parser.add_argument("--from", dest="replay_from", help="--broker replay: first IST date (YYYY-MM-DD) or date-time")
+    parser.add_argument("--to", dest="replay_to", help="--broker replay: last IST date (inclusive) or date-time")
+    parser.add_argument("--speed", dest="replay_speed", help="--broker replay: factor on recorded timing, or 'max'")
 
 
 def _openalgo(parser: argparse.ArgumentParser) -> None:
@@ -151,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     bus_keys_list = bus_keys_sub.add_parser("list", help="list the server key and the admitted client keys")
     _common(bus_keys_list)
 
+    from openalgo_proxy.history.cli import add_candles_arguments, add_history_arguments, add_record_arguments
+
+    record = sub.add_parser("record", help="record ticks from the bus into the Parquet tick store")
+    _common(record)
+    add_record_arguments(record)
+    candles = sub.add_parser("candles", help="the candle service: live candles on the bus for every proxy")
+    _common(candles)
+    add_candles_arguments(candles)
+    history = sub.add_parser("history", help="recorded candles or ticks of an instrument (table or CSV)")
+    _common(history)
+    add_history_arguments(history)
+
     from openalgo_proxy.client import search as search_module
 
     search = sub.add_parser("search", help="find instruments to subscribe: symbol, name or a near spelling")
@@ -197,6 +212,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     for flag in ("broker", "ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
         if get(flag) is not None:
             feed[flag] = get(flag)
+    for flag in ("replay_from", "replay_to", "replay_speed"):
+        if get(flag) is not None:
+            feed[flag] = get(flag)
+    record: dict[str, Any] = {}
+    if args.command == "record":
+        from openalgo_proxy.history.cli import record_overrides
+
+        record = record_overrides(args)
+        feed.pop("bus", None)
+        feed.pop("exchanges", None)
+        proxy.pop("bus", None)
     if get("log_level"):
         logs["level"] = args.log_level
     if get("log_format"):
@@ -208,6 +234,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         tree["feed"] = feed
     if logs:
         tree["log"] = logs
+    if record:
+        tree["record"] = record
     return tree
 
 
@@ -234,6 +262,10 @@ def _feed_options(settings: Settings) -> Any:
         ticks_per_second=f.ticks_per_second,
         seed=f.seed,
         exchanges=tuple(f.exchanges),
+        store_dir=settings.record.dir,
+        replay_from=f.replay_from,
+        replay_to=f.replay_to,
+        replay_speed=f.replay_speed,
     )
 
 
@@ -364,7 +396,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return run_until_signal(server.start, server.stop)
     guard = _secure_bus(settings, client=True, connect=settings.proxy.bus)
     try:
-        server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls)
+        server = ProxyServer(
+            settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls, archive_dir=settings.record.dir
+        )
         address = f"{settings.proxy.host}:{settings.proxy.port}"
 
         async def start() -> None:
@@ -459,6 +493,15 @@ def _concrete_bus(endpoint: str) -> str:
     return f"tcp://{host}:{free_tcp_port('127.0.0.1' if host == '*' else host.strip('[]'))}"
 
 
+def _beside(bus: str) -> str:
+    """An endpoint for a second service next to the feed's `bus`: the same private folder for ipc://,
+    a free port on the same host for tcp://."""
+    match = re.fullmatch(r"tcp://(.+):(\d+)", bus)
+    if match is not None:
+        return _concrete_bus(f"tcp://{match.group(1)}:0")
+    return bus + "-candles"
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.bus_ipc import check_endpoint
     from openalgo_proxy.runtime import run
@@ -490,10 +533,28 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         value = getattr(settings.feed, flag)
         if value is not None:
             feed_argv += ["--" + flag.replace("_", "-"), str(value)]
+    for flag, option in (("replay_from", "--from"), ("replay_to", "--to"), ("replay_speed", "--speed")):
+        value = getattr(settings.feed, flag)
+        if value is not None:
+            feed_argv += [option, str(value)]
     serve_argv = ["serve", *common, "--host", host, "--port", str(port)]
     for endpoint in settings.proxy.bus:
         serve_argv += ["--bus", bus if endpoint == settings.feed.bus else endpoint]
+    # the candle service beside this run's feed: its own endpoint unless one is configured, so two
+    # runs on one host (different buses) never compete for one
+    candles_bus = settings.candles.bus if "bus" in settings.candles.model_fields_set else _beside(bus)
+    if settings.candles.enabled and candles_bus not in settings.proxy.bus:
+        serve_argv += ["--bus", candles_bus]
     feed, proxy = Child("feed", feed_argv, dict(os.environ)), Child("proxy", serve_argv, dict(os.environ))
+    helpers: list[Child] = []
+    if settings.candles.enabled:
+        candles_argv = ["candles", *common, "--bind", candles_bus, "--feeds", bus]
+        helpers.append(Child("candles", candles_argv, dict(os.environ)))
+    if settings.record.enabled:
+        if settings.feed.broker == "replay":
+            log.info("[record] enabled but the broker is replay: not recording a replay")
+        else:
+            helpers.append(Child("recorder", ["record", *common, "--bus", bus], dict(os.environ)))
 
     def own(detail: dict[str, Any]) -> bool:
         pids = [c.process.pid if c.process is not None else None for c in (proxy, feed)]
@@ -505,7 +566,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         from openalgo_proxy.proxy.tls import probe_context
 
         loop = asyncio.get_running_loop()
-        supervisor = Supervisor([feed, proxy])
+        supervisor = Supervisor([feed, proxy, *helpers])
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
@@ -629,6 +690,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(main())
 
 
+def _history_cli() -> Any:
+    return importlib.import_module("openalgo_proxy.history.cli")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -642,6 +707,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bus": lambda: cmd_bus(settings, args),
             "bus-keys": lambda: cmd_bus_keys(settings, args),
             "simulate": lambda: cmd_simulate(args),
+            "record": lambda: _history_cli().cmd_record(settings, args),
+            "history": lambda: _history_cli().cmd_history(settings, args),
+            "candles": lambda: _history_cli().cmd_candles(settings, args),
         }
         if args.command == "config":
             sys.stdout.write(show(settings) + "\n")

@@ -8,6 +8,8 @@ width keeps the depths apart (``D020`` is no prefix of ``D200``), so no topic is
 The five-level book stays ``EXCHANGE|SYMBOL|3``.
 Control topics start with ``#``: ``#status|BROKER``, ``#instruments|BROKER``, ``#reject|EXCHANGE|SYMBOL|MODE``,
 ``#orders|BROKER|ACCOUNT`` (their payloads are typed in `control.py`).
+Candles: ``#candles|EXCHANGE|SYMBOL|INTERVAL`` (INTERVAL one of 1m 3m 5m 15m 30m 1h 1d), published by
+the candle service; the ``#`` keeps feeds from taking them for market data.
 Client topic: ``SYMBOL.EXCHANGE``.
 """
 
@@ -22,6 +24,9 @@ STATUS_PREFIX = b"#status|"
 INSTRUMENTS_PREFIX = b"#instruments|"
 REJECT_PREFIX = b"#reject|"
 ORDERS_PREFIX = b"#orders|"
+CANDLES_PREFIX = b"#candles|"
+#: candle intervals, shortest first (their lengths and session alignment: history/sessions.py)
+CANDLE_INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "1d")
 CONTROL_MARK = b"#"
 DEPTH_MARK = "D"
 STANDARD_DEPTH = 5
@@ -32,6 +37,12 @@ DEEPER_DEPTHS = (20, 30, 200)
 class OrdersKey(NamedTuple):
     broker: str
     account: str
+
+
+class CandleKey(NamedTuple):
+    exchange: str
+    symbol: str
+    interval: str
 
 
 class TopicKey(NamedTuple):
@@ -151,6 +162,26 @@ def parse_orders_topic(topic: bytes) -> OrdersKey:
     if len(parts) != 2 or not valid_name(parts[0]) or not valid_name(parts[1]):
         raise ValueError(f"not an orders topic: {topic[:80]!r}")
     return OrdersKey(parts[0], parts[1])
+
+
+def candle_topic(exchange: str, symbol: str, interval: str) -> bytes:
+    """``#candles|EXCHANGE|SYMBOL|INTERVAL``."""
+    if not valid_name(exchange) or not valid_name(symbol) or interval not in CANDLE_INTERVALS:
+        raise ValueError(f"invalid candle topic parts {exchange!r} {symbol!r} {interval!r}")
+    return CANDLES_PREFIX + f"{exchange}|{symbol}|{interval}".encode()
+
+
+def parse_candle_topic(topic: bytes) -> CandleKey:
+    """Inverse of candle_topic; ValueError for anything else."""
+    if not topic.startswith(CANDLES_PREFIX):
+        raise ValueError(f"not a candle topic: {topic[:80]!r}")
+    try:
+        parts = topic[len(CANDLES_PREFIX) :].decode().split(SEPARATOR)
+    except UnicodeDecodeError:
+        raise ValueError("topic is not UTF-8") from None
+    if len(parts) != 3 or not valid_name(parts[0]) or not valid_name(parts[1]) or parts[2] not in CANDLE_INTERVALS:
+        raise ValueError(f"not a candle topic: {topic[:80]!r}")
+    return CandleKey(parts[0], parts[1], parts[2])
 
 
 def instrument_name(exchange: str, symbol: str) -> str:

@@ -269,3 +269,7 @@ class FeedOptions:
     max_connections: int = 0  # 0 = the broker's cap
     seed: int | None = None  # simulated market only
     exchanges: tuple[str, ...] = ()  # client exchanges this feed serves; () = all its account has
+    store_dir: str | None = None  # replay only: the tick store (default: [record] dir's default)
+    replay_from: str | None = None  # replay only: first IST date (YYYY-MM-DD) or ISO date-time; None = today
+    replay_to: str | None = None  # replay only: last IST date (inclusive) or ISO date-time (exclusive)
+    replay_speed: str = "1"  # replay only: a factor on the recorded timing, or "max"

@@ -29,6 +29,8 @@ ADAPTERS: dict[str, str] = {
     "upstox": "openalgo_proxy.brokers.upstox.adapter",
     # the production Upstox adapter against a local Upstox-protocol simulator
     "upstox-simulator": "openalgo_proxy.brokers.upstox.local",
+    # ticks recorded by `openalgo-proxy record`, replayed from the tick store
+    "replay": "openalgo_proxy.brokers.replay.adapter",
     **{name: f"openalgo_proxy.brokers.noren.adapter:{name}" for name in NOREN_MEMBERS},
     **{f"{name}-simulator": f"openalgo_proxy.brokers.noren.local:{name}" for name in NOREN_MEMBERS},
     # chain mode: a client of an OpenAlgo-protocol proxy (--upstream), for brokers not streamed natively
