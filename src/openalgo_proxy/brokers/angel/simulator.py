@@ -18,7 +18,6 @@ packet once per mode and writes the same bytes to every subscribed connection.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import secrets
 import ssl
@@ -33,7 +32,7 @@ from openalgo_proxy.brokers.angel.instruments import EXCHANGE_TYPES, MASTER_PATH
 from openalgo_proxy.brokers.angel.login import LOGIN_PATH, REFRESH_PATH, AngelCredentials, strip_bearer
 from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.market import UNIVERSE, Listing, round_to_tick
-from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer
+from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer, common_arguments, serve_until_cancelled
 from openalgo_proxy.model import Tick
 
 log = logging.getLogger(__name__)
@@ -54,49 +53,15 @@ def master_records(listings: Iterable[Listing] = UNIVERSE) -> list[dict[str, str
     """Angel instrument master rows (all values strings) for the simulated universe."""
     rows: list[dict[str, str]] = []
     for lst in listings:
-        tick_paise = f"{lst.tick_size * 100:.6f}"
-        if lst.is_index:
-            rows.append(
-                {
-                    "token": lst.angel_token,
-                    "symbol": (lst.name or lst.symbol).title(),
-                    "name": lst.symbol,
-                    "expiry": "",
-                    "strike": "0.000000",
-                    "lotsize": "1",
-                    "instrumenttype": "AMXIDX",
-                    "exch_seg": lst.exchange.removesuffix("_INDEX"),
-                    "tick_size": tick_paise,
-                }
-            )
+        row = {"token": lst.angel_token, "symbol": lst.symbol, "name": lst.name or lst.symbol, "expiry": lst.expiry}
+        row |= {"strike": "-1.000000", "lotsize": str(lst.lot_size), "instrumenttype": lst.instrument_type}
+        row |= {"exch_seg": lst.exchange, "tick_size": f"{lst.tick_size * 100:.6f}"}
+        if lst.is_index:  # named by `name`; the trading symbol is the long name
+            row |= {"symbol": (lst.name or lst.symbol).title(), "name": lst.symbol, "strike": "0.000000"}
+            row |= {"lotsize": "1", "instrumenttype": "AMXIDX", "exch_seg": lst.exchange.removesuffix("_INDEX")}
         elif lst.exchange in ("NSE", "BSE"):
-            rows.append(
-                {
-                    "token": lst.angel_token,
-                    "symbol": f"{lst.symbol}-EQ",
-                    "name": lst.symbol,
-                    "expiry": "",
-                    "strike": "-1.000000",
-                    "lotsize": str(lst.lot_size),
-                    "instrumenttype": "",
-                    "exch_seg": lst.exchange,
-                    "tick_size": tick_paise,
-                }
-            )
-        else:
-            rows.append(
-                {
-                    "token": lst.angel_token,
-                    "symbol": lst.symbol,
-                    "name": lst.name or lst.symbol,
-                    "expiry": lst.expiry,
-                    "strike": "-1.000000",
-                    "lotsize": str(lst.lot_size),
-                    "instrumenttype": lst.instrument_type,
-                    "exch_seg": lst.exchange,
-                    "tick_size": tick_paise,
-                }
-            )
+            row |= {"symbol": f"{lst.symbol}-EQ", "name": lst.symbol, "instrumenttype": ""}
+        rows.append(row)
     return rows
 
 
@@ -400,42 +365,18 @@ class AngelSimulator(SimulatorServer):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8766, help="port for WebSocket, login and master (default 8766)")
+    common_arguments(parser, 8766)
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="API key the simulator accepts")
     parser.add_argument("--client-code", default=DEFAULT_CLIENT_CODE, help="client code the simulator accepts")
     parser.add_argument("--pin", default=DEFAULT_PIN, help="PIN (login password) the simulator accepts")
     parser.add_argument("--totp-secret", default=DEFAULT_TOTP_SECRET, help="base32 TOTP secret the simulator checks")
     parser.add_argument("--jwt-token", default=None, help="a static JWT accepted at the handshake")
     parser.add_argument("--feed-token", default=None, help="a static feed token accepted at the handshake")
-    parser.add_argument("--ticks-per-second", type=float, default=2.0, help="ticks per instrument per second")
-    parser.add_argument("--seed", type=int, default=None, help="random seed of the simulated market")
 
 
 async def serve(args: argparse.Namespace) -> None:
     """`openalgo-proxy simulate angel`: serve until cancelled."""
-    sim = AngelSimulator(
-        args.host,
-        args.port,
-        api_key=args.api_key,
-        client_code=args.client_code,
-        pin=args.pin,
-        totp_secret=args.totp_secret,
-        jwt_token=args.jwt_token,
-        feed_token=args.feed_token,
-        ticks_per_second=args.ticks_per_second,
-        seed=args.seed,
-    )
-    await sim.start()
-    log.info(
-        "angel simulator: ws %s, login %s%s, master %s, client code %s",
-        sim.ws_url,
-        sim.api_url,
-        LOGIN_PATH,
-        sim.instruments_url,
-        sim.client_code,
-    )
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
+    names = ("api_key", "client_code", "pin", "totp_secret", "jwt_token", "feed_token", "ticks_per_second", "seed")
+    sim = AngelSimulator(args.host, args.port, **{name: getattr(args, name) for name in names})
+    where = f"ws {sim.ws_url}, login {sim.api_url}{LOGIN_PATH}, master {sim.instruments_url}, client {sim.client_code}"
+    await serve_until_cancelled(sim, where)
