@@ -32,10 +32,16 @@ def _listener(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="proxy WebSocket/HTTP port (default 8765)")
 
 
+def broker_help() -> str:
+    from openalgo_proxy.brokers import registry
+
+    return registry.help_text()
+
+
 def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker",
-        help="angel-simulator (default: the Angel adapter against a local simulator) | simulator | angel | zerodha",
+        help=broker_help(),
     )
     parser.add_argument("--ws-url", help="broker streaming URL override")
     parser.add_argument("--api-url", help="broker REST base URL override")
@@ -83,10 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="a local broker simulator speaking the broker's wire protocol")
     sim_sub = simulate.add_subparsers(dest="simulator", required=True)
-    from openalgo_proxy.brokers.registry import SIMULATORS, simulator_module
+    from openalgo_proxy.brokers.registry import simulator_module, simulator_names, spec
 
-    for name in SIMULATORS:
-        sim = sim_sub.add_parser(name, help=f"{name} simulator")
+    for name in simulator_names():
+        sim = sim_sub.add_parser(name, help=f"{spec(name).summary} simulator")
         _common(sim)
         try:
             simulator_module(name).add_arguments(sim)
@@ -195,14 +201,14 @@ def _feed_options(settings: Settings) -> Any:
 
 
 def cmd_feed(settings: Settings) -> int:
-    from openalgo_proxy.brokers.registry import adapter_module
+    from openalgo_proxy.brokers.registry import creator
     from openalgo_proxy.feed import Feed
     from openalgo_proxy.feed.metrics import FeedMetricsServer
     from openalgo_proxy.feed.standby import StandbyFeed
     from openalgo_proxy.runtime import run_until_signal
 
     cfg = settings.feed
-    module = adapter_module(cfg.broker)
+    create = creator(cfg.broker)
     guard = _secure_bus(
         settings,
         client=cfg.bus_connect,
@@ -212,7 +218,7 @@ def cmd_feed(settings: Settings) -> int:
 
     def make_feed() -> Feed:
         return Feed(
-            module.create(_feed_options(settings)),
+            create(_feed_options(settings)),
             cfg.bus,
             bus_connect=cfg.bus_connect,
             status_interval=cfg.status_interval,
@@ -377,10 +383,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         if ready.done() and ready.result():
             shown = "localhost" if host == "127.0.0.1" else host
             ws, http = ("wss", "https") if settings.tls.enabled else ("ws", "http")
-            source = {
-                "angel-simulator": "simulated market via the Angel One adapter",
-                "simulator": "simulated market",
-            }.get(settings.feed.broker, settings.feed.broker)
+            from openalgo_proxy.brokers.registry import describe
+
+            source = describe(settings.feed.broker)
             sys.stdout.write(
                 f"openalgo-proxy ready: {ws}://{shown}:{port}  ({source}; "
                 f"market watch {http}://{shown}:{port}/ ; metrics {http}://{shown}:{port}/metrics). Ctrl-C stops.\n"

@@ -132,6 +132,14 @@ class SimulatorServer(abc.ABC):
     def expire_credentials(self) -> None:
         """Every credential issued so far stops working (a new trading day)."""
 
+    @abc.abstractmethod
+    def subscribed_instruments(self) -> set[tuple[str, str]]:
+        """(exchange, symbol) of every instrument subscribed on any connection, in the market's names."""
+
+    def secrets(self) -> list[str]:
+        """Every credential value this simulator accepts or issued (tests check none is ever logged)."""
+        return []
+
     def malformed_frame(self) -> bytes:
         """A frame the broker's client must count as malformed and survive."""
         return b"\x00\x01\x02"

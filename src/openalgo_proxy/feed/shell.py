@@ -74,6 +74,7 @@ class Feed:
 
     async def start(self) -> None:
         self.active_since_ms = int(time.time() * 1000)
+        self.adapter.set_order_sink(self._on_order)
         await self.adapter.start(self._on_tick, self._on_reject)
         self._exchanges = frozenset(self.adapter.exchanges())
         self.publisher = await self._open_publisher()
@@ -158,6 +159,15 @@ class Feed:
             return
         self._control_seq += 1
         self.publisher.publish(topic, self._control_seq, data)
+
+    def _on_order(self, update: control.OrderUpdate) -> None:
+        """An order event of the account: `#orders|BROKER|ACCOUNT` (ACCOUNT = the update's user_id)."""
+        try:
+            topic = topics.orders_topic(self.broker, update.user_id)
+        except ValueError:
+            log.warning("feed %s: order update %s dropped: unusable account id", self.broker, update.orderid)
+            return
+        self._publish_control(topic, control.encode_order_update(update))
 
     def _publish_reject(self, topic: bytes, code: ErrorCode, message: str) -> None:
         self._publish_control(topics.reject_topic(topic), control.encode_reject(code, message))

@@ -41,10 +41,10 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         options: FeedOptions,
         credentials: AngelCredentials | None = None,
         *,
-        max_pairs_per_connection: int = MAX_PAIRS_PER_CONNECTION,
-        backoff_base: float = 1.0,
-        backoff_cap: float = 60.0,
-        backoff_long: float = 60.0,
+        max_pairs_per_connection: int | None = None,
+        backoff_base: float | None = None,
+        backoff_cap: float | None = None,
+        backoff_long: float | None = None,
         heartbeat_interval: float = 30.0,
         ping_interval: float | None = 20.0,
         open_timeout: float = 10.0,
@@ -54,7 +54,9 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         super().__init__(options, per_connection=max_pairs_per_connection)
         self._credentials = credentials
         self.ws_url = options.ws_url or WS_URL
-        self._backoff = (backoff_base, backoff_cap, backoff_long)
+        cap = options.backoff_cap if backoff_cap is None else backoff_cap
+        base = options.backoff_base if backoff_base is None else backoff_base
+        self._backoff = (base, cap, cap if backoff_long is None else backoff_long)
         self._settings = Settings(
             stall_timeout=options.stall_timeout,
             heartbeat_interval=heartbeat_interval,

@@ -18,6 +18,7 @@ packet once per mode and writes the same bytes to every subscribed connection.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import secrets
 import ssl
@@ -30,7 +31,7 @@ from openalgo_proxy.brokers.angel import codec
 from openalgo_proxy.brokers.angel.codec import Action, AngelCodecError, ErrorCodes, SubscriptionMode
 from openalgo_proxy.brokers.angel.instruments import EXCHANGE_TYPES, MASTER_PATH
 from openalgo_proxy.brokers.angel.login import LOGIN_PATH, REFRESH_PATH, AngelCredentials, strip_bearer
-from openalgo_proxy.brokers.base import FeedOptions
+from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.market import UNIVERSE, Listing, round_to_tick
 from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer, common_arguments, serve_until_cancelled
 from openalgo_proxy.model import Tick
@@ -179,6 +180,11 @@ class AngelSimulator(SimulatorServer):
         """Every (exchange type, token, mode) subscribed on any connection."""
         return {(k[0], k[1], m) for c in self._angel_clients() for k, modes in c.pairs.items() for m in modes}
 
+    def subscribed_instruments(self) -> set[tuple[str, str]]:
+        return {
+            (lst.exchange, lst.symbol) for c in self._angel_clients() for k in c.pairs if (lst := self.listings.get(k))
+        }
+
     # -- faults -----------------------------------------------------------------------------
 
     def expire_credentials(self) -> None:
@@ -188,6 +194,9 @@ class AngelSimulator(SimulatorServer):
         self._refresh_tokens.clear()
 
     expire_tokens = expire_credentials
+
+    def secrets(self) -> list[str]:
+        return [self.pin, self.totp_secret, *self._jwts, *self._feed_tokens, *self._refresh_tokens]
 
     def malformed_frame(self) -> bytes:
         return b"\x03\x01RELIANCE-truncated"
@@ -362,6 +371,21 @@ class AngelSimulator(SimulatorServer):
                 for client in clients:
                     self.packets_sent += 1
                     await self.send(client, data)
+
+
+def simulator_for(options: FeedOptions) -> AngelSimulator:
+    """The simulator a local feed starts (`angel-simulator`)."""
+    return AngelSimulator(ticks_per_second=options.ticks_per_second, seed=options.seed)
+
+
+def adapter_for(sim: AngelSimulator, options: FeedOptions) -> BrokerAdapter:
+    """The production adapter logged in to `sim`, with the feed's other options."""
+    from openalgo_proxy.brokers.angel.adapter import AngelAdapter
+
+    local = dataclasses.replace(
+        options, ws_url=sim.ws_url, api_url=sim.api_url, instruments=sim.instruments_url, cache_dir=None
+    )
+    return AngelAdapter(local, sim.credentials())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

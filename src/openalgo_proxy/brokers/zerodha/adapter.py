@@ -68,7 +68,7 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         api_key: str | None = None,
         access_token: str | TokenProvider | None = None,
         exchanges: Sequence[str] | None = None,
-        per_connection: int = MAX_PER_CONNECTION,
+        per_connection: int | None = None,
         backoff: Callable[[], Backoff] | None = None,
     ) -> None:
         if exchanges is None and options.exchanges:
@@ -83,7 +83,9 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
             self._token_provider: TokenProvider = lambda: fixed
         else:
             self._token_provider = access_token or env_token_provider
-        self._backoff_factory = backoff or Backoff
+        self._backoff_factory = backoff or (
+            lambda: Backoff(options.backoff_base, options.backoff_cap, options.backoff_cap)
+        )
         self._settings = Settings(stall_timeout=options.stall_timeout, close_timeout=2.0, max_size=1 << 22)
         self._access_token = ""
         self.token_refreshes = 0

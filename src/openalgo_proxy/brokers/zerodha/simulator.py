@@ -9,6 +9,7 @@ shared SimulatedMarket, and has fault switches and counters for tests.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import logging
 import ssl
@@ -16,6 +17,7 @@ import time
 
 from aiohttp import web
 
+from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.market import UNIVERSE, Listing
 from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer, common_arguments, serve_until_cancelled
 from openalgo_proxy.brokers.zerodha import codec
@@ -106,6 +108,8 @@ class KiteSimulator(SimulatorServer):
         )
         self.api_key = api_key
         self._tokens = {access_token}
+        self.current_token = access_token  # what a login would hand out now
+        self._generation = 0
         self.max_per_connection = max_per_connection
         self.listings = {lst.kite_token: lst for lst in listings}
         self.csv = format_csv(kite_rows(listings)).encode()
@@ -142,7 +146,13 @@ class KiteSimulator(SimulatorServer):
         self._tokens = {new_token} if new_token else set()
 
     def expire_credentials(self) -> None:
-        self.expire_token()
+        """A new day: the old token is refused, a fresh one (`current_token`) is issued."""
+        self._generation += 1
+        self.current_token = f"sim_access_token_{self._generation}"
+        self.expire_token(self.current_token)
+
+    def secrets(self) -> list[str]:
+        return [*self._tokens, self.current_token]
 
     def accept_token(self, token: str) -> None:
         self._tokens.add(token)
@@ -161,6 +171,9 @@ class KiteSimulator(SimulatorServer):
     def subscriptions(self) -> list[dict[int, KiteMode]]:
         """Per open connection, its subscribed tokens and their modes."""
         return [dict(conn.modes) for conn in self.connections]
+
+    def subscribed_instruments(self) -> set[tuple[str, str]]:
+        return {(self.listings[t].exchange, self.listings[t].symbol) for c in self.connections for t in c.modes}
 
     def subscribed(self) -> dict[int, KiteMode]:
         out: dict[int, KiteMode] = {}
@@ -256,6 +269,20 @@ class KiteSimulator(SimulatorServer):
                 continue
             packets = [codec.encode_packet(codec.packet_from_tick(ticks[t], t, mode)) for t, mode in conn.modes.items()]
             await self._send_packets(conn, packets)
+
+
+def simulator_for(options: FeedOptions) -> KiteSimulator:
+    """The simulator a local feed starts (`zerodha-simulator`)."""
+    beat = min(1.0, options.stall_timeout / 3.0)  # Kite beats about once a second; never slower than a stall
+    return KiteSimulator(ticks_per_second=options.ticks_per_second, seed=options.seed, heartbeat_interval=beat)
+
+
+def adapter_for(sim: KiteSimulator, options: FeedOptions) -> BrokerAdapter:
+    """The production adapter with `sim`'s API key; its token source is what the simulator issued last."""
+    from openalgo_proxy.brokers.zerodha.adapter import KiteAdapter
+
+    local = dataclasses.replace(options, ws_url=sim.url, instruments=sim.instruments_url, cache_dir=None)
+    return KiteAdapter(local, api_key=sim.api_key, access_token=lambda: sim.current_token)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
