@@ -89,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="a local broker simulator speaking the broker's wire protocol")
     sim_sub = simulate.add_subparsers(dest="simulator", required=True)
-    from openalgo_proxy.brokers.registry import simulator_module, simulator_names, spec
+    from openalgo_proxy.brokers.registry import BROKERS, simulator_module, spec
 
-    for name in simulator_names():
+    for name in BROKERS:
         sim = sim_sub.add_parser(name, help=f"{spec(name).summary} simulator")
         _common(sim)
         try:

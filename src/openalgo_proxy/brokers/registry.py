@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
 
 from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.spec import BrokerSpec
@@ -26,19 +25,10 @@ LOCAL_SUFFIX = "-simulator"
 
 def spec(name: str) -> BrokerSpec:
     if name not in BROKERS:
-        raise ValueError(f"unknown broker {name!r}; choose from {', '.join(names())}")
+        known = [DEFAULT, SIMULATED_MARKET, *BROKERS, *(f"{b}{LOCAL_SUFFIX}" for b in BROKERS)]
+        raise ValueError(f"unknown broker {name!r}; choose from {', '.join(dict.fromkeys(known))}")
     found: BrokerSpec = importlib.import_module(f"openalgo_proxy.brokers.{name}.spec").SPEC
     return found
-
-
-def names() -> list[str]:
-    """Every name `--broker` accepts."""
-    return [
-        DEFAULT,
-        SIMULATED_MARKET,
-        *BROKERS,
-        *(f"{b}{LOCAL_SUFFIX}" for b in BROKERS if f"{b}-simulator" != DEFAULT),
-    ]
 
 
 def help_text() -> str:
@@ -78,13 +68,3 @@ def simulator_module(name: str) -> ModuleType:
         return spec(name).simulator_module()
     except ValueError:
         raise ValueError(f"no simulator for {name!r}; choose from {', '.join(BROKERS)}") from None
-
-
-def simulator_names() -> tuple[str, ...]:
-    return BROKERS
-
-
-def adapter_for_simulator(name: str, simulator: Any, options: FeedOptions) -> BrokerAdapter:
-    """The production adapter of broker `name` logged in to its running `simulator`."""
-    adapter: BrokerAdapter = simulator_module(name).adapter_for(simulator, options)
-    return adapter
