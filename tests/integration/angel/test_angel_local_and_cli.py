@@ -6,8 +6,8 @@ import asyncio
 
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
 from openalgo_proxy.brokers.angel.instruments import InstrumentMasterError
-from openalgo_proxy.brokers.angel.spec import SPEC
 from openalgo_proxy.brokers.angel.simulator import AngelSimulator
+from openalgo_proxy.brokers.angel.spec import SPEC
 from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.local import LocalAdapter
 from openalgo_proxy.model import Mode
