@@ -17,7 +17,7 @@ from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.spec import BrokerSpec
 
 #: the broker folders, in the order the CLI lists them
-BROKERS: tuple[str, ...] = ("angel", "zerodha")
+BROKERS: tuple[str, ...] = ("angel", "zerodha", "mstock")
 DEFAULT = "angel-simulator"
 SIMULATED_MARKET = "simulator"
 LOCAL_SUFFIX = "-simulator"

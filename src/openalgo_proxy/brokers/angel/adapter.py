@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 
 from openalgo_proxy.brokers.angel.codec import UPSTREAM_MODE, AngelPacket, ErrorReply, SubscriptionMode, to_tick
-from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, PairKey
+from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, PairKey, SmartStreamConnection
 from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, load_master
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
@@ -84,7 +84,7 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
             return SubscriptionMode.SNAP_QUOTE  # Quote's OI comes from SnapQuote
         return UPSTREAM_MODE[mode]
 
-    def open_connection(self, slot: int) -> AngelConnection:
+    def open_connection(self, slot: int) -> SmartStreamConnection:
         assert self.session is not None, "start() first"
         base, cap, long_delay = self._backoff
         return AngelConnection(
@@ -97,8 +97,8 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
             Backoff(base, cap, long_delay, rng=self._rng),
         )
 
-    def connections(self) -> list[AngelConnection]:
-        return [c for c in self.pool.slots if isinstance(c, AngelConnection)]
+    def connections(self) -> list[SmartStreamConnection]:
+        return [c for c in self.pool.slots if isinstance(c, SmartStreamConnection)]
 
     def _broker_error(self, reply: ErrorReply, keys: list[PairKey]) -> None:
         """An E1002 (or E1001) answer to one of our requests: those pairs are not placed."""

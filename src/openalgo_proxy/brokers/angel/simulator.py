@@ -349,9 +349,13 @@ class AngelSimulator(SimulatorServer):
         packet = codec.packet_from_tick(tick, mode, key[0], key[1], 0 if listing.is_index else seq, week)
         if isinstance(packet, codec.MarketPacket) and packet.last_traded_timestamp:
             packet.last_traded_timestamp //= 1000  # Angel sends the last trade time in epoch seconds
-        data = codec.encode_packet(packet)
+        data = self.wire(packet)
         self.last_sent[(key[0], key[1], mode)] = data
         return data
+
+    def wire(self, packet: codec.AngelPacket) -> bytes:
+        """The bytes of one packet (a SmartStream-family broker with other units overrides this)."""
+        return codec.encode_packet(packet)
 
     async def on_tick(self, now_ms: int) -> None:
         now = now_ms

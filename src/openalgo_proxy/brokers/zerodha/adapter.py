@@ -15,18 +15,17 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from urllib.parse import urlencode
 
 from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.credentials import secret, token_source
 from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.brokers.zerodha import instruments as kite_instruments
 from openalgo_proxy.brokers.zerodha.codec import KITE_MODE, KiteMode, KitePacket, OrderUpdate, to_tick
 from openalgo_proxy.brokers.zerodha.connection import KiteConnection
 from openalgo_proxy.brokers.zerodha.instruments import KiteInstruments
-from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.model import Instrument, Mode
 
 log = logging.getLogger(__name__)
@@ -38,21 +37,8 @@ MAX_PER_CONNECTION = 3000
 TokenProvider = Callable[[], str]
 
 
-def env_token_provider() -> str:
-    """The access token from KITE_ACCESS_TOKEN_FILE (re-read each call) or KITE_ACCESS_TOKEN."""
-    path = os.environ.get("KITE_ACCESS_TOKEN_FILE")
-    if path:
-        try:
-            token = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read KITE_ACCESS_TOKEN_FILE: {exc.strerror}") from None
-        if token:
-            return token
-        raise ConfigError("KITE_ACCESS_TOKEN_FILE is empty")
-    token = os.environ.get("KITE_ACCESS_TOKEN", "").strip()
-    if not token:
-        raise ConfigError("set KITE_ACCESS_TOKEN or KITE_ACCESS_TOKEN_FILE for the zerodha feed")
-    return token
+#: the access token from KITE_ACCESS_TOKEN_FILE (re-read each call) or KITE_ACCESS_TOKEN
+env_token_provider = token_source("KITE_ACCESS_TOKEN", "zerodha")
 
 
 class KiteAdapter(PooledAdapter[int, KiteMode]):
@@ -91,9 +77,7 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         self.token_refreshes = 0
 
     async def prepare(self) -> None:
-        self._api_key = self._api_key or os.environ.get("KITE_API_KEY", "").strip()
-        if not self._api_key:
-            raise ConfigError("set KITE_API_KEY for the zerodha feed")
+        self._api_key = self._api_key or secret("KITE_API_KEY", "zerodha")
         self._access_token = self._token_provider()
 
     async def load_index(self) -> KiteInstruments:
