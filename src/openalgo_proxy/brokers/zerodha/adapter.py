@@ -26,6 +26,7 @@ from openalgo_proxy.brokers.zerodha import instruments as kite_instruments
 from openalgo_proxy.brokers.zerodha.codec import KITE_MODE, KiteMode, KitePacket, OrderUpdate, to_tick
 from openalgo_proxy.brokers.zerodha.connection import KiteConnection
 from openalgo_proxy.brokers.zerodha.instruments import KiteInstruments
+from openalgo_proxy.brokers.zerodha.orders import order_update
 from openalgo_proxy.model import Instrument, Mode
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,16 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
                 self.on_tick(to_tick(packet, instrument.symbol, instrument.exchange, received_ms))
 
     def _on_order(self, update: OrderUpdate) -> None:
-        log.debug("zerodha: order update ignored by the market-data feed")
+        """An order postback on the ticker: the account's order event, on the bus as `#orders|zerodha|USER`."""
+        try:
+            event = order_update(update.data, self._api_key or "", self._by_token)
+        except (ValueError, OverflowError) as exc:
+            log.warning("zerodha: order update skipped: %s", exc)
+            return
+        self.on_order(event)
+
+    def _by_token(self, token: int) -> Instrument | None:
+        return self.index.by_key(token) if self.index is not None else None
 
     def status_extra(self) -> dict[str, object]:
         return {"token_refreshes": self.token_refreshes}
