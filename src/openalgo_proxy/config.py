@@ -69,7 +69,7 @@ class ProxySettings(_Section):
 class FeedSettings(_Section):
     broker: str = Field(
         "angel-simulator",
-        description="angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha",
+        description="a broker name from the registry: `openalgo-proxy feed --help` lists them (NAME, NAME-simulator)",
     )
     bus: str = Field(
         default_factory=default_endpoint,

@@ -18,7 +18,8 @@ from openalgo_proxy.brokers.angel.codec import UPSTREAM_MODE, AngelPacket, Error
 from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, PairKey, SmartStreamConnection
 from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, load_master
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.angel.orders import ORDER_PATH, ORDER_WS_URL, AngelOrderConnection
+from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, OrderSink, RejectSink, TickSink
 from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
@@ -66,9 +67,37 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         )
         self._rng = rng or random.Random()
         self.session: AngelSession | None = None
+        self.orders: AngelOrderConnection | None = None
+        self._orders_wanted = False
 
     async def prepare(self) -> None:
         self.session = AngelSession(self._credentials or AngelCredentials.from_env(), self.options.api_url)
+
+    def set_order_sink(self, on_order: OrderSink) -> None:
+        """Order events come from a separate order-status socket, opened at start for a feed that wants them."""
+        self.on_order = on_order
+        self._orders_wanted = True
+
+    async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
+        await super().start(on_tick, on_reject)
+        if self._orders_wanted and self.session is not None:
+            base, cap, long_delay = self._backoff
+            url = ORDER_WS_URL
+            if self.options.ws_url:  # a local or test server serves both sockets
+                url = self.options.ws_url.split("://", 1)[0] + "://" + self.options.ws_url.split("/")[2] + ORDER_PATH
+            self.orders = AngelOrderConnection(
+                url, self.session, self._order_instrument, self.on_order, self._settings, Backoff(base, cap, long_delay)
+            )
+            self.orders.set_wanted({})
+            self.orders.start()
+
+    async def stop(self) -> None:
+        if self.orders is not None:
+            await self.orders.stop()
+        await super().stop()
+
+    def _order_instrument(self, exchange_type: int, token: str) -> Instrument | None:
+        return self.index.by_key((exchange_type, token)) if self.index is not None else None
 
     async def load_index(self) -> InstrumentMaster:
         cache_dir = self.options.cache_dir
@@ -111,7 +140,8 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
             self.on_tick(to_tick(packet, instrument.symbol, instrument.exchange))
 
     def status_extra(self) -> dict[str, object]:
-        return {"logins": self.session.logins if self.session else 0}
+        orders = self.orders.info() if self.orders is not None else None
+        return {"logins": self.session.logins if self.session else 0, "orders": orders}
 
 
 def create(options: FeedOptions) -> BrokerAdapter:

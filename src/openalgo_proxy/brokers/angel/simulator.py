@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import secrets
 import ssl
 from collections.abc import Iterable
 
 import pyotp
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from openalgo_proxy.brokers.angel import codec
 from openalgo_proxy.brokers.angel.codec import Action, AngelCodecError, ErrorCodes, SubscriptionMode
 from openalgo_proxy.brokers.angel.instruments import EXCHANGE_TYPES, MASTER_PATH
 from openalgo_proxy.brokers.angel.login import LOGIN_PATH, REFRESH_PATH, AngelCredentials, strip_bearer
+from openalgo_proxy.brokers.angel.orders import ORDER_PATH
 from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.market import UNIVERSE, Listing, round_to_tick
 from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer, common_arguments, serve_until_cancelled
@@ -129,6 +131,7 @@ class AngelSimulator(SimulatorServer):
         self._refresh_tokens: set[str] = set()
         self._seq: dict[Key, int] = {}
         self.refuse_logins = False  # fault switch of the REST login
+        self.order_sockets: list[web.WebSocketResponse] = []
         # counters
         self.login_attempts = 0
         self.logins = 0
@@ -140,6 +143,7 @@ class AngelSimulator(SimulatorServer):
         self.last_sent: dict[tuple[int, str, int], bytes] = {}
 
     def routes(self, app: web.Application) -> None:
+        app.router.add_get(ORDER_PATH, self._orders_handler)
         app.router.add_post(LOGIN_PATH, self._login)
         app.router.add_post(REFRESH_PATH, self._refresh)
         app.router.add_get(MASTER_PATH, self._master_handler)
@@ -248,6 +252,28 @@ class AngelSimulator(SimulatorServer):
         self._jwts.discard(jwt)
         self._refresh_tokens.discard(body["refreshToken"])
         return web.json_response({"status": True, "message": "SUCCESS", "errorcode": "", "data": self._issue()})
+
+    async def _orders_handler(self, request: web.Request) -> web.StreamResponse:
+        """The order-status socket: Bearer JWT, AB00 ack, `ping` -> `pong`, then `publish_order` events."""
+        if strip_bearer(request.headers.get("Authorization", "")) not in self._jwts or self.reject_handshakes:
+            return web.Response(status=401, text="Invalid Token")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.order_sockets.append(ws)
+        try:
+            await ws.send_str(json.dumps({"user-id": self.client_code, "status-code": "200", "order-status": "AB00"}))
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT and msg.data == "ping" and not self.mute:
+                    await ws.send_str("pong")
+        finally:
+            self.order_sockets.remove(ws)
+        return ws
+
+    async def publish_order(self, code: str, order: dict[str, object]) -> None:
+        """An order event of this account to every order-status socket (`code`: AB01..AB11)."""
+        message = {"user-id": self.client_code, "status-code": "200", "order-status": code, "orderData": order}
+        for ws in list(self.order_sockets):
+            await ws.send_str(json.dumps(message))
 
     async def _master_handler(self, request: web.Request) -> web.Response:
         return web.json_response(self._master)
