@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import codec
+from bench import codec, dhan_codec
 from bench.report import Row, summarize, table
 from bench.runner import RunResult, run_once
 from bench.scenarios import SCENARIOS, SERVERS, Scenario
@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "codec":
             rate, note = codec.run()
             codec_line = f"codec: {rate:,.0f} SnapQuote packets/s ({note})" if rate else f"codec: {note}"
+            dhan_rate, dhan_note = dhan_codec.run()
+            codec_line += f"\ndhan codec: {dhan_rate:,.0f} Full packets/s ({dhan_note})"
             continue
         scenario = scenario_from(args, name)
         results = asyncio.run(run_scenario(scenario, servers, max(1, args.repeat), logs, args.profile))

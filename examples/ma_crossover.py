@@ -21,7 +21,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from openalgo_proxy.client import ClientError, connect
+from openalgo_proxy.client import ClientError, connect, tls_context
 
 DEFAULT_INSTRUMENTS = ["NSE:RELIANCE", "NSE:INFY", "NSE:HDFCBANK", "NSE:SBIN"]
 
@@ -77,7 +77,8 @@ class Stats:
 
 async def run(args: argparse.Namespace, stats: Stats) -> None:
     books: dict[str, Crossover] = {}
-    async with connect(args.url, api_key=args.api_key, first_connect_timeout=args.connect_timeout) as client:
+    tls = tls_context(args.ca)  # None: the system's trust store (for wss://)
+    async with connect(args.url, api_key=args.api_key, first_connect_timeout=args.connect_timeout, ssl=tls) as client:
         await client.subscribe(args.instruments, mode="ltp")
         emit(f"# watching {', '.join(args.instruments)} on {args.url}: SMA {args.fast} / {args.slow} ticks")
         async for tick in client:
@@ -118,6 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("instruments", nargs="*", default=DEFAULT_INSTRUMENTS, metavar="EXCHANGE:SYMBOL")
     parser.add_argument("--url", default="ws://127.0.0.1:8765")
     parser.add_argument("--api-key", default=os.environ.get("OPENALGO_PROXY_API_KEY"))
+    parser.add_argument("--ca", default=None, metavar="FILE", help="PEM of a private CA that signed a wss:// proxy")
     parser.add_argument("--fast", type=int, default=5, help="fast SMA length in ticks (default 5)")
     parser.add_argument("--slow", type=int, default=20, help="slow SMA length in ticks (default 20)")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
@@ -134,7 +136,7 @@ def main() -> int:
     started = time.monotonic()
     try:
         return asyncio.run(main_async(args))
-    except ClientError as exc:
+    except (ClientError, ValueError) as exc:  # ValueError: an unreadable --ca file
         sys.stderr.write(f"ma_crossover: {exc}\n")
         return 1
     except KeyboardInterrupt:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from openalgo_proxy.client import ClientError, ClientThread, Tick
+from openalgo_proxy.client import ClientError, ClientThread, Tick, tls_context
 
 
 @dataclass
@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("positions", type=Path, nargs="?", default=Path(__file__).with_name("positions.csv"))
     parser.add_argument("--url", default="ws://127.0.0.1:8765")
     parser.add_argument("--api-key", default=os.environ.get("OPENALGO_PROXY_API_KEY"))
+    parser.add_argument("--ca", default=None, metavar="FILE", help="PEM of a private CA that signed a wss:// proxy")
+    parser.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the proxy")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between P&L reports (default 2)")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--alerts", type=Path, default=None, help="append alerts here as JSON lines")
@@ -138,10 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     positions = load_positions(args.positions)
     if not positions:
         parser.error(f"no positions in {args.positions}")
+    try:
+        tls = tls_context(args.ca)  # None: the system's trust store (for wss://)
+    except ValueError as exc:
+        parser.error(str(exc))
     manager = Manager(positions, args.alerts)
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     try:
-        with ClientThread(args.url, api_key=args.api_key, first_connect_timeout=30.0) as client:
+        with ClientThread(
+            args.url, api_key=args.api_key, first_connect_timeout=args.connect_timeout, ssl=tls
+        ) as client:
             client.subscribe(list(manager.positions), mode="quote", on_tick=manager.on_tick)
             emit(f"# managing {len(positions)} positions from {args.positions} on {args.url}")
             while deadline is None or time.monotonic() < deadline:

@@ -220,8 +220,11 @@ class Subscriber(_ReaderMixin):
         self.sock.close(linger=0)
 
 
-def run_forwarder(frontend: str, backend: str, ctx: zmq.Context[zmq.Socket[bytes]] | None = None) -> None:
-    """Blocking XSUB (feeds connect) <-> XPUB (proxies connect) device, subscriptions passed verbatim."""
+def bind_forwarder(
+    frontend: str, backend: str, ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+    """The forwarder's XSUB (feeds connect) and XPUB (proxies connect), bound; ZMQError if either
+    address cannot be bound (nothing is left open then)."""
     ctx = ctx or zmq.Context.instance()
     xsub = ctx.socket(zmq.XSUB)
     xpub = ctx.socket(zmq.XPUB)
@@ -230,9 +233,23 @@ def run_forwarder(frontend: str, backend: str, ctx: zmq.Context[zmq.Socket[bytes
         sock.setsockopt(zmq.SNDHWM, 0 if sock is xsub else DATA_HWM)
         sock.setsockopt(zmq.RCVHWM, 0 if sock is xpub else DATA_HWM)
     xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
-    xsub.bind(frontend)
-    xpub.bind(backend)
-    log.info("bus forwarder: feeds -> %s, proxies -> %s", frontend, backend)
+    try:
+        xsub.bind(frontend)
+        xpub.bind(backend)
+    except zmq.ZMQError:
+        xsub.close(linger=0)
+        xpub.close(linger=0)
+        raise
+    return xsub, xpub
+
+
+def forward(xsub: zmq.Socket[bytes], xpub: zmq.Socket[bytes]) -> None:
+    """Blocking XSUB <-> XPUB device, subscriptions passed verbatim, until the context terminates."""
+    log.info(
+        "bus forwarder: feeds -> %s, proxies -> %s",
+        xsub.getsockopt_string(zmq.LAST_ENDPOINT),
+        xpub.getsockopt_string(zmq.LAST_ENDPOINT),
+    )
     try:
         zmq.proxy(xsub, xpub)
     except zmq.ContextTerminated:
@@ -240,3 +257,8 @@ def run_forwarder(frontend: str, backend: str, ctx: zmq.Context[zmq.Socket[bytes
     finally:
         xsub.close(linger=0)
         xpub.close(linger=0)
+
+
+def run_forwarder(frontend: str, backend: str, ctx: zmq.Context[zmq.Socket[bytes]] | None = None) -> None:
+    """Bind and run the forwarder (blocking)."""
+    forward(*bind_forwarder(frontend, backend, ctx))

@@ -1,4 +1,5 @@
-"""Command line: `openalgo-proxy run | feed | serve | bus | simulate | config show | keys | bus-keys | watch`."""
+"""Command line: `openalgo-proxy run | feed | serve | bus | simulate | config show | keys | bus-keys | search |
+watch`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from openalgo_proxy import __version__
 from openalgo_proxy.config import Settings, load_settings, show
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.logs import setup_logging
+from openalgo_proxy.startup import bind_failure, listening
 
 log = logging.getLogger("openalgo_proxy")
 
@@ -60,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     _listener(run)
     _broker(run)
-    run.add_argument("--bus", help="bus endpoint between feed and proxy (default ipc:// in a private directory)")
+    run.add_argument(
+        "--bus",
+        help="bus endpoint between feed and proxy (default ipc:// in a private directory; tcp://H:0 = any port)",
+    )
+    run.add_argument("--metrics-port", type=int, help="serve the feed's /metrics, /healthz, /status on this port")
+    run.add_argument("--metrics-host", help="address of the feed's metrics listener (default 127.0.0.1)")
 
     feed = sub.add_parser("feed", help="a broker feed publishing on the bus")
     _common(feed)
@@ -128,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     bus_keys_add.add_argument("name", help="key name (letters, digits, . _ -); a client uses it as [bus] client_key")
     bus_keys_list = bus_keys_sub.add_parser("list", help="list the server key and the admitted client keys")
     _common(bus_keys_list)
+
+    from openalgo_proxy.client import search as search_module
+
+    search = sub.add_parser("search", help="find instruments to subscribe: symbol, name or a near spelling")
+    search_module.add_arguments(search)
 
     try:
         watch_module = importlib.import_module("openalgo_proxy.client.watch")
@@ -249,7 +261,8 @@ def cmd_feed(settings: Settings) -> int:
     metrics = FeedMetricsServer(cfg.metrics_host, cfg.metrics_port, broker, current, takeovers, role)
 
     async def start_all() -> None:
-        await metrics.start()
+        address = f"{cfg.metrics_host}:{cfg.metrics_port}"
+        await listening(metrics.start, "the feed's metrics", address, "--metrics-port")
         await start()
 
     async def stop_all() -> None:
@@ -270,7 +283,12 @@ def cmd_serve(settings: Settings) -> int:
     guard = _secure_bus(settings, client=True, connect=settings.proxy.bus)
     try:
         server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls)
-        return run_until_signal(server.start, server.stop)
+        address = f"{settings.proxy.host}:{settings.proxy.port}"
+
+        async def start() -> None:
+            await listening(server.start, "the proxy's WebSocket/HTTP port", address, "--port")
+
+        return run_until_signal(start, server.stop)
     finally:
         guard.close()
 
@@ -340,47 +358,73 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def free_tcp_port(host: str) -> int:
+    """A port free on `host` right now (for `--port 0` in `run`, whose children must agree on it)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host or "127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _concrete_bus(endpoint: str) -> str:
+    """`tcp://HOST:0` (any port) made concrete, since feed and proxy must agree on it."""
+    match = re.fullmatch(r"tcp://(.+):(0|\*)", endpoint)
+    if match is None:
+        return endpoint
+    host = match.group(1)
+    return f"tcp://{host}:{free_tcp_port('127.0.0.1' if host == '*' else host.strip('[]'))}"
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from openalgo_proxy.bus_ipc import check_endpoint
     from openalgo_proxy.runtime import run
-    from openalgo_proxy.supervisor import Child, Supervisor, wait_ready
+    from openalgo_proxy.supervisor import CANNOT_START, Child, Supervisor, is_own_unit, wait_ready
+    from openalgo_proxy.tasks import cancel_and_wait
 
     _refuse_open_auth_none(settings)
-    from openalgo_proxy.bus_ipc import check_endpoint
-
-    check_endpoint(settings.feed.bus, bind=True)  # the children check again; this fails before spawning them
+    host = settings.proxy.host
+    port = settings.proxy.port or free_tcp_port(host)
+    bus = _concrete_bus(settings.feed.bus)
+    check_endpoint(bus, bind=True)  # the children check again; this fails before spawning them
     common: list[str] = []
     if args.config:
         common += ["--config", args.config]
     common += ["--log-level", settings.log.level, "--log-format", settings.log.format]
-    feed_argv = ["feed", *common, "--bus", settings.feed.bus, "--broker", settings.feed.broker]
+    feed_argv = ["feed", *common, "--bus", bus, "--broker", settings.feed.broker]
     if settings.feed.exchanges:
         feed_argv += ["--exchanges", ",".join(settings.feed.exchanges)]
-    for flag in ("ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
+    for flag in ("ws_url", "api_url", "instruments", "ticks_per_second", "seed", "metrics_host", "metrics_port"):
         value = getattr(settings.feed, flag)
         if value is not None:
             feed_argv += ["--" + flag.replace("_", "-"), str(value)]
-    serve_argv = ["serve", *common, "--host", settings.proxy.host, "--port", str(settings.proxy.port)]
+    serve_argv = ["serve", *common, "--host", host, "--port", str(port)]
     for endpoint in settings.proxy.bus:
-        serve_argv += ["--bus", endpoint]
-    children = [Child("feed", feed_argv, dict(os.environ)), Child("proxy", serve_argv, dict(os.environ))]
+        serve_argv += ["--bus", bus if endpoint == settings.feed.bus else endpoint]
+    feed, proxy = Child("feed", feed_argv, dict(os.environ)), Child("proxy", serve_argv, dict(os.environ))
+
+    def own(detail: dict[str, Any]) -> bool:
+        pids = [c.process.pid if c.process is not None else None for c in (proxy, feed)]
+        return is_own_unit(detail, pids[0], pids[1])
 
     async def main() -> int:
         import signal
 
+        from openalgo_proxy.proxy.tls import probe_context
+
         loop = asyncio.get_running_loop()
-        supervisor = Supervisor(children)
+        supervisor = Supervisor([feed, proxy])
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await supervisor.start()
-        host, port = settings.proxy.host, settings.proxy.port
-        from openalgo_proxy.proxy.tls import probe_context
-        from openalgo_proxy.tasks import cancel_and_wait
-
-        ready = asyncio.ensure_future(wait_ready(host, port, ssl=probe_context(settings.tls)))
+        probe_host = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)
+        ready = asyncio.ensure_future(wait_ready(probe_host, port, ssl=probe_context(settings.tls), verify=own))
         stopped = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if ready.done() and ready.result():
+        failed = asyncio.ensure_future(supervisor.failure.wait())
+        await asyncio.wait({ready, stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done() and ready.result() and not supervisor.failure.is_set():
             shown = "localhost" if host == "127.0.0.1" else host
             ws, http = ("wss", "https") if settings.tls.enabled else ("ws", "http")
             from openalgo_proxy.brokers.registry import describe
@@ -391,12 +435,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
                 f"market watch {http}://{shown}:{port}/ ; metrics {http}://{shown}:{port}/metrics). Ctrl-C stops.\n"
             )
             sys.stdout.flush()
-        elif not stop.is_set():
+        elif ready.done() and not stop.is_set() and not supervisor.failure.is_set():
             log.error("the proxy did not become ready; see the log above")
-        await stopped
-        await cancel_and_wait(ready)
+        await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        await cancel_and_wait(ready, stopped, failed)
         await supervisor.stop()
-        return 0
+        return CANNOT_START if supervisor.failed is not None else 0
 
     return run(main())
 
@@ -407,7 +451,7 @@ def cmd_bus(settings: Settings, args: argparse.Namespace) -> int:
 
     import zmq
 
-    from openalgo_proxy.bus import run_forwarder
+    from openalgo_proxy.bus import bind_forwarder, forward
 
     ctx = zmq.Context()
     guard = _secure_bus_forwarder(settings, args, ctx)
@@ -418,7 +462,16 @@ def cmd_bus(settings: Settings, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    thread = threading.Thread(target=run_forwarder, args=(args.frontend, args.backend, ctx), daemon=True)
+    try:
+        sockets = bind_forwarder(args.frontend, args.backend, ctx)
+    except zmq.ZMQError as exc:
+        ctx.term()
+        which, flag = (args.frontend, "--frontend") if args.frontend in str(exc) else (args.backend, "--backend")
+        failure = bind_failure(exc, "the bus forwarder", which, flag)
+        if failure is None:
+            raise
+        raise failure from exc
+    thread = threading.Thread(target=forward, args=sockets, daemon=True)
     thread.start()
     done.wait()
     guard.close()
@@ -472,7 +525,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         try:
-            await task
+            await listening(lambda: task, f"the {args.simulator} simulator", f"{args.host}:{args.port}", "--port")
         except asyncio.CancelledError:
             log.info("simulator stopped")
         return 0
@@ -499,6 +552,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "keys":
             return cmd_keys(settings, args)
+        if args.command == "search":
+            from openalgo_proxy.client import search as search_module
+
+            return search_module.run(args)
         if args.command == "watch":
             module = importlib.import_module("openalgo_proxy.client.watch")
             result: int = module.run(args)

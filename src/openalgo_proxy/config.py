@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from openalgo_proxy.brokers.registry import names as broker_names
 from openalgo_proxy.bus_ipc import default_endpoint
 from openalgo_proxy.errors import ConfigError
 
@@ -102,6 +103,13 @@ class FeedSettings(_Section):
     takeover_after: float = Field(
         5.0, gt=0, description="seconds without the active feed's status before takeover (>= 2.5 x status_interval)"
     )
+
+    @field_validator("broker")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if value not in broker_names():
+            raise ValueError(f"unknown broker {value!r}; choose from {', '.join(broker_names())}")
+        return value
 
     @model_validator(mode="after")
     def _takeover_outlasts_status(self) -> FeedSettings:
@@ -332,7 +340,7 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         where = ".".join(str(part) for part in err["loc"])
-        lines.append(f"{where}: {err['msg']}")
+        lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return "invalid configuration: " + "; ".join(lines)
 
 

@@ -35,24 +35,25 @@ class FeedState(enum.StrEnum):
 
 
 class FeedStatus(msgspec.Struct, kw_only=True):
-    """``#status|BROKER``. The required fields are what docs/bus.md asks of every feed; the rest
-    are this implementation's additions. `state` stays a string on the wire so that a feed
-    reporting a state this proxy does not know is shown, not dropped (see `FeedState`)."""
+    """``#status|BROKER``. A proxy needs `broker` and `state`; the rest is what docs/bus.md asks every
+    feed to send (shown in `/status` and the metrics) plus this implementation's additions, and
+    defaults when a feed leaves it out. `state` stays a string on the wire so that a feed reporting
+    a state this proxy does not know is shown, not dropped (see `FeedState`)."""
 
     broker: str
     state: str
-    connections: int
-    subscriptions: int
-    topics: int
-    reconnects: int
+    connections: int = 0
+    subscriptions: int = 0
+    topics: int = 0
+    reconnects: int = 0
     decode_errors: int = 0
-    last_tick_age: float
+    last_tick_age: float = -1.0
     ticks: int = 0
-    exchanges: list[str]
+    exchanges: list[str] = []
     instance: str = ""
     active_since: int = 0
     standby: bool = False
-    time: int
+    time: int = 0
 
     @property
     def connected(self) -> bool:

@@ -12,6 +12,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_ACTION = "INVALID_ACTION"
     INVALID_PARAMETERS = "INVALID_PARAMETERS"
     INVALID_MODE = "INVALID_MODE"
+    INVALID_DEPTH = "INVALID_DEPTH"
     NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
     AUTHENTICATION_ERROR = "AUTHENTICATION_ERROR"
     FORBIDDEN = "FORBIDDEN"
@@ -31,6 +32,7 @@ _ERROR_MEANINGS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_ACTION: "`action` is missing or not one the proxy knows",
     ErrorCode.INVALID_PARAMETERS: "a field is missing, of the wrong type or out of range",
     ErrorCode.INVALID_MODE: "`mode` is not 1/2/3 or ltp/quote/depth",
+    ErrorCode.INVALID_DEPTH: "`depth` is a book depth the serving broker cannot give (5 always; 20, 30, 200 maybe)",
     ErrorCode.NOT_AUTHENTICATED: "the action needs an authenticated connection",
     ErrorCode.AUTHENTICATION_ERROR: "the credentials were refused",
     ErrorCode.FORBIDDEN: "the identity's role does not allow this exchange or mode",

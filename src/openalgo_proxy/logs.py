@@ -13,9 +13,10 @@ import msgspec
 _encode = msgspec.json.Encoder().encode
 
 
+# `jwt` only with `=`: `jwt:SUB` is how identities are logged (a JWT itself is caught by _JWT)
 _SECRET = re.compile(
-    r"(?i)(\b(?:api[_-]?key|apikey|token|access[_-]?token|refresh[_-]?token|jwt|password|passwd|secret|totp|pin)"
-    r"[\"']?\s*[=:]\s*[\"']?)([^\s\"',;&}]+)"
+    r"(?i)(\b(?:api[_-]?key|apikey|token|access[_-]?token|refresh[_-]?token|password|passwd|secret|totp|pin)"
+    r"[\"']?\s*[=:]\s*[\"']?|\bjwt[\"']?\s*=\s*[\"']?)([^\s\"',;&}]+)"
 )
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
@@ -83,14 +84,16 @@ def setup_logging(level: str = "INFO", fmt: str = "text", component: str = "") -
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def _at_least_info(record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.INFO
+def _at_least_warning(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
 
 
 def wire_logger(name: str) -> logging.Logger:
-    """A logger for a WebSocket library's protocol object: it follows the configured level but never
-    emits DEBUG records, where libraries log raw headers (Authorization, tokens in query strings)."""
+    """A logger for a WebSocket library's protocol object. It passes only warnings and errors: the
+    library logs raw headers at DEBUG (Authorization, tokens in query strings), and at INFO it repeats
+    every open and close that our own connection log already states once ("connection closed",
+    "HTTP response sent" for each health check or page asset)."""
     logger = logging.getLogger(name)
-    if _at_least_info not in logger.filters:
-        logger.addFilter(_at_least_info)
+    if _at_least_warning not in logger.filters:
+        logger.addFilter(_at_least_warning)
     return logger

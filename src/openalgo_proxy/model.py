@@ -86,6 +86,9 @@ class Tick(msgspec.Struct, gc=False):
     lower_circuit: float = 0.0
     bids: tuple[DepthLevel, ...] = ()
     asks: tuple[DepthLevel, ...] = ()
+    #: levels per side the book stands for: 5, or a deeper book (20, 30, 200) that feeds publish only
+    #: on that depth's topic
+    depth: int = DEPTH_LEVELS
 
 
 class Instrument(msgspec.Struct, frozen=True, gc=False):
@@ -97,3 +100,19 @@ class Instrument(msgspec.Struct, frozen=True, gc=False):
     tick_size: float = 0.05
     lot_size: int = 1
     name: str = ""
+    instrument_type: str = ""  # EQ, INDEX, FUT, CE, PE (instrument_kind), "" when the broker does not say
+
+
+def instrument_kind(broker_type: str, symbol: str, exchange: str) -> str:
+    """One vocabulary for every broker's instrument type: EQ, INDEX, FUT, CE, PE (else the broker's
+    own word). Angel says FUTIDX/OPTSTK/AMXIDX/"", Kite FUT/CE/PE/EQ, the simulated market FUTCOM."""
+    word = broker_type.strip().upper()
+    if exchange.endswith("_INDEX") or word in ("INDEX", "AMXIDX", "INDICES"):
+        return "INDEX"
+    if word.startswith("FUT"):
+        return "FUT"
+    if word.startswith("OPT") or word in ("CE", "PE"):
+        return symbol[-2:] if symbol[-2:] in ("CE", "PE") else word
+    if word in ("", "EQ") and exchange in ("NSE", "BSE"):
+        return "EQ"
+    return word

@@ -68,12 +68,13 @@ def iso_millis(epoch_ms: int) -> str:
     return f"{_iso_prefix}.{millis:03d}Z"
 
 
-def _side(levels: tuple[DepthLevel, ...]) -> tuple[DepthLevel, ...]:
-    if len(levels) == DEPTH_LEVELS:
+def _side(levels: tuple[DepthLevel, ...], depth: int = DEPTH_LEVELS) -> tuple[DepthLevel, ...]:
+    """Exactly `depth` levels: the book's, then empty ones."""
+    if len(levels) == depth:
         return levels
-    if len(levels) > DEPTH_LEVELS:
-        return levels[:DEPTH_LEVELS]
-    return levels + (EMPTY_LEVEL,) * (DEPTH_LEVELS - len(levels))
+    if len(levels) > depth:
+        return levels[:depth]
+    return levels + (EMPTY_LEVEL,) * (depth - len(levels))
 
 
 def to_data(tick: Tick, mode: Mode) -> LtpData:
@@ -106,7 +107,7 @@ def to_data(tick: Tick, mode: Mode) -> LtpData:
     )
     if mode == Mode.QUOTE:
         return QuoteData(*quote)
-    depth = Depth(_side(tick.bids), _side(tick.asks))
+    depth = Depth(_side(tick.bids, tick.depth), _side(tick.asks, tick.depth))
     return DepthData(*quote, depth, tick.upper_circuit, tick.lower_circuit)
 
 

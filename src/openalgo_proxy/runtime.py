@@ -26,7 +26,11 @@ def run_until_signal(
         stopping = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
-        await start()
+        try:
+            await start()
+        except BaseException:
+            await _release(stop, stop_within)  # what did start is closed before the error is shown
+            raise
         await stopping.wait()
         log.info("stopping")
         try:
@@ -37,6 +41,13 @@ def run_until_signal(
         return 0
 
     return run(main())
+
+
+async def _release(stop: Callable[[], Awaitable[None]], within: float) -> None:
+    try:
+        await asyncio.wait_for(stop(), within)
+    except Exception:
+        log.warning("cleaning up after a failed start failed", exc_info=True)
 
 
 def run(coro: Coroutine[Any, Any, int]) -> int:

@@ -1,21 +1,28 @@
 """`openalgo-proxy run`: the feed and the proxy (and a broker simulator when asked) as separate
 processes, restarted if they die, stopped together. Children die with the supervisor (PDEATHSIG).
+
+A child that exits with CANNOT_START (a configuration error or a listener that cannot bind; it has
+said why in one line) is not restarted: restarting cannot help, so the whole unit stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ssl import SSLContext
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
+CANNOT_START = 2  # exit code of a component that cannot start (see cli.main)
 
 
 def _die_with_parent() -> None:
@@ -42,6 +49,8 @@ class Supervisor:
         self.children = children
         self.stop_timeout = stop_timeout
         self.stopping = asyncio.Event()
+        self.failed: Child | None = None  # the child that exited with CANNOT_START
+        self.failure = asyncio.Event()
 
     async def _spawn(self, child: Child) -> None:
         child.process = await asyncio.create_subprocess_exec(
@@ -63,6 +72,11 @@ class Supervisor:
             assert child.process is not None
             code = await child.process.wait()
             if self.stopping.is_set():
+                return
+            if code == CANNOT_START:
+                log.debug("%s cannot start (exit %d): not restarting", child.name, code)
+                self.failed = child
+                self.failure.set()
                 return
             if time.monotonic() - child.started > 30:
                 delay = 1.0
@@ -101,19 +115,61 @@ class Supervisor:
                 await child.task
 
 
-async def wait_ready(host: str, port: int, within: float = 60.0, ssl: SSLContext | None = None) -> bool:
-    """Poll the proxy's /readyz (over TLS when given a context) until it answers 200 or `within` seconds pass."""
+async def probe_ready(host: str, port: int, ssl: SSLContext | None = None) -> dict[str, Any] | None:
+    """GET /readyz once: its JSON detail when it answers 200, else None (not ready, not reachable,
+    or not an openalgo-proxy)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ssl), timeout=1.0)
+    except (OSError, TimeoutError):
+        return None
+    try:
+        writer.write(f"GET /readyz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        response = await asyncio.wait_for(reader.read(1 << 16), timeout=1.0)
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+        return None
+    try:
+        detail = json.loads(body)
+    except ValueError:
+        return None
+    return detail if isinstance(detail, dict) else None
+
+
+async def wait_ready(
+    host: str,
+    port: int,
+    within: float = 60.0,
+    ssl: SSLContext | None = None,
+    verify: Callable[[dict[str, Any]], bool] | None = None,
+    interval: float = 0.25,
+) -> bool:
+    """Poll the proxy's /readyz (over TLS when given a context) until it answers 200 with a detail
+    that `verify` accepts (this run's own proxy and feed, not another instance on the same ports),
+    or `within` seconds pass."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ssl), timeout=1.0)
-            writer.write(f"GET /readyz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-            await writer.drain()
-            status = await asyncio.wait_for(reader.readline(), timeout=1.0)
-            writer.close()
-            if b" 200 " in status:
-                return True
-        except (OSError, TimeoutError):
-            pass
-        await asyncio.sleep(0.1)
+        detail = await probe_ready(host, port, ssl)
+        if detail is not None and (verify is None or verify(detail)):
+            return True
+        await asyncio.sleep(interval)
     return False
+
+
+def is_own_unit(detail: dict[str, Any], proxy_pid: int | None, feed_pid: int | None) -> bool:
+    """True when /readyz was answered by the proxy process `proxy_pid` and it sees a connected feed
+    whose instance is the process `feed_pid` (a feed's instance id starts with its pid)."""
+    if proxy_pid is None or feed_pid is None or detail.get("pid") != proxy_pid:
+        return False
+    feeds = detail.get("feeds")
+    if not isinstance(feeds, dict):
+        return False
+    prefix = f"{feed_pid}-"
+    return any(
+        isinstance(feed, dict) and str(feed.get("instance", "")).startswith(prefix) and feed.get("state") == "connected"
+        for feed in feeds.values()
+    )

@@ -2,6 +2,10 @@
 
 Bus topic: ``EXCHANGE|SYMBOL|MODE`` (UTF-8, mode one digit). ``|`` never occurs in a symbol or an
 exchange, so ZeroMQ prefix matching cannot cross-talk between instruments.
+Deeper book: ``EXCHANGE|SYMBOL|Dnnn``, the Depth mode with nnn levels per side as exactly three
+digits (``D020``, ``D030``, ``D200``). The letter keeps it apart from the one-digit modes and the fixed
+width keeps the depths apart (``D020`` is no prefix of ``D200``), so no topic is a prefix of another.
+The five-level book stays ``EXCHANGE|SYMBOL|3``.
 Control topics start with ``#``: ``#status|BROKER``, ``#instruments|BROKER``, ``#reject|EXCHANGE|SYMBOL|MODE``,
 ``#orders|BROKER|ACCOUNT`` (their payloads are typed in `control.py`).
 Client topic: ``SYMBOL.EXCHANGE``.
@@ -19,6 +23,10 @@ INSTRUMENTS_PREFIX = b"#instruments|"
 REJECT_PREFIX = b"#reject|"
 ORDERS_PREFIX = b"#orders|"
 CONTROL_MARK = b"#"
+DEPTH_MARK = "D"
+STANDARD_DEPTH = 5
+#: book depths a client may ask for beyond the standard five (a broker serves some of them)
+DEEPER_DEPTHS = (20, 30, 200)
 
 
 class OrdersKey(NamedTuple):
@@ -30,6 +38,7 @@ class TopicKey(NamedTuple):
     exchange: str
     symbol: str
     mode: Mode
+    depth: int = STANDARD_DEPTH  # levels per side of the Depth mode's book
 
 
 def valid_name(name: str) -> bool:
@@ -37,9 +46,14 @@ def valid_name(name: str) -> bool:
     return bool(name) and SEPARATOR not in name and "\x00" not in name and not name.startswith("#")
 
 
-def bus_topic(exchange: str, symbol: str, mode: Mode | int) -> bytes:
+def bus_topic(exchange: str, symbol: str, mode: Mode | int, depth: int = STANDARD_DEPTH) -> bytes:
+    """``EXCHANGE|SYMBOL|MODE``, or ``EXCHANGE|SYMBOL|Dnnn`` for a Depth book deeper than five levels."""
     if not valid_name(exchange) or not valid_name(symbol):
         raise ValueError(f"invalid topic parts {exchange!r} {symbol!r}")
+    if depth != STANDARD_DEPTH:
+        if depth not in DEEPER_DEPTHS or int(mode) != Mode.DEPTH:
+            raise ValueError(f"no deeper-book topic for mode {int(mode)} depth {depth}")
+        return f"{exchange}|{symbol}|{DEPTH_MARK}{depth:03d}".encode()
     return f"{exchange}|{symbol}|{int(mode)}".encode()
 
 
@@ -50,12 +64,19 @@ def parse_bus_topic(topic: bytes) -> TopicKey:
     except UnicodeDecodeError:
         raise ValueError("topic is not UTF-8") from None
     parts = text.split(SEPARATOR)
-    if len(parts) != 3 or len(parts[2]) != 1 or not parts[2].isdigit():
+    if len(parts) != 3:
         raise ValueError(f"not a market-data topic: {text!r}")
     exchange, symbol, mode = parts
     if not valid_name(exchange) or not valid_name(symbol):
         raise ValueError(f"not a market-data topic: {text!r}")
-    return TopicKey(exchange, symbol, Mode(int(mode)))
+    if len(mode) == 1 and mode.isdigit():
+        try:
+            return TopicKey(exchange, symbol, Mode(int(mode)))
+        except ValueError:
+            raise ValueError(f"not a market-data topic: {text!r}") from None
+    if len(mode) == 4 and mode[0] == DEPTH_MARK and mode[1:].isdigit() and int(mode[1:]) in DEEPER_DEPTHS:
+        return TopicKey(exchange, symbol, Mode.DEPTH, int(mode[1:]))
+    raise ValueError(f"not a market-data topic: {text!r}")
 
 
 def is_control(topic: bytes) -> bool:

@@ -12,6 +12,8 @@ from bench.report import summarize
 from bench.runner import RunResult
 from bench.scenarios import SCENARIOS, subscribers_per_symbol
 
+from bench import hub_micro
+
 
 def test_histogram_percentiles_merge_and_roundtrip() -> None:
     a, b = Histogram(), Histogram()
@@ -75,3 +77,18 @@ def test_summary_takes_medians_and_ratios() -> None:
     assert rows["proxy"].vs_baseline == 10.0
     assert rows["proxy"].of_ceiling == 50.0
     assert rows["proxy"].efficiency_of_ceiling == 50.0
+
+
+def test_search_bench_measures_every_query_kind_on_a_master() -> None:
+    from bench.search import QUERIES, master, measure
+
+    rows = master(20_000)
+    assert len(rows) == 20_000 and {row.exchange for row in rows} == {"NSE", "BSE", "NSE_INDEX", "NFO"}
+    measured = measure(20_000, repeat=2)
+    assert len(measured) == 1 + len(QUERIES) and all(median >= 0 for _, median, _ in measured)
+
+
+def test_hub_micro_measures_a_full_fan_out() -> None:
+
+    per_tick, rate = hub_micro.run(200)
+    assert per_tick > 0 and rate > 0

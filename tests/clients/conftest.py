@@ -9,13 +9,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 
-from tests.support import free_port
+from tests.support import System, free_port, running_system
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
@@ -82,3 +83,28 @@ def live_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSystem
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """A private certificate authority (not in the system's trust store)."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
+async def tls_system(ca: trustme.CA, tmp_path: Path) -> AsyncIterator[System]:
+    """Feed and a wss:// proxy in this event loop, its certificate signed by the private CA."""
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    tls = {"cert_file": str(cert_file), "key_file": str(key_file)}
+    async with running_system(tls=tls, ticks_per_second=5) as system:
+        yield system

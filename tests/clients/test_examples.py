@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.clients.conftest import REPO, LiveSystem
+from tests.support import System
 
 EXAMPLES = REPO / "examples"
 
@@ -67,3 +69,33 @@ def test_examples_produce_signals_pnl_and_alerts(live_system: LiveSystem, tmp_pa
     shipped_out = finish(shipped)
     for instrument in ("NSE:RELIANCE", "NSE:INFY", "NSE:HDFCBANK", "NSE:TCS", "NSE:SBIN"):
         assert re.search(rf"{instrument}\s+-?\d+\s+\d+\.\d\d\s+\d+\.\d\d", shipped_out), instrument
+
+
+async def run_example(*args: str, within: float = 40.0) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(within):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_examples_reach_a_wss_proxy_with_ca_option(tls_system: System, ca_file: Path) -> None:
+    url = ("--url", tls_system.url)
+    crossover = str(EXAMPLES / "ma_crossover.py")
+    manager = str(EXAMPLES / "trade_manager.py")
+    code, out, err = await run_example(
+        crossover, *url, "--ca", str(ca_file), "--seconds", "3", "--fast", "2", "--slow", "3"
+    )
+    assert code == 0, err
+    done = re.search(r"# done: (\d+) ticks", out)
+    assert done and int(done.group(1)) > 0, out
+    code, out, err = await run_example(manager, *url, "--ca", str(ca_file), "--seconds", "2", "--interval", "1")
+    assert code == 0, err
+    assert re.search(r"NSE:RELIANCE\s+-?\d+\s+\d+\.\d\d\s+\d+\.\d\d", out), out
+    # without the CA: a clear TLS error, exit 1
+    code, out, err = await run_example(crossover, *url, "--connect-timeout", "2", "--seconds", "10")
+    assert code == 1 and "TLS certificate verify failed" in err, err
+    code, out, err = await run_example(manager, *url, "--connect-timeout", "2", "--seconds", "10")
+    assert code == 1 and "TLS certificate verify failed" in err, err

@@ -76,6 +76,7 @@ def test_malformed_messages_raise_protocol_violation(raw: bytes) -> None:
 
 def test_instrument_parsing() -> None:
     assert parse_instrument("nse:M&M") == ("NSE", "M&M")
+    assert parse_instrument("nse:infy") == ("NSE", "INFY")  # as the web page and exchanges write it
     assert parse_instrument("NFO:A:B") == ("NFO", "A:B")
     for bad in ("RELIANCE", ":X", "NSE:", ""):
         with pytest.raises(ValueError):
@@ -100,3 +101,13 @@ def test_backoff_is_full_jitter_capped_and_resets() -> None:
     assert state.next_delay(minimum=5.0) >= 5.0
     with pytest.raises(ValueError):
         Backoff(initial=0)
+
+
+def test_a_snapshot_tick_says_so_and_a_live_one_does_not() -> None:
+    tick = SimulatedMarket(seed=3).advance("NSE", "RELIANCE")
+    live = decode(envelope(Mode.LTP, encode_data(tick, Mode.LTP)))
+    marked = envelope(Mode.LTP, encode_data(tick, Mode.LTP)).replace(b', "seq": ', b', "snapshot": true, "seq": ')
+    assert marked != envelope(Mode.LTP, encode_data(tick, Mode.LTP))
+    replay = decode(marked)
+    assert isinstance(live, LtpTick) and isinstance(replay, LtpTick)
+    assert (live.snapshot, replay.snapshot) == (False, True) and replay.seq == live.seq == 7

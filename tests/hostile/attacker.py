@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_CONNECTIONS = 200  # bounded: a proxy that cuts at once cannot make this loop forever
+MAX_CONNECTIONS = 1000  # bounded: a proxy that cuts at once cannot make this loop forever
 CHUNK_FRAMES = 64
 
 

@@ -56,7 +56,8 @@ async def proxy_behind_a_forger() -> AsyncIterator[tuple[ProxyServer, zmq.Socket
             control(
                 b"#status|forger",
                 {"broker": "forger", "state": "connected", "exchanges": ["NSE"], "last_tick_age": 0.1,
-                 "time": int(time.time() * 1000)},
+                 "connections": 1, "subscriptions": 1, "topics": 1, "reconnects": 0,
+                 "time": int(time.time() * 1000)},  # every field docs/bus.md requires of a status
             )  # fmt: skip
             await asyncio.sleep(0.2)
 

@@ -38,6 +38,10 @@ async def _attack_while_measuring(system: System, scenario: str, *args: str, bys
         # the proxy settles: only the bystander is left, its memory back near the baseline
         await wait_for(lambda: len(system.proxy.connections) == 1, within=10)
         growth = rss() - memory_before
+        print(  # the figures docs/reliability.md quotes (pytest -s)
+            f"\nFIGURES {scenario}: baseline {baseline.describe()}; during {during.describe()}; "
+            f"{report.summary()}; RSS {growth / 2**20:+.1f} MiB"
+        )
         expected = (CLOSE_OVER_BUDGET, CLOSE_MESSAGE_TOO_BIG) if scenario == "cont" else (CLOSE_OVER_BUDGET,)
         judge_closes(report, expected)
         judge_bystander(baseline, during)

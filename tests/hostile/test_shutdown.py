@@ -45,6 +45,7 @@ async def test_sigterm_during_a_pong_flood_exits_within_the_bound() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+    print(f"\nFIGURES sigterm during a pong flood: exited {took:.2f} s after SIGTERM, code {code}")
     assert took <= SIGTERM_WITHIN, f"exited {took:.1f} s after SIGTERM (bound {SIGTERM_WITHIN} s)"
     assert code == 0, stderr[-2000:]
     _, alive = psutil.wait_procs(children, timeout=5)

@@ -50,6 +50,7 @@ async def test_slowloris_at_1000_sockets_leaves_room_for_new_clients() -> None:
                 proc.kill()
                 await proc.wait()
         report = json.loads(out.decode().strip().splitlines()[-1])
+        print(f"\nFIGURES slowloris: {admitted}/{NEW_CLIENTS} new clients in, worst {worst * 1000:.0f} ms; {report}")
         assert report["opened"] + report["refused"] == SOCKETS, (report, err.decode()[-500:])
         assert admitted == NEW_CLIENTS, (
             f"{NEW_CLIENTS - admitted} of {NEW_CLIENTS} new clients locked out ({refusals[:3]}); {report}"

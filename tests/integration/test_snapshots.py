@@ -3,11 +3,16 @@ the life of a feed run, however often a topic is released and wanted again."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import zmq
+
 from openalgo_proxy.brokers.base import FeedOptions
+from openalgo_proxy.brokers.market import future_symbol
 from openalgo_proxy.brokers.simulated.adapter import SimulatedAdapter
 from openalgo_proxy.config import ProxySettings
+from openalgo_proxy.control import decode_directory
 from openalgo_proxy.payload import iso_millis
 from openalgo_proxy.proxy.server import ProxyServer
 from tests.support import System, client, running_system, wait_for
@@ -79,3 +84,37 @@ async def test_resubscribe_before_the_upstream_release_replays_a_marked_snapshot
             replay = await c.market_data(within=2)
             assert replay["snapshot"] is True
             assert (replay["seq"], replay["data"]) == (first["seq"], first["data"])
+
+
+async def test_the_feeds_directory_carries_search_metadata() -> None:
+    async with running_system() as system:
+        sub = system.ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.connect(system.proxy.cfg.bus[0])
+        sub.setsockopt(zmq.SUBSCRIBE, b"#instruments|")
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    if await asyncio.to_thread(sub.poll, 200):
+                        _, _, data = sub.recv_multipart()
+                        break
+        finally:
+            sub.close()
+    directory = decode_directory(data)
+    info = {item.symbol: item for item in directory.instruments["NFO"]}
+    fut = info[future_symbol("NIFTY")]
+    assert (fut.name, fut.instrument_type, fut.tick_size, fut.lot_size) == ("NIFTY", "FUT", 0.1, 75)
+    reliance = next(item for item in directory.instruments["NSE"] if item.symbol == "RELIANCE")
+    assert (reliance.name, reliance.instrument_type) == ("RELIANCE INDUSTRIES", "EQ")
+    assert {item.symbol for item in directory.instruments["NSE"]} == set(directory.symbols["NSE"])
+
+
+async def test_a_second_client_on_the_same_proxy_gets_the_cached_value_marked_snapshot() -> None:
+    adapter = SimulatedAdapter(FeedOptions(ticks_per_second=0.01, seed=4))  # a slow market
+    async with running_system(adapter=adapter) as system, client(system.url) as a, client(system.url) as b:
+        await a.reply({"action": "subscribe", "symbol": "ONGC", "exchange": "NSE", "mode": 2})
+        live = await a.market_data(within=5)
+        await b.reply({"action": "subscribe", "symbol": "ONGC", "exchange": "NSE", "mode": 2})
+        replay = await b.market_data(within=5)
+        assert replay["snapshot"] is True
+        assert (replay["seq"], replay["data"]) == (live["seq"], live["data"])

@@ -117,6 +117,11 @@ def test_status_json_is_the_documented_shape() -> None:
     assert status.connected
 
 
+def test_status_with_only_broker_and_state_decodes_with_defaults() -> None:
+    status = control.decode_status(b'{"broker":"x","state":"connected"}')
+    assert status.connected and status.exchanges == [] and status.last_tick_age == -1.0 and status.time == 0
+
+
 def test_status_of_a_minimal_third_party_feed_decodes() -> None:
     # docs/bus.md: the keys every feed must send; extra keys are ignored
     status = control.decode_status(
@@ -196,6 +201,7 @@ def test_order_update_has_exactly_openalgos_keys() -> None:
         (control.decode_status, b"not json"),
         (control.decode_status, b"[1,2]"),
         (control.decode_status, b'{"broker":"x"}'),
+        (control.decode_status, b'{"state":"connected"}'),
         (
             control.decode_status,
             b'{"broker":"x","state":"connected","exchanges":"NSE","last_tick_age":0,'

@@ -116,6 +116,7 @@ def test_compose_wires_every_component() -> None:
     assert standby["profiles"] == ["ha"] and "--standby" in standby["command"]
     haproxy = (DEPLOY / "haproxy.cfg").read_text()
     assert "option httpchk GET /readyz" in haproxy and "server proxy2 proxy2:8765 check" in haproxy
+    assert "http-check send ver HTTP/1.1 hdr Host localhost" in haproxy  # the proxies refuse Host-less requests
     scrape = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
     targets = {t for job in scrape["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     assert {"proxy1:8765", "proxy2:8765", "feed:9102"} <= targets

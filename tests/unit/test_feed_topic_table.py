@@ -140,3 +140,47 @@ def test_last_ticks_of_instruments_nobody_wants_are_forgotten_at_sync() -> None:
     table.synced()
     ltp = b"NSE|SBIN|1"
     assert table.add(ltp, topics.parse_bus_topic(ltp), SBIN, streamed=True).data == b""
+
+
+def want_depth(table: TopicTable, inst: Instrument, depth: int, streamed: bool = False) -> bytes:
+    topic = topics.bus_topic(inst.exchange, inst.symbol, Mode.DEPTH, depth)
+    table.add(topic, topics.parse_bus_topic(topic), inst, streamed)
+    return topic
+
+
+def book(inst: Instrument, depth: int) -> Tick:
+    from openalgo_proxy.model import DepthLevel
+
+    levels = tuple(DepthLevel(100.0 - i * 0.05, 10 + i, 1) for i in range(depth))
+    return Tick(inst.symbol, inst.exchange, Mode.DEPTH, 100.0, bids=levels, asks=levels, depth=depth)
+
+
+def test_deeper_books_have_their_own_topics() -> None:
+    table = TopicTable(BASE)
+    five = want(table, SBIN, Mode.DEPTH)
+    twenty = want_depth(table, SBIN, 20)
+    assert table.wanted() == {SBIN: Mode.DEPTH} and table.wanted_depth() == {SBIN: 20}
+    # a five-level tick fills only the five-level topic, a 20-level book only its own
+    assert [s.topic for s in table.apply(tick(SBIN, Mode.DEPTH))] == [five]
+    filled = table.apply(book(SBIN, 20))
+    assert [s.topic for s in filled] == [twenty]
+    assert len(json.loads(filled[0].data)["depth"]["buy"]) == 20
+
+
+def test_a_shallower_deep_topic_is_cut_from_the_deepest_book() -> None:
+    table = TopicTable(BASE)
+    twenty = want_depth(table, SBIN, 20)
+    deepest = want_depth(table, SBIN, 200)
+    assert table.wanted_depth() == {SBIN: 200}
+    filled = {s.topic: json.loads(s.data) for s in table.apply(book(SBIN, 200))}
+    assert len(filled[twenty]["depth"]["sell"]) == 20 and len(filled[deepest]["depth"]["sell"]) == 200
+    assert filled[twenty]["depth"]["sell"] == filled[deepest]["depth"]["sell"][:20]
+
+
+def test_a_refused_deep_book_leaves_the_other_streams() -> None:
+    table = TopicTable(BASE)
+    five = want(table, SBIN, Mode.DEPTH)
+    twenty = want_depth(table, SBIN, 20)
+    deepest = want_depth(table, SBIN, 200)
+    assert [s.topic for s in table.drop_instrument(SBIN, 200)] == [deepest]
+    assert set(table) == {five, twenty} and table.wanted_depth() == {SBIN: 20}

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import random
 
-from openalgo_proxy.bus import RUN_SHIFT
+from openalgo_proxy import topics
+from openalgo_proxy.bus import RUN_SHIFT, SEQ, SNAPSHOT
+from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy.hub import Hub, TopicState
 from openalgo_proxy.proxy.metrics import ProxyMetrics
 from openalgo_proxy.proxy.outbox import Outbox
-from tests.unit.proxy_support import Wire, make_hub, outbox, split_frames, tick
+from tests.unit.proxy_support import INSTRUMENTS, Wire, make_hub, outbox, split_frames, tick
 
 INFY = b"NSE|INFY|1"
 
@@ -175,6 +177,60 @@ def test_invariant_holds_under_random_operations() -> None:
         check_invariant(hub)
         assert set(hub.topics) == {t for b, _ in boxes for t in b.topics}
     assert len(bus.subscribed) - len(bus.unsubscribed) == len(hub.topics)
+
+
+def test_a_new_subscriber_of_a_streaming_topic_gets_the_last_frame_marked_snapshot() -> None:
+    hub, _ = make_hub()
+    box, _ = outbox()
+    state = hub.subscribe(box, "INFY", "NSE", Mode.LTP)
+    tick(hub, INFY, 7, 12.5)
+    live = json.loads(split_frames(state.last_frame)[0][1])
+    assert "snapshot" not in live
+    (snapshot,) = split_frames(state.snapshot_frame())
+    assert json.loads(snapshot[1]) == {**live, "snapshot": True}  # same seq, same data and times
+    for size in (300, 70_000):  # 16- and 64-bit length headers
+        hub.on_bus_message([INFY, SEQ.pack(8 + size), b'{"ltp":1.0,"pad":"%s"}' % (b"x" * size)])
+        (frame,) = split_frames(state.snapshot_frame())
+        assert json.loads(frame[1])["snapshot"] is True and json.loads(frame[1])["data"]["pad"] == "x" * size
+    hub.on_bus_message([INFY, SEQ.pack(90_000), b'{"ltp":2.0}', SNAPSHOT])  # a feed's replay: marked once
+    assert state.snapshot_frame() == state.last_frame
+    assert json.loads(split_frames(state.last_frame)[0][1])["snapshot"] is True
+
+
+def code_of(hub: Hub, exchange: str, symbol: str) -> ErrorCode | None:
+    problem = hub.check(exchange, symbol)
+    return problem[0] if problem is not None else None
+
+
+def _status(hub: Hub, broker: str, exchanges: list[str]) -> None:
+    status = {
+        "broker": broker,
+        "state": "connected",
+        "connections": 1,
+        "subscriptions": 0,
+        "topics": 0,
+        "reconnects": 0,
+        "last_tick_age": -1,
+        "exchanges": exchanges,
+        "time": 1,
+    }
+    hub.on_bus_message([topics.status_topic(broker), SEQ.pack(1), json.dumps(status).encode()])
+
+
+def test_until_a_feeds_instrument_list_arrives_its_exchanges_are_unavailable_not_unknown() -> None:
+    hub, bus = make_hub(instruments=None)
+    assert code_of(hub, "NSE", "INFY") is ErrorCode.BROKER_UNAVAILABLE
+    _status(hub, "simulator", ["NSE", "NSE_INDEX"])
+    assert bus.subscribed == bus.unsubscribed == [b"#instruments|simulator"]  # asked again for its list
+    _status(hub, "simulator", ["NSE", "NSE_INDEX"])
+    assert bus.subscribed == [b"#instruments|simulator"]  # not more than once a second
+    _status(hub, "other", ["MCX"])  # a second feed, whose list has not come either
+    hub.on_bus_message([topics.instruments_topic("simulator"), SEQ.pack(2), json.dumps(INSTRUMENTS).encode()])
+    assert hub.check("NSE", "INFY") is None
+    code, message = hub.check("MCX", "CRUDEOIL") or (None, "")
+    assert code is ErrorCode.BROKER_UNAVAILABLE and "instrument list" in message
+    assert not hub.directory.complete(["simulator", "other"]) and hub.directory.complete(["simulator"])
+    assert code_of(hub, "CDS", "USDINR") is code_of(hub, "NSE", "NOPE") is ErrorCode.SYMBOL_NOT_FOUND
 
 
 def test_data_that_is_not_exactly_one_json_object_is_dropped() -> None:

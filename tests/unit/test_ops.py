@@ -62,6 +62,7 @@ def test_claim_needs_instance_and_start_time() -> None:
         ("header Authorization: Bearer s3cr3t.token-value", "s3cr3t.token-value"),
         ("got eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl from client", "eyJhbGciOiJIUzI1NiJ9"),
         ("totp=123456 pin:9876", "123456"),
+        ("jwt=not-a-real-jwt-but-secret", "not-a-real-jwt-but-secret"),
     ],
 )
 def test_secrets_are_redacted(text: str, secret: str) -> None:
@@ -73,6 +74,8 @@ def test_secrets_are_redacted(text: str, secret: str) -> None:
 def test_ordinary_lines_are_untouched() -> None:
     line = "conn 3 127.0.0.1:5000 subscribe requested=2 ok=2 failed=0 holding=2"
     assert redact(line) == line
+    identity = "conn 1 127.0.0.1:5000 authenticated as jwt:carol role=default"  # identities are logged
+    assert redact(identity) == identity
 
 
 def test_json_log_lines_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:

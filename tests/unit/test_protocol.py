@@ -70,7 +70,9 @@ def test_unsubscribe_without_mode_means_every_mode() -> None:
         ('{"action": "subscribe", "symbols": "SBIN"}', ErrorCode.INVALID_PARAMETERS),
         ('{"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 9}', ErrorCode.INVALID_MODE),
         ('{"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": "full-ish"}', ErrorCode.INVALID_MODE),
-        ('{"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "depth": 20}', ErrorCode.INVALID_PARAMETERS),
+        ('{"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "depth": "deep"}', ErrorCode.INVALID_PARAMETERS),
+        ('{"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "depth": 0}', ErrorCode.INVALID_PARAMETERS),
+        ('{"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "depth": true}', ErrorCode.INVALID_PARAMETERS),
         ('{"action": "authenticate", "api_key": 5}', ErrorCode.INVALID_PARAMETERS),
     ],
 )
@@ -96,3 +98,21 @@ def test_error_envelope() -> None:
         "message": "not subscribed",
         "request_id": "x",
     }
+
+
+def test_depth_is_read_per_request_and_per_entry_for_the_depth_mode_only() -> None:
+    parsed = p.parse_request(
+        '{"action": "subscribe", "mode": 3, "depth": 20, "symbols": ['
+        '{"symbol": "SBIN", "exchange": "NSE"}, {"symbol": "INFY", "exchange": "NSE", "depth": 200},'
+        '{"symbol": "TCS", "exchange": "NSE", "mode": 2}, {"symbol": "ITC", "exchange": "NSE", "depth": "5"}]}'
+    )
+    command = parsed.command
+    assert isinstance(command, p.Subscribe)
+    assert [(e.symbol, e.mode, e.depth) for e in command.entries] == [
+        ("SBIN", Mode.DEPTH, 20),
+        ("INFY", Mode.DEPTH, 200),
+        ("TCS", Mode.QUOTE, 5),  # a depth shapes only the Depth mode's book
+        ("ITC", Mode.DEPTH, 5),
+    ]
+    single = p.parse_request('{"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "depth": 10}').command
+    assert isinstance(single, p.Subscribe) and single.entries[0].depth == 10  # answered INVALID_DEPTH per entry

@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 
 from openalgo_proxy.control import OrderUpdate
 from openalgo_proxy.errors import BrokerAuthError, BrokerRateLimited, ErrorCode
-from openalgo_proxy.model import Instrument, Mode, Tick
+from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
 
 log = logging.getLogger(__name__)
 
 TickSink = Callable[[Tick], None]
+#: an account's order event: the typed `control.OrderUpdate`, or a mapping with exactly its keys
+OrderEvent = OrderUpdate | Mapping[str, object]
 #: where an adapter hands its account's order events (published on `#orders|BROKER|ACCOUNT`)
-OrderSink = Callable[[OrderUpdate], None]
+OrderSink = Callable[[OrderEvent], None]
 
 
 class ConnectionState(enum.Enum):
@@ -43,6 +45,7 @@ class Rejection:
     mode: Mode
     code: ErrorCode
     message: str
+    depth: int = DEPTH_LEVELS  # a deeper book refused: only that depth's stream is affected
 
 
 RejectSink = Callable[[Rejection], None]
@@ -76,6 +79,17 @@ class BrokerAdapter(abc.ABC):
 
     def set_order_sink(self, on_order: OrderSink) -> None:  # noqa: B027 - optional: feeds without orders
         """Where the adapter hands its account's order events (brokers that stream them override this)."""
+
+    def depth_levels(self, instrument: Instrument) -> tuple[int, ...]:
+        """The book depths (levels per side) this account can stream for `instrument`; 5 always.
+        A feed answers a deeper-book topic outside these with INVALID_DEPTH."""
+        return (DEPTH_LEVELS,)
+
+    async def set_wanted_depth(self, wanted: Mapping[Instrument, int]) -> None:  # noqa: B027 - optional
+        """Make the deeper books streamed equal `wanted` (instrument -> levels per side, > 5), after
+        `set_wanted` (which already holds these instruments in Depth mode). Their ticks carry
+        `depth` = those levels; a book that cannot be placed is reported through `on_reject` with
+        that depth. Brokers without deeper books never receive a non-empty `wanted`."""
 
     @abc.abstractmethod
     def exchanges(self) -> tuple[str, ...]:

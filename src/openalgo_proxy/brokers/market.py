@@ -201,6 +201,25 @@ def round_to_tick(price: float, tick_size: float) -> float:
     return round(steps * tick_size, max(decimals, 2))
 
 
+def deeper_side(
+    levels: tuple[DepthLevel, ...], count: int, tick_size: float, bid: bool, lot: int
+) -> tuple[DepthLevel, ...]:
+    """`count` levels of one side of a simulated book: its five levels, then one tick apart outward
+    with deterministic quantities (for the brokers' 20- and 200-level feeds)."""
+    out = list(levels[:count])
+    if not out:
+        return ()
+    price = out[-1].price
+    step = -tick_size if bid else tick_size
+    while len(out) < count:
+        price = round_to_tick(price + step, tick_size)
+        if price <= 0:
+            break
+        n = len(out)
+        out.append(DepthLevel(price, (7 + n * 13 % 50) * lot, 1 + n % 9))
+    return tuple(out)
+
+
 class _Book:
     __slots__ = (
         "changed",

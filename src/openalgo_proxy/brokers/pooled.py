@@ -29,7 +29,7 @@ from openalgo_proxy.brokers.base import (
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.pool import ConnectionPool, Slot
 from openalgo_proxy.errors import ErrorCode
-from openalgo_proxy.model import Instrument, Mode, Tick
+from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +160,11 @@ class PooledAdapter(BrokerAdapter, Generic[K, V]):
             instrument, mode = self._wanted[key]
             self.reject(instrument, mode, code, message)
 
-    def reject(self, instrument: Instrument, mode: Mode, code: ErrorCode, message: str) -> None:
+    def reject(
+        self, instrument: Instrument, mode: Mode, code: ErrorCode, message: str, depth: int = DEPTH_LEVELS
+    ) -> None:
         log.warning("%s: %s %s mode %d rejected: %s", self.name, instrument.exchange, instrument.symbol, mode, message)
-        self._on_reject(Rejection(instrument, mode, code, message))
+        self._on_reject(Rejection(instrument, mode, code, message, depth))
 
     # -- health ------------------------------------------------------------------------------------
 

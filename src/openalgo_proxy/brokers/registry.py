@@ -17,16 +17,20 @@ from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.spec import BrokerSpec
 
 #: the broker folders, in the order the CLI lists them
-BROKERS: tuple[str, ...] = ("angel", "zerodha", "mstock")
+BROKERS: tuple[str, ...] = ("angel", "zerodha", "dhan", "mstock")
 DEFAULT = "angel-simulator"
 SIMULATED_MARKET = "simulator"
 LOCAL_SUFFIX = "-simulator"
 
 
+def names() -> list[str]:
+    """Every name `--broker` (and `feed.broker`) accepts."""
+    return list(dict.fromkeys([DEFAULT, SIMULATED_MARKET, *BROKERS, *(f"{b}{LOCAL_SUFFIX}" for b in BROKERS)]))
+
+
 def spec(name: str) -> BrokerSpec:
     if name not in BROKERS:
-        known = [DEFAULT, SIMULATED_MARKET, *BROKERS, *(f"{b}{LOCAL_SUFFIX}" for b in BROKERS)]
-        raise ValueError(f"unknown broker {name!r}; choose from {', '.join(dict.fromkeys(known))}")
+        raise ValueError(f"unknown broker {name!r}; choose from {', '.join(names())}")
     found: BrokerSpec = importlib.import_module(f"openalgo_proxy.brokers.{name}.spec").SPEC
     return found
 

@@ -30,6 +30,7 @@ from openalgo_proxy.client.errors import (
     ServerError,
     SubscriptionError,
 )
+from openalgo_proxy.client.failures import tls_context
 from openalgo_proxy.client.messages import DepthTick, LtpTick, QuoteTick, SubscriptionResult, Tick
 from openalgo_proxy.client.symbols import Stream, parse_instrument
 from openalgo_proxy.client.threaded import ClientThread
@@ -66,4 +67,5 @@ __all__ = [
     "Tick",
     "connect",
     "parse_instrument",
+    "tls_context",
 ]

@@ -40,6 +40,7 @@ from openalgo_proxy.client.errors import (
     ServerError,
     SubscriptionError,
 )
+from openalgo_proxy.client.failures import describe
 from openalgo_proxy.client.messages import ProtocolViolation, Reply, SubscriptionResult, Tick, decode
 from openalgo_proxy.client.symbols import InstrumentLike, ModeLike, Stream, streams, to_instrument
 from openalgo_proxy.errors import CloseCode, ProxyError
@@ -145,6 +146,10 @@ class Client:
         self.ticks_received = 0
         self.duplicates_dropped = 0
         self.reconnects = 0
+        # why the last connection attempt failed or the last connection ended ("" once live again),
+        # and how many attempts in a row have failed: for a status line
+        self.last_error = ""
+        self.failed_attempts = 0
         # ticks discarded, oldest first, because the consumer fell `max_buffered_ticks` behind
         self.ticks_dropped = 0
 
@@ -289,6 +294,16 @@ class Client:
         await self._call({"action": "ping"}, frozenset({"pong"}))
         return loop.time() - started
 
+    async def search(self, query: str, exchange: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Instruments matching `query` (symbol prefix, words of the name, typos), best first: each a
+        dict with symbol, exchange, name, instrument_type, tick_size, lot_size. ServerError if refused."""
+        fields: dict[str, Any] = {"query": query, "limit": limit}
+        if exchange:
+            fields["exchange"] = exchange
+        reply = await self._call({"action": "search", **fields}, frozenset({"search"}))
+        results = reply.body.get("results", [])
+        return [item for item in results if isinstance(item, dict)] if isinstance(results, list) else []
+
     async def request(self, action: str, **fields: Any) -> dict[str, Any]:
         """Any other request (e.g. ``get_broker_info``); returns the reply object."""
         reply = await self._call({"action": action, **fields}, frozenset())
@@ -386,6 +401,7 @@ class Client:
                     return
                 code = ws.close_code
                 log.info("client: connection closed (code %s %s)", code, ws.close_reason or "")
+                self.last_error = f"closed {code}{': ' + ws.close_reason if ws.close_reason else ''}"
                 if code == CloseCode.AUTH_TIMEOUT:
                     self._fail(AuthenticationError("NOT_AUTHENTICATED", "closed for lack of authentication"))
                     return
@@ -405,12 +421,15 @@ class Client:
 
     def _may_retry(self, exc: Exception, been_live: bool, first_deadline: float | None) -> bool:
         """After a failed connect: whether to try again (else the client has failed)."""
-        log.info("client: connect to %s failed: %s", self.url, exc)
+        reason = describe(exc)
+        log.info("client: connect to %s failed: %s", self.url, reason)
+        self.last_error = reason
+        self.failed_attempts += 1
         if not been_live and first_deadline is not None and asyncio.get_running_loop().time() >= first_deadline:
-            self._fail(ConnectFailed(f"cannot connect to {self.url}: {exc}"))
+            self._fail(ConnectFailed(f"cannot connect to {self.url}: {reason}"))
             return False
         if been_live and not self._reconnect:
-            self._fail(ConnectionLost(f"connection to {self.url} lost: {exc}"))
+            self._fail(ConnectionLost(f"connection to {self.url} lost: {reason}"))
             return False
         return True
 
@@ -429,6 +448,8 @@ class Client:
                 self.auth_reply = reply.body
             await self._replay(ws)
             self._backoff.reset()
+            self.last_error = ""
+            self.failed_attempts = 0
             self._set_state(State.LIVE)
             retrier = asyncio.create_task(self._retry_loop(ws), name="openalgo-client retry")
             try:
@@ -545,6 +566,7 @@ class Client:
 
     def _fail(self, error: ClientError) -> None:
         log.warning("client: giving up on %s: %s", self.url, error)
+        self.last_error = str(error)
         self._failure = error
         self._set_state(State.CLOSED)
         self._tick_ready.set()

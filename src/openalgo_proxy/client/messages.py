@@ -1,7 +1,7 @@
 """Typed ticks and replies of the client protocol (DESIGN sections 4 and 5), decoded with msgspec.
 
 Pure: text in, typed objects out. A tick carries the `data` keys of its mode (payload.py) plus the
-envelope's `mode`, `broker` and `seq`.
+envelope's `mode`, `broker`, `seq` and `snapshot` (a replayed last value, not a new tick).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from openalgo_proxy.errors import CodecError
 from openalgo_proxy.model import Mode
 from openalgo_proxy.payload import Depth
 
-ENVELOPE_FIELDS = frozenset({"mode", "broker", "seq"})
+ENVELOPE_FIELDS = frozenset({"mode", "broker", "seq", "snapshot"})
 
 
 class LtpTick(msgspec.Struct, kw_only=True, gc=False):
@@ -28,6 +28,7 @@ class LtpTick(msgspec.Struct, kw_only=True, gc=False):
     mode: Mode = Mode.LTP
     broker: str = ""
     seq: int = 0
+    snapshot: bool = False  # a replayed last value (its times say how old); False for a live tick
 
     @property
     def name(self) -> str:
@@ -117,6 +118,7 @@ class _Envelope(msgspec.Struct, gc=False):
     mode: int = 0
     broker: str = ""
     seq: int = 0
+    snapshot: bool = False
     data: msgspec.Raw = msgspec.Raw(b"null")
 
 
@@ -140,6 +142,7 @@ def decode(message: str | bytes) -> Tick | Reply:
             tick = decoder.decode(envelope.data)
             tick.broker = envelope.broker
             tick.seq = envelope.seq
+            tick.snapshot = envelope.snapshot
             return tick
         body = _any.decode(message)
     except msgspec.DecodeError as exc:

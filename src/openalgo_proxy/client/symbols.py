@@ -23,11 +23,12 @@ class Stream(NamedTuple):
 
 
 def parse_instrument(text: str) -> tuple[str, str]:
-    """``"NSE:RELIANCE"`` -> ``("NSE", "RELIANCE")``. The symbol may itself contain ``:``."""
+    """``"nse:infy"`` -> ``("NSE", "INFY")``: both upper-cased, as exchanges list them (and as the
+    web market watch does). The symbol may itself contain ``:``."""
     exchange, sep, symbol = text.strip().partition(":")
     if not sep or not exchange or not symbol:
         raise ValueError(f"instrument {text!r} is not EXCHANGE:SYMBOL (for example NSE:RELIANCE)")
-    return exchange.upper(), symbol
+    return exchange.upper(), symbol.upper()
 
 
 InstrumentLike = str | tuple[str, str]

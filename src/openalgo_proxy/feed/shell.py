@@ -14,15 +14,17 @@ import os
 import time
 import uuid
 
+import msgspec
 import zmq
 
 from openalgo_proxy import control, topics
-from openalgo_proxy.brokers.base import BrokerAdapter, Rejection
+from openalgo_proxy.brokers.base import BrokerAdapter, OrderEvent, Rejection
 from openalgo_proxy.bus import Publisher, run_seq_base
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.feed.sanity import TickSanity
 from openalgo_proxy.feed.topic_table import TopicState, TopicTable
-from openalgo_proxy.model import Instrument, Mode, Tick
+from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
+from openalgo_proxy.startup import bind_failure
 from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,10 @@ class Feed:
                 )
             except zmq.ZMQError as exc:
                 if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
-                    raise
+                    failure = bind_failure(exc, "the feed's bus", self._bus_endpoint, "--bus")
+                    if failure is None:
+                        raise
+                    raise failure from exc
                 await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
@@ -139,6 +144,10 @@ class Feed:
             self._publish_reject(topic, ErrorCode.SYMBOL_NOT_FOUND, f"{key.symbol} is not listed on {key.exchange}")
             return
         # the broker sends nothing new for an instrument it already streams, so the table replays
+        if key.depth != DEPTH_LEVELS and key.depth not in self.adapter.depth_levels(instrument):
+            message = f"{self.broker} has no {key.depth}-level book of {key.symbol}"
+            self._publish_reject(topic, ErrorCode.INVALID_DEPTH, message)
+            return
         state = self.table.add(topic, key, instrument, streamed=instrument in self.upstream)
         self._send_snapshot(state)
         self._dirty.set()
@@ -160,12 +169,13 @@ class Feed:
         self._control_seq += 1
         self.publisher.publish(topic, self._control_seq, data)
 
-    def _on_order(self, update: control.OrderUpdate) -> None:
+    def _on_order(self, event: OrderEvent) -> None:
         """An order event of the account: `#orders|BROKER|ACCOUNT` (ACCOUNT = the update's user_id)."""
         try:
+            update = event if isinstance(event, control.OrderUpdate) else msgspec.convert(event, control.OrderUpdate)
             topic = topics.orders_topic(self.broker, update.user_id)
-        except ValueError:
-            log.warning("feed %s: order update %s dropped: unusable account id", self.broker, update.orderid)
+        except (msgspec.ValidationError, ValueError) as exc:
+            log.warning("feed %s: order update dropped: %s", self.broker, exc)
             return
         self._publish_control(topic, control.encode_order_update(update))
 
@@ -178,7 +188,29 @@ class Feed:
             for exchange, names in self.adapter.directory().items()
             if exchange in self._exchanges  # two feeds on one bus must not both claim an exchange
         }
-        return control.InstrumentDirectory(broker=self.broker, exchanges=sorted(self._exchanges), symbols=symbols)
+        return control.InstrumentDirectory(
+            broker=self.broker,
+            exchanges=sorted(self._exchanges),
+            symbols=symbols,
+            instruments={exchange: self._described(exchange, names) for exchange, names in symbols.items()},
+        )
+
+    def _described(self, exchange: str, symbols: list[str]) -> list[control.InstrumentInfo]:
+        """Search metadata of each symbol (name, type, tick and lot size) from the adapter's instruments."""
+        out = []
+        for symbol in symbols:
+            inst = self.adapter.lookup(exchange, symbol)
+            if inst is not None:
+                out.append(
+                    control.InstrumentInfo(
+                        symbol=symbol,
+                        name=inst.name,
+                        instrument_type=inst.instrument_type,
+                        tick_size=inst.tick_size,
+                        lot_size=inst.lot_size,
+                    )
+                )
+        return out
 
     def _publish_directory(self) -> None:
         self._publish_control(topics.instruments_topic(self.broker), control.encode_directory(self.directory()))
@@ -233,6 +265,7 @@ class Feed:
             wanted = self.wanted()
             try:
                 await self.adapter.set_wanted(wanted)
+                await self.adapter.set_wanted_depth(self.table.wanted_depth())
                 self.upstream = wanted
                 self.table.synced()
             except asyncio.CancelledError:
@@ -260,6 +293,8 @@ class Feed:
         """The broker cannot carry an instrument: every mode of it is refused and forgotten here,
         so the next upstream sync does not ask again; a proxy that subscribes anew retries."""
         inst = rejection.instrument
-        for state in self.table.drop_instrument(inst):
+        for state in self.table.drop_instrument(inst, rejection.depth):
             self._publish_reject(state.topic, rejection.code, rejection.message)
+        if rejection.depth != DEPTH_LEVELS:
+            self._dirty.set()  # a shallower deep book still wanted is asked for at the next sync
         log.warning("feed %s: upstream refused %s %s: %s", self.broker, inst.exchange, inst.symbol, rejection.message)

@@ -15,7 +15,7 @@ are ignored unless the upgrade succeeded (no pipelining); after the upgrade, byt
 READ_SLICE at a time, and past TURN_BYTES or TURN_FRAMES in one loop turn the shell stops reading and
 carries on in the next turn (other connections run in between). Every frame is charged to the
 session's budget; once the session decides to close, nothing but the peer's close frame is served
-(no pongs), and an abusive connection (4029) is not read again at all.
+(no pongs), and an abusive connection (4029) is not parsed again at all (drained for a second, then cut).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from openalgo_proxy.config import ProxySettings
 from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.logs import wire_logger
 from openalgo_proxy.proxy.admission import Admission
+from openalgo_proxy.proxy.dialect import Dialect
 from openalgo_proxy.proxy.hub import Hub, TopicState
 from openalgo_proxy.proxy.metrics import ProxyMetrics
 from openalgo_proxy.proxy.outbox import Outbox, discard
@@ -69,6 +70,8 @@ class Gateway:
     # the HTTP side: a response for any request that is not an acceptable WebSocket upgrade, else None
     route: Callable[[Request, str], Response | None]
     next_id: Callable[[], int]
+    # the protocol dialect a connection speaks, chosen from its upgrade request (path, headers)
+    dialect_for: Callable[[Request], Dialect]
     peer_log: PeerLog  # connection life lines, rate-limited per peer address
     on_made: Callable[[Connection], None]
     on_lost: Callable[[Connection], None]
@@ -344,10 +347,13 @@ class Connection(asyncio.Protocol):
     def _on_request(self, request: Request) -> None:
         session = self.session
         refusal = self.gateway.route(request, session.peer)
-        if refusal is not None:
+        if refusal is not None:  # plain HTTP (health, metrics, page) or a refused upgrade: one access line
+            path = request.path.split("?", 1)[0]  # no query: secrets
+            log.debug("http %s %s %s %d", session.peer, request.method, path, refusal.status_code)
             self.ws.send_response(refusal)
             self._stop()  # the response ends the connection: nothing after it is read
             return
+        session.dialect = self.gateway.dialect_for(request)
         bearer = request.headers.get("Authorization", "")
         problem = session.handshake(bearer[7:].strip() if bearer[:7].lower() == "bearer " else None)
         if problem is not None:

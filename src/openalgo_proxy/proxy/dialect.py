@@ -21,10 +21,11 @@ FEATURES = {"ltp": True, "quote": True, "depth": True}
 class BrokerFacts:
     """What `get_broker_info` reports, gathered by the session from the hub."""
 
-    broker: str
+    broker: str  # one name, or the names joined with "," when several feeds serve (kept for old clients)
     brokers: list[str]
     connected: bool
     exchanges: list[str]
+    user_id: str = ""  # the identity of the session that asks
 
 
 class Dialect(Protocol):
@@ -51,6 +52,8 @@ class Dialect(Protocol):
     def unsubscribed_all(self, removed: list[dict[str, Any]], request_id: Any) -> bytes: ...
 
     def subscriptions(self, listed: list[dict[str, Any]], request_id: Any) -> bytes: ...
+
+    def search_results(self, query: str, results: list[dict[str, Any]], request_id: Any) -> bytes: ...
 
 
 class SeedDialect:
@@ -91,6 +94,7 @@ class SeedDialect:
             {
                 "type": "broker_info",
                 "status": "success",
+                "user_id": facts.user_id,
                 "broker": facts.broker,
                 "brokers": facts.brokers,
                 "adapter_status": "connected" if facts.connected else "disconnected",
@@ -135,6 +139,9 @@ class SeedDialect:
 
     def subscriptions(self, listed: list[dict[str, Any]], request_id: Any) -> bytes:
         return proto.reply({"type": "subscriptions", "status": "success", "subscriptions": listed}, request_id)
+
+    def search_results(self, query: str, results: list[dict[str, Any]], request_id: Any) -> bytes:
+        return proto.reply({"type": "search", "status": "success", "query": query, "results": results}, request_id)
 
 
 SEED = SeedDialect()

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
+from typing import Any
 
 import msgspec
 
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 _MID = b',"data":'
 _END = b"}"
+_SEQ_KEY = b',"seq":'
+DIRECTORY_ASK_INTERVAL = 1.0  # seconds between two requests for one feed's instrument list
+_SNAPSHOT_KEY = b',"snapshot":true'
 _one_value = msgspec.json.Decoder(msgspec.Raw).decode  # checks one JSON value, builds nothing
 
 
@@ -40,6 +44,7 @@ class TopicState:
         "appenders",
         "bus_topic",
         "client_topic",
+        "depth",
         "exchange",
         "last_frame",
         "last_seq",
@@ -51,11 +56,14 @@ class TopicState:
         "symbol",
     )
 
-    def __init__(self, bus_topic: bytes, symbol: str, exchange: str, mode: Mode, broker: str) -> None:
+    def __init__(
+        self, bus_topic: bytes, symbol: str, exchange: str, mode: Mode, broker: str, depth: int = topics.STANDARD_DEPTH
+    ) -> None:
         self.bus_topic = bus_topic
         self.symbol = symbol
         self.exchange = exchange
         self.mode = mode
+        self.depth = depth
         self.client_topic = topics.client_topic(symbol, exchange)
         self.subscribers: dict[Outbox[TopicState], None] = {}
         self.appenders: list[Callable[[bytes], None]] = []
@@ -67,18 +75,32 @@ class TopicState:
         self.set_broker(broker)
 
     def set_broker(self, broker: str) -> None:
-        head = msgspec.json.encode(
-            {
-                "type": "market_data",
-                "topic": self.client_topic,
-                "symbol": self.symbol,
-                "exchange": self.exchange,
-                "mode": int(self.mode),
-                "broker": broker,
-            }
-        )
+        envelope: dict[str, object] = {
+            "type": "market_data",
+            "topic": self.client_topic,
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "mode": int(self.mode),
+            "broker": broker,
+        }
+        if self.depth != topics.STANDARD_DEPTH:
+            envelope["depth"] = self.depth  # a deeper book beside the five-level one of the same symbol
+        head = msgspec.json.encode(envelope)
         self.prefix = head[:-1] + b',"seq":'
         self.snapshot_prefix = head[:-1] + b',"snapshot":true,"seq":'
+
+    def snapshot_frame(self) -> bytes:
+        """The last frame as a snapshot (`"snapshot":true` before its seq): what a new subscriber of a
+        topic already streaming gets at once. Built on demand, so the hot path stores one frame."""
+        frame = self.last_frame
+        if not frame:
+            return b""
+        start = 2 if frame[1] < 126 else (4 if frame[1] == 126 else 10)
+        payload = frame[start:]
+        at = payload.find(_SEQ_KEY)
+        if at < 0 or payload[:at].endswith(_SNAPSHOT_KEY):
+            return frame  # already a snapshot (a feed's replay was the last frame)
+        return text_frame(payload[:at] + _SNAPSHOT_KEY + payload[at:])
 
 
 class Hub:
@@ -98,13 +120,17 @@ class Hub:
         self._batch_started = 0.0
         self._batch_count = 0
         self.on_reject: Callable[[TopicState, str, str], None] | None = self.reject
+        self._directory_asked: dict[str, float] = {}
+        self.on_directory: Callable[[], None] | None = None
 
     # -- subscriptions -------------------------------------------------------------------------
-    def subscribe(self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode) -> TopicState:
-        bus_topic = topics.bus_topic(exchange, symbol, mode)
+    def subscribe(
+        self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode, depth: int = topics.STANDARD_DEPTH
+    ) -> TopicState:
+        bus_topic = topics.bus_topic(exchange, symbol, mode, depth)
         state = self.topics.get(bus_topic)
         if state is None:
-            state = TopicState(bus_topic, symbol, exchange, mode, self.directory.broker(exchange))
+            state = TopicState(bus_topic, symbol, exchange, mode, self.directory.broker(exchange), depth)
             self.topics[bus_topic] = state
             self._bus_subscribe(bus_topic)
         if outbox not in state.subscribers:
@@ -172,6 +198,14 @@ class Hub:
         brokers = self.directory.brokers()
         return brokers[0] if len(brokers) == 1 else (self.directory.default_broker or ",".join(brokers))
 
+    def search(
+        self, query: str, exchange: str | None, limit: int, allowed: Container[str] | None = None
+    ) -> list[dict[str, Any]]:
+        return [item.as_dict() for item in self.directory.search(query, exchange, limit, allowed)]
+
+    def suggest(self, exchange: str, symbol: str) -> list[str]:
+        return self.directory.suggest(exchange, symbol)
+
     def upstream_connected(self) -> bool:
         return any(status.connected for status in self.directory.status.values())
 
@@ -230,6 +264,16 @@ class Hub:
         self.dirty.update(state.subscribers)
         self.metrics.messages_out += len(state.subscribers)
 
+    def _ask_directory(self, broker: str, now: float) -> None:
+        """A feed announced exchanges whose instrument list never arrived (it was published before this
+        proxy connected, or dropped): subscribing its topic anew makes the feed publish it again."""
+        if now - self._directory_asked.get(broker, -DIRECTORY_ASK_INTERVAL) < DIRECTORY_ASK_INTERVAL:
+            return
+        self._directory_asked[broker] = now
+        topic = topics.instruments_topic(broker)
+        self._bus_subscribe(topic)
+        self._bus_unsubscribe(topic)  # the prefix subscription still delivers it
+
     def flush(self) -> None:
         """End of a bus drain: one write per outbox that got frames."""
         count = self._batch_count
@@ -248,9 +292,14 @@ class Hub:
         try:
             if topic.startswith(topics.STATUS_PREFIX):
                 broker = topics.parse_status_topic(topic)
-                self.directory.update_status(broker, control.decode_status(data), time.monotonic())
+                now = time.monotonic()
+                self.directory.update_status(broker, control.decode_status(data), now)
+                if self.directory.awaited(broker):
+                    self._ask_directory(broker, now)
             elif topic.startswith(topics.INSTRUMENTS_PREFIX):
                 changed = set(self.directory.update(control.decode_directory(data)))
+                if not self.directory.index_ready and self.on_directory is not None:
+                    self.on_directory()  # a big list: its search index is built off the event loop
                 if changed:
                     for state in self.topics.values():
                         if state.exchange in changed:

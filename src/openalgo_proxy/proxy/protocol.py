@@ -10,14 +10,17 @@ from typing import Any
 
 import msgspec
 
+from openalgo_proxy import search
 from openalgo_proxy.errors import ErrorCode, RequestError
 from openalgo_proxy.model import Mode
-from openalgo_proxy.topics import valid_name
+from openalgo_proxy.topics import DEEPER_DEPTHS, STANDARD_DEPTH, valid_name
 
 MAX_NAME = 64
 MAX_ENTRIES = 5000
 DEFAULT_MODE = Mode.DEPTH
-SUPPORTED_DEPTH = (5,)
+#: book depths a client may ask for; which of them a broker serves is the feed's answer
+SUPPORTED_DEPTH = (STANDARD_DEPTH, *DEEPER_DEPTHS)
+MAX_DEPTH = 1000
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.Encoder().encode
@@ -28,6 +31,7 @@ class Entry:
     symbol: str
     exchange: str
     mode: Mode | None  # None on unsubscribe = every mode
+    depth: int = STANDARD_DEPTH  # levels per side of the Depth mode's book (other modes: 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +77,23 @@ class SupportedBrokers:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Search:
+    query: str
+    exchange: str | None
+    limit: int
+
+
 Command = (
-    Authenticate | Subscribe | Unsubscribe | UnsubscribeAll | ListSubscriptions | Ping | BrokerInfo | SupportedBrokers
+    Authenticate
+    | Subscribe
+    | Unsubscribe
+    | UnsubscribeAll
+    | ListSubscriptions
+    | Ping
+    | BrokerInfo
+    | SupportedBrokers
+    | Search
 )
 
 
@@ -107,10 +126,37 @@ def _mode(value: object, request_id: Any) -> Mode:
         raise BadRequest(ErrorCode.INVALID_MODE, str(exc), request_id) from None
 
 
+def _depth(value: object, request_id: Any) -> int:
+    """A requested book depth: a positive integer (which depths exist is checked per entry)."""
+    if value is None:
+        return STANDARD_DEPTH
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 4:
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_DEPTH:
+        raise BadRequest(
+            ErrorCode.INVALID_PARAMETERS, "'depth' must be a number of levels: 5, 20, 30 or 200", request_id
+        )
+    return value
+
+
+def _depth_of(obj: dict[str, Any], request_id: Any) -> object:
+    """`depth`, or its alias `depth_level` (OpenAlgo's name), of a request or an entry."""
+    depth, level = obj.get("depth"), obj.get("depth_level")
+    if depth is not None and level is not None and depth != level:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'depth' and 'depth_level' differ: give one", request_id)
+    return depth if depth is not None else level
+
+
+def _entry(symbol: str, exchange: str, mode: Mode | None, depth: int) -> Entry:
+    # a depth only shapes the Depth mode's book
+    return Entry(symbol, exchange, mode, depth if mode is Mode.DEPTH else STANDARD_DEPTH)
+
+
 def _entries(
     msg: dict[str, Any], request_id: Any, *, default_mode: Mode | None, max_entries: int
 ) -> tuple[tuple[Entry, ...], bool]:
     top_mode = _mode(msg["mode"], request_id) if msg.get("mode") is not None else default_mode
+    top_depth = _depth(_depth_of(msg, request_id), request_id)
     if "symbols" in msg:
         items = msg["symbols"]
         if not isinstance(items, list) or not items:
@@ -129,18 +175,38 @@ def _entries(
                     request_id,
                 )
             mode = _mode(item["mode"], request_id) if item.get("mode") is not None else top_mode
+            item_depth = _depth_of(item, request_id)
+            depth = _depth(item_depth, request_id) if item_depth is not None else top_depth
             entries.append(
-                Entry(
+                _entry(
                     _name(item.get("symbol"), "symbol", request_id),
                     _name(item.get("exchange"), "exchange", request_id),
                     mode,
+                    depth,
                 )
             )
         return tuple(entries), False
     if "symbol" not in msg or "exchange" not in msg:
         raise BadRequest(ErrorCode.INVALID_PARAMETERS, "give 'symbol' and 'exchange', or a 'symbols' list", request_id)
-    entry = Entry(_name(msg["symbol"], "symbol", request_id), _name(msg["exchange"], "exchange", request_id), top_mode)
+    entry = _entry(
+        _name(msg["symbol"], "symbol", request_id), _name(msg["exchange"], "exchange", request_id), top_mode, top_depth
+    )
     return (entry,), True
+
+
+def _search(msg: dict[str, Any], request_id: Any) -> Search:
+    query = msg.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'query' must be a non-empty string", request_id)
+    if len(query) > search.MAX_QUERY:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'query' is longer than {search.MAX_QUERY}", request_id)
+    exchange = msg.get("exchange")
+    if exchange is not None:
+        exchange = _name(exchange, "exchange", request_id)
+    limit = msg.get("limit", search.DEFAULT_LIMIT)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'limit' must be a positive whole number", request_id)
+    return Search(query, exchange, min(limit, search.MAX_LIMIT))
 
 
 def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedRequest:
@@ -173,9 +239,6 @@ def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedReq
             raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'token' must be a string", request_id)
         command = Authenticate(api_key, token)
     elif action == "subscribe":
-        depth = msg.get("depth", 5)
-        if depth not in SUPPORTED_DEPTH or isinstance(depth, bool):
-            raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'depth' must be 5", request_id)
         entries, single = _entries(msg, request_id, default_mode=DEFAULT_MODE, max_entries=max_entries)
         command = Subscribe(entries, single)
     elif action == "unsubscribe":
@@ -191,6 +254,8 @@ def parse_request(raw: bytes | str, max_entries: int = MAX_ENTRIES) -> ParsedReq
         command = BrokerInfo()
     elif action == "get_supported_brokers":
         command = SupportedBrokers()
+    elif action == "search":
+        command = _search(msg, request_id)
     else:
         raise BadRequest(ErrorCode.INVALID_ACTION, f"unknown action {action[:40]!r}", request_id)
     return ParsedRequest(command, request_id)

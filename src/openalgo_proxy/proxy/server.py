@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import time
 from importlib import resources
 from typing import Any
@@ -26,6 +27,7 @@ from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.proxy.admission import Admission
 from openalgo_proxy.proxy.auth import Authenticator
 from openalgo_proxy.proxy.connection import Connection, Gateway
+from openalgo_proxy.proxy.dialect import SEED, Dialect
 from openalgo_proxy.proxy.hub import Hub
 from openalgo_proxy.proxy.limits import IdentityCounter
 from openalgo_proxy.proxy.metrics import ProxyCollector, ProxyMetrics
@@ -82,6 +84,8 @@ class ProxyServer:
         self._ctx = ctx or zmq.Context.instance()
         self.subscriber: Subscriber | None = None
         self.hub = Hub(self.metrics, self._bus_subscribe, self._bus_unsubscribe, cfg.default_broker)
+        self.hub.on_directory = self._prepare_search
+        self._indexing: asyncio.Future[None] | None = None
         self.connections: set[Connection] = set()
         self.all_closed = asyncio.Event()
         self._ids = itertools.count(1)
@@ -94,6 +98,7 @@ class ProxyServer:
             limits=SessionLimits.from_settings(cfg, self.auth),
             route=self.route,
             next_id=self.next_id,
+            dialect_for=self.dialect_for,
             peer_log=PeerLog(logging.getLogger("openalgo_proxy.proxy.connection")),
             on_made=self.connections.add,
             on_lost=self._on_lost,
@@ -174,6 +179,8 @@ class ProxyServer:
         for conn in list(self.connections):
             conn.abort()
         await cancel_and_wait(self._sweeper)
+        if self._indexing is not None:
+            await asyncio.wait({self._indexing})  # a worker thread cannot be cancelled; it ends soon
         if self.subscriber is not None:
             self.subscriber.close()
             self.subscriber = None
@@ -187,6 +194,23 @@ class ProxyServer:
     def _bus_unsubscribe(self, topic: bytes) -> None:
         if self.subscriber is not None:
             self.subscriber.unsubscribe(topic)
+
+    def _prepare_search(self) -> None:
+        """Build the search index of a new instrument list in a worker thread (a full broker master
+        takes about a second); a newer list arriving meanwhile is indexed once this build ends."""
+        if self._indexing is not None and not self._indexing.done():
+            return
+        loop = asyncio.get_running_loop()
+        self._indexing = loop.run_in_executor(None, self.hub.directory.prepare_index)
+        self._indexing.add_done_callback(self._indexed)
+
+    def _indexed(self, done: asyncio.Future[None]) -> None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            log.error("building the instrument search index failed", exc_info=done.exception())
+        elif not self.hub.directory.index_ready:
+            self._prepare_search()
 
     # -- connections -------------------------------------------------------------------------------
     def _on_lost(self, conn: Connection) -> None:
@@ -210,8 +234,15 @@ class ProxyServer:
             for name, f in feeds.items()
             if f["status_age"] < STATUS_STALE_AFTER and f.get("state") == FeedState.CONNECTED
         }
-        ok = bool(fresh) and bool(self.hub.directory.symbols)
-        return ok, {"ready": ok, "feeds": feeds, "connections": len(self.connections), "topics": len(self.hub.topics)}
+        ok = bool(fresh) and self.hub.directory.complete(list(fresh))  # feeds and their instrument lists
+        detail = {
+            "ready": ok,
+            "pid": os.getpid(),  # lets `run` tell its own proxy from another process on the port
+            "feeds": feeds,
+            "connections": len(self.connections),
+            "topics": len(self.hub.topics),
+        }
+        return ok, detail
 
     def _gauges(self) -> dict[str, float]:
         feeds = self.feeds()
@@ -227,12 +258,16 @@ class ProxyServer:
         }
 
     # -- HTTP side ----------------------------------------------------------------------------------
+    def dialect_for(self, request: Request) -> Dialect:
+        """The protocol a WebSocket client speaks: the seed protocol on every upgrade path for now."""
+        return SEED
+
     def route(self, request: Request, peer: str) -> Response | None:
         """None for a WebSocket upgrade this server accepts; otherwise the HTTP response."""
         headers = request.headers
         for name in SINGLE_HEADERS:
             if len(headers.get_all(name)) > 1:
-                log.info("%s refused: %s header given twice", peer, name)
+                self._refused(peer, "%s header given twice", name)
                 return _response(400, f"{name} header given twice\n".encode(), "text/plain")
         method = request.method
         if method not in ("GET", "HEAD"):
@@ -241,7 +276,7 @@ class ProxyServer:
         origin = headers.get("Origin")
         if headers.get("Upgrade", "").lower() != "websocket":
             if not host_allowed(host, self.hosts):
-                log.info("%s refused: Host not served here", peer)
+                self._refused(peer, "Host not served here")
                 return _response(403, b"host not served here\n", "text/plain")
             response = self.http_response(request)
             if method == "HEAD":
@@ -253,12 +288,16 @@ class ProxyServer:
             return _response(404, b"no WebSocket here: connect to / or /ws\n", "text/plain")
         # a browser always sends Origin: its Host must be a name this proxy answers to (DNS rebinding)
         if origin is not None and not host_allowed(host, self.hosts):
-            log.info("%s refused: Host not served here", peer)
+            self._refused(peer, "Host not served here")
             return _response(403, b"host not served here\n", "text/plain")
         if not origin_allowed(origin, host, self.cfg.allowed_origins, self.tls_context is not None):
-            log.info("%s refused: origin not allowed", peer)
+            self._refused(peer, "origin not allowed")
             return _response(403, b"origin not allowed\n", "text/plain")
         return None
+
+    def _refused(self, peer: str, why: str, *args: object) -> None:
+        """A refused request, logged at most so often per peer address."""
+        self.gateway.peer_log.info(peer.rpartition(":")[0] or peer, "%s refused: " + why, peer, *args)
 
     def http_response(self, request: Request) -> Response:
         path = request.path.split("?", 1)[0]

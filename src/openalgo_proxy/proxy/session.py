@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +37,9 @@ log = logging.getLogger("openalgo_proxy.proxy.connection")
 
 
 ALL_MODES = (Mode.LTP, Mode.QUOTE, Mode.DEPTH)
+SUGGESTED_PER_REQUEST = 3  # unknown names per subscribe that get "did you mean" (each costs a search)
+SEARCH_COST = 10  # commands' worth of the rate budget a search costs (it may scan the whole directory)
+SUGGESTION_COST = 1  # and a did-you-mean (bounded lookups: well under a millisecond on a full master)
 
 
 class SessionState(enum.Enum):
@@ -103,7 +106,9 @@ class SessionLimits:
 class Market(Protocol):
     """What a session needs from the hub: subscriptions into its outbox and what the feeds serve."""
 
-    def subscribe(self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode) -> TopicState: ...
+    def subscribe(
+        self, outbox: Outbox[TopicState], symbol: str, exchange: str, mode: Mode, depth: int = topics.STANDARD_DEPTH
+    ) -> TopicState: ...
 
     def unsubscribe(self, outbox: Outbox[TopicState], state: TopicState) -> None: ...
 
@@ -120,6 +125,12 @@ class Market(Protocol):
     def broker_name(self) -> str: ...
 
     def upstream_connected(self) -> bool: ...
+
+    def search(
+        self, query: str, exchange: str | None, limit: int, allowed: Container[str] | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def suggest(self, exchange: str, symbol: str) -> list[str]: ...
 
 
 class Gate(Protocol):
@@ -150,7 +161,10 @@ class Gate(Protocol):
 
 
 def describe(state: TopicState) -> dict[str, Any]:
-    return {"symbol": state.symbol, "exchange": state.exchange, "mode": int(state.mode), "topic": state.client_topic}
+    out = {"symbol": state.symbol, "exchange": state.exchange, "mode": int(state.mode), "topic": state.client_topic}
+    if state.depth != topics.STANDARD_DEPTH:
+        out["depth"] = state.depth
+    return out
 
 
 class Session:
@@ -431,6 +445,7 @@ class Session:
             err = ErrorCode(code)
         except ValueError:
             err = ErrorCode.BROKER_UNAVAILABLE
+        extra: dict[str, Any] = {"depth": state.depth} if state.depth != topics.STANDARD_DEPTH else {}
         self.send_error(
             err,
             message or "the broker refused this subscription",
@@ -438,6 +453,7 @@ class Session:
             exchange=state.exchange,
             mode=int(state.mode),
             topic=state.client_topic,
+            **extra,
         )
 
     # -- commands ----------------------------------------------------------------------------------------
@@ -461,8 +477,15 @@ class Session:
             self.send(dialect.unsubscribed_all(removed, rid))
         elif isinstance(command, proto.ListSubscriptions):
             self.send(dialect.subscriptions([describe(state) for state in self.outbox.topics.values()], rid))
+        elif isinstance(command, proto.Search):
+            self.guard.charge(now, SEARCH_COST - 1)  # a search scans the directory: it costs like several commands
+            allowed = self.grant.role.exchanges
+            found = market.search(command.query, command.exchange, command.limit, allowed)
+            self.send(dialect.search_results(command.query, found, rid))
         elif isinstance(command, proto.BrokerInfo):
-            facts = BrokerFacts(market.broker_name(), market.brokers(), market.upstream_connected(), market.exchanges())
+            facts = BrokerFacts(
+                market.broker_name(), market.brokers(), market.upstream_connected(), market.exchanges(), self.identity
+            )
             self.send(dialect.broker_info(facts, rid))
         return None
 
@@ -513,22 +536,35 @@ class Session:
         outbox = self.outbox
         held = outbox.topics
         errors = self.metrics.errors
+        suggested = 0
         for entry in command.entries:
             mode = entry.mode or proto.DEFAULT_MODE
+            depth = entry.depth if mode is Mode.DEPTH else topics.STANDARD_DEPTH
             result: dict[str, Any] = {
                 "symbol": entry.symbol,
                 "exchange": entry.exchange,
                 "mode": int(mode),
                 "topic": topics.client_topic(entry.symbol, entry.exchange),
             }
+            if depth != topics.STANDARD_DEPTH:
+                result["depth"] = depth
             forbidden = grant.forbidden(entry.exchange, mode) if grant is not None else "not authenticated"
             problem = (ErrorCode.FORBIDDEN, forbidden) if forbidden else market.check(entry.exchange, entry.symbol)
-            bus_topic = topics.bus_topic(entry.exchange, entry.symbol, mode)
+            if problem is None and depth not in proto.SUPPORTED_DEPTH:
+                problem = (ErrorCode.INVALID_DEPTH, f"no broker gives a {depth}-level book: use 5, 20, 30 or 200")
+            bus_topic = topics.bus_topic(entry.exchange, entry.symbol, mode, depth) if problem is None else b""
             if problem is not None:
                 code, message = problem
                 errors[code.value] += 1
                 if code is not ErrorCode.BROKER_UNAVAILABLE:  # not the client's fault: no violation
                     failed += 1
+                if code is ErrorCode.SYMBOL_NOT_FOUND and suggested < SUGGESTED_PER_REQUEST:
+                    suggested += 1
+                    self.guard.charge(now, SUGGESTION_COST)
+                    closest = market.suggest(entry.exchange, entry.symbol)
+                    if closest:
+                        message = f"{message}; did you mean {' or '.join(closest)}?"
+                        result["suggestions"] = closest
                 result.update(status="error", code=code.value, message=message)
             elif bus_topic in held:
                 result.update(status="success", message="already subscribed")
@@ -541,10 +577,10 @@ class Session:
                     message=f"at most {limit} subscriptions per connection",
                 )
             else:
-                state = market.subscribe(outbox, entry.symbol, entry.exchange, mode)
+                state = market.subscribe(outbox, entry.symbol, entry.exchange, mode, depth)
                 result["status"] = "success"
                 if state.last_frame:
-                    snapshots.append(state.last_frame)
+                    snapshots.append(state.snapshot_frame())
             results.append(result)
         ok = sum(1 for r in results if r["status"] == "success")
         self.peer_log.info(
@@ -568,10 +604,16 @@ class Session:
         failed = 0
         held = self.outbox.topics
         for entry in command.entries:
-            modes = (entry.mode,) if entry.mode is not None else ALL_MODES
+            if entry.mode is None:  # every mode, and every deeper book
+                streams = [(mode, topics.STANDARD_DEPTH) for mode in ALL_MODES]
+                streams += [(Mode.DEPTH, depth) for depth in topics.DEEPER_DEPTHS]
+            elif entry.mode is Mode.DEPTH and entry.depth in topics.DEEPER_DEPTHS:
+                streams = [(Mode.DEPTH, entry.depth)]
+            else:
+                streams = [(entry.mode, topics.STANDARD_DEPTH)]
             found = False
-            for mode in modes:
-                state = held.get(topics.bus_topic(entry.exchange, entry.symbol, mode))
+            for mode, depth in streams:
+                state = held.get(topics.bus_topic(entry.exchange, entry.symbol, mode, depth))
                 if state is None:
                     continue
                 found = True

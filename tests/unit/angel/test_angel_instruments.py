@@ -121,3 +121,17 @@ async def test_url_download_is_cached_for_the_day(tmp_path: Path) -> None:
             await load_master(url.replace("master.json", "missing.json"), str(tmp_path))
     finally:
         await runner.cleanup()
+
+
+def test_instrument_types_in_one_vocabulary(master: InstrumentMaster) -> None:
+    kinds = {
+        (exchange, symbol): getattr(master.lookup(exchange, symbol), "instrument_type", None)
+        for exchange, symbol in (
+            ("NSE", "RELIANCE"),
+            ("NSE_INDEX", "NIFTY"),
+            ("NFO", "NIFTY30DEC25FUT"),
+            ("NFO", "NIFTY30DEC2526000CE"),
+            ("CDS", "USDINR29DEC25FUT"),
+        )
+    }
+    assert list(kinds.values()) == ["EQ", "INDEX", "FUT", "CE", "FUT"], kinds

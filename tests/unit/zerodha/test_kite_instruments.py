@@ -109,3 +109,17 @@ async def test_load_from_url_caches_for_the_day(tmp_path: Path) -> None:
             await ki.load(bad, None)
     finally:
         await runner.cleanup()
+
+
+def test_instrument_types_in_one_vocabulary() -> None:
+    m = master()
+    kinds = [
+        getattr(m.lookup(exchange, symbol), "instrument_type", None)
+        for exchange, symbol in (
+            ("NSE", "RELIANCE"),
+            ("NSE_INDEX", "NIFTY"),
+            ("NFO", "NIFTY30DEC25FUT"),
+            ("NFO", "NIFTY09DEC2525950.5PE"),
+        )
+    ]
+    assert kinds == ["EQ", "INDEX", "FUT", "PE"]

@@ -8,26 +8,46 @@ none, so they stay on Quote). Mode 4 (Depth-20, 50-token cap) is never subscribe
 protocol carries five levels, which SnapQuote provides. Connections open on their first token and
 close on their last; past the cap a pair is answered LIMIT_EXCEEDED, and so is a pair the server
 refuses with E1002 (E1001: BROKER_UNAVAILABLE).
+
+Deeper books: a 20-level book of an NSE cash instrument (`set_wanted_depth`) is mode 4 (Depth-20),
+up to 50 tokens, on a connection of its own; its packets carry only the book, so its ticks take the
+trade fields of the instrument's last SnapQuote (which the feed subscribes beside it).
 """
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Mapping
 
-from openalgo_proxy.brokers.angel.codec import UPSTREAM_MODE, AngelPacket, ErrorReply, SubscriptionMode, to_tick
-from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, PairKey, SmartStreamConnection
+import msgspec
+
+from openalgo_proxy.brokers.angel.codec import (
+    DEPTH_20_LEVELS,
+    PAISE,
+    UPSTREAM_MODE,
+    AngelPacket,
+    Depth20Packet,
+    ErrorReply,
+    ExchangeType,
+    SubscriptionMode,
+    to_tick,
+)
+from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, ErrorSink, PairKey, SmartStreamConnection
 from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, load_master
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
 from openalgo_proxy.brokers.angel.orders import ORDER_PATH, ORDER_WS_URL, AngelOrderConnection
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, OrderSink, RejectSink, TickSink
 from openalgo_proxy.brokers.master import default_cache_dir
+from openalgo_proxy.brokers.pool import ConnectionPool
 from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.errors import ErrorCode
-from openalgo_proxy.model import Instrument, Mode
+from openalgo_proxy.model import DEPTH_LEVELS, DepthLevel, Instrument, Mode, Tick
 
 MAX_CONNECTIONS = 3
 MAX_PAIRS_PER_CONNECTION = 1000
+MAX_DEPTH_20_TOKENS = 50
 #: exchanges whose instruments carry open interest (derivatives)
 WITH_OI = frozenset({"NFO", "BFO", "MCX", "CDS", "NCDEX"})
 
@@ -69,6 +89,15 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         self.session: AngelSession | None = None
         self.orders: AngelOrderConnection | None = None
         self._orders_wanted = False
+        # 20-level books: one Depth-20 connection (mode 4, 50 tokens), the instruments wanted on it and
+        # the last standard tick of each (a Depth-20 packet carries no trade fields)
+        self.depth_pool: ConnectionPool[PairKey, SubscriptionMode] = ConnectionPool(
+            functools.partial(self.open_connection, on_error=self._depth_error, label="angel-depth20"),
+            max_connections=1,
+            per_connection=MAX_DEPTH_20_TOKENS,
+        )
+        self._deep: dict[PairKey, Instrument] = {}
+        self._last_standard: dict[PairKey, Tick] = {}
 
     async def prepare(self) -> None:
         self.session = AngelSession(self._credentials or AngelCredentials.from_env(), self.options.api_url)
@@ -91,14 +120,6 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
             self.orders.set_wanted({})
             self.orders.start()
 
-    async def stop(self) -> None:
-        if self.orders is not None:
-            await self.orders.stop()
-        await super().stop()
-
-    def _order_instrument(self, exchange_type: int, token: str) -> Instrument | None:
-        return self.index.by_key((exchange_type, token)) if self.index is not None else None
-
     async def load_index(self) -> InstrumentMaster:
         cache_dir = self.options.cache_dir
         if cache_dir is None and self.options.instruments is None:
@@ -113,18 +134,90 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
             return SubscriptionMode.SNAP_QUOTE  # Quote's OI comes from SnapQuote
         return UPSTREAM_MODE[mode]
 
-    def open_connection(self, slot: int) -> SmartStreamConnection:
+    def open_connection(
+        self, slot: int, on_error: ErrorSink | None = None, label: str | None = None
+    ) -> SmartStreamConnection:
         assert self.session is not None, "start() first"
         base, cap, long_delay = self._backoff
-        return AngelConnection(
+        conn = AngelConnection(
             slot,
             self.ws_url,
             self.session,
             self._packet,
-            self._broker_error,
+            on_error or self._broker_error,
             self._settings,
             Backoff(base, cap, long_delay, rng=self._rng),
         )
+        if label is not None:
+            conn.label = f"{label}[{slot}]"
+        return conn
+
+    # -- 20-level books (mode 4) -------------------------------------------------------------------
+
+    def depth_levels(self, instrument: Instrument) -> tuple[int, ...]:
+        return (DEPTH_LEVELS, DEPTH_20_LEVELS) if instrument.exchange == "NSE" else (DEPTH_LEVELS,)
+
+    async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
+        await super().set_wanted(wanted)
+        keep = {InstrumentMaster.key(instrument) for instrument in wanted}
+        for key in [k for k in self._last_standard if k not in keep]:
+            del self._last_standard[key]
+
+    async def set_wanted_depth(self, wanted: Mapping[Instrument, int]) -> None:
+        deep: dict[PairKey, Instrument] = {}
+        for instrument, levels in wanted.items():
+            if levels not in self.depth_levels(instrument) or levels == DEPTH_LEVELS:
+                message = f"Angel has no {levels}-level book for {instrument.exchange}"
+                self.reject(instrument, Mode.DEPTH, ErrorCode.INVALID_DEPTH, message, levels)
+                continue
+            deep[InstrumentMaster.key(instrument)] = instrument
+        self._deep = deep
+        for key in await self.depth_pool.assign(dict.fromkeys(deep, SubscriptionMode.DEPTH_20)):
+            message = f"Angel allows {MAX_DEPTH_20_TOKENS} tokens in 20-level depth"
+            self.reject(deep[key], Mode.DEPTH, ErrorCode.LIMIT_EXCEEDED, message, DEPTH_20_LEVELS)
+
+    def _depth_error(self, reply: ErrorReply, keys: list[PairKey]) -> None:
+        code = ErrorCode.LIMIT_EXCEEDED if reply.limit_exceeded else ErrorCode.BROKER_UNAVAILABLE
+        for key in self.depth_pool.drop(keys):
+            instrument = self._deep.get(key)
+            if instrument is not None:
+                self.reject(instrument, Mode.DEPTH, code, f"Angel {reply.code}: {reply.message}", DEPTH_20_LEVELS)
+
+    def _depth_tick(self, key: PairKey, packet: Depth20Packet) -> None:
+        """A wanted 20-level book. (An unsolicited Depth-20 packet takes the standard path: a tick
+        without trade fields, which the feed's sanity check refuses.)"""
+        instrument = self._deep[key]
+        div = PAISE if packet.exchange_type != ExchangeType.CDE_FO else 10_000_000.0
+        bids = tuple(DepthLevel(lv.price / div, lv.quantity, lv.orders) for lv in packet.buy)
+        asks = tuple(DepthLevel(lv.price / div, lv.quantity, lv.orders) for lv in packet.sell)
+        base = self._last_standard.get(key)
+        if base is None:
+            tick = Tick(
+                instrument.symbol,
+                instrument.exchange,
+                Mode.DEPTH,
+                0.0,
+                exchange_time=packet.exchange_timestamp,
+                bids=bids,
+                asks=asks,
+                depth=DEPTH_20_LEVELS,
+            )
+        else:
+            tick = msgspec.structs.replace(
+                base, exchange_time=packet.exchange_timestamp, bids=bids, asks=asks, depth=DEPTH_20_LEVELS
+            )
+        self.on_tick(tick)
+
+    async def stop(self) -> None:
+        try:
+            if self.orders is not None:
+                await self.orders.stop()
+            await self.depth_pool.stop()
+        finally:
+            await super().stop()
+
+    def _order_instrument(self, exchange_type: int, token: str) -> Instrument | None:
+        return self.index.by_key((exchange_type, token)) if self.index is not None else None
 
     def connections(self) -> list[SmartStreamConnection]:
         return [c for c in self.pool.slots if isinstance(c, SmartStreamConnection)]
@@ -135,9 +228,16 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         self.refuse(keys, code, f"Angel {reply.code}: {reply.message}")
 
     def _packet(self, packet: AngelPacket) -> None:
-        instrument = self.instrument_of((packet.exchange_type, packet.token))
+        key = (packet.exchange_type, packet.token)
+        if type(packet) is Depth20Packet and key in self._deep:
+            self._depth_tick(key, packet)
+            return
+        instrument = self.instrument_of(key)
         if instrument is not None:
-            self.on_tick(to_tick(packet, instrument.symbol, instrument.exchange))
+            tick = to_tick(packet, instrument.symbol, instrument.exchange)
+            self.on_tick(tick)
+            if type(packet) is not Depth20Packet:
+                self._last_standard[key] = tick  # the trade fields of a 20-level book's next tick
 
     def status_extra(self) -> dict[str, object]:
         orders = self.orders.info() if self.orders is not None else None

@@ -22,7 +22,7 @@ from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.angel.codec import ExchangeType
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.master import InstrumentMasterError, default_cache_dir
-from openalgo_proxy.model import Instrument
+from openalgo_proxy.model import Instrument, instrument_kind
 
 __all__ = ["EXCHANGE_TYPES", "MASTER_PATH", "InstrumentMaster", "InstrumentMasterError", "default_cache_dir"]
 
@@ -113,7 +113,10 @@ class InstrumentMaster(InstrumentIndex[tuple[int, str]]):
                 continue
             tick_paise = _number(record.tick_size, 5.0) or 5.0  # indices list 0: use one paisa step of 5
             lot = int(_number(record.lotsize, 1.0)) or 1
-            instrument = Instrument(symbol, exchange, record.token, round(tick_paise / 100.0, 6), lot, record.name)
+            kind = instrument_kind(record.instrumenttype, symbol, exchange)
+            instrument = Instrument(
+                symbol, exchange, record.token, round(tick_paise / 100.0, 6), lot, record.name, kind
+            )
             self.add(instrument, (int(EXCHANGE_TYPES[exchange]), record.token), replace=True)
 
     def by_token(self, exchange_type: int, token: str) -> Instrument | None:

@@ -25,6 +25,7 @@ import secrets
 import ssl
 from collections.abc import Iterable
 
+import msgspec
 import pyotp
 from aiohttp import WSMsgType, web
 
@@ -34,7 +35,7 @@ from openalgo_proxy.brokers.angel.instruments import EXCHANGE_TYPES, MASTER_PATH
 from openalgo_proxy.brokers.angel.login import LOGIN_PATH, REFRESH_PATH, AngelCredentials, strip_bearer
 from openalgo_proxy.brokers.angel.orders import ORDER_PATH
 from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
-from openalgo_proxy.brokers.market import UNIVERSE, Listing, round_to_tick
+from openalgo_proxy.brokers.market import UNIVERSE, Listing, deeper_side, round_to_tick
 from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer, common_arguments, serve_until_cancelled
 from openalgo_proxy.model import Tick
 
@@ -372,6 +373,10 @@ class AngelSimulator(SimulatorServer):
             round_to_tick(listing.price * 1.3, listing.tick_size),
             round_to_tick(listing.price * 0.7, listing.tick_size),
         )
+        if mode == SubscriptionMode.DEPTH_20:  # twenty levels a side: the book, then one tick apart
+            bids = deeper_side(tick.bids, codec.DEPTH_20_LEVELS, listing.tick_size, True, listing.lot_size)
+            asks = deeper_side(tick.asks, codec.DEPTH_20_LEVELS, listing.tick_size, False, listing.lot_size)
+            tick = msgspec.structs.replace(tick, bids=bids, asks=asks)
         packet = codec.packet_from_tick(tick, mode, key[0], key[1], 0 if listing.is_index else seq, week)
         if isinstance(packet, codec.MarketPacket) and packet.last_traded_timestamp:
             packet.last_traded_timestamp //= 1000  # Angel sends the last trade time in epoch seconds

@@ -12,10 +12,12 @@ from collections.abc import Callable
 
 from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
+from openalgo_proxy.brokers.angel.connection import ErrorSink
 from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, parse_master
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.credentials import secret, token_source
 from openalgo_proxy.brokers.mstock.connection import MStockConnection
+from openalgo_proxy.model import DEPTH_LEVELS, Instrument
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,9 @@ class MStockAdapter(AngelAdapter):
         index.restrict(EXCHANGES)
         return index
 
-    def open_connection(self, slot: int) -> MStockConnection:
+    def open_connection(
+        self, slot: int, on_error: ErrorSink | None = None, label: str | None = None
+    ) -> MStockConnection:
         base, cap, long_delay = self._backoff
         return MStockConnection(
             slot,
@@ -60,10 +64,13 @@ class MStockAdapter(AngelAdapter):
             lambda: (self._api_key, self._token),
             self._refresh,
             self._packet,
-            self._broker_error,
+            on_error or self._broker_error,
             self._settings,
             Backoff(base, cap, long_delay, rng=self._rng),
         )
+
+    def depth_levels(self, instrument: Instrument) -> tuple[int, ...]:
+        return (DEPTH_LEVELS,)  # no Depth-20 on mStock Type B
 
     async def _refresh(self) -> None:
         self.token_refreshes += 1

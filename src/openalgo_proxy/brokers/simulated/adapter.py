@@ -17,7 +17,7 @@ from openalgo_proxy.brokers.base import (
     TickSink,
 )
 from openalgo_proxy.brokers.market import Listing, SimulatedMarket
-from openalgo_proxy.model import Instrument, Mode, Tick
+from openalgo_proxy.model import Instrument, Mode, Tick, instrument_kind
 
 STEP = 0.05  # seconds between market steps
 
@@ -30,6 +30,7 @@ def instrument_of(listing: Listing) -> Instrument:
         tick_size=listing.tick_size,
         lot_size=listing.lot_size,
         name=listing.name,
+        instrument_type=instrument_kind(listing.instrument_type, listing.symbol, listing.exchange),
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.errors import BrokerError
-from openalgo_proxy.model import Instrument
+from openalgo_proxy.model import Instrument, instrument_kind
 from openalgo_proxy.topics import valid_name
 
 __all__ = ["BrokerError", "KiteInstruments", "KiteRow", "format_csv", "load", "load_file", "parse_csv"]
@@ -181,6 +181,7 @@ class KiteInstruments(InstrumentIndex[int]):
                 tick_size=row.tick_size if row.tick_size > 0 else 0.05,
                 lot_size=max(row.lot_size, 1),
                 name=row.name,
+                instrument_type=instrument_kind(row.instrument_type, named[1], named[0]),
             )
             self.add(instrument, row.instrument_token)
 

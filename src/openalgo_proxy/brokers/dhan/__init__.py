@@ -1,0 +1,1 @@
+"""Dhan: Live Market Feed v2, 20/200-level depth and order updates."""
