@@ -235,6 +235,7 @@ def cmd_feed(settings: Settings) -> int:
             bus_connect=cfg.bus_connect,
             status_interval=cfg.status_interval,
             coalesce_window=cfg.coalesce_window,
+            orders=True,
         )
 
     start: Callable[[], Awaitable[None]]

@@ -42,9 +42,11 @@ class Feed:
         status_interval: float = 2.0,
         coalesce_window: float = 0.02,
         ctx: zmq.Context[zmq.Socket[bytes]] | None = None,
+        orders: bool = False,
     ) -> None:
         self.adapter = adapter
         self.broker = adapter.name
+        self.orders = orders  # publish the account's order events on #orders|BROKER|ACCOUNT
         self._ctx = ctx or zmq.Context.instance()
         self._bus_endpoint = bus_endpoint
         self._bus_connect = bus_connect
@@ -76,7 +78,8 @@ class Feed:
 
     async def start(self) -> None:
         self.active_since_ms = int(time.time() * 1000)
-        self.adapter.set_order_sink(self._on_order)
+        if self.orders:
+            self.adapter.set_order_sink(self._on_order)
         await self.adapter.start(self._on_tick, self._on_reject)
         self._exchanges = frozenset(self.adapter.exchanges())
         self.publisher = await self._open_publisher()

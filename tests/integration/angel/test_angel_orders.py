@@ -51,7 +51,7 @@ async def test_order_status_event_is_published_on_the_bus() -> None:
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     async with AngelSimulator(ticks_per_second=0, seed=3) as sim:
         adapter = AngelAdapter(sim.feed_options(), sim.credentials(), backoff_base=0.05, backoff_cap=0.2)
-        feed = Feed(adapter, endpoint)
+        feed = Feed(adapter, endpoint, orders=True)
         ctx = zmq.asyncio.Context()
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, topics.ORDERS_PREFIX)

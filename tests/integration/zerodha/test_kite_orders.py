@@ -49,7 +49,7 @@ def test_kite_fields_map_onto_the_openalgo_shape() -> None:
 
 async def test_order_postback_is_published_on_the_bus(sim: KiteSimulator) -> None:
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    feed = Feed(make_adapter(sim), endpoint)
+    feed = Feed(make_adapter(sim), endpoint, orders=True)
     ctx = zmq.asyncio.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, topics.ORDERS_PREFIX)
