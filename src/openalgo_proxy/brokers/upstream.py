@@ -236,7 +236,7 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
             ]
             if self.heartbeat is not None:
                 tasks.append(asyncio.create_task(self._send_heartbeats(ws), name=f"{self.label}-heartbeat"))
-            else:  # no application heartbeat: a protocol pong is the liveness of a quiet connection
+            elif self.settings.ping_interval is not None:  # no application heartbeat: a pong is liveness
                 tasks.append(asyncio.create_task(self._ping_for_liveness(ws, watchdog), name=f"{self.label}-ping"))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if stalled.is_set():
