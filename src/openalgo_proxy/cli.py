@@ -12,13 +12,16 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openalgo_proxy import __version__
 from openalgo_proxy.config import Settings, load_settings, show
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.logs import setup_logging
 from openalgo_proxy.startup import bind_failure, listening
+
+if TYPE_CHECKING:
+    from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 
 log = logging.getLogger("openalgo_proxy")
 
@@ -34,13 +37,16 @@ def _listener(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="proxy WebSocket/HTTP port (default 8765)")
 
 
+def broker_help() -> str:
+    from openalgo_proxy.brokers import registry
+
+    return registry.help_text()
+
+
 def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker",
-        help=(
-            "angel-simulator (default: the Angel adapter against a local simulator) | simulator | angel | zerodha"
-            " | dhan | dhan-simulator | upstox | upstox-simulator | replay (recorded ticks)"
-        ),
+        help=broker_help(),
     )
     parser.add_argument(
         "--ws-url", "--upstream", dest="ws_url", help="broker streaming URL override; chain mode: the upstream proxy"
@@ -114,10 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="a local broker simulator speaking the broker's wire protocol")
     sim_sub = simulate.add_subparsers(dest="simulator", required=True)
-    from openalgo_proxy.brokers.registry import SIMULATORS, simulator_module
+    from openalgo_proxy.brokers.registry import BROKERS, simulator_module, simulator_names, spec
 
-    for name in SIMULATORS:
-        sim = sim_sub.add_parser(name, help=f"{name} simulator")
+    for name in simulator_names():
+        sim = sim_sub.add_parser(name, help=f"{spec(name).summary if name in BROKERS else name} simulator")
         _common(sim)
         try:
             simulator_module(name).add_arguments(sim)
@@ -270,7 +276,7 @@ def _feed_options(settings: Settings) -> Any:
 
 
 def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
-    from openalgo_proxy.brokers.registry import adapter_module
+    from openalgo_proxy.brokers.registry import creator
     from openalgo_proxy.feed import Feed
     from openalgo_proxy.feed.metrics import FeedMetricsServer
     from openalgo_proxy.feed.standby import StandbyFeed
@@ -289,9 +295,9 @@ def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
             user=args.openalgo_user,
             upstream_zmq=args.upstream_zmq,
         )
-    module = adapter_module(cfg.broker)
+    create = creator(cfg.broker)
     if settings.bus.engine == "nats":
-        return _feed_on_nats(settings, module)
+        return _feed_on_nats(settings, create)
     guard = _secure_bus(
         settings,
         client=cfg.bus_connect,
@@ -301,11 +307,12 @@ def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
 
     def make_feed() -> Feed:
         return Feed(
-            module.create(_feed_options(settings)),
+            create(_feed_options(settings)),
             cfg.bus,
             bus_connect=cfg.bus_connect,
             status_interval=cfg.status_interval,
             coalesce_window=cfg.coalesce_window,
+            orders=True,
         )
 
     start: Callable[[], Awaitable[None]]
@@ -346,7 +353,7 @@ def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
         guard.close()
 
 
-def _feed_on_nats(settings: Settings, module: Any) -> int:
+def _feed_on_nats(settings: Settings, create: Callable[[FeedOptions], BrokerAdapter]) -> int:
     """A feed on the NATS bus: it campaigns for its broker account's lease and streams only while it
     holds it (every feed of an account is a standby of the others; no --standby needed)."""
     from openalgo_proxy.feed import Feed
@@ -358,10 +365,11 @@ def _feed_on_nats(settings: Settings, module: Any) -> int:
 
     def make_feed() -> Feed:
         return Feed(
-            module.create(_feed_options(settings)),
+            create(_feed_options(settings)),
             "",
             status_interval=cfg.status_interval,
             coalesce_window=cfg.coalesce_window,
+            orders=True,
         )
 
     leader = LeaderFeed(make_feed, make_feed().broker, settings.bus)
@@ -579,12 +587,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         if ready.done() and ready.result() and not supervisor.failure.is_set():
             shown = "localhost" if host == "127.0.0.1" else host
             ws, http = ("wss", "https") if settings.tls.enabled else ("ws", "http")
-            source = {
-                "angel-simulator": "simulated market via the Angel One adapter",
-                "dhan-simulator": "simulated market via the Dhan adapter",
-                "upstox-simulator": "simulated market via the Upstox adapter",
-                "simulator": "simulated market",
-            }.get(settings.feed.broker, settings.feed.broker)
+            from openalgo_proxy.brokers.registry import describe
+
+            source = describe(settings.feed.broker)
             if args.openalgo:
                 source = f"drop-in for OpenAlgo at {args.openalgo}"
             sys.stdout.write(

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from openalgo_proxy.brokers.registry import ADAPTERS
+from openalgo_proxy.brokers.registry import names as broker_names
 from openalgo_proxy.bus_ipc import default_endpoint
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.history.paths import default_store_dir
@@ -74,12 +74,7 @@ class ProxySettings(_Section):
 class FeedSettings(_Section):
     broker: str = Field(
         "angel-simulator",
-        description=(
-            "angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha | dhan"
-            " | dhan-simulator (Dhan adapter vs a local Dhan simulator) | upstox"
-            " | upstox-simulator (Upstox adapter vs a local Upstox simulator)"
-            " | shoonya | flattrade | zebu | tradesmart | definedge | aliceblue (each also NAME-simulator)"
-        ),
+        description="a broker name from the registry: `openalgo-proxy feed --help` lists them (NAME, NAME-simulator)",
     )
     bus: str = Field(
         default_factory=default_endpoint,
@@ -123,8 +118,8 @@ class FeedSettings(_Section):
     @field_validator("broker")
     @classmethod
     def _known_broker(cls, value: str) -> str:
-        if value not in ADAPTERS:
-            raise ValueError(f"unknown broker {value!r}; choose from {', '.join(sorted(ADAPTERS))}")
+        if value not in broker_names():
+            raise ValueError(f"unknown broker {value!r}; choose from {', '.join(broker_names())}")
         return value
 
     @model_validator(mode="after")

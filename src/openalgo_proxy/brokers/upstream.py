@@ -255,6 +255,8 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
             ]
             if self.heartbeat is not None:
                 tasks.append(asyncio.create_task(self._send_heartbeats(ws), name=f"{self.label}-heartbeat"))
+            elif self.settings.ping_interval is not None:  # no application heartbeat: a pong is liveness
+                tasks.append(asyncio.create_task(self._ping_for_liveness(ws, watchdog), name=f"{self.label}-ping"))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if stalled.is_set():
                 self.stalls += 1
@@ -287,6 +289,14 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             await ws.send(self.heartbeat)
+
+    async def _ping_for_liveness(self, ws: ClientConnection, watchdog: StallWatchdog) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            pong = await ws.ping()
+            await pong
+            watchdog.feed()
+            self.last_message = watchdog.last
 
     async def _sync_loop(self, ws: ClientConnection) -> None:
         while True:

@@ -171,6 +171,12 @@ class UpstoxSimulator(SimulatorServer):
         """Every instrument key -> mode subscribed on any market-data connection."""
         return {key: mode for c in self.connections() for key, mode in c.subs.items()}
 
+    def subscribed_instruments(self) -> set[tuple[str, str]]:
+        return {(lst.exchange, lst.symbol) for key in self.subscribed() if (lst := self.listings.get(key))}
+
+    def secrets(self) -> list[str]:
+        return [self.access_token, *self._expired_tokens]
+
     # -- kit hooks ---------------------------------------------------------------------------------
 
     def routes(self, app: web.Application) -> None:
