@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import codec, dhan_codec, noren_codec
+from bench import codec, dhan_codec, noren_codec, upstox_codec
 from bench.report import Row, engine_ratios, summarize, table
 from bench.runner import RunResult, run_once
 from bench.scenarios import SCENARIOS, SERVERS, Scenario
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             codec_line += f"\ndhan codec: {dhan_rate:,.0f} Full packets/s ({dhan_note})"
             noren_rate, noren_note = noren_codec.run()
             codec_line += f"\nnoren codec: {noren_rate:,.0f} messages/s ({noren_note})"
+            upstox_rate, upstox_note = upstox_codec.run()
+            codec_line += f"\nupstox codec: {upstox_rate:,.0f} full-feed messages/s ({upstox_note})"
             continue
         if name == "history":
             from bench import history

@@ -39,7 +39,7 @@ def _broker(parser: argparse.ArgumentParser) -> None:
         "--broker",
         help=(
             "angel-simulator (default: the Angel adapter against a local simulator) | simulator | angel | zerodha"
-            " | dhan | dhan-simulator | replay (recorded ticks)"
+            " | dhan | dhan-simulator | upstox | upstox-simulator | replay (recorded ticks)"
         ),
     )
     parser.add_argument(
@@ -583,6 +583,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             source = {
                 "angel-simulator": "simulated market via the Angel One adapter",
                 "dhan-simulator": "simulated market via the Dhan adapter",
+                "upstox-simulator": "simulated market via the Upstox adapter",
                 "simulator": "simulated market",
             }.get(settings.feed.broker, settings.feed.broker)
             if args.openalgo:

@@ -76,7 +76,8 @@ class FeedSettings(_Section):
         "angel-simulator",
         description=(
             "angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha | dhan"
-            " | dhan-simulator (Dhan adapter vs a local Dhan simulator)"
+            " | dhan-simulator (Dhan adapter vs a local Dhan simulator) | upstox"
+            " | upstox-simulator (Upstox adapter vs a local Upstox simulator)"
             " | shoonya | flattrade | zebu | tradesmart | definedge | aliceblue (each also NAME-simulator)"
         ),
     )

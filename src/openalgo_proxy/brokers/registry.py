@@ -26,6 +26,9 @@ ADAPTERS: dict[str, str] = {
     "dhan": "openalgo_proxy.brokers.dhan.adapter",
     # the production Dhan adapter against a local Dhan-protocol simulator
     "dhan-simulator": "openalgo_proxy.brokers.dhan.local",
+    "upstox": "openalgo_proxy.brokers.upstox.adapter",
+    # the production Upstox adapter against a local Upstox-protocol simulator
+    "upstox-simulator": "openalgo_proxy.brokers.upstox.local",
     # ticks recorded by `openalgo-proxy record`, replayed from the tick store
     "replay": "openalgo_proxy.brokers.replay.adapter",
     **{name: f"openalgo_proxy.brokers.noren.adapter:{name}" for name in NOREN_MEMBERS},
@@ -38,6 +41,7 @@ SIMULATORS: dict[str, str] = {
     "angel": "openalgo_proxy.brokers.angel.simulator",
     "zerodha": "openalgo_proxy.brokers.zerodha.simulator",
     "dhan": "openalgo_proxy.brokers.dhan.simulator",
+    "upstox": "openalgo_proxy.brokers.upstox.simulator",
     "noren": "openalgo_proxy.brokers.noren.simulator",
 }
 
