@@ -526,6 +526,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if args.config:
         common += ["--config", args.config]
     common += ["--log-level", settings.log.level, "--log-format", settings.log.format]
+    helper_common = list(common)  # candle service and recorder: bus participants only, no drop-in flags
     if args.openalgo:
         common += ["--openalgo", args.openalgo]
         if args.openalgo_user:
@@ -556,13 +557,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     feed, proxy = Child("feed", feed_argv, dict(os.environ)), Child("proxy", serve_argv, dict(os.environ))
     helpers: list[Child] = []
     if settings.candles.enabled:
-        candles_argv = ["candles", *common, "--bind", candles_bus, "--feeds", bus]
+        candles_argv = ["candles", *helper_common, "--bind", candles_bus, "--feeds", bus]
         helpers.append(Child("candles", candles_argv, dict(os.environ)))
     if settings.record.enabled:
         if settings.feed.broker == "replay":
             log.info("[record] enabled but the broker is replay: not recording a replay")
         else:
-            helpers.append(Child("recorder", ["record", *common, "--bus", bus], dict(os.environ)))
+            helpers.append(Child("recorder", ["record", *helper_common, "--bus", bus], dict(os.environ)))
 
     def own(detail: dict[str, Any]) -> bool:
         pids = [c.process.pid if c.process is not None else None for c in (proxy, feed)]
