@@ -9,8 +9,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from openalgo_proxy import control
 from openalgo_proxy.brokers.base import ConnectionState, FeedOptions
 from openalgo_proxy.brokers.market import NIFTY50, Listing
 from openalgo_proxy.brokers.upstox.adapter import UpstoxAdapter
@@ -247,6 +249,8 @@ async def test_order_updates_from_the_portfolio_stream(harness: Any) -> None:
     await until(lambda: events, what="the order event")
     assert events[0]["orderid"] == "250101000000001" and events[0]["order_status"] == "complete"
     assert (events[0]["symbol"], events[0]["exchange"], events[0]["broker"]) == ("RELIANCE", "NSE", "upstox")
+    # what the feed publishes on #orders|upstox|AB1234: the event must be a whole control.OrderUpdate
+    assert msgspec.convert(events[0], control.OrderUpdate).user_id == "AB1234"
     assert h.sim.authorization_headers[-1] == "Bearer sim-upstox-access-token"
     assert h.adapter.status().extra["order_updates"] == 1
 
