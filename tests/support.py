@@ -67,6 +67,7 @@ async def running_system(
     tls: dict[str, Any] | None = None,
     ticks_per_second: float = 20.0,
     with_feed: bool = True,
+    archive_dir: str | None = None,
 ) -> AsyncIterator[System]:
     """Feed (simulated market unless given) and proxy in this event loop, on real sockets."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -80,6 +81,7 @@ async def running_system(
         ctx=ctx,
         limits=LimitSettings.model_validate(limits or {}),
         tls=TlsSettings.model_validate(tls or {}),
+        archive_dir=archive_dir,
     )
     system = System(feed, server, ctx)
     if with_feed:

@@ -12,13 +12,16 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openalgo_proxy import __version__
 from openalgo_proxy.config import Settings, load_settings, show
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.logs import setup_logging
 from openalgo_proxy.startup import bind_failure, listening
+
+if TYPE_CHECKING:
+    from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 
 log = logging.getLogger("openalgo_proxy")
 
@@ -34,13 +37,16 @@ def _listener(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="proxy WebSocket/HTTP port (default 8765)")
 
 
+def broker_help() -> str:
+    from openalgo_proxy.brokers import registry
+
+    return registry.help_text()
+
+
 def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker",
-        help=(
-            "angel-simulator (default: the Angel adapter against a local simulator) | simulator | angel | zerodha"
-            " | dhan | dhan-simulator"
-        ),
+        help=broker_help(),
     )
     parser.add_argument(
         "--ws-url", "--upstream", dest="ws_url", help="broker streaming URL override; chain mode: the upstream proxy"
@@ -50,6 +56,9 @@ def _broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exchanges", help="comma-separated exchanges this feed serves (default: all)")
     parser.add_argument("--ticks-per-second", type=float, help="simulated market: ticks per instrument per second")
     parser.add_argument("--seed", type=int, help="simulated market: random seed")
+    parser.add_argument("--from", dest="replay_from", help="--broker replay: first IST date (YYYY-MM-DD) or date-time")
+    parser.add_argument("--to", dest="replay_to", help="--broker replay: last IST date (inclusive) or date-time")
+    parser.add_argument("--speed", dest="replay_speed", help="--broker replay: factor on recorded timing, or 'max'")
 
 
 def _openalgo(parser: argparse.ArgumentParser) -> None:
@@ -111,10 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="a local broker simulator speaking the broker's wire protocol")
     sim_sub = simulate.add_subparsers(dest="simulator", required=True)
-    from openalgo_proxy.brokers.registry import SIMULATORS, simulator_module
+    from openalgo_proxy.brokers.registry import BROKERS, simulator_module, simulator_names, spec
 
-    for name in SIMULATORS:
-        sim = sim_sub.add_parser(name, help=f"{name} simulator")
+    for name in simulator_names():
+        sim = sim_sub.add_parser(name, help=f"{spec(name).summary if name in BROKERS else name} simulator")
         _common(sim)
         try:
             simulator_module(name).add_arguments(sim)
@@ -152,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     _common(bus_keys_list)
 
     from openalgo_proxy.chain.cli import add_chain_arguments
+    from openalgo_proxy.history.cli import add_candles_arguments, add_history_arguments, add_record_arguments
+
+    record = sub.add_parser("record", help="record ticks from the bus into the Parquet tick store")
+    _common(record)
+    add_record_arguments(record)
+    candles = sub.add_parser("candles", help="the candle service: live candles on the bus for every proxy")
+    _common(candles)
+    add_candles_arguments(candles)
+    history = sub.add_parser("history", help="recorded candles or ticks of an instrument (table or CSV)")
+    _common(history)
+    add_history_arguments(history)
+
     from openalgo_proxy.client import search as search_module
 
     chain = sub.add_parser("chain", help="the option chain service: live chains with IV and Greeks for every proxy")
@@ -202,6 +223,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     for flag in ("broker", "ws_url", "api_url", "instruments", "ticks_per_second", "seed"):
         if get(flag) is not None:
             feed[flag] = get(flag)
+    for flag in ("replay_from", "replay_to", "replay_speed"):
+        if get(flag) is not None:
+            feed[flag] = get(flag)
+    record: dict[str, Any] = {}
+    if args.command == "record":
+        from openalgo_proxy.history.cli import record_overrides
+
+        record = record_overrides(args)
+        feed.pop("bus", None)
+        feed.pop("exchanges", None)
+        proxy.pop("bus", None)
     if get("log_level"):
         logs["level"] = args.log_level
     if get("log_format"):
@@ -213,6 +245,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         tree["feed"] = feed
     if logs:
         tree["log"] = logs
+    if record:
+        tree["record"] = record
     return tree
 
 
@@ -239,11 +273,15 @@ def _feed_options(settings: Settings) -> Any:
         ticks_per_second=f.ticks_per_second,
         seed=f.seed,
         exchanges=tuple(f.exchanges),
+        store_dir=settings.record.dir,
+        replay_from=f.replay_from,
+        replay_to=f.replay_to,
+        replay_speed=f.replay_speed,
     )
 
 
 def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
-    from openalgo_proxy.brokers.registry import adapter_module
+    from openalgo_proxy.brokers.registry import creator
     from openalgo_proxy.feed import Feed
     from openalgo_proxy.feed.metrics import FeedMetricsServer
     from openalgo_proxy.feed.standby import StandbyFeed
@@ -262,9 +300,9 @@ def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
             user=args.openalgo_user,
             upstream_zmq=args.upstream_zmq,
         )
-    module = adapter_module(cfg.broker)
+    create = creator(cfg.broker)
     if settings.bus.engine == "nats":
-        return _feed_on_nats(settings, module)
+        return _feed_on_nats(settings, create)
     guard = _secure_bus(
         settings,
         client=cfg.bus_connect,
@@ -274,11 +312,12 @@ def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
 
     def make_feed() -> Feed:
         return Feed(
-            module.create(_feed_options(settings)),
+            create(_feed_options(settings)),
             cfg.bus,
             bus_connect=cfg.bus_connect,
             status_interval=cfg.status_interval,
             coalesce_window=cfg.coalesce_window,
+            orders=True,
         )
 
     start: Callable[[], Awaitable[None]]
@@ -319,7 +358,7 @@ def cmd_feed(settings: Settings, args: argparse.Namespace) -> int:
         guard.close()
 
 
-def _feed_on_nats(settings: Settings, module: Any) -> int:
+def _feed_on_nats(settings: Settings, create: Callable[[FeedOptions], BrokerAdapter]) -> int:
     """A feed on the NATS bus: it campaigns for its broker account's lease and streams only while it
     holds it (every feed of an account is a standby of the others; no --standby needed)."""
     from openalgo_proxy.feed import Feed
@@ -331,10 +370,11 @@ def _feed_on_nats(settings: Settings, module: Any) -> int:
 
     def make_feed() -> Feed:
         return Feed(
-            module.create(_feed_options(settings)),
+            create(_feed_options(settings)),
             "",
             status_interval=cfg.status_interval,
             coalesce_window=cfg.coalesce_window,
+            orders=True,
         )
 
     leader = LeaderFeed(make_feed, make_feed().broker, settings.bus)
@@ -369,7 +409,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return run_until_signal(server.start, server.stop)
     guard = _secure_bus(settings, client=True, connect=settings.proxy.bus)
     try:
-        server = ProxyServer(settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls)
+        server = ProxyServer(
+            settings.proxy, settings.auth, limits=settings.limits, tls=settings.tls, archive_dir=settings.record.dir
+        )
         address = f"{settings.proxy.host}:{settings.proxy.port}"
 
         async def start() -> None:
@@ -481,6 +523,15 @@ def _chain_bus(settings: Settings, feed_bus: str) -> str:
     return feed_bus + "-chain"
 
 
+def _beside(bus: str) -> str:
+    """An endpoint for a second service next to the feed's `bus`: the same private folder for ipc://,
+    a free port on the same host for tcp://."""
+    match = re.fullmatch(r"tcp://(.+):(\d+)", bus)
+    if match is not None:
+        return _concrete_bus(f"tcp://{match.group(1)}:0")
+    return bus + "-candles"
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from openalgo_proxy.bus_ipc import check_endpoint
     from openalgo_proxy.runtime import run
@@ -497,6 +548,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if args.config:
         common += ["--config", args.config]
     common += ["--log-level", settings.log.level, "--log-format", settings.log.format]
+    helper_common = list(common)  # candle service and recorder: bus participants only, no drop-in flags
     if args.openalgo:
         common += ["--openalgo", args.openalgo]
         if args.openalgo_user:
@@ -512,16 +564,33 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         value = getattr(settings.feed, flag)
         if value is not None:
             feed_argv += ["--" + flag.replace("_", "-"), str(value)]
+    for flag, option in (("replay_from", "--from"), ("replay_to", "--to"), ("replay_speed", "--speed")):
+        value = getattr(settings.feed, flag)
+        if value is not None:
+            feed_argv += [option, str(value)]
     serve_argv = ["serve", *common, "--host", host, "--port", str(port)]
     for endpoint in settings.proxy.bus:
         serve_argv += ["--bus", bus if endpoint == settings.feed.bus else endpoint]
-    chain_bus = _chain_bus(settings, bus)
-    if settings.chain.enabled and chain_bus not in settings.proxy.bus:
-        serve_argv += ["--bus", chain_bus]
+    # the candle service beside this run's feed: its own endpoint unless one is configured, so two
+    # runs on one host (different buses) never compete for one
+    candles_bus = settings.candles.bus if "bus" in settings.candles.model_fields_set else _beside(bus)
+    if settings.candles.enabled and candles_bus not in settings.proxy.bus:
+        serve_argv += ["--bus", candles_bus]
     feed, proxy = Child("feed", feed_argv, dict(os.environ)), Child("proxy", serve_argv, dict(os.environ))
     helpers: list[Child] = []
+    if settings.candles.enabled:
+        candles_argv = ["candles", *helper_common, "--bind", candles_bus, "--feeds", bus]
+        helpers.append(Child("candles", candles_argv, dict(os.environ)))
+    if settings.record.enabled:
+        if settings.feed.broker == "replay":
+            log.info("[record] enabled but the broker is replay: not recording a replay")
+        else:
+            helpers.append(Child("recorder", ["record", *helper_common, "--bus", bus], dict(os.environ)))
+    chain_bus = _chain_bus(settings, bus)
     if settings.chain.enabled:
-        helpers.append(Child("chain", ["chain", *common, "--bind", chain_bus, "--feeds", bus], dict(os.environ)))
+        if chain_bus not in settings.proxy.bus:
+            proxy.argv += ["--bus", chain_bus]
+        helpers.append(Child("chain", ["chain", *helper_common, "--bind", chain_bus, "--feeds", bus], dict(os.environ)))
 
     def own(detail: dict[str, Any]) -> bool:
         pids = [c.process.pid if c.process is not None else None for c in (proxy, feed)]
@@ -546,11 +615,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         if ready.done() and ready.result() and not supervisor.failure.is_set():
             shown = "localhost" if host == "127.0.0.1" else host
             ws, http = ("wss", "https") if settings.tls.enabled else ("ws", "http")
-            source = {
-                "angel-simulator": "simulated market via the Angel One adapter",
-                "dhan-simulator": "simulated market via the Dhan adapter",
-                "simulator": "simulated market",
-            }.get(settings.feed.broker, settings.feed.broker)
+            from openalgo_proxy.brokers.registry import describe
+
+            source = describe(settings.feed.broker)
             if args.openalgo:
                 source = f"drop-in for OpenAlgo at {args.openalgo}"
             sys.stdout.write(
@@ -660,6 +727,10 @@ def _chain_cli() -> Any:
     return importlib.import_module("openalgo_proxy.chain.cli")
 
 
+def _history_cli() -> Any:
+    return importlib.import_module("openalgo_proxy.history.cli")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -674,6 +745,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bus-keys": lambda: cmd_bus_keys(settings, args),
             "simulate": lambda: cmd_simulate(args),
             "chain": lambda: _chain_cli().cmd_chain(settings, args),
+            "record": lambda: _history_cli().cmd_record(settings, args),
+            "history": lambda: _history_cli().cmd_history(settings, args),
+            "candles": lambda: _history_cli().cmd_candles(settings, args),
         }
         if args.command == "config":
             sys.stdout.write(show(settings) + "\n")

@@ -15,9 +15,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from openalgo_proxy.brokers.registry import ADAPTERS
+from openalgo_proxy.brokers.registry import names as broker_names
 from openalgo_proxy.bus_ipc import default_endpoint
 from openalgo_proxy.errors import ConfigError
+from openalgo_proxy.history.paths import default_store_dir
 
 ENV_PREFIX = "OPENALGO_PROXY_"
 CONFIG_ENV = "OPENALGO_PROXY_CONFIG"
@@ -73,11 +74,7 @@ class ProxySettings(_Section):
 class FeedSettings(_Section):
     broker: str = Field(
         "angel-simulator",
-        description=(
-            "angel-simulator (Angel adapter vs a local Angel simulator) | simulator | angel | zerodha | dhan"
-            " | dhan-simulator (Dhan adapter vs a local Dhan simulator)"
-            " | shoonya | flattrade | zebu | tradesmart | definedge | aliceblue (each also NAME-simulator)"
-        ),
+        description="a broker name from the registry: `openalgo-proxy feed --help` lists them (NAME, NAME-simulator)",
     )
     bus: str = Field(
         default_factory=default_endpoint,
@@ -110,12 +107,19 @@ class FeedSettings(_Section):
     takeover_after: float = Field(
         5.0, gt=0, description="seconds without the active feed's status before takeover (>= 2.5 x status_interval)"
     )
+    replay_from: str | None = Field(
+        None, description="broker replay: first IST date (YYYY-MM-DD) or ISO date-time (default today)"
+    )
+    replay_to: str | None = Field(
+        None, description="broker replay: last IST date, inclusive, or ISO date-time, exclusive (default: replay_from)"
+    )
+    replay_speed: str = Field("1", description="broker replay: factor on the recorded timing, or 'max'")
 
     @field_validator("broker")
     @classmethod
     def _known_broker(cls, value: str) -> str:
-        if value not in ADAPTERS:
-            raise ValueError(f"unknown broker {value!r}; choose from {', '.join(sorted(ADAPTERS))}")
+        if value not in broker_names():
+            raise ValueError(f"unknown broker {value!r}; choose from {', '.join(broker_names())}")
         return value
 
     @model_validator(mode="after")
@@ -306,6 +310,59 @@ class ChainSettings(_Section):
     interval: float = Field(0.25, ge=0.01, le=10, description="seconds between updates of a chain (0.25 = 4 a second)")
 
 
+class RecordSettings(_Section):
+    enabled: bool = Field(False, description="`run` starts a recorder beside the feed and the proxy")
+    dir: str = Field(
+        default_factory=default_store_dir,
+        description="tick store folder (Parquet; default $XDG_DATA_HOME/openalgo-proxy/ticks); replay reads it too",
+    )
+    symbols: list[str] = Field(default_factory=list, description="instruments to record, as EXCHANGE:SYMBOL")
+    exchanges: list[str] = Field(default_factory=list, description="record every symbol the feeds list on these")
+    subscribed: bool = Field(
+        False, description="record whatever any client subscribes, in the modes asked (a passive tap on the bus)"
+    )
+    mode: Literal[1, 2, 3] = Field(2, description="mode of `symbols` and `exchanges` (1 LTP, 2 Quote, 3 Depth)")
+    bus: list[str] = Field(
+        default_factory=lambda: [default_endpoint()],
+        description="bus endpoints to subscribe on (feeds or a forwarder's proxy side)",
+    )
+    flush_interval: float = Field(
+        5.0, gt=0, le=300, description="seconds between file writes: a kill -9 loses at most this much"
+    )
+    batch_rows: int = Field(100_000, ge=100, description="write early once this many ticks wait")
+    retention_days: int = Field(0, ge=0, description="delete recorded dates older than this many days (0 = keep all)")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="serve /metrics on this port (None or 0 = off)")
+    metrics_host: str = Field("127.0.0.1", description="address of the recorder's metrics listener")
+
+    @field_validator("symbols")
+    @classmethod
+    def _instruments(cls, value: list[str]) -> list[str]:
+        for item in value:
+            exchange, _, symbol = item.partition(":")
+            if not exchange.strip() or not symbol.strip():
+                raise ValueError(f"{item!r} is not EXCHANGE:SYMBOL")
+        return [item.strip().upper() for item in value]
+
+    @field_validator("exchanges")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        return [name.strip().upper() for name in value]
+
+
+class CandleSettings(_Section):
+    enabled: bool = Field(True, description="`run` starts the candle service (idle until a client wants candles)")
+    bus: str = Field(
+        default_factory=lambda: default_endpoint() + "-candles",
+        description="endpoint the candle service binds (proxies connect to it beside the feeds); `run` without "
+        "it: beside the feed's bus (BUS-candles for ipc://, a free port on the same host for tcp://)",
+    )
+    feeds: list[str] = Field(
+        default_factory=lambda: [default_endpoint()], description="bus endpoints the service takes ticks from"
+    )
+    history: int = Field(100, ge=0, le=500, description="completed candles sent first to each new subscriber")
+    conflate: float = Field(0.25, gt=0, le=10, description="seconds between updates of a forming candle")
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -326,6 +383,8 @@ class Settings(BaseSettings):
     tls: TlsSettings = Field(default_factory=TlsSettings)  # type: ignore[arg-type]
     bus: BusSettings = Field(default_factory=BusSettings)  # type: ignore[arg-type]
     chain: ChainSettings = Field(default_factory=ChainSettings)  # type: ignore[arg-type]
+    record: RecordSettings = Field(default_factory=RecordSettings)  # type: ignore[arg-type]
+    candles: CandleSettings = Field(default_factory=CandleSettings)  # type: ignore[arg-type]
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -10,6 +10,8 @@ Control topics start with ``#``: ``#status|BROKER``, ``#instruments|BROKER``, ``
 ``#orders|BROKER|ACCOUNT`` (their payloads are typed in `control.py`).
 Option chains: ``#chain|EXCHANGE|UNDERLYING|EXPIRY|STRIKES`` (EXPIRY ``DDMMMYY`` or ``NEAREST``,
 STRIKES each side of the ATM strike, 1-50), published by the chain service.
+Candles: ``#candles|EXCHANGE|SYMBOL|INTERVAL`` (INTERVAL one of 1m 3m 5m 15m 30m 1h 1d), published by
+the candle service; the ``#`` keeps feeds from taking them for market data.
 Client topic: ``SYMBOL.EXCHANGE``.
 """
 
@@ -27,6 +29,9 @@ ORDERS_PREFIX = b"#orders|"
 CHAIN_PREFIX = b"#chain|"
 NEAREST_EXPIRY = "NEAREST"
 MAX_CHAIN_STRIKES = 50  # strikes each side of the ATM strike
+CANDLES_PREFIX = b"#candles|"
+#: candle intervals, shortest first (their lengths and session alignment: history/sessions.py)
+CANDLE_INTERVALS = ("1m", "3m", "5m", "15m", "30m", "1h", "1d")
 CONTROL_MARK = b"#"
 DEPTH_MARK = "D"
 STANDARD_DEPTH = 5
@@ -44,6 +49,12 @@ class ChainKey(NamedTuple):
     underlying: str  # NIFTY, BANKNIFTY, RELIANCE
     expiry: str  # DDMMMYY or NEAREST
     strikes: int  # each side of the ATM strike
+
+
+class CandleKey(NamedTuple):
+    exchange: str
+    symbol: str
+    interval: str
 
 
 class TopicKey(NamedTuple):
@@ -202,6 +213,26 @@ def parse_chain_topic(topic: bytes) -> ChainKey:
 def chain_client_topic(exchange: str, underlying: str, expiry: str, strikes: int) -> str:
     """How clients name a chain stream: ``NIFTY.NFO:NEAREST:10``."""
     return f"{underlying}.{exchange}:{expiry}:{strikes}"
+
+
+def candle_topic(exchange: str, symbol: str, interval: str) -> bytes:
+    """``#candles|EXCHANGE|SYMBOL|INTERVAL``."""
+    if not valid_name(exchange) or not valid_name(symbol) or interval not in CANDLE_INTERVALS:
+        raise ValueError(f"invalid candle topic parts {exchange!r} {symbol!r} {interval!r}")
+    return CANDLES_PREFIX + f"{exchange}|{symbol}|{interval}".encode()
+
+
+def parse_candle_topic(topic: bytes) -> CandleKey:
+    """Inverse of candle_topic; ValueError for anything else."""
+    if not topic.startswith(CANDLES_PREFIX):
+        raise ValueError(f"not a candle topic: {topic[:80]!r}")
+    try:
+        parts = topic[len(CANDLES_PREFIX) :].decode().split(SEPARATOR)
+    except UnicodeDecodeError:
+        raise ValueError("topic is not UTF-8") from None
+    if len(parts) != 3 or not valid_name(parts[0]) or not valid_name(parts[1]) or parts[2] not in CANDLE_INTERVALS:
+        raise ValueError(f"not a candle topic: {topic[:80]!r}")
+    return CandleKey(parts[0], parts[1], parts[2])
 
 
 def instrument_name(exchange: str, symbol: str) -> str:

@@ -16,14 +16,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from openalgo_proxy.control import OrderUpdate
 from openalgo_proxy.errors import BrokerAuthError, BrokerRateLimited, ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
 
 log = logging.getLogger(__name__)
 
 TickSink = Callable[[Tick], None]
-#: an account's order event, as OpenAlgo's `order_update` object (keys in docs/architecture.md)
-OrderEvent = Mapping[str, object]
+#: an account's order event: the typed `control.OrderUpdate`, or a mapping with exactly its keys
+OrderEvent = OrderUpdate | Mapping[str, object]
+#: where an adapter hands its account's order events (published on `#orders|BROKER|ACCOUNT`)
 OrderSink = Callable[[OrderEvent], None]
 
 
@@ -267,5 +269,12 @@ class FeedOptions:
     stall_timeout: float = 15.0  # seconds without any inbound message before a forced reconnect
     ticks_per_second: float = 2.0  # simulated market only: ticks per instrument per second
     max_connections: int = 0  # 0 = the broker's cap
+    max_per_connection: int = 0  # subscriptions per connection; 0 = the broker's cap
+    backoff_base: float = 1.0  # reconnect backoff: first ceiling, seconds
+    backoff_cap: float = 60.0  # reconnect backoff: largest ceiling, and the long backoff after a 429
     seed: int | None = None  # simulated market only
     exchanges: tuple[str, ...] = ()  # client exchanges this feed serves; () = all its account has
+    store_dir: str | None = None  # replay only: the tick store (default: [record] dir's default)
+    replay_from: str | None = None  # replay only: first IST date (YYYY-MM-DD) or ISO date-time; None = today
+    replay_to: str | None = None  # replay only: last IST date (inclusive) or ISO date-time (exclusive)
+    replay_speed: str = "1"  # replay only: a factor on the recorded timing, or "max"

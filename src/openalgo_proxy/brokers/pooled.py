@@ -55,7 +55,7 @@ class PooledAdapter(BrokerAdapter, Generic[K, V]):
     def __init__(self, options: FeedOptions, *, per_connection: int | None = None) -> None:
         self.options = options
         max_connections = min(options.max_connections or self.max_connections_cap, self.max_connections_cap)
-        per = min(per_connection or self.per_connection_cap, self.per_connection_cap)
+        per = min(per_connection or options.max_per_connection or self.per_connection_cap, self.per_connection_cap)
         self.pool: ConnectionPool[K, V] = ConnectionPool(
             self.open_connection,
             max_connections=max_connections,

@@ -19,6 +19,7 @@ The broker subclass supplies the routes of its REST side, the hooks, and `on_tex
 from __future__ import annotations
 
 import abc
+import argparse
 import asyncio
 import itertools
 import logging
@@ -132,6 +133,14 @@ class SimulatorServer(abc.ABC):
     @abc.abstractmethod
     def expire_credentials(self) -> None:
         """Every credential issued so far stops working (a new trading day)."""
+
+    @abc.abstractmethod
+    def subscribed_instruments(self) -> set[tuple[str, str]]:
+        """(exchange, symbol) of every instrument subscribed on any connection, in the market's names."""
+
+    def secrets(self) -> list[str]:
+        """Every credential value this simulator accepts or issued (tests check none is ever logged)."""
+        return []
 
     def malformed_frame(self) -> bytes:
         """A frame the broker's client must count as malformed and survive."""
@@ -329,3 +338,21 @@ class SimulatorServer(abc.ABC):
             for client in list(self.clients.values()):
                 await self.send(client, self.heartbeat)
                 self.heartbeats_sent += 1
+
+
+def common_arguments(parser: argparse.ArgumentParser, port: int) -> None:
+    """The flags every `openalgo-proxy simulate NAME` has."""
+    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=port, help=f"listen port (default {port})")
+    parser.add_argument("--ticks-per-second", type=float, default=2.0, help="ticks per instrument per second")
+    parser.add_argument("--seed", type=int, default=None, help="random seed of the simulated market")
+
+
+async def serve_until_cancelled(simulator: SimulatorServer, description: str) -> None:
+    """Start `simulator`, log where it serves (`description`, no secrets), serve until cancelled."""
+    await simulator.start()
+    log.info("%s: %s", simulator.label, description)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await simulator.stop()

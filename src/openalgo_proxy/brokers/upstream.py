@@ -1,7 +1,7 @@
 """One upstream WebSocket to a broker, with everything brokers share; the broker fills in hooks.
 
 Shared here, once: the retry layer (`run_with_reconnect`: backoff, credential refresh on 401/403,
-long backoff on 429), the stall watchdog (any inbound message, heartbeats included, is liveness),
+long backoff on 429), the stall watchdog (any inbound message, heartbeats and server pings included, is liveness),
 the subscription set as state (`wanted`, and `sent` = what the server has on this connection),
 the sync loop that turns the difference into requests after every change and after every
 (re)connect, the read loop with its decode-error counting, the client heartbeat timer, the state
@@ -22,14 +22,18 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import Frame as WireFrame
+from websockets.frames import Opcode
+from websockets.protocol import Event
 
 from openalgo_proxy.brokers.base import Backoff, ConnectionState, StallWatchdog, run_with_reconnect
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, BrokerRateLimited
@@ -72,6 +76,18 @@ def handshake_error(exc: InvalidStatus) -> BrokerError:
     if status == 429:
         return BrokerRateLimited(text)
     return BrokerError(text)
+
+
+class PingAwareConnection(ClientConnection):
+    """A client connection that tells `on_ping` about every ping the server sends (answered by
+    websockets as always): a broker that pings an idle connection (Upstox) proves it is alive."""
+
+    on_ping: Callable[[], None] | None = None
+
+    def process_event(self, event: Event) -> None:
+        super().process_event(event)
+        if isinstance(event, WireFrame) and event.opcode is Opcode.PING and self.on_ping is not None:
+            self.on_ping()
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +221,7 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
                 max_size=self.settings.max_size,
                 compression=None,
                 logger=_wire_log,
+                create_connection=PingAwareConnection,
             )
         except InvalidStatus as exc:
             raise handshake_error(exc) from None
@@ -228,6 +245,8 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
             log.info("%s: connected to %s (connect #%d)", self.label, public_url(handshake.url), self.connects)
             watchdog.start()
             self.last_message = watchdog.last
+            if isinstance(ws, PingAwareConnection):
+                ws.on_ping = functools.partial(self._on_server_ping, watchdog)
             self._dirty.set()
             tasks = [
                 asyncio.create_task(self._read(ws, watchdog), name=f"{self.label}-read"),
@@ -236,6 +255,8 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
             ]
             if self.heartbeat is not None:
                 tasks.append(asyncio.create_task(self._send_heartbeats(ws), name=f"{self.label}-heartbeat"))
+            elif self.settings.ping_interval is not None:  # no application heartbeat: a pong is liveness
+                tasks.append(asyncio.create_task(self._ping_for_liveness(ws, watchdog), name=f"{self.label}-ping"))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if stalled.is_set():
                 self.stalls += 1
@@ -257,11 +278,25 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
                 log.debug("%s: close handshake skipped: %s", self.label, exc)
             ws.transport.abort()
 
+    def _on_server_ping(self, watchdog: StallWatchdog) -> None:
+        """A server ping: liveness, counted as a heartbeat."""
+        watchdog.feed()
+        self.last_message = watchdog.last
+        self.heartbeats += 1
+
     async def _send_heartbeats(self, ws: ClientConnection) -> None:
         assert self.heartbeat is not None
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             await ws.send(self.heartbeat)
+
+    async def _ping_for_liveness(self, ws: ClientConnection, watchdog: StallWatchdog) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            pong = await ws.ping()
+            await pong
+            watchdog.feed()
+            self.last_message = watchdog.last
 
     async def _sync_loop(self, ws: ClientConnection) -> None:
         while True:

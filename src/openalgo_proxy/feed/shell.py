@@ -15,10 +15,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+import msgspec
 import zmq
 
 from openalgo_proxy import control, topics
-from openalgo_proxy.brokers.base import BrokerAdapter, Rejection
+from openalgo_proxy.brokers.base import BrokerAdapter, OrderEvent, Rejection
 from openalgo_proxy.bus import Publisher, run_seq_base
 from openalgo_proxy.bus_engine import FeedBus
 from openalgo_proxy.errors import ErrorCode
@@ -44,12 +45,14 @@ class Feed:
         coalesce_window: float = 0.02,
         ctx: zmq.Context[zmq.Socket[bytes]] | None = None,
         bus: Callable[[Feed], Awaitable[FeedBus]] | None = None,
+        orders: bool = False,
     ) -> None:
         """`bus` opens another bus engine for this feed (NATS); without it the feed binds or
         connects its ZeroMQ XPUB at `bus_endpoint`."""
         self.adapter = adapter
         self.bus_opener = bus
         self.broker = adapter.name
+        self.orders = orders  # publish the account's order events on #orders|BROKER|ACCOUNT
         self._ctx = ctx or zmq.Context.instance()
         self._bus_endpoint = bus_endpoint
         self._bus_connect = bus_connect
@@ -98,6 +101,8 @@ class Feed:
 
     async def start(self) -> None:
         self.active_since_ms = int(time.time() * 1000)
+        if self.orders:
+            self.adapter.set_order_sink(self._on_order)
         await self.adapter.start(self._on_tick, self._on_reject)
         self._exchanges = frozenset(self.adapter.exchanges())
         loop = asyncio.get_running_loop()
@@ -196,6 +201,16 @@ class Feed:
             return
         self._control_seq += 1
         self.publisher.publish(topic, self._control_seq, data)
+
+    def _on_order(self, event: OrderEvent) -> None:
+        """An order event of the account: `#orders|BROKER|ACCOUNT` (ACCOUNT = the update's user_id)."""
+        try:
+            update = event if isinstance(event, control.OrderUpdate) else msgspec.convert(event, control.OrderUpdate)
+            topic = topics.orders_topic(self.broker, update.user_id)
+        except (msgspec.ValidationError, ValueError) as exc:
+            log.warning("feed %s: order update dropped: %s", self.broker, exc)
+            return
+        self._publish_control(topic, control.encode_order_update(update))
 
     def _publish_reject(self, topic: bytes, code: ErrorCode, message: str) -> None:
         self._publish_control(topics.reject_topic(topic), control.encode_reject(code, message))

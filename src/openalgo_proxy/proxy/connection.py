@@ -43,7 +43,7 @@ from openalgo_proxy.proxy.hub import Hub, TopicState
 from openalgo_proxy.proxy.metrics import ProxyMetrics
 from openalgo_proxy.proxy.outbox import Outbox, discard
 from openalgo_proxy.proxy.peerlog import PeerLog
-from openalgo_proxy.proxy.session import Action, Close, Session, SessionLimits, SessionState
+from openalgo_proxy.proxy.session import Action, Archive, Close, Session, SessionLimits, SessionState
 
 log = logging.getLogger(__name__)
 # websockets logs every header and frame at DEBUG (Authorization headers, authenticate messages):
@@ -75,6 +75,7 @@ class Gateway:
     peer_log: PeerLog  # connection life lines, rate-limited per peer address
     on_made: Callable[[Connection], None]
     on_lost: Callable[[Connection], None]
+    archive: Archive | None = None  # answers `history` (None: no tick store)
 
 
 class Connection(asyncio.Protocol):
@@ -94,6 +95,7 @@ class Connection(asyncio.Protocol):
             gateway.limits,
             time.monotonic(),
             peer_log=gateway.peer_log,
+            archive=gateway.archive,
         )
         self._fragments: list[bytes] = []
         self._fragment_size = 0

@@ -229,3 +229,38 @@ class OpenAlgoDialect(SeedDialect):
 SEED = SeedDialect()
 OPENALGO = OpenAlgoDialect()
 DIALECTS: dict[str, Dialect] = {"seed": SEED, "openalgo": OPENALGO}
+
+
+# Candles and history are this proxy's own extensions: one shape in every dialect.
+
+
+def candle_subscription(results: list[dict[str, Any]], subscribe: bool, request_id: Any) -> bytes:
+    """The reply to subscribe_candles / unsubscribe_candles."""
+    return proto.reply(
+        {
+            "type": "candle_subscription" if subscribe else "candle_unsubscription",
+            "status": proto.overall_status(results),
+            "subscriptions": results,
+        },
+        request_id,
+    )
+
+
+def history_reply(query: proto.History, rows: list[dict[str, Any]], more: bool, request_id: Any) -> bytes:
+    """The reply to `history`: rows [offset, offset + count); `next_offset` null after the last page."""
+    return proto.reply(
+        {
+            "type": "history",
+            "status": "success",
+            "symbol": query.symbol,
+            "exchange": query.exchange,
+            "interval": query.interval,
+            "start": query.start,
+            "end": query.end,
+            "offset": query.offset,
+            "count": len(rows),
+            "next_offset": query.offset + len(rows) if more else None,
+            "rows": rows,
+        },
+        request_id,
+    )

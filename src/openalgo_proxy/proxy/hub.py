@@ -16,6 +16,7 @@ Order updates (``#orders|BROKER|ACCOUNT``) go verbatim to the outboxes that aske
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Container
@@ -45,14 +46,22 @@ _SNAPSHOT_KEY = b',"snapshot":true'
 _one_value = msgspec.json.Decoder(msgspec.Raw).decode  # checks one JSON value, builds nothing
 
 
+CANDLE_HISTORY = 500  # completed candles a proxy keeps per candle topic for clients that join later
+_COMPLETED = b'"completed":true'
+
+
 class TopicState:
     __slots__ = (
         "appenders",
+        "awaiting",
         "bus_topic",
+        "candles",
         "chain",
         "client_topic",
         "depth",
         "exchange",
+        "forming",
+        "interval",
         "last_data",
         "last_frame",
         "last_seq",
@@ -60,6 +69,7 @@ class TopicState:
         "numeric",
         "prefix",
         "primary",
+        "primed",
         "slow",
         "snapshot_prefix",
         "subscribers",
@@ -75,8 +85,16 @@ class TopicState:
         broker: str,
         depth: int = topics.STANDARD_DEPTH,
         chain: topics.ChainKey | None = None,
+        interval: str = "",
     ) -> None:
         self.bus_topic = bus_topic
+        self.interval = interval  # a candle topic's interval; "" for market data
+        # candle topics: outboxes waiting for the service's history burst, the completed candles and
+        # the forming one seen so far (seq text, data), and whether the burst has been seen
+        self.awaiting: set[Outbox[TopicState]] = set()
+        self.candles: collections.deque[tuple[bytes, bytes]] = collections.deque(maxlen=CANDLE_HISTORY)
+        self.forming: tuple[bytes, bytes] | None = None
+        self.primed = False
         self.symbol = symbol
         self.exchange = exchange
         self.mode = mode
@@ -107,6 +125,18 @@ class TopicState:
                     "strikes": self.chain.strikes,
                 }
             )
+            self.prefix = head[:-1] + b',"seq":'
+            self.snapshot_prefix = head[:-1] + b',"snapshot":true,"seq":'
+            return
+        if self.interval:
+            candle: dict[str, object] = {
+                "type": "candle",
+                "topic": self.client_topic,
+                "symbol": self.symbol,
+                "exchange": self.exchange,
+                "interval": self.interval,
+            }
+            head = msgspec.json.encode(candle)
             self.prefix = head[:-1] + b',"seq":'
             self.snapshot_prefix = head[:-1] + b',"snapshot":true,"seq":'
             return
@@ -210,6 +240,34 @@ class Hub:
                 state.appenders.append(outbox.append)
         return state
 
+    def subscribe_candles(
+        self, outbox: Outbox[TopicState], symbol: str, exchange: str, interval: str
+    ) -> tuple[TopicState, list[bytes]]:
+        """Candles of one instrument at one interval: the state, and the history frames (snapshots) to
+        send this outbox now; a first subscriber gets its history from the candle service instead."""
+        bus_topic = topics.candle_topic(exchange, symbol, interval)
+        state = self.topics.get(bus_topic)
+        fresh = state is None
+        if state is None:
+            state = TopicState(bus_topic, symbol, exchange, Mode.QUOTE, "", interval=interval)
+            self.topics[bus_topic] = state
+        backlog: list[bytes] = []
+        if outbox not in state.subscribers:
+            state.subscribers[outbox] = None
+            outbox.topics[bus_topic] = state
+            if outbox.paused:
+                state.slow.add(outbox)
+            else:
+                state.appenders.append(outbox.append)
+            if state.primed:
+                cached = [*state.candles, *([state.forming] if state.forming is not None else [])]
+                backlog = [self._candle_frame(state, seq_text, data, snapshot=True) for seq_text, data in cached]
+            else:
+                state.awaiting.add(outbox)
+        if fresh:
+            self._bus_subscribe(bus_topic)
+        return state, backlog
+
     def _companion(self, state: TopicState) -> TopicState:
         companion = state.numeric
         if companion is None:
@@ -233,6 +291,7 @@ class Hub:
         else:
             state.appenders.remove(outbox.append)
         outbox.conflated.pop(state, None)
+        state.awaiting.discard(outbox)
         if state.subscribers:
             return
         primary = state.primary
@@ -364,6 +423,9 @@ class Hub:
             self.metrics.errors["BUS_DATA"] += 1
             return
         seq = int.from_bytes(raw_seq, "big")
+        if state.interval:
+            self._on_candle(state, seq, data, len(parts) == 4)
+            return
         last = state.last_seq
         if seq <= last:
             if seq == last:
@@ -413,6 +475,48 @@ class Hub:
                     conflated += 1
                 pending[state] = frame
             self.metrics.conflated += conflated
+        self.dirty.update(state.subscribers)
+        self.metrics.messages_out += len(state.subscribers)
+
+    @staticmethod
+    def _candle_frame(state: TopicState, seq_text: bytes, data: bytes, snapshot: bool) -> bytes:
+        prefix = state.snapshot_prefix if snapshot else state.prefix
+        head = frame_header(len(prefix) + len(seq_text) + len(data) + 9)
+        return b"".join((head, prefix, seq_text, _MID, data, _END))
+
+    def _on_candle(self, state: TopicState, seq: int, data: bytes, snapshot: bool) -> None:
+        """A candle frame: live ones go to every subscriber; the history burst (snapshots) only to
+        the outboxes waiting for it. The completed candles are kept for clients that join later."""
+        if seq <= state.last_seq:
+            self.metrics.bus_duplicates += 1
+            return
+        completed = _COMPLETED in data
+        if snapshot and state.primed:
+            return  # another proxy's history burst
+        state.last_seq = seq
+        seq_text = b"%d" % seq
+        if completed:
+            state.candles.append((seq_text, data))
+            state.forming = None
+        else:
+            state.forming = (seq_text, data)
+        frame = self._candle_frame(state, seq_text, data, snapshot)
+        state.last_frame = frame
+        if snapshot:
+            if not completed:
+                state.primed = True  # the forming candle ends the burst
+            for outbox in state.awaiting:
+                outbox.append(frame)
+            self.dirty.update(state.awaiting)
+            if state.primed:
+                state.awaiting.clear()
+            return
+        state.primed = True
+        state.awaiting.clear()
+        for append in state.appenders:
+            append(frame)
+        for outbox in state.slow:
+            outbox.conflated[state] = frame
         self.dirty.update(state.subscribers)
         self.metrics.messages_out += len(state.subscribers)
 

@@ -11,9 +11,11 @@ from typing import Any
 import msgspec
 
 from openalgo_proxy import search
-from openalgo_proxy.errors import ErrorCode, RequestError
+from openalgo_proxy.errors import ConfigError, ErrorCode, RequestError
+from openalgo_proxy.history.timerange import parse_instant
 from openalgo_proxy.model import Mode
 from openalgo_proxy.topics import (
+    CANDLE_INTERVALS,
     DEEPER_DEPTHS,
     MAX_CHAIN_STRIKES,
     NEAREST_EXPIRY,
@@ -58,6 +60,37 @@ class Subscribe:
 class Unsubscribe:
     entries: tuple[Entry, ...]
     single: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CandleEntry:
+    symbol: str
+    exchange: str
+    interval: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeCandles:
+    entries: tuple[CandleEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeCandles:
+    entries: tuple[CandleEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Recorded candles (`interval` 1m..1d) or ticks (`interval` "ticks") of one instrument in
+    [start, end) (epoch ms), rows [offset, offset + limit)."""
+
+    symbol: str
+    exchange: str
+    interval: str
+    start: int
+    end: int
+    limit: int
+    offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +160,18 @@ Command = (
     | Ping
     | BrokerInfo
     | SupportedBrokers
+    | SubscribeCandles
+    | UnsubscribeCandles
+    | History
     | SubscribeOrders
     | UnsubscribeOrders
     | Search
 )
+HISTORY_DEFAULT_ROWS = 500
+HISTORY_MAX_ROWS = 5000
+#: the widest range one request may read: candles are rebuilt from every recorded tick of the range
+HISTORY_MAX_CANDLE_RANGE_MS = 31 * 86_400_000
+HISTORY_MAX_TICK_RANGE_MS = 86_400_000
 
 
 class ParsedRequest(msgspec.Struct, frozen=True):
@@ -230,6 +271,82 @@ def _entries(
     return (entry,), True
 
 
+def _interval(value: object, request_id: Any) -> str:
+    if not isinstance(value, str) or value.strip().lower() not in CANDLE_INTERVALS:
+        raise BadRequest(
+            ErrorCode.INVALID_PARAMETERS, f"'interval' must be one of {', '.join(CANDLE_INTERVALS)}", request_id
+        )
+    return value.strip().lower()
+
+
+def _candle_entries(msg: dict[str, Any], request_id: Any, max_entries: int) -> tuple[CandleEntry, ...]:
+    """Like subscribe's entries, each with an `interval` (its own or the message's)."""
+    top = msg.get("interval")
+    items = msg.get("symbols") if "symbols" in msg else [msg]
+    if not isinstance(items, list) or not items:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "'symbols' must be a non-empty list", request_id)
+    if len(items) > max_entries:
+        raise BadRequest(ErrorCode.LIMIT_EXCEEDED, f"at most {max_entries} symbols in one request", request_id)
+    entries = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadRequest(
+                ErrorCode.INVALID_PARAMETERS, "each entry must be an object with 'symbol' and 'exchange'", request_id
+            )
+        entries.append(
+            CandleEntry(
+                _name(item.get("symbol"), "symbol", request_id),
+                _name(item.get("exchange"), "exchange", request_id),
+                _interval(item.get("interval", top), request_id),
+            )
+        )
+    return tuple(entries)
+
+
+def _instant(value: object, what: str, request_id: Any, *, end: bool = False) -> int:
+    """Epoch ms, or a date / ISO date-time string (IST unless it carries an offset)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**14:
+        return value
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            return parse_instant(value, end=end)
+        except ConfigError as exc:
+            raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'{what}': {exc}", request_id) from None
+    raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'{what}' must be epoch milliseconds or a date", request_id)
+
+
+def _count(value: object, what: str, default: int, low: int, high: int, request_id: Any) -> int:
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'{what}' must be a whole number {low}..{high}", request_id)
+    return value
+
+
+def _history(msg: dict[str, Any], request_id: Any) -> History:
+    interval = msg.get("interval", "1m")
+    if interval != "ticks":
+        interval = _interval(interval, request_id)
+    if msg.get("start") is None:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, "give 'start' (and 'end')", request_id)
+    start = _instant(msg.get("start"), "start", request_id)
+    end = _instant(msg.get("end", msg.get("start")), "end", request_id, end=True)
+    ticks = interval == "ticks"
+    widest = HISTORY_MAX_TICK_RANGE_MS if ticks else HISTORY_MAX_CANDLE_RANGE_MS
+    words = "a day for ticks" if ticks else "31 days"
+    if not start < end <= start + widest:
+        raise BadRequest(ErrorCode.INVALID_PARAMETERS, f"'end' must be after 'start', within {words}", request_id)
+    return History(
+        _name(msg.get("symbol"), "symbol", request_id),
+        _name(msg.get("exchange"), "exchange", request_id),
+        interval,
+        start,
+        end,
+        _count(msg.get("limit"), "limit", HISTORY_DEFAULT_ROWS, 1, HISTORY_MAX_ROWS, request_id),
+        _count(msg.get("offset"), "offset", 0, 0, 10**9, request_id),
+    )
+
+
 def _search(msg: dict[str, Any], request_id: Any) -> Search:
     query = msg.get("query")
     if not isinstance(query, str) or not query.strip():
@@ -325,6 +442,12 @@ def parse_object(
     elif action == "unsubscribe":
         entries, single = _entries(msg, request_id, default_mode=None, max_entries=max_entries)
         command = Unsubscribe(entries, single)
+    elif action == "subscribe_candles":
+        command = SubscribeCandles(_candle_entries(msg, request_id, max_entries))
+    elif action == "unsubscribe_candles":
+        command = UnsubscribeCandles(_candle_entries(msg, request_id, max_entries))
+    elif action == "history":
+        command = _history(msg, request_id)
     elif action == "unsubscribe_all":
         command = UnsubscribeAll()
     elif action == "list_subscriptions":

@@ -25,6 +25,7 @@ from openalgo_proxy.config import AuthSettings, BusSettings, LimitSettings, Prox
 from openalgo_proxy.control import FeedState
 from openalgo_proxy.errors import CloseCode
 from openalgo_proxy.proxy.admission import Admission
+from openalgo_proxy.proxy.archive import StoreArchive
 from openalgo_proxy.proxy.auth import Authenticator
 from openalgo_proxy.proxy.connection import Connection, Gateway
 from openalgo_proxy.proxy.dialect import DIALECTS, Dialect
@@ -74,10 +75,12 @@ class ProxyServer:
         ctx: zmq.Context[zmq.Socket[bytes]] | None = None,
         limits: LimitSettings | None = None,
         tls: TlsSettings | None = None,
+        archive_dir: str | None = None,
         bus: BusSettings | None = None,
         authenticator: Authenticator | None = None,
     ) -> None:
         self.cfg = cfg
+        self.archive = StoreArchive(archive_dir) if archive_dir else None
         self.bus_settings = bus or BusSettings.model_validate({})
         self.auth = auth or AuthSettings.model_validate({})
         self.limits = limits or LimitSettings.model_validate({})
@@ -109,6 +112,7 @@ class ProxyServer:
             peer_log=PeerLog(logging.getLogger("openalgo_proxy.proxy.connection")),
             on_made=self.connections.add,
             on_lost=self._on_lost,
+            archive=self.archive,
         )
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -193,6 +197,8 @@ class ProxyServer:
                 await asyncio.wait_for(self.all_closed.wait(), within)
         for conn in list(self.connections):
             conn.abort()
+        if self.archive is not None:
+            self.archive.close()
         await cancel_and_wait(self._sweeper)
         if self._indexing is not None:
             await asyncio.wait({self._indexing})  # a worker thread cannot be cancelled; it ends soon

@@ -26,7 +26,7 @@ from openalgo_proxy.errors import CloseCode, ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.proxy import protocol as proto
 from openalgo_proxy.proxy.auth import AuthFailed, Grant
-from openalgo_proxy.proxy.dialect import SEED, BrokerFacts, Dialect
+from openalgo_proxy.proxy.dialect import SEED, BrokerFacts, Dialect, candle_subscription, history_reply
 from openalgo_proxy.proxy.hub import TopicState
 from openalgo_proxy.proxy.limits import Guard
 from openalgo_proxy.proxy.metrics import ProxyMetrics
@@ -124,6 +124,10 @@ class Market(Protocol):
 
     def unsubscribe(self, outbox: Outbox[TopicState], state: TopicState) -> None: ...
 
+    def subscribe_candles(
+        self, outbox: Outbox[TopicState], symbol: str, exchange: str, interval: str
+    ) -> tuple[TopicState, list[bytes]]: ...
+
     def unsubscribe_all(self, outbox: Outbox[TopicState], orders: bool = True) -> list[TopicState]: ...
 
     def set_paused(self, outbox: Outbox[TopicState], paused: bool, now: float = 0.0) -> None: ...
@@ -143,6 +147,16 @@ class Market(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def suggest(self, exchange: str, symbol: str) -> list[str]: ...
+
+
+#: the answer of an archive query: (rows, more rows after these) or an error message
+HistoryAnswer = tuple[list[dict[str, Any]], bool] | str
+
+
+class Archive(Protocol):
+    """Where `history` requests are answered (off the event loop; `done` is called on it)."""
+
+    def fetch(self, query: proto.History, done: Callable[[HistoryAnswer], None]) -> None: ...
 
 
 class Gate(Protocol):
@@ -173,6 +187,14 @@ class Gate(Protocol):
 
 
 def describe(state: TopicState) -> dict[str, Any]:
+    if state.interval:
+        return {
+            "symbol": state.symbol,
+            "exchange": state.exchange,
+            "interval": state.interval,
+            "topic": state.client_topic,
+            "candles": True,
+        }
     out = {"symbol": state.symbol, "exchange": state.exchange, "mode": int(state.mode), "topic": state.client_topic}
     if state.depth != topics.STANDARD_DEPTH:
         out["depth"] = state.depth
@@ -192,8 +214,11 @@ class Session:
         dialect: Dialect = SEED,
         wall_clock: Callable[[], float] = time.time,
         peer_log: PeerLog | None = None,
+        archive: Archive | None = None,
     ) -> None:
         self.cid = cid
+        self.archive = archive
+        self.history_pending = False  # one history request in flight per connection
         self.peer = "?"  # "address:port", for logs
         self.address = "?"  # the peer's IP address, for per-address limits
         self.outbox = outbox
@@ -488,6 +513,12 @@ class Session:
             return self._subscribe_chain(command.key, rid, now)
         elif isinstance(command, proto.ChainUnsubscribe):
             return self._unsubscribe_chain(command.key, rid, now)
+        elif isinstance(command, proto.SubscribeCandles):
+            return self._subscribe_candles(command, rid, now)
+        elif isinstance(command, proto.UnsubscribeCandles):
+            return self._unsubscribe_candles(command, rid, now)
+        elif isinstance(command, proto.History):
+            return self._history(command, rid, now)
         elif isinstance(command, proto.UnsubscribeAll):
             removed = [describe(state) for state in market.unsubscribe_all(self.outbox, orders=False)]
             self.send(dialect.unsubscribed_all(removed, rid))
@@ -722,3 +753,93 @@ class Session:
         reply = self.dialect.unsubscribed(results, single_topic, rid)
         self.send(reply)
         return self._charge_batch(len(command.entries), failed, reply, now)
+
+    def _subscribe_candles(self, command: proto.SubscribeCandles, rid: Any, now: float) -> Close | None:
+        results: list[dict[str, Any]] = []
+        backlog: list[bytes] = []
+        failed = 0
+        held = self.outbox.topics
+        limit = self._subscription_limit()
+        for entry in command.entries:
+            result: dict[str, Any] = {
+                "symbol": entry.symbol,
+                "exchange": entry.exchange,
+                "interval": entry.interval,
+                "topic": topics.client_topic(entry.symbol, entry.exchange),
+            }
+            forbidden = self.grant.forbidden(entry.exchange, Mode.QUOTE) if self.grant is not None else "no grant"
+            problem = (ErrorCode.FORBIDDEN, forbidden) if forbidden else self.market.check(entry.exchange, entry.symbol)
+            bus_topic = topics.candle_topic(entry.exchange, entry.symbol, entry.interval)
+            if problem is not None:
+                code, message = problem
+                self.metrics.errors[code.value] += 1
+                failed += code is not ErrorCode.BROKER_UNAVAILABLE
+                result.update(status="error", code=code.value, message=message)
+            elif bus_topic in held:
+                result.update(status="success", message="already subscribed")
+            elif len(held) >= limit:
+                failed += 1
+                self.metrics.errors[ErrorCode.LIMIT_EXCEEDED.value] += 1
+                result.update(
+                    status="error", code=ErrorCode.LIMIT_EXCEEDED.value, message=f"at most {limit} subscriptions"
+                )
+            else:
+                _, frames = self.market.subscribe_candles(self.outbox, entry.symbol, entry.exchange, entry.interval)
+                backlog.extend(frames)
+                result["status"] = "success"
+            results.append(result)
+        reply = candle_subscription(results, True, rid)
+        self.send(reply)
+        if backlog and not self.closing:
+            self.outbox.send_frames(backlog)
+        return self._charge_batch(len(results), failed, reply, now)
+
+    def _unsubscribe_candles(self, command: proto.UnsubscribeCandles, rid: Any, now: float) -> Close | None:
+        results: list[dict[str, Any]] = []
+        failed = 0
+        for entry in command.entries:
+            state = self.outbox.topics.get(topics.candle_topic(entry.exchange, entry.symbol, entry.interval))
+            if state is None:
+                failed += 1
+                self.metrics.errors[ErrorCode.NOT_SUBSCRIBED.value] += 1
+                results.append(
+                    {
+                        "symbol": entry.symbol,
+                        "exchange": entry.exchange,
+                        "interval": entry.interval,
+                        "topic": topics.client_topic(entry.symbol, entry.exchange),
+                        "status": "error",
+                        "code": ErrorCode.NOT_SUBSCRIBED.value,
+                        "message": "not subscribed",
+                    }
+                )
+                continue
+            self.market.unsubscribe(self.outbox, state)
+            results.append({**describe(state), "status": "success"})
+        reply = candle_subscription(results, False, rid)
+        self.send(reply)
+        return self._charge_batch(len(results), failed, reply, now)
+
+    def _history(self, command: proto.History, rid: Any, now: float) -> Close | None:
+        forbidden = self.grant.forbidden(command.exchange, Mode.QUOTE) if self.grant is not None else "no grant"
+        if forbidden:
+            return self._violation(ErrorCode.FORBIDDEN, forbidden, now, rid)
+        if self.archive is None:
+            self.send_error(ErrorCode.INVALID_ACTION, "this proxy has no tick store to answer history from", rid)
+            return None
+        if self.history_pending:
+            return self._violation(ErrorCode.RATE_LIMITED, "one history request at a time per connection", now, rid)
+        self.history_pending = True
+
+        def done(answer: HistoryAnswer) -> None:
+            self.history_pending = False
+            if self.closing:
+                return
+            if isinstance(answer, str):
+                self.send_error(ErrorCode.INVALID_PARAMETERS, answer, rid)
+            else:
+                rows, more = answer
+                self.send(history_reply(command, rows, more, rid))
+
+        self.archive.fetch(command, done)
+        return None

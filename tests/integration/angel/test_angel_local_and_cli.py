@@ -6,16 +6,17 @@ import asyncio
 
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
 from openalgo_proxy.brokers.angel.instruments import InstrumentMasterError
-from openalgo_proxy.brokers.angel.local import LocalAngelAdapter
 from openalgo_proxy.brokers.angel.simulator import AngelSimulator
+from openalgo_proxy.brokers.angel.spec import SPEC
 from openalgo_proxy.brokers.base import FeedOptions
+from openalgo_proxy.brokers.local import LocalAdapter
 from openalgo_proxy.model import Mode
 from tests.integration.angel.angel_harness import until
 from tests.support import client, free_port, running_system, start_cli, stop_process
 
 
 async def test_local_adapter_streams_through_the_proxy() -> None:
-    adapter = LocalAngelAdapter(FeedOptions(ticks_per_second=20, seed=2))
+    adapter = LocalAdapter(SPEC, FeedOptions(ticks_per_second=20, seed=2))
     async with asyncio.timeout(20), running_system(adapter=adapter) as system, client(system.url) as c:
         reply = await c.reply({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": "Depth"})
         assert reply["status"] == "success"

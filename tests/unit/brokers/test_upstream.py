@@ -67,7 +67,10 @@ class FakeBroker:
 
 class FakeUpstream(UpstreamConnection[str, int]):
     def __init__(self, url: str, token: str, stall_timeout: float) -> None:
-        super().__init__("fake[0]", Settings(stall_timeout=stall_timeout), Backoff(0.01, 0.05, 0.05))
+        # no protocol pings: the fake server answers them even when `silent`
+        super().__init__(
+            "fake[0]", Settings(stall_timeout=stall_timeout, ping_interval=None), Backoff(0.01, 0.05, 0.05)
+        )
         self.url, self.token = url, token
         self.received: list[str] = []
         self.refreshes = 0

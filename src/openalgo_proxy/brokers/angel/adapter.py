@@ -33,11 +33,12 @@ from openalgo_proxy.brokers.angel.codec import (
     SubscriptionMode,
     to_tick,
 )
-from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, ErrorSink, PairKey
+from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, ErrorSink, PairKey, SmartStreamConnection
 from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, load_master
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
+from openalgo_proxy.brokers.angel.orders import ORDER_PATH, ORDER_WS_URL, AngelOrderConnection
 from openalgo_proxy.brokers.angel.provided import ProvidedAngelSession
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, OrderSink, RejectSink, TickSink
 from openalgo_proxy.brokers.credentials import CredentialProvider
 from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.pool import ConnectionPool
@@ -63,10 +64,10 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         options: FeedOptions,
         credentials: AngelCredentials | None = None,
         *,
-        max_pairs_per_connection: int = MAX_PAIRS_PER_CONNECTION,
-        backoff_base: float = 1.0,
-        backoff_cap: float = 60.0,
-        backoff_long: float = 60.0,
+        max_pairs_per_connection: int | None = None,
+        backoff_base: float | None = None,
+        backoff_cap: float | None = None,
+        backoff_long: float | None = None,
         heartbeat_interval: float = 30.0,
         ping_interval: float | None = 20.0,
         open_timeout: float = 10.0,
@@ -78,7 +79,9 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         self._credentials = credentials
         self._provider = credential_provider  # credentials someone else keeps (no login; see credentials.py)
         self.ws_url = options.ws_url or WS_URL
-        self._backoff = (backoff_base, backoff_cap, backoff_long)
+        cap = options.backoff_cap if backoff_cap is None else backoff_cap
+        base = options.backoff_base if backoff_base is None else backoff_base
+        self._backoff = (base, cap, cap if backoff_long is None else backoff_long)
         self._settings = Settings(
             stall_timeout=options.stall_timeout,
             heartbeat_interval=heartbeat_interval,
@@ -88,6 +91,8 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         )
         self._rng = rng or random.Random()
         self.session: AngelSession | None = None
+        self.orders: AngelOrderConnection | None = None
+        self._orders_wanted = False
         # 20-level books: one Depth-20 connection (mode 4, 50 tokens), the instruments wanted on it and
         # the last standard tick of each (a Depth-20 packet carries no trade fields)
         self.depth_pool: ConnectionPool[PairKey, SubscriptionMode] = ConnectionPool(
@@ -103,6 +108,24 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
             self.session = ProvidedAngelSession(self._provider, self.options.api_url)
         else:
             self.session = AngelSession(self._credentials or AngelCredentials.from_env(), self.options.api_url)
+
+    def set_order_sink(self, on_order: OrderSink) -> None:
+        """Order events come from a separate order-status socket, opened at start for a feed that wants them."""
+        self.on_order = on_order
+        self._orders_wanted = True
+
+    async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
+        await super().start(on_tick, on_reject)
+        if self._orders_wanted and self.session is not None:
+            base, cap, long_delay = self._backoff
+            url = ORDER_WS_URL
+            if self.options.ws_url:  # a local or test server serves both sockets
+                url = self.options.ws_url.split("://", 1)[0] + "://" + self.options.ws_url.split("/")[2] + ORDER_PATH
+            self.orders = AngelOrderConnection(
+                url, self.session, self._order_instrument, self.on_order, self._settings, Backoff(base, cap, long_delay)
+            )
+            self.orders.set_wanted({})
+            self.orders.start()
 
     async def load_index(self) -> InstrumentMaster:
         cache_dir = self.options.cache_dir
@@ -120,7 +143,7 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
 
     def open_connection(
         self, slot: int, on_error: ErrorSink | None = None, label: str | None = None
-    ) -> AngelConnection:
+    ) -> SmartStreamConnection:
         assert self.session is not None, "start() first"
         base, cap, long_delay = self._backoff
         conn = AngelConnection(
@@ -194,12 +217,17 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
 
     async def stop(self) -> None:
         try:
+            if self.orders is not None:
+                await self.orders.stop()
             await self.depth_pool.stop()
         finally:
             await super().stop()
 
-    def connections(self) -> list[AngelConnection]:
-        return [c for c in self.pool.slots if isinstance(c, AngelConnection)]
+    def _order_instrument(self, exchange_type: int, token: str) -> Instrument | None:
+        return self.index.by_key((exchange_type, token)) if self.index is not None else None
+
+    def connections(self) -> list[SmartStreamConnection]:
+        return [c for c in self.pool.slots if isinstance(c, SmartStreamConnection)]
 
     def _broker_error(self, reply: ErrorReply, keys: list[PairKey]) -> None:
         """An E1002 (or E1001) answer to one of our requests: those pairs are not placed."""
@@ -219,7 +247,8 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
                 self._last_standard[key] = tick  # the trade fields of a 20-level book's next tick
 
     def status_extra(self) -> dict[str, object]:
-        return {"logins": self.session.logins if self.session else 0}
+        orders = self.orders.info() if self.orders is not None else None
+        return {"logins": self.session.logins if self.session else 0, "orders": orders}
 
 
 def create(options: FeedOptions) -> BrokerAdapter:

@@ -1,6 +1,6 @@
 """Angel One SmartAPI WebSocket 2.0 wire codec: pure, no I/O, no clock.
 
-Binary frames (server -> client) are little-endian packets, one per frame (see shared/brokers/angel.md):
+Binary frames (server -> client) are little-endian packets, one per frame (docs/adding-a-broker.md, "Angel" wire notes):
 LTP 51 bytes, Quote 123, SnapQuote 379, Depth-20 443. Prices on the wire are paise (for currency
 derivatives, exchange type 13, units of 1e-7 rupee). Text frames carry JSON requests (client -> server),
 JSON error replies and the heartbeat `pong`.

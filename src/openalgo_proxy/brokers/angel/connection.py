@@ -49,45 +49,30 @@ def group_requests(
     return out
 
 
-class AngelConnection(UpstreamConnection[PairKey, SubscriptionMode]):
-    """One of the pool's SmartStream connections."""
+class SmartStreamConnection(UpstreamConnection[PairKey, SubscriptionMode]):
+    """The SmartStream request and reply grammar (Angel, mStock Type B); the handshake is the broker's."""
 
     decode_errors_raised = (AngelCodecError,)
     heartbeat = codec.HEARTBEAT
 
     def __init__(
         self,
-        index: int,
+        label: str,
         url: str,
-        session: AngelSession,
         on_packet: PacketSink,
         on_error: ErrorSink,
         settings: Settings | None = None,
         backoff: Backoff | None = None,
     ) -> None:
-        super().__init__(f"angel[{index}]", settings, backoff)
-        self.index = index
+        super().__init__(label, settings, backoff)
         self.url = url
-        self._session = session
         self._on_packet = on_packet
         self._on_error = on_error
-        self._generation = 0
         self._requests: OrderedDict[str, list[PairKey]] = OrderedDict()  # correlation id -> pairs
 
-    async def handshake(self) -> Handshake:
-        tokens = await self._session.tokens()
-        self._generation = tokens.generation
-        creds = self._session.credentials
-        headers = {
-            "Authorization": tokens.jwt_token,
-            "x-api-key": creds.api_key,
-            "x-client-code": creds.client_code,
-            "x-feed-token": tokens.feed_token,
-        }
-        return Handshake(self.url, headers)
-
-    async def refresh_credentials(self) -> None:
-        await self._session.invalidate(self._generation)
+    def packets(self, frame: bytes) -> list[AngelPacket]:
+        """The packets of one binary frame (Angel: exactly one)."""
+        return [codec.decode_packet(frame)]
 
     def on_connected(self) -> None:
         self._requests.clear()
@@ -117,7 +102,8 @@ class AngelConnection(UpstreamConnection[PairKey, SubscriptionMode]):
 
     def on_message(self, message: Frame) -> None:
         if isinstance(message, bytes):
-            self._on_packet(codec.decode_packet(message))
+            for packet in self.packets(message):
+                self._on_packet(packet)
             return
         reply = codec.decode_text(message)
         if isinstance(reply, ErrorReply):
@@ -126,3 +112,37 @@ class AngelConnection(UpstreamConnection[PairKey, SubscriptionMode]):
                 self.sent.pop(key, None)
             log.warning("%s: broker error %s %s (%d pairs)", self.label, reply.code, reply.message, len(keys))
             self._on_error(reply, keys)
+
+
+class AngelConnection(SmartStreamConnection):
+    """One of the pool's Angel connections: header authentication with the login session's tokens."""
+
+    def __init__(
+        self,
+        index: int,
+        url: str,
+        session: AngelSession,
+        on_packet: PacketSink,
+        on_error: ErrorSink,
+        settings: Settings | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        super().__init__(f"angel[{index}]", url, on_packet, on_error, settings, backoff)
+        self.index = index
+        self._session = session
+        self._generation = 0
+
+    async def handshake(self) -> Handshake:
+        tokens = await self._session.tokens()
+        self._generation = tokens.generation
+        creds = self._session.credentials
+        headers = {
+            "Authorization": tokens.jwt_token,
+            "x-api-key": creds.api_key,
+            "x-client-code": creds.client_code,
+            "x-feed-token": tokens.feed_token,
+        }
+        return Handshake(self.url, headers)
+
+    async def refresh_credentials(self) -> None:
+        await self._session.invalidate(self._generation)

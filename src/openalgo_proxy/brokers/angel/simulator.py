@@ -18,7 +18,8 @@ packet once per mode and writes the same bytes to every subscribed connection.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import dataclasses
+import json
 import logging
 import secrets
 import ssl
@@ -26,15 +27,16 @@ from collections.abc import Iterable
 
 import msgspec
 import pyotp
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from openalgo_proxy.brokers.angel import codec
 from openalgo_proxy.brokers.angel.codec import Action, AngelCodecError, ErrorCodes, SubscriptionMode
 from openalgo_proxy.brokers.angel.instruments import EXCHANGE_TYPES, MASTER_PATH
 from openalgo_proxy.brokers.angel.login import LOGIN_PATH, REFRESH_PATH, AngelCredentials, strip_bearer
-from openalgo_proxy.brokers.base import FeedOptions
-from openalgo_proxy.brokers.market import UNIVERSE, Listing, deeper_side, round_to_tick
-from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer
+from openalgo_proxy.brokers.angel.orders import ORDER_PATH
+from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.market import SIMULATED, UNIVERSE, Listing, deeper_side, round_to_tick
+from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer, common_arguments, serve_until_cancelled
 from openalgo_proxy.model import Tick
 
 log = logging.getLogger(__name__)
@@ -55,49 +57,17 @@ def master_records(listings: Iterable[Listing] = UNIVERSE) -> list[dict[str, str
     """Angel instrument master rows (all values strings) for the simulated universe."""
     rows: list[dict[str, str]] = []
     for lst in listings:
-        tick_paise = f"{lst.tick_size * 100:.6f}"
-        if lst.is_index:
-            rows.append(
-                {
-                    "token": lst.angel_token,
-                    "symbol": (lst.name or lst.symbol).title(),
-                    "name": lst.symbol,
-                    "expiry": "",
-                    "strike": "0.000000",
-                    "lotsize": "1",
-                    "instrumenttype": "AMXIDX",
-                    "exch_seg": lst.exchange.removesuffix("_INDEX"),
-                    "tick_size": tick_paise,
-                }
-            )
+        row = {"token": lst.angel_token, "symbol": lst.symbol, "name": lst.name or lst.symbol, "expiry": lst.expiry}
+        row |= {"strike": "-1.000000", "lotsize": str(lst.lot_size), "instrumenttype": lst.instrument_type}
+        row |= {"exch_seg": lst.exchange, "tick_size": f"{lst.tick_size * 100:.6f}"}
+        if lst.is_index:  # named by `name`; the trading symbol is the long name
+            row |= {"symbol": (lst.name or lst.symbol).title(), "name": lst.symbol, "strike": "0.000000"}
+            row |= {"lotsize": "1", "instrumenttype": "AMXIDX", "exch_seg": lst.exchange.removesuffix("_INDEX")}
         elif lst.exchange in ("NSE", "BSE"):
-            rows.append(
-                {
-                    "token": lst.angel_token,
-                    "symbol": f"{lst.symbol}-EQ",
-                    "name": lst.symbol,
-                    "expiry": "",
-                    "strike": "-1.000000",
-                    "lotsize": str(lst.lot_size),
-                    "instrumenttype": "",
-                    "exch_seg": lst.exchange,
-                    "tick_size": tick_paise,
-                }
-            )
-        else:
-            rows.append(
-                {
-                    "token": lst.angel_token,
-                    "symbol": lst.symbol,
-                    "name": lst.name or lst.symbol,
-                    "expiry": lst.expiry,
-                    "strike": f"{lst.strike * 100:.6f}" if lst.is_option else "-1.000000",
-                    "lotsize": str(lst.lot_size),
-                    "instrumenttype": lst.instrument_type,
-                    "exch_seg": lst.exchange,
-                    "tick_size": tick_paise,
-                }
-            )
+            row |= {"symbol": f"{lst.symbol}-EQ", "name": lst.symbol, "instrumenttype": ""}
+        elif lst.is_option:  # Angel gives strikes in paise
+            row |= {"strike": f"{lst.strike * 100:.6f}"}
+        rows.append(row)
     return rows
 
 
@@ -164,6 +134,7 @@ class AngelSimulator(SimulatorServer):
         self._refresh_tokens: set[str] = set()
         self._seq: dict[Key, int] = {}
         self.refuse_logins = False  # fault switch of the REST login
+        self.order_sockets: list[web.WebSocketResponse] = []
         # counters
         self.login_attempts = 0
         self.logins = 0
@@ -175,6 +146,7 @@ class AngelSimulator(SimulatorServer):
         self.last_sent: dict[tuple[int, str, int], bytes] = {}
 
     def routes(self, app: web.Application) -> None:
+        app.router.add_get(ORDER_PATH, self._orders_handler)
         app.router.add_post(LOGIN_PATH, self._login)
         app.router.add_post(REFRESH_PATH, self._refresh)
         app.router.add_get(MASTER_PATH, self._master_handler)
@@ -215,6 +187,11 @@ class AngelSimulator(SimulatorServer):
         """Every (exchange type, token, mode) subscribed on any connection."""
         return {(k[0], k[1], m) for c in self._angel_clients() for k, modes in c.pairs.items() for m in modes}
 
+    def subscribed_instruments(self) -> set[tuple[str, str]]:
+        return {
+            (lst.exchange, lst.symbol) for c in self._angel_clients() for k in c.pairs if (lst := self.listings.get(k))
+        }
+
     # -- faults -----------------------------------------------------------------------------
 
     def expire_credentials(self) -> None:
@@ -224,6 +201,9 @@ class AngelSimulator(SimulatorServer):
         self._refresh_tokens.clear()
 
     expire_tokens = expire_credentials
+
+    def secrets(self) -> list[str]:
+        return [self.pin, self.totp_secret, *self._jwts, *self._feed_tokens, *self._refresh_tokens]
 
     def malformed_frame(self) -> bytes:
         return b"\x03\x01RELIANCE-truncated"
@@ -275,6 +255,28 @@ class AngelSimulator(SimulatorServer):
         self._jwts.discard(jwt)
         self._refresh_tokens.discard(body["refreshToken"])
         return web.json_response({"status": True, "message": "SUCCESS", "errorcode": "", "data": self._issue()})
+
+    async def _orders_handler(self, request: web.Request) -> web.StreamResponse:
+        """The order-status socket: Bearer JWT, AB00 ack, `ping` -> `pong`, then `publish_order` events."""
+        if strip_bearer(request.headers.get("Authorization", "")) not in self._jwts or self.reject_handshakes:
+            return web.Response(status=401, text="Invalid Token")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.order_sockets.append(ws)
+        try:
+            await ws.send_str(json.dumps({"user-id": self.client_code, "status-code": "200", "order-status": "AB00"}))
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT and msg.data == "ping" and not self.mute:
+                    await ws.send_str("pong")
+        finally:
+            self.order_sockets.remove(ws)
+        return ws
+
+    async def publish_order(self, code: str, order: dict[str, object]) -> None:
+        """An order event of this account to every order-status socket (`code`: AB01..AB11)."""
+        message = {"user-id": self.client_code, "status-code": "200", "order-status": code, "orderData": order}
+        for ws in list(self.order_sockets):
+            await ws.send_str(json.dumps(message))
 
     async def _master_handler(self, request: web.Request) -> web.Response:
         return web.json_response(self._master)
@@ -380,9 +382,13 @@ class AngelSimulator(SimulatorServer):
         packet = codec.packet_from_tick(tick, mode, key[0], key[1], 0 if listing.is_index else seq, week)
         if isinstance(packet, codec.MarketPacket) and packet.last_traded_timestamp:
             packet.last_traded_timestamp //= 1000  # Angel sends the last trade time in epoch seconds
-        data = codec.encode_packet(packet)
+        data = self.wire(packet)
         self.last_sent[(key[0], key[1], mode)] = data
         return data
+
+    def wire(self, packet: codec.AngelPacket) -> bytes:
+        """The bytes of one packet (a SmartStream-family broker with other units overrides this)."""
+        return codec.encode_packet(packet)
 
     async def on_tick(self, now_ms: int) -> None:
         now = now_ms
@@ -404,43 +410,35 @@ class AngelSimulator(SimulatorServer):
                     await self.send(client, data)
 
 
+def simulator_for(options: FeedOptions) -> AngelSimulator:
+    """The simulator a local feed starts (`angel-simulator`): the simulated universe with its option
+    series (what the chain service prices by default)."""
+    return AngelSimulator(ticks_per_second=options.ticks_per_second, seed=options.seed, listings=SIMULATED)
+
+
+def adapter_for(sim: AngelSimulator, options: FeedOptions) -> BrokerAdapter:
+    """The production adapter logged in to `sim`, with the feed's other options."""
+    from openalgo_proxy.brokers.angel.adapter import AngelAdapter
+
+    local = dataclasses.replace(
+        options, ws_url=sim.ws_url, api_url=sim.api_url, instruments=sim.instruments_url, cache_dir=None
+    )
+    return AngelAdapter(local, sim.credentials())
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8766, help="port for WebSocket, login and master (default 8766)")
+    common_arguments(parser, 8766)
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="API key the simulator accepts")
     parser.add_argument("--client-code", default=DEFAULT_CLIENT_CODE, help="client code the simulator accepts")
     parser.add_argument("--pin", default=DEFAULT_PIN, help="PIN (login password) the simulator accepts")
     parser.add_argument("--totp-secret", default=DEFAULT_TOTP_SECRET, help="base32 TOTP secret the simulator checks")
     parser.add_argument("--jwt-token", default=None, help="a static JWT accepted at the handshake")
     parser.add_argument("--feed-token", default=None, help="a static feed token accepted at the handshake")
-    parser.add_argument("--ticks-per-second", type=float, default=2.0, help="ticks per instrument per second")
-    parser.add_argument("--seed", type=int, default=None, help="random seed of the simulated market")
 
 
 async def serve(args: argparse.Namespace) -> None:
     """`openalgo-proxy simulate angel`: serve until cancelled."""
-    sim = AngelSimulator(
-        args.host,
-        args.port,
-        api_key=args.api_key,
-        client_code=args.client_code,
-        pin=args.pin,
-        totp_secret=args.totp_secret,
-        jwt_token=args.jwt_token,
-        feed_token=args.feed_token,
-        ticks_per_second=args.ticks_per_second,
-        seed=args.seed,
-    )
-    await sim.start()
-    log.info(
-        "angel simulator: ws %s, login %s%s, master %s, client code %s",
-        sim.ws_url,
-        sim.api_url,
-        LOGIN_PATH,
-        sim.instruments_url,
-        sim.client_code,
-    )
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
+    names = ("api_key", "client_code", "pin", "totp_secret", "jwt_token", "feed_token", "ticks_per_second", "seed")
+    sim = AngelSimulator(args.host, args.port, **{name: getattr(args, name) for name in names})
+    where = f"ws {sim.ws_url}, login {sim.api_url}{LOGIN_PATH}, master {sim.instruments_url}, client {sim.client_code}"
+    await serve_until_cancelled(sim, where)

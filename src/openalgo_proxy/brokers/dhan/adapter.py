@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, OrderSink, RejectSink, TickSink
+from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, OrderEvent, OrderSink, RejectSink, TickSink
 from openalgo_proxy.brokers.dhan.codec import (
     DEPTH_20_LEVELS,
     DEPTH_200_LEVELS,
@@ -179,7 +179,7 @@ class DhanAdapter(PooledAdapter[Key, RequestCode]):
         )
         self.orders.start()
 
-    def _order(self, event: Mapping[str, object]) -> None:
+    def _order(self, event: OrderEvent) -> None:
         self.on_order(event)
 
     def _instrument_at(self, segment: int, security_id: int) -> Instrument | None:

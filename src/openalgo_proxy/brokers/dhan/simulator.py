@@ -27,14 +27,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import secrets
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.dhan import codec
 from openalgo_proxy.brokers.dhan.codec import (
     DepthPacket,
@@ -46,6 +49,7 @@ from openalgo_proxy.brokers.dhan.codec import (
     RequestCode,
     Segment,
 )
+from openalgo_proxy.brokers.dhan.credentials import DhanCredentials
 from openalgo_proxy.brokers.dhan.instruments import MASTER_PATH, listing_key, master_csv
 from openalgo_proxy.brokers.market import UNIVERSE, Listing, deeper_side
 from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer
@@ -212,6 +216,13 @@ class DhanSimulator(SimulatorServer):
         self._expired_tokens.add(self.access_token)
         self.access_token = secrets.token_urlsafe(24)
         asyncio.get_running_loop().create_task(self.disconnect_all(DisconnectReason.TOKEN_EXPIRED))
+
+    def subscribed_instruments(self) -> set[tuple[str, str]]:
+        keys = {k for c in self.connections() for k in c.subs if k in self.listings}
+        return {(self.listings[k].exchange, self.listings[k].symbol) for k in keys}
+
+    def secrets(self) -> list[str]:
+        return [self.access_token, *self._expired_tokens]
 
     def malformed_frame(self) -> bytes:
         return b"\x08\xa2\x00\x01\x45\x0b\x00\x00truncated"  # a Full header on a 16-byte frame
@@ -421,6 +432,39 @@ class DhanSimulator(SimulatorServer):
                         encoded[(key, tag)] = packets
                     out += packets
             await self._write(client, out)
+
+
+def simulator_for(options: FeedOptions) -> DhanSimulator:
+    """The simulator a local feed starts (`dhan-simulator`)."""
+    return DhanSimulator(ticks_per_second=options.ticks_per_second, seed=options.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class _IssuedCredentials(DhanCredentials):
+    """The simulator's current token, whatever it rotated to (what a daily login job would write)."""
+
+    issued: Callable[[], str] = dataclasses.field(default=lambda: "", repr=False, compare=False)
+
+    def token(self) -> str:
+        return self.issued()
+
+
+def adapter_for(sim: DhanSimulator, options: FeedOptions) -> BrokerAdapter:
+    """The production adapter with `sim`'s client id and its latest token."""
+    from openalgo_proxy.brokers.dhan.adapter import DhanAdapter
+
+    local = dataclasses.replace(options, ws_url=sim.ws_url, instruments=sim.instruments_url, cache_dir=None)
+    credentials = _IssuedCredentials(sim.client_id, issued=lambda: sim.access_token)
+    per = options.max_per_connection or codec.MAX_INSTRUMENTS_PER_CONNECTION
+    cap = options.backoff_cap
+    return DhanAdapter(
+        local,
+        credentials,
+        max_instruments_per_connection=per,
+        backoff_base=options.backoff_base,
+        backoff_cap=cap,
+        backoff_long=cap,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -218,6 +218,12 @@ class NorenSimulator(SimulatorServer):
             out.update(client.subs)
         return out
 
+    def subscribed_instruments(self) -> set[tuple[str, str]]:
+        return {(lst.exchange, lst.symbol) for key in self.subscribed() if (lst := self.listings.get(key))}
+
+    def secrets(self) -> list[str]:
+        return [self.token]
+
     async def rotate_token(self, new_token: str | None = None) -> str:
         """A new day's token: open connections are closed, the old token is refused from now on."""
         self.token = new_token or secrets.token_urlsafe(18)

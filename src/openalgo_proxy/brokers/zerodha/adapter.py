@@ -15,19 +15,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from urllib.parse import urlencode
 
 from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.credentials import BrokerCredentials, CredentialProvider
+from openalgo_proxy.brokers.environment import secret, token_source
 from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.brokers.zerodha import instruments as kite_instruments
 from openalgo_proxy.brokers.zerodha.codec import KITE_MODE, KiteMode, KitePacket, OrderUpdate, to_tick
 from openalgo_proxy.brokers.zerodha.connection import KiteConnection
 from openalgo_proxy.brokers.zerodha.instruments import KiteInstruments
-from openalgo_proxy.errors import ConfigError
+from openalgo_proxy.brokers.zerodha.orders import order_update
 from openalgo_proxy.model import Instrument, Mode
 
 log = logging.getLogger(__name__)
@@ -39,21 +39,8 @@ MAX_PER_CONNECTION = 3000
 TokenProvider = Callable[[], str]
 
 
-def env_token_provider() -> str:
-    """The access token from KITE_ACCESS_TOKEN_FILE (re-read each call) or KITE_ACCESS_TOKEN."""
-    path = os.environ.get("KITE_ACCESS_TOKEN_FILE")
-    if path:
-        try:
-            token = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read KITE_ACCESS_TOKEN_FILE: {exc.strerror}") from None
-        if token:
-            return token
-        raise ConfigError("KITE_ACCESS_TOKEN_FILE is empty")
-    token = os.environ.get("KITE_ACCESS_TOKEN", "").strip()
-    if not token:
-        raise ConfigError("set KITE_ACCESS_TOKEN or KITE_ACCESS_TOKEN_FILE for the zerodha feed")
-    return token
+#: the access token from KITE_ACCESS_TOKEN_FILE (re-read each call) or KITE_ACCESS_TOKEN
+env_token_provider = token_source("KITE_ACCESS_TOKEN", "zerodha")
 
 
 class KiteAdapter(PooledAdapter[int, KiteMode]):
@@ -69,7 +56,7 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         api_key: str | None = None,
         access_token: str | TokenProvider | None = None,
         exchanges: Sequence[str] | None = None,
-        per_connection: int = MAX_PER_CONNECTION,
+        per_connection: int | None = None,
         backoff: Callable[[], Backoff] | None = None,
         credential_provider: CredentialProvider | None = None,
     ) -> None:
@@ -85,7 +72,9 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
             self._token_provider: TokenProvider = lambda: fixed
         else:
             self._token_provider = access_token or env_token_provider
-        self._backoff_factory = backoff or Backoff
+        self._backoff_factory = backoff or (
+            lambda: Backoff(options.backoff_base, options.backoff_cap, options.backoff_cap)
+        )
         self._settings = Settings(stall_timeout=options.stall_timeout, close_timeout=2.0, max_size=1 << 22)
         self._access_token = ""
         self.token_refreshes = 0
@@ -103,9 +92,7 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         if self._provider is not None:
             self._adopt(self._provider.current())
             return
-        self._api_key = self._api_key or os.environ.get("KITE_API_KEY", "").strip()
-        if not self._api_key:
-            raise ConfigError("set KITE_API_KEY for the zerodha feed")
+        self._api_key = self._api_key or secret("KITE_API_KEY", "zerodha")
         self._access_token = self._token_provider()
 
     async def load_index(self) -> KiteInstruments:
@@ -161,7 +148,16 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
                 self.on_tick(to_tick(packet, instrument.symbol, instrument.exchange, received_ms))
 
     def _on_order(self, update: OrderUpdate) -> None:
-        log.debug("zerodha: order update ignored by the market-data feed")
+        """An order postback on the ticker: the account's order event, on the bus as `#orders|zerodha|USER`."""
+        try:
+            event = order_update(update.data, self._api_key or "", self._by_token)
+        except (ValueError, OverflowError) as exc:
+            log.warning("zerodha: order update skipped: %s", exc)
+            return
+        self.on_order(event)
+
+    def _by_token(self, token: int) -> Instrument | None:
+        return self.index.by_key(token) if self.index is not None else None
 
     def status_extra(self) -> dict[str, object]:
         return {"token_refreshes": self.token_refreshes}

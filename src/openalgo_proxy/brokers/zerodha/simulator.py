@@ -9,7 +9,7 @@ shared SimulatedMarket, and has fault switches and counters for tests.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import ssl
@@ -17,8 +17,9 @@ import time
 
 from aiohttp import web
 
+from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.market import UNIVERSE, Listing
-from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer
+from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer, common_arguments, serve_until_cancelled
 from openalgo_proxy.brokers.zerodha import codec
 from openalgo_proxy.brokers.zerodha.codec import ErrorMessage, KiteCodecError, KiteMode
 from openalgo_proxy.brokers.zerodha.instruments import KiteRow, format_csv
@@ -35,48 +36,26 @@ def kite_rows(listings: tuple[Listing, ...]) -> list[KiteRow]:
     """The Kite instruments CSV rows of the simulated universe."""
     rows = []
     for lst in listings:
-        token = lst.kite_token
+        token, symbol, expiry, kind, segment, exchange = (
+            lst.kite_token,
+            lst.symbol,
+            "",
+            "EQ",
+            lst.exchange,
+            lst.exchange,
+        )
+        tick, lot = lst.tick_size, lst.lot_size
         if lst.is_index:
-            rows.append(
-                KiteRow(token, token >> 8, lst.name, lst.name, 0.0, "", 0.0, 0.0, 0, "EQ", "INDICES", lst.exchange[:3])
-            )
+            symbol, tick, lot, segment, exchange = lst.name, 0.0, 0, "INDICES", lst.exchange[:3]
         elif lst.instrument_type.startswith("FUT") and lst.expiry:
-            expiry = dt.datetime.strptime(lst.expiry, "%d%b%Y").date()
-            tradingsymbol = f"{lst.name}{expiry:%y}{expiry:%b}".upper() + "FUT"
-            segment = f"{lst.exchange}-FUT"
-            rows.append(
-                KiteRow(
-                    token,
-                    token >> 8,
-                    tradingsymbol,
-                    lst.name,
-                    0.0,
-                    expiry.isoformat(),
-                    0.0,
-                    lst.tick_size,
-                    lst.lot_size,
-                    "FUT",
-                    segment,
-                    lst.exchange,
-                )
+            day = dt.datetime.strptime(lst.expiry, "%d%b%Y").date()
+            symbol, expiry, kind, segment = (
+                f"{lst.name}{day:%y}{day:%b}".upper() + "FUT",
+                day.isoformat(),
+                "FUT",
+                f"{lst.exchange}-FUT",
             )
-        else:
-            rows.append(
-                KiteRow(
-                    token,
-                    token >> 8,
-                    lst.symbol,
-                    lst.name,
-                    0.0,
-                    "",
-                    0.0,
-                    lst.tick_size,
-                    lst.lot_size,
-                    "EQ",
-                    lst.exchange,
-                    lst.exchange,
-                )
-            )
+        rows.append(KiteRow(token, token >> 8, symbol, lst.name, 0.0, expiry, 0.0, tick, lot, kind, segment, exchange))
     return rows
 
 
@@ -129,6 +108,8 @@ class KiteSimulator(SimulatorServer):
         )
         self.api_key = api_key
         self._tokens = {access_token}
+        self.current_token = access_token  # what a login would hand out now
+        self._generation = 0
         self.max_per_connection = max_per_connection
         self.listings = {lst.kite_token: lst for lst in listings}
         self.csv = format_csv(kite_rows(listings)).encode()
@@ -165,7 +146,13 @@ class KiteSimulator(SimulatorServer):
         self._tokens = {new_token} if new_token else set()
 
     def expire_credentials(self) -> None:
-        self.expire_token()
+        """A new day: the old token is refused, a fresh one (`current_token`) is issued."""
+        self._generation += 1
+        self.current_token = f"sim_access_token_{self._generation}"
+        self.expire_token(self.current_token)
+
+    def secrets(self) -> list[str]:
+        return [*self._tokens, self.current_token]
 
     def accept_token(self, token: str) -> None:
         self._tokens.add(token)
@@ -184,6 +171,9 @@ class KiteSimulator(SimulatorServer):
     def subscriptions(self) -> list[dict[int, KiteMode]]:
         """Per open connection, its subscribed tokens and their modes."""
         return [dict(conn.modes) for conn in self.connections]
+
+    def subscribed_instruments(self) -> set[tuple[str, str]]:
+        return {(self.listings[t].exchange, self.listings[t].symbol) for c in self.connections for t in c.modes}
 
     def subscribed(self) -> dict[int, KiteMode]:
         out: dict[int, KiteMode] = {}
@@ -281,37 +271,28 @@ class KiteSimulator(SimulatorServer):
             await self._send_packets(conn, packets)
 
 
+def simulator_for(options: FeedOptions) -> KiteSimulator:
+    """The simulator a local feed starts (`zerodha-simulator`)."""
+    beat = min(1.0, options.stall_timeout / 3.0)  # Kite beats about once a second; never slower than a stall
+    return KiteSimulator(ticks_per_second=options.ticks_per_second, seed=options.seed, heartbeat_interval=beat)
+
+
+def adapter_for(sim: KiteSimulator, options: FeedOptions) -> BrokerAdapter:
+    """The production adapter with `sim`'s API key; its token source is what the simulator issued last."""
+    from openalgo_proxy.brokers.zerodha.adapter import KiteAdapter
+
+    local = dataclasses.replace(options, ws_url=sim.url, instruments=sim.instruments_url, cache_dir=None)
+    return KiteAdapter(local, api_key=sim.api_key, access_token=lambda: sim.current_token)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"listen port (default {DEFAULT_PORT})")
+    common_arguments(parser, DEFAULT_PORT)
     parser.add_argument("--api-key", default="sim_api_key", help="accepted api_key (default sim_api_key)")
-    parser.add_argument(
-        "--access-token", default="sim_access_token", help="accepted access_token (default sim_access_token)"
-    )
-    parser.add_argument(
-        "--ticks-per-second", type=float, default=2.0, help="ticks per subscribed instrument per second (default 2)"
-    )
-    parser.add_argument("--seed", type=int, default=None, help="random seed of the simulated market")
+    parser.add_argument("--access-token", default="sim_access_token", help="accepted access_token")
 
 
 async def serve(args: argparse.Namespace) -> None:
     """Serve until cancelled."""
-    simulator = KiteSimulator(
-        host=args.host,
-        port=args.port,
-        api_key=args.api_key,
-        access_token=args.access_token,
-        ticks_per_second=args.ticks_per_second,
-        seed=args.seed,
-    )
-    await simulator.start()
-    log.info(
-        "kite simulator: ticker %s?api_key=%s&access_token=..., instruments %s",
-        simulator.url,
-        simulator.api_key,
-        simulator.instruments_url,
-    )
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await simulator.stop()
+    sim = KiteSimulator(args.host, args.port, args.api_key, args.access_token, args.ticks_per_second, args.seed)
+    where = f"ticker {sim.url}?api_key={sim.api_key}&access_token=..., instruments {sim.instruments_url}"
+    await serve_until_cancelled(sim, where)

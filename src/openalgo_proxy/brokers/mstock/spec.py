@@ -1,0 +1,10 @@
+"""mStock (Mirae Asset) Type B in the broker registry."""
+
+from openalgo_proxy.brokers.spec import BrokerSpec
+
+SPEC = BrokerSpec(
+    name="mstock",
+    summary="mStock Type B",
+    adapter="openalgo_proxy.brokers.mstock.adapter",
+    simulator="openalgo_proxy.brokers.mstock.simulator",
+)

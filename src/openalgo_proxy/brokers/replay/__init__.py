@@ -1,0 +1,1 @@
+"""The replay "broker": recorded ticks from the tick store published as a feed."""

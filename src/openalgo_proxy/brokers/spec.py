@@ -1,0 +1,23 @@
+"""`BrokerSpec`: how a broker folder tells the registry what it offers; modules load on use."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSpec:
+    """What the rest of the system needs to know about one broker; modules are loaded on use."""
+
+    name: str
+    summary: str  # one line for CLI help
+    adapter: str  # module with `create(options) -> BrokerAdapter` (credentials from the environment)
+    simulator: str  # module with `add_arguments`, `serve`, and `adapter_for(simulator, options)`
+
+    def adapter_module(self) -> ModuleType:
+        return importlib.import_module(self.adapter)
+
+    def simulator_module(self) -> ModuleType:
+        return importlib.import_module(self.simulator)

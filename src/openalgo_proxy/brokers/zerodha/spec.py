@@ -1,0 +1,10 @@
+"""Zerodha Kite Connect in the broker registry."""
+
+from openalgo_proxy.brokers.spec import BrokerSpec
+
+SPEC = BrokerSpec(
+    name="zerodha",
+    summary="Zerodha Kite Connect",
+    adapter="openalgo_proxy.brokers.zerodha.adapter",
+    simulator="openalgo_proxy.brokers.zerodha.simulator",
+)
