@@ -81,11 +81,13 @@ def server_argv(kind: str, port: int, bus: str) -> list[str]:
 
 def proxy_env(scenario: Scenario) -> dict[str, str]:
     """Settings for the bench: no keepalive pings during a run (the counting clients do not parse
-    frames), and room for the wide scenario's subscriptions."""
+    frames), room for the wide scenario's subscriptions, and for the swarm's handshakes in flight:
+    every swarm client comes from 127.0.0.1, which the per-address slowloris cap would otherwise cut."""
     return {
         "OPENALGO_PROXY_PROXY__PING_INTERVAL": "3600",
         "OPENALGO_PROXY_PROXY__MAX_SUBSCRIPTIONS_PER_CONNECTION": str(max(3000, scenario.subscriptions)),
         "OPENALGO_PROXY_PROXY__MAX_CONNECTIONS": str(max(20000, scenario.clients + 100)),
+        "OPENALGO_PROXY_LIMITS__MAX_PENDING_HANDSHAKES_PER_ADDRESS": str(max(1000, scenario.concurrency * 4)),
     }
 
 
