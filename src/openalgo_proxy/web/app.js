@@ -642,6 +642,7 @@
   function renderRow(row) {
     row.dirty = false;
     const d = row.data;
+    if (!d) return; // cleared by a mode change after this row was queued
     const c = row.cells;
     const decimals = decimalsOf(row.key);
     const dirCls = row.direction > 0 ? "up" : row.direction < 0 ? "down" : "";
@@ -831,6 +832,7 @@
     showMode();
     for (const row of state.rows.values()) {
       row.data = null;
+      row.dirty = false; // a render already queued must not draw the old mode's tick
       row.direction = 0;
       for (const [name, cell] of Object.entries(row.cells)) if (name !== "name" && name !== "remove") setCell(cell, "-");
     }
