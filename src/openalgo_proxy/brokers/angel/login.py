@@ -79,20 +79,14 @@ class SessionTokens:
     generation: int = 0
 
 
+#: what every SmartAPI REST call carries (the client addresses are placeholders the service accepts)
+_JSON = {"Content-Type": "application/json", "Accept": "application/json", "X-UserType": "USER", "X-SourceID": "WEB"}
+_CLIENT = {"X-ClientLocalIP": "127.0.0.1", "X-ClientPublicIP": "127.0.0.1", "X-MACAddress": "00:00:00:00:00:00"}
+
+
 def smartapi_headers(api_key: str, jwt_token: str = "") -> dict[str, str]:
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        "X-UserType": "USER",
-        "X-SourceID": "WEB",
-        "X-ClientLocalIP": "127.0.0.1",
-        "X-ClientPublicIP": "127.0.0.1",
-        "X-MACAddress": "00:00:00:00:00:00",
-        "X-PrivateKey": api_key,
-    }
-    if jwt_token:
-        headers["Authorization"] = f"Bearer {jwt_token}"
-    return headers
+    auth = {"Authorization": f"Bearer {jwt_token}"} if jwt_token else {}
+    return _JSON | _CLIENT | {"X-PrivateKey": api_key} | auth
 
 
 class AngelSession:
