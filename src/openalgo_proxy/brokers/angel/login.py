@@ -84,6 +84,9 @@ _JSON = {"Content-Type": "application/json", "Accept": "application/json", "X-Us
 _CLIENT = {"X-ClientLocalIP": "127.0.0.1", "X-ClientPublicIP": "127.0.0.1", "X-MACAddress": "00:00:00:00:00:00"}
 
 
+_HTTP_ERRORS: dict[int, type[BrokerError]] = {401: BrokerAuthError, 403: BrokerAuthError, 429: BrokerRateLimited}
+
+
 def smartapi_headers(api_key: str, jwt_token: str = "") -> dict[str, str]:
     auth = {"Authorization": f"Bearer {jwt_token}"} if jwt_token else {}
     return _JSON | _CLIENT | {"X-PrivateKey": api_key} | auth
@@ -161,12 +164,9 @@ class AngelSession:
                 aiohttp.ClientSession(timeout=timeout) as http,
                 http.post(url, json=body, headers=smartapi_headers(self.credentials.api_key, jwt)) as response,
             ):
-                if response.status == 429:
-                    raise BrokerRateLimited("Angel login rate limited (HTTP 429)")
-                if response.status in (401, 403):
-                    raise BrokerAuthError(f"Angel login refused (HTTP {response.status})")
-                if response.status != 200:
-                    raise BrokerError(f"Angel login failed: HTTP {response.status}")
+                if response.status != 200:  # 401/403: refused credentials; 429: back off long
+                    error = _HTTP_ERRORS.get(response.status, BrokerError)
+                    raise error(f"Angel login answered HTTP {response.status}")
                 payload = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise BrokerError(f"Angel login request failed: {exc}") from exc

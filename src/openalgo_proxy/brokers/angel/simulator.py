@@ -121,10 +121,7 @@ class AngelSimulator(SimulatorServer):
         self._seq: dict[Key, int] = {}
         self.refuse_logins = False  # fault switch of the REST login
         self.order_sockets: list[web.WebSocketResponse] = []
-        self.login_attempts = 0
-        self.logins = 0
-        self.refreshes = 0
-        self.pings = 0
+        self.login_attempts = self.logins = self.refreshes = self.pings = 0  # counters
         self.last_sent: dict[tuple[int, str, int], bytes] = {}
 
     def routes(self, app: web.Application) -> None:
@@ -200,14 +197,11 @@ class AngelSimulator(SimulatorServer):
         return body if isinstance(body, dict) else None
 
     def _issue(self) -> dict[str, str]:
-        tokens = {
-            "jwtToken": "eyJhbGciOiJIUzUxMiJ9." + secrets.token_urlsafe(24),
-            "refreshToken": "eyJhbGciOiJIUzUxMiJ9." + secrets.token_urlsafe(24),
-            "feedToken": secrets.token_urlsafe(18),
-        }
-        self._jwts.add(tokens["jwtToken"])
+        jwt, refresh = (f"eyJhbGciOiJIUzUxMiJ9.{secrets.token_urlsafe(24)}" for _ in range(2))
+        tokens = {"jwtToken": jwt, "refreshToken": refresh, "feedToken": secrets.token_urlsafe(18)}
+        self._jwts.add(jwt)
+        self._refresh_tokens.add(refresh)
         self._feed_tokens.add(tokens["feedToken"])
-        self._refresh_tokens.add(tokens["refreshToken"])
         return tokens
 
     async def _login(self, request: web.Request) -> web.Response:
