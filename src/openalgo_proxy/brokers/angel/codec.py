@@ -328,11 +328,11 @@ def decode_text(text: str) -> TextMessage:
         return Pong()
     try:
         obj = json.loads(text)
-    except ValueError:
-        raise AngelCodecError(f"text frame is neither pong nor JSON: {text[:80]!r}") from None
-    if not isinstance(obj, dict) or "errorCode" not in obj:
-        raise AngelCodecError(f"unexpected text frame: {text[:80]!r}")
-    return ErrorReply(str(obj.get("correlationID") or ""), str(obj["errorCode"]), str(obj.get("errorMessage") or ""))
+        return ErrorReply(
+            str(obj.get("correlationID") or ""), str(obj["errorCode"]), str(obj.get("errorMessage") or "")
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise AngelCodecError(f"text frame is neither pong nor an error reply: {text[:80]!r}") from None
 
 
 def decode_request(text: str) -> Request:

@@ -71,20 +71,10 @@ def master_records(listings: Iterable[Listing] = UNIVERSE) -> list[dict[str, str
     return rows
 
 
-class AngelClient(SimClient):
-    """One accepted SmartStream connection: `subs` maps (exchange type, token) -> subscribed modes."""
-
-    @property
-    def pairs(self) -> dict[Key, set[int]]:
-        return self.subs
-
-    @property
-    def pair_count(self) -> int:
-        return sum(len(modes) for modes in self.subs.values())
-
-
 class AngelSimulator(SimulatorServer):
     """In-process Angel server: `await start()`, use `.ws_url` / `.api_url` / `.instruments_url`, `await stop()`.
+
+    Each client's `subs` maps (exchange type, token) -> its subscribed modes.
 
     `options` are the simulator kit's (`ticks_per_second`, `seed`, `max_connections`, `ssl_context`).
     """
@@ -129,9 +119,6 @@ class AngelSimulator(SimulatorServer):
         app.router.add_post(LOGIN_PATH, self._login)
         app.router.add_post(REFRESH_PATH, self._refresh)
         app.router.add_get(MASTER_PATH, self._master_handler)
-
-    def new_client(self, ident: int, account: str, request: web.Request, ws: web.WebSocketResponse) -> AngelClient:
-        return AngelClient(ident, account, request, ws)
 
     @property
     def api_url(self) -> str:
