@@ -27,20 +27,16 @@ MAX_PENDING_REQUESTS = 256  # subscribe requests whose pairs an error reply can 
 PairKey = tuple[int, str]  # (exchange type, token)
 PacketSink = Callable[[AngelPacket], None]
 ErrorSink = Callable[[ErrorReply, list[PairKey]], None]
+Batch = tuple[SubscriptionMode, dict[int, list[str]]]  # one request: mode, exchange type -> tokens
 
 _ids = itertools.count(1)
 
 
-def group_requests(
-    pairs: Mapping[PairKey, SubscriptionMode],
-) -> list[tuple[SubscriptionMode, dict[int, list[str]]]]:
+def group_requests(pairs: Mapping[PairKey, SubscriptionMode]) -> list[Batch]:
     """Pairs -> one (mode, {exchange type: tokens}) batch per mode, split at MAX_TOKENS_PER_REQUEST."""
-    by_mode: dict[SubscriptionMode, list[PairKey]] = {}
-    for key, mode in pairs.items():
-        by_mode.setdefault(mode, []).append(key)
-    out: list[tuple[SubscriptionMode, dict[int, list[str]]]] = []
-    for mode in sorted(by_mode):
-        keys = sorted(by_mode[mode])
+    out: list[Batch] = []
+    for mode in sorted(set(pairs.values())):
+        keys = sorted(key for key, wanted in pairs.items() if wanted == mode)
         for start in range(0, len(keys), MAX_TOKENS_PER_REQUEST):
             batch: dict[int, list[str]] = {}
             for etype, token in keys[start : start + MAX_TOKENS_PER_REQUEST]:
