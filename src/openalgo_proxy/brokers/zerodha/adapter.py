@@ -113,22 +113,14 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         return KITE_MODE[mode]
 
     def open_connection(self, slot: int) -> KiteConnection:
-        return KiteConnection(
-            f"zerodha#{slot + 1}",
-            self._endpoint,
-            self._refresh_credentials,
-            self._on_packets,
-            self._on_order,
-            self._settings,
-            self._backoff_factory(),
-        )
+        return KiteConnection(f"zerodha#{slot + 1}", self, self._settings, self._backoff_factory())
 
-    def _endpoint(self) -> str:
+    def endpoint(self) -> str:
         base = (self.options.ws_url or DEFAULT_WS_URL).rstrip("/")
         query = urlencode({"api_key": self._api_key, "access_token": self._access_token})
         return f"{base}?{query}"
 
-    async def _refresh_credentials(self) -> None:
+    async def refresh_credentials(self) -> None:
         """Re-read the access token from its source (after a 403)."""
         self.token_refreshes += 1
         if self._provider is not None:
@@ -141,13 +133,13 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
             log.info("zerodha: access token re-read from its source")
         self._access_token = token
 
-    def _on_packets(self, packets: list[KitePacket], received_ms: int) -> None:
+    def on_packets(self, packets: list[KitePacket], received_ms: int) -> None:
         for packet in packets:
             instrument = self.instrument_of(packet.instrument_token)
             if instrument is not None:
                 self.on_tick(to_tick(packet, instrument.symbol, instrument.exchange, received_ms))
 
-    def _on_order(self, update: OrderUpdate) -> None:
+    def on_postback(self, update: OrderUpdate) -> None:
         """An order postback on the ticker: the account's order event, on the bus as `#orders|zerodha|USER`."""
         try:
             event = order_update(update.data, self._api_key or "", self._by_token)

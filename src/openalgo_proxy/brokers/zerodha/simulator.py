@@ -35,13 +35,11 @@ PACKETS_PER_FRAME = 500
 def kite_row(lst: Listing) -> KiteRow:
     """The Kite instruments CSV row of a listing of the simulated universe."""
     token, exchange = lst.kite_token, lst.exchange
+    if lst.is_index:  # its long name on the bare exchange, without tick size or lot
+        return KiteRow(token, token >> 8, lst.name, lst.name, 0.0, "", 0.0, 0.0, 0, "EQ", "INDICES", exchange[:3])
     row = KiteRow(
         token, token >> 8, lst.symbol, lst.name, 0.0, "", 0.0, lst.tick_size, lst.lot_size, "EQ", exchange, exchange
     )
-    if lst.is_index:  # its long name on the bare exchange, without tick size or lot
-        return dataclasses.replace(
-            row, tradingsymbol=lst.name, tick_size=0.0, lot_size=0, segment="INDICES", exchange=exchange[:3]
-        )
     if lst.instrument_type.startswith("FUT") and lst.expiry:  # NAME + YYMON + FUT
         day = dt.datetime.strptime(lst.expiry, "%d%b%Y").date()
         symbol = f"{lst.name}{day:%y%b}FUT".upper()
@@ -161,10 +159,10 @@ class KiteSimulator(SimulatorServer):
         """A frame that announces two packets but carries one."""
         return b"\x00\x02" + b"\x00\x08" + codec.encode_packet(codec.KitePacket(codec.PacketKind.LTP, 738561, 1))
 
-    async def send_text(self, message: codec.TextMessage) -> None:
-        """A text frame (order update, error, notice) on every connection."""
+    async def send_text(self, message: codec.TextMessage, client: SimClient | None = None) -> None:
+        """A text frame (order update, error, notice) to `client`, or on every connection."""
         payload = codec.encode_text(message).decode()
-        for conn in self.connections:
+        for conn in self.connections if client is None else [client]:
             await conn.ws.send_str(payload)
 
     # -- observation -----------------------------------------------------------------------------
@@ -189,7 +187,7 @@ class KiteSimulator(SimulatorServer):
         try:
             request = codec.parse_request(text)
         except KiteCodecError as exc:
-            await client.ws.send_str(codec.encode_text(ErrorMessage(f"Invalid message: {exc}")).decode())
+            await self.send_text(ErrorMessage(f"Invalid message: {exc}"), client)
             return
         modes: dict[int, KiteMode] = client.subs
         tokens = [t for t in dict.fromkeys(request.tokens) if t in self.listings]
@@ -198,8 +196,7 @@ class KiteSimulator(SimulatorServer):
             new = [t for t in tokens if t not in modes]
             room = max(self.max_per_connection - len(modes), 0)
             if len(new) > room:
-                limit = ErrorMessage("Subscription limit exceeded (3000 per connection)")
-                await client.ws.send_str(codec.encode_text(limit).decode())
+                await self.send_text(ErrorMessage("Subscription limit exceeded (3000 per connection)"), client)
             changed = new[:room]
             modes.update(dict.fromkeys(changed, KiteMode.QUOTE))
         elif request.action == "unsubscribe":
