@@ -17,7 +17,6 @@ import os
 from collections.abc import Callable, Sequence
 from urllib.parse import urlencode
 
-from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.credentials import BrokerCredentials, CredentialProvider
 from openalgo_proxy.brokers.environment import secret, token_source
@@ -33,8 +32,6 @@ from openalgo_proxy.model import Instrument, Mode
 log = logging.getLogger(__name__)
 
 DEFAULT_WS_URL = "wss://ws.kite.trade"
-MAX_CONNECTIONS = 3
-MAX_PER_CONNECTION = 3000
 
 TokenProvider = Callable[[], str]
 
@@ -45,8 +42,8 @@ env_token_provider = token_source("KITE_ACCESS_TOKEN", "zerodha")
 
 class KiteAdapter(PooledAdapter[int, KiteMode]):
     name = "zerodha"
-    max_connections_cap = MAX_CONNECTIONS
-    per_connection_cap = MAX_PER_CONNECTION
+    max_connections_cap = 3  # Kite allows 3 ticker connections per API key
+    per_connection_cap = 3000  # and 3000 instruments on each
     keep_open = 1  # Kite sends heartbeats with nothing subscribed: the first connection proves the token
     retry_rejected = True
 
@@ -82,11 +79,9 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         self._generation = 0
 
     def _adopt(self, provided: BrokerCredentials) -> None:
-        self._api_key, self._access_token, self._generation = (
-            provided.api_key,
-            provided.access_token,
-            provided.generation,
-        )
+        self._api_key = provided.api_key
+        self._access_token = provided.access_token
+        self._generation = provided.generation
 
     async def prepare(self) -> None:
         if self._provider is not None:
@@ -97,11 +92,7 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
 
     async def load_index(self) -> KiteInstruments:
         headers = {"X-Kite-Version": "3", "Authorization": f"token {self._api_key}:{self._access_token}"}
-        source = self.options.instruments or kite_instruments.DEFAULT_URL
-        cache_dir = self.options.cache_dir
-        if cache_dir is None and source == kite_instruments.DEFAULT_URL:
-            cache_dir = master.default_cache_dir()
-        index = await kite_instruments.load(source, cache_dir, headers=headers)
+        index = await kite_instruments.load(self.options.instruments, self.options.cache_dir, headers=headers)
         if self._exchange_filter:
             index.restrict(self._exchange_filter)
         return index
@@ -142,14 +133,11 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
     def on_postback(self, update: OrderUpdate) -> None:
         """An order postback on the ticker: the account's order event, on the bus as `#orders|zerodha|USER`."""
         try:
-            event = order_update(update.data, self._api_key or "", self._by_token)
+            event = order_update(update.data, self._api_key or "", self._index().by_key)
         except (ValueError, OverflowError) as exc:
             log.warning("zerodha: order update skipped: %s", exc)
             return
         self.on_order(event)
-
-    def _by_token(self, token: int) -> Instrument | None:
-        return self.index.by_key(token) if self.index is not None else None
 
     def status_extra(self) -> dict[str, object]:
         return {"token_refreshes": self.token_refreshes}

@@ -41,7 +41,6 @@ class PacketKind(enum.Enum):
 # 9 indices, 12 NCO. Prices are in the segment's minor unit: CDS 1e-7, BCD and NCO 1e-4, others paise.
 SEGMENT_INDICES = 9
 _DIVISORS = {3: 10_000_000, 6: 10_000, 12: 10_000}
-DEFAULT_DIVISOR = 100
 
 DEPTH_ENTRIES = 10  # 5 bids then 5 asks
 HEARTBEAT = b"\x00"
@@ -49,7 +48,7 @@ HEARTBEAT = b"\x00"
 
 def divisor(token: int) -> int:
     """Price divisor of an instrument token's segment (cds 1e7; bcd, nco 1e4; else 100)."""
-    return _DIVISORS.get(token & 0xFF, DEFAULT_DIVISOR)
+    return _DIVISORS.get(token & 0xFF, 100)
 
 
 def is_index_token(token: int) -> bool:
@@ -92,7 +91,6 @@ class KitePacket(msgspec.Struct, frozen=True, gc=False):
 # A full packet ends with 10 depth entries of quantity, price, orders and 2 pad bytes.
 
 _SIGNED = frozenset({"last_price", "average_price", "open", "high", "low", "close", "change"})
-_DEPTH_ENTRY = "IiH2x"
 _INDEX = "instrument_token last_price high low open close change"
 _QUOTE = "instrument_token last_price last_quantity average_price volume buy_quantity sell_quantity open high low close"
 
@@ -100,6 +98,7 @@ _QUOTE = "instrument_token last_price last_quantity average_price volume buy_qua
 class Layout(NamedTuple):
     """How one packet kind sits on the wire and which tick mode it fills."""
 
+    kind: PacketKind
     mode: Mode
     fields: tuple[str, ...]  # KitePacket fields in wire order (a full packet's depth follows them)
     wire: struct.Struct
@@ -108,10 +107,10 @@ class Layout(NamedTuple):
 
 def _layout(kind: PacketKind, mode: Mode, fields: str) -> Layout:
     names = tuple(fields.split())
-    depth = _DEPTH_ENTRY * DEPTH_ENTRIES if kind is PacketKind.FULL else ""
+    depth = "IiH2x" * DEPTH_ENTRIES if kind is PacketKind.FULL else ""
     wire = struct.Struct(">" + "".join("i" if name in _SIGNED else "I" for name in names) + depth)
     assert wire.size == kind.value, kind
-    return Layout(mode, names, wire, names == KitePacket.__struct_fields__[1 : len(names) + 1])
+    return Layout(kind, mode, names, wire, names == KitePacket.__struct_fields__[1 : len(names) + 1])
 
 
 LAYOUTS = {
@@ -123,7 +122,7 @@ LAYOUTS = {
         PacketKind.FULL, Mode.DEPTH, _QUOTE + " last_trade_time oi oi_day_high oi_day_low exchange_timestamp"
     ),
 }
-_BY_LENGTH = {kind.value: (kind, layout) for kind, layout in LAYOUTS.items()}
+_BY_LENGTH = {kind.value: layout for kind, layout in LAYOUTS.items()}
 _TICK_MODE = {kind: layout.mode for kind, layout in LAYOUTS.items()}
 _COUNT = struct.Struct(">H")
 
@@ -137,20 +136,19 @@ def is_heartbeat(message: bytes) -> bool:
 
 def decode_packet(packet: bytes | memoryview) -> KitePacket:
     """Decode one packet (without its length prefix)."""
-    found = _BY_LENGTH.get(len(packet))
-    if found is None:
+    layout = _BY_LENGTH.get(len(packet))
+    if layout is None:
         raise KiteCodecError(f"unknown packet length {len(packet)}")
-    kind, layout = found
     values = layout.wire.unpack(packet)
-    if kind is PacketKind.FULL:  # the 16 fields, then the depth entries in groups of three
+    if layout.kind is PacketKind.FULL:  # the 16 fields, then the depth entries in groups of three
         values = (*values[:16], tuple(map(KiteDepthEntry, values[16::3], values[17::3], values[18::3])))
     if layout.positional:
-        return KitePacket(kind, *values)
-    return KitePacket(kind, **dict(zip(layout.fields, values, strict=True)))
+        return KitePacket(layout.kind, *values)
+    return KitePacket(layout.kind, **dict(zip(layout.fields, values, strict=True)))
 
 
-def split_frame(frame: bytes) -> list[memoryview]:
-    """The packets of a binary frame (a heartbeat has none). Raises KiteCodecError on bad framing."""
+def decode_frame(frame: bytes) -> list[KitePacket]:
+    """Every packet of a binary message; a heartbeat decodes to an empty list. KiteCodecError on bad framing."""
     size = len(frame)
     if size == 1:
         return []
@@ -158,7 +156,7 @@ def split_frame(frame: bytes) -> list[memoryview]:
         raise KiteCodecError("empty binary frame")
     view = memoryview(frame)
     (count,) = _COUNT.unpack_from(frame, 0)
-    packets: list[memoryview] = []
+    packets: list[KitePacket] = []
     offset = 2
     for index in range(count):
         if offset + 2 > size:
@@ -168,16 +166,11 @@ def split_frame(frame: bytes) -> list[memoryview]:
         end = offset + length
         if end > size:
             raise KiteCodecError(f"packet {index + 1} of {count} needs {length} bytes, {size - offset} left")
-        packets.append(view[offset:end])
+        packets.append(decode_packet(view[offset:end]))
         offset = end
     if offset != size:
         raise KiteCodecError(f"{size - offset} trailing bytes after {count} packets")
     return packets
-
-
-def decode_frame(frame: bytes) -> list[KitePacket]:
-    """Every packet of a binary message; a heartbeat decodes to an empty list."""
-    return [decode_packet(packet) for packet in split_frame(frame)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,17 +241,15 @@ def parse_text(message: str | bytes) -> TextMessage:
         value = _json_decode(message)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise KiteCodecError(f"invalid JSON text frame: {exc}") from None
-    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-        raise KiteCodecError("text frame is not an object with a string 'type'")
-    kind = value["type"]
-    data = value.get("data")
-    if kind == "order":
-        if not isinstance(data, dict):
-            raise KiteCodecError("order update without an object 'data'")
-        return OrderUpdate(data)
-    if kind == "error":
-        return ErrorMessage(data if isinstance(data, str) else str(data))
-    return InfoMessage(kind, data)
+    match value:
+        case {"type": "order", "data": dict() as data}:
+            return OrderUpdate(data)
+        case {"type": "error"}:
+            data = value.get("data")
+            return ErrorMessage(data if isinstance(data, str) else str(data))
+        case {"type": str() as kind} if kind != "order":
+            return InfoMessage(kind, value.get("data"))
+    raise KiteCodecError("text frame is not an object with a string 'type' (an order with an object 'data')")
 
 
 def encode_text(message: TextMessage) -> bytes:

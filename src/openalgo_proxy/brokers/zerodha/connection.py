@@ -83,9 +83,7 @@ class KiteConnection(UpstreamConnection[int, KiteMode]):
 
     def on_message(self, message: Frame) -> None:
         if isinstance(message, bytes):
-            packets = codec.decode_frame(message)
-            if packets:
-                self.account.on_packets(packets, int(time.time() * 1000))
+            self.account.on_packets(codec.decode_frame(message), int(time.time() * 1000))
             return
         parsed = codec.parse_text(message)
         if isinstance(parsed, ErrorMessage):

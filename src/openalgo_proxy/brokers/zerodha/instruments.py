@@ -169,9 +169,15 @@ async def load(
     headers: Mapping[str, str] | None = None,
     today: dt.date | None = None,
 ) -> KiteInstruments:
-    """The master from a URL (cached on disk for the IST day when cache_dir is set) or a file path."""
+    """The master from a URL (cached on disk for the IST day when cache_dir is set) or a file path.
+
+    Kite's own URL (the default) is cached in the default cache directory unless `cache_dir` is given.
+    """
+    source = source or DEFAULT_URL
+    if source == DEFAULT_URL and cache_dir is None:
+        cache_dir = master.default_cache_dir()
     return await master.load_daily(
-        source or DEFAULT_URL,
+        source,
         parse,
         prefix=CACHE_PREFIX,
         suffix=".csv",

@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import logging
-import ssl
+from typing import Any
 
 from aiohttp import web
 
@@ -24,10 +23,7 @@ from openalgo_proxy.brokers.zerodha.codec import ErrorMessage, KiteCodecError, K
 from openalgo_proxy.brokers.zerodha.instruments import KiteRow, format_csv
 from openalgo_proxy.model import Tick
 
-log = logging.getLogger(__name__)
-
 DEFAULT_PORT = 8767
-MAX_CONNECTIONS = 3
 MAX_PER_CONNECTION = 3000
 PACKETS_PER_FRAME = 500
 
@@ -74,25 +70,13 @@ class KiteSimulator(SimulatorServer):
         port: int = 0,
         api_key: str = "sim_api_key",
         access_token: str = "sim_access_token",
-        ticks_per_second: float = 2.0,
-        seed: int | None = None,
-        heartbeat_interval: float = 1.0,
+        *,
         listings: tuple[Listing, ...] = UNIVERSE,
-        max_connections: int = MAX_CONNECTIONS,
         max_per_connection: int = MAX_PER_CONNECTION,
         record: bool = False,
-        ssl_context: ssl.SSLContext | None = None,
+        **kit: Any,  # the kit's: ticks_per_second, seed, heartbeat_interval, max_connections, ssl_context
     ) -> None:
-        super().__init__(
-            host,
-            port,
-            ticks_per_second=ticks_per_second,
-            seed=seed,
-            listings=listings,
-            max_connections=max_connections,
-            heartbeat_interval=heartbeat_interval,
-            ssl_context=ssl_context,
-        )
+        super().__init__(host, port, listings=listings, **kit)
         self.api_key = api_key
         self._tokens = {access_token}
         self.current_token = access_token  # what a login would hand out now
@@ -127,12 +111,8 @@ class KiteSimulator(SimulatorServer):
     # -- credentials and faults ------------------------------------------------------------------
 
     def authorize(self, request: web.Request) -> str | web.Response:
-        api_key = request.query.get("api_key", "")
-        if (
-            self.reject_handshakes
-            or api_key != self.api_key
-            or request.query.get("access_token", "") not in self._tokens
-        ):
+        api_key, token = request.query.get("api_key", ""), request.query.get("access_token", "")
+        if self.reject_handshakes or api_key != self.api_key or token not in self._tokens:
             return kite_error(403, "Invalid api_key or access_token", "TokenException")
         return api_key
 
@@ -191,20 +171,19 @@ class KiteSimulator(SimulatorServer):
             return
         modes: dict[int, KiteMode] = client.subs
         tokens = [t for t in dict.fromkeys(request.tokens) if t in self.listings]
-        changed: list[int] = []
-        if request.action == "subscribe":
+        if request.action == "unsubscribe":
+            for t in tokens:
+                modes.pop(t, None)
+            return
+        if request.action == "subscribe":  # new tokens start in quote mode, up to the cap
             new = [t for t in tokens if t not in modes]
             room = max(self.max_per_connection - len(modes), 0)
             if len(new) > room:
                 await self.send_text(ErrorMessage("Subscription limit exceeded (3000 per connection)"), client)
             changed = new[:room]
-            modes.update(dict.fromkeys(changed, KiteMode.QUOTE))
-        elif request.action == "unsubscribe":
-            for t in tokens:
-                modes.pop(t, None)
-        elif request.mode is not None:
+        else:
             changed = [t for t in tokens if t in modes]
-            modes.update(dict.fromkeys(changed, request.mode))
+        modes.update(dict.fromkeys(changed, request.mode or KiteMode.QUOTE))
         if changed and not self.mute and not self.heartbeats_only:
             snapshots = {t: self.market.snapshot(self.listings[t].exchange, self.listings[t].symbol) for t in changed}
             await self._send_packets(client, snapshots, {t: modes[t] for t in changed})
@@ -249,6 +228,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def serve(args: argparse.Namespace) -> None:
     """Serve until cancelled."""
-    sim = KiteSimulator(args.host, args.port, args.api_key, args.access_token, args.ticks_per_second, args.seed)
+    sim = KiteSimulator(
+        args.host, args.port, args.api_key, args.access_token, ticks_per_second=args.ticks_per_second, seed=args.seed
+    )
     where = f"ticker {sim.url}?api_key={sim.api_key}&access_token=..., instruments {sim.instruments_url}"
     await serve_until_cancelled(sim, where)
