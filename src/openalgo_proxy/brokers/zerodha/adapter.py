@@ -24,7 +24,7 @@ from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.brokers.zerodha import instruments as kite_instruments
 from openalgo_proxy.brokers.zerodha.codec import KITE_MODE, KiteMode, KitePacket, OrderUpdate, to_tick
-from openalgo_proxy.brokers.zerodha.connection import KiteConnection
+from openalgo_proxy.brokers.zerodha.connection import KITE_HEADERS, KiteConnection
 from openalgo_proxy.brokers.zerodha.instruments import KiteInstruments
 from openalgo_proxy.brokers.zerodha.orders import order_update
 from openalgo_proxy.model import Instrument, Mode
@@ -91,7 +91,7 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         self._access_token = self._token_provider()
 
     async def load_index(self) -> KiteInstruments:
-        headers = {"X-Kite-Version": "3", "Authorization": f"token {self._api_key}:{self._access_token}"}
+        headers = {**KITE_HEADERS, "Authorization": f"token {self._api_key}:{self._access_token}"}
         index = await kite_instruments.load(self.options.instruments, self.options.cache_dir, headers=headers)
         if self._exchange_filter:
             index.restrict(self._exchange_filter)

@@ -59,18 +59,15 @@ class KiteRow:
     exchange: str
 
 
-def _integer(cell: str) -> int:
-    return int(float(cell or 0))
-
-
 def _decimal(cell: str) -> float:
     return float(cell or 0)
 
 
-# each column (the fields, in order) with how its stripped cell is read: an empty number is 0; every
-# row has its instrument token
-_READERS: dict[type, Callable[[str], Any]] = {int: _integer, float: _decimal, str: str}
-_COLUMN_READERS = {name: _READERS[kind] for name, kind in get_type_hints(KiteRow).items()} | {"instrument_token": int}
+# each column (the fields, in order) with how its stripped cell is read: an empty number is 0, but
+# every row has its instrument token; a lot size may be written as a decimal
+_READERS: dict[type, Callable[[str], Any]] = {int: lambda cell: int(cell or 0), float: _decimal, str: str}
+_COLUMN_READERS = {name: _READERS[kind] for name, kind in get_type_hints(KiteRow).items()}
+_COLUMN_READERS |= {"instrument_token": int, "lot_size": lambda cell: int(_decimal(cell))}
 COLUMNS = tuple(_COLUMN_READERS)
 
 
@@ -85,9 +82,10 @@ def parse_csv(text: str) -> list[KiteRow]:
     rows: list[KiteRow] = []
     bad = 0
     for record in filter(None, reader):  # blank lines are no rows
+        record += [""] * (len(header) - len(record))  # a short row's missing cells are empty
         try:
             rows.append(KiteRow(*(read(record[at].strip()) for at, read in cells)))
-        except (ValueError, IndexError):
+        except ValueError:
             bad += 1
     if bad:
         log.warning("kite instruments: skipped %d malformed rows", bad)

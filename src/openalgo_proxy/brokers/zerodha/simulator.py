@@ -20,7 +20,7 @@ from openalgo_proxy.brokers.market import UNIVERSE, Listing
 from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer, common_arguments, serve_until_cancelled
 from openalgo_proxy.brokers.zerodha import codec
 from openalgo_proxy.brokers.zerodha.codec import ErrorMessage, KiteCodecError, KiteMode
-from openalgo_proxy.brokers.zerodha.instruments import KiteRow, format_csv
+from openalgo_proxy.brokers.zerodha.instruments import INDEX_SEGMENT, KiteRow, format_csv
 from openalgo_proxy.model import Tick
 
 DEFAULT_PORT = 8767
@@ -32,7 +32,7 @@ def kite_row(lst: Listing) -> KiteRow:
     """The Kite instruments CSV row of a listing of the simulated universe."""
     token, exchange = lst.kite_token, lst.exchange
     if lst.is_index:  # its long name on the bare exchange, without tick size or lot
-        return KiteRow(token, token >> 8, lst.name, lst.name, 0.0, "", 0.0, 0.0, 0, "EQ", "INDICES", exchange[:3])
+        return KiteRow(token, token >> 8, lst.name, lst.name, 0.0, "", 0.0, 0.0, 0, "EQ", INDEX_SEGMENT, exchange[:3])
     row = KiteRow(
         token, token >> 8, lst.symbol, lst.name, 0.0, "", 0.0, lst.tick_size, lst.lot_size, "EQ", exchange, exchange
     )
