@@ -79,24 +79,24 @@ def json_object(message: Frame) -> dict[str, Any]:
 @dataclass(frozen=True, kw_only=True)
 class OrderFields:
     """Where one broker's order message keeps each `order_update` key (the first non-empty name
-    wins), and the broker's codes -> OpenAlgo's words (keys upper-case; a status key with `_` for
-    spaces)."""
+    wins; by default OpenAlgo's own name, `status` for the order status), and the broker's codes ->
+    OpenAlgo's words (keys upper-case; a status key with `_` for spaces)."""
 
-    user_id: Names = ()
-    orderid: Names
-    symbol: Names
-    exchange: Names
-    action: Names
-    quantity: Names
-    price: Names
-    trigger_price: Names
-    pricetype: Names
-    product: Names
-    status: Names = ()
-    filled_quantity: Names
-    pending_quantity: Names = ()
-    average_price: Names
-    rejection_reason: Names
+    user_id: Names = ("user_id",)
+    orderid: Names = ("orderid",)
+    symbol: Names = ("symbol",)
+    exchange: Names = ("exchange",)
+    action: Names = ("action",)
+    quantity: Names = ("quantity",)
+    price: Names = ("price",)
+    trigger_price: Names = ("trigger_price",)
+    pricetype: Names = ("pricetype",)
+    product: Names = ("product",)
+    status: Names = ("status",)
+    filled_quantity: Names = ("filled_quantity",)
+    pending_quantity: Names = ("pending_quantity",)
+    average_price: Names = ("average_price",)
+    rejection_reason: Names = ("rejection_reason",)
     actions: Mapping[str, str] = field(default_factory=dict)
     pricetypes: Mapping[str, str] = field(default_factory=dict)
     products: Mapping[str, str] = field(default_factory=dict)

@@ -27,7 +27,6 @@ FIELDS = OrderFields(
     trigger_price=("trgprc",),
     pricetype=("prctyp",),
     product=("prd",),
-    status=("status",),
     filled_quantity=("fillshares",),
     average_price=("avgprc",),
     rejection_reason=("rejreason",),
