@@ -1,0 +1,123 @@
+"""The shared order-update pieces: the OrderFields mapping rules, and OrderStream against a loopback
+order socket (events handed on and counted, malformed messages counted while the connection stays,
+reconnect after a drop)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from openalgo_proxy.brokers.base import Backoff, OrderEvent
+from openalgo_proxy.brokers.order_stream import (
+    QUIET_STALL_TIMEOUT,
+    OrderFields,
+    OrderMessageError,
+    OrderStream,
+    json_object,
+    number,
+    text,
+)
+from openalgo_proxy.brokers.upstream import Frame, Handshake
+from openalgo_proxy.control import OrderUpdate
+from tests.support import wait_for
+
+pytestmark = pytest.mark.timeout(30)
+
+FIELDS = OrderFields(
+    orderid=("OrderNo", "orderNo"),
+    action=("Side",),
+    pricetype=("Type",),
+    rejection_reason=("Reason",),
+    actions={"B": "BUY", "S": "SELL"},
+    pricetypes={"LMT": "LIMIT"},
+    statuses={"TRADED": "complete", "REJECTED": "rejected", "TRIGGER_PENDING": "trigger pending"},
+)
+
+
+def test_names_default_to_openalgos_and_codes_translate() -> None:
+    message = {"orderNo": " 42 ", "Side": "b", "Type": "LMT", "exchange": "nse", "symbol": "INFY", "quantity": "10"}
+    update = FIELDS.read({**message, "filled_quantity": 4, "price": "1500.5", "status": "Traded"}, "x")
+    assert update == OrderUpdate(
+        user_id="", mode="live", broker="x", orderid="42", symbol="INFY", exchange="NSE", action="BUY",
+        quantity=10, price=1500.5, trigger_price=0.0, pricetype="LIMIT", product="", order_status="complete",
+        filled_quantity=4, pending_quantity=6, average_price=0.0, rejection_reason="",
+    )  # fmt: skip
+
+
+def test_statuses_unknown_codes_pending_and_reasons() -> None:
+    assert FIELDS.read({"status": "trigger pending"}, "x").order_status == "trigger pending"  # spaces read as _
+    assert FIELDS.read({"status": "OPEN_PENDING"}, "x").order_status == "open pending"  # the broker's word
+    assert FIELDS.read({"status": ""}, "x").order_status == ""
+    assert OrderFields(other_status="open").read({"status": "AMO"}, "x").order_status == "open"
+    assert FIELDS.read({"Side": "x", "Type": "stop"}, "x").action == "X"  # unknown codes pass upper-cased
+    given = FIELDS.read({"quantity": 10, "filled_quantity": 4, "pending_quantity": 0}, "x")
+    assert given.pending_quantity == 0  # the message's own pending quantity wins
+    assert FIELDS.read({"quantity": 1, "filled_quantity": 3}, "x").pending_quantity == 0
+    rejected = FIELDS.read({"status": "REJECTED", "Reason": "margin"}, "x")
+    assert (rejected.order_status, rejected.rejection_reason) == ("rejected", "margin")
+    assert FIELDS.read({"status": "TRADED", "Reason": "ok"}, "x").rejection_reason == ""
+    assert FIELDS.read({"status": "TRADED"}, "x", order_status="cancelled").order_status == "cancelled"
+
+
+def test_text_and_number_helpers() -> None:
+    data = {"a": None, "b": "  ", "c": " x ", "n": "1e999", "m": "abc", "k": 7}
+    assert text(data, "a", "b", "c") == "x"  # the first non-empty
+    assert text(data, "missing") == ""
+    assert (number(data, "n"), number(data, "m"), number(data, "k"), number(data, "none")) == (0.0, 0.0, 7.0, 0.0)
+    assert json_object(b'{"a":1}') == {"a": 1}
+    for bad in ("[1]", "not json", b"\xff"):
+        with pytest.raises(OrderMessageError):
+            json_object(bad)
+
+
+class LoopbackStream(OrderStream):
+    """Orders are `{"kind":"order",...}` objects; anything else is ignored."""
+
+    async def handshake(self) -> Handshake:
+        return Handshake(self.url)
+
+    def order_of(self, message: Frame) -> OrderEvent | None:
+        obj = json_object(message)
+        return FIELDS.read(obj, "loop") if obj.get("kind") == "order" else None
+
+
+@pytest.fixture
+async def order_socket() -> AsyncIterator[tuple[Server, list[ServerConnection]]]:
+    connections: list[ServerConnection] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        connections.append(ws)
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        yield server, connections
+
+
+async def test_stream_hands_on_orders_counts_malformed_and_reconnects(
+    order_socket: tuple[Server, list[ServerConnection]],
+) -> None:
+    server, connections = order_socket
+    port = server.sockets[0].getsockname()[1]
+    events: list[OrderEvent] = []
+    stream = LoopbackStream("loop-orders", f"ws://127.0.0.1:{port}", events.append, backoff=Backoff(0.01, 0.05))
+    assert stream.stall_timeout == QUIET_STALL_TIMEOUT  # no heartbeat: an account may be quiet for hours
+    stream.start()
+    try:
+        await wait_for(lambda: len(connections) == 1)
+        await connections[0].send('{"kind":"ack"}')
+        await connections[0].send("{broken")
+        await connections[0].send('{"kind":"order","OrderNo":"1","status":"TRADED"}')
+        await wait_for(lambda: len(events) == 1)
+        assert (stream.events, stream.decode_errors, stream.reconnects) == (1, 1, 0)
+        assert isinstance(events[0], OrderUpdate) and events[0].orderid == "1"
+        assert stream.requests({}, {}) == []  # nothing is ever subscribed
+        await connections[0].close()
+        await wait_for(lambda: len(connections) == 2)
+        await connections[1].send('{"kind":"order","OrderNo":"2","status":"REJECTED","Reason":"RMS"}')
+        await wait_for(lambda: len(events) == 2)
+        assert stream.events == 2 and stream.reconnects == 1
+    finally:
+        await asyncio.wait_for(stream.stop(), 5)
