@@ -12,9 +12,10 @@ Three pieces; a broker supplies only its wire facts:
 - `OrderStream`: the account's separate order-update WebSocket on the toolkit's
   `UpstreamConnection` (reconnect, stall watchdog, counters). Nothing is subscribed; each message
   is at most one event for the order sink. The broker implements `handshake()` (URL and
-  authentication), `order_of(message)`, and optionally `authenticate()` (a login frame),
-  `refresh_credentials()` and the heartbeat hooks. An account can be quiet for hours, so unless
-  the broker has a heartbeat its liveness comes from protocol pings and the stall timeout is long.
+  authentication), and where needed `order_of(message)` (which messages are orders),
+  `authenticate()` (a login frame), `refresh_credentials()` and the heartbeat hooks. An account
+  can be quiet for hours, so unless the broker has a heartbeat its liveness comes from protocol
+  pings and the stall timeout is long.
 - `OrderStreamAdapter`: a pooled adapter whose account has such a stream. The stream opens once
   the feed asks for order events and the adapter has started (in either order) and stops with the
   adapter; the broker implements `open_order_stream()`.
@@ -25,9 +26,9 @@ from __future__ import annotations
 import abc
 import json
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from openalgo_proxy.brokers.base import Backoff, OrderEvent, OrderSink, RejectSink, TickSink
 from openalgo_proxy.brokers.pooled import PooledAdapter
@@ -37,6 +38,7 @@ from openalgo_proxy.model import Instrument
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+C = TypeVar("C")  # what an order stream authenticates with
 
 #: stall timeout of a stream without a heartbeat: orders may not come for hours, pings prove liveness
 QUIET_STALL_TIMEOUT = 24 * 3600.0
@@ -142,26 +144,34 @@ class OrderFields:
         )
 
 
-class OrderStream(UpstreamConnection[str, int]):
-    """An account's order-update socket: subscribes nothing, hands each order event to `on_order`."""
+class OrderStream(UpstreamConnection[str, int], Generic[C]):
+    """An account's order-update socket: subscribes nothing, hands each order event to `on_order`.
+
+    `credentials` are what `handshake()` and `authenticate()` need; `to_event` maps one JSON object
+    to its order event (None for none), with the broker's name and instrument lookup bound in.
+    """
 
     def __init__(
         self,
         label: str,
         url: str,
+        credentials: C,
+        to_event: Callable[[dict[str, Any]], OrderEvent | None],
         on_order: OrderSink,
         settings: Settings | None = None,
         backoff: Backoff | None = None,
     ) -> None:
         super().__init__(label, settings or Settings(stall_timeout=QUIET_STALL_TIMEOUT), backoff)
         self.url = url
+        self.credentials = credentials
+        self.to_event = to_event
         self._on_order = on_order
         self.events = 0  # order events handed on
 
-    @abc.abstractmethod
     def order_of(self, message: Frame) -> OrderEvent | None:
         """The order event in one message, None for any other message (acks, other update kinds);
-        raise a ValueError (see `json_object`) for a malformed one."""
+        a ValueError for a malformed one. By default: `to_event` of the message as a JSON object."""
+        return self.to_event(json_object(message))
 
     def requests(self, sent: Mapping[str, int], wanted: Mapping[str, int]) -> list[Frame]:
         return []  # the handshake (and login frame) is the whole subscription
@@ -176,11 +186,11 @@ class OrderStream(UpstreamConnection[str, int]):
 class OrderStreamAdapter(PooledAdapter[K, V]):
     """A pooled adapter whose account streams its order updates on an `OrderStream` of its own."""
 
-    orders: OrderStream | None = None
+    orders: OrderStream[Any] | None = None
     _orders_wanted = False
 
     @abc.abstractmethod
-    def open_order_stream(self) -> OrderStream:
+    def open_order_stream(self) -> OrderStream[Any]:
         """A new (not yet started) order stream for the account, handing its events to `emit_order`;
         called once the adapter has started."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -20,7 +21,7 @@ from openalgo_proxy.brokers.order_stream import (
     number,
     text,
 )
-from openalgo_proxy.brokers.upstream import Frame, Handshake
+from openalgo_proxy.brokers.upstream import Handshake
 from openalgo_proxy.control import OrderUpdate
 from tests.support import wait_for
 
@@ -73,15 +74,16 @@ def test_text_and_number_helpers() -> None:
             json_object(bad)
 
 
-class LoopbackStream(OrderStream):
-    """Orders are `{"kind":"order",...}` objects; anything else is ignored."""
+class LoopbackStream(OrderStream[str]):
+    """The token in the query string; the default `order_of`: each JSON object through `to_event`."""
 
     async def handshake(self) -> Handshake:
-        return Handshake(self.url)
+        return Handshake(f"{self.url}?token={self.credentials}")
 
-    def order_of(self, message: Frame) -> OrderEvent | None:
-        obj = json_object(message)
-        return FIELDS.read(obj, "loop") if obj.get("kind") == "order" else None
+
+def loopback_order(obj: dict[str, Any]) -> OrderEvent | None:
+    """Orders are `{"kind":"order",...}` objects; anything else is ignored."""
+    return FIELDS.read(obj, "loop") if obj.get("kind") == "order" else None
 
 
 @pytest.fixture
@@ -89,6 +91,7 @@ async def order_socket() -> AsyncIterator[tuple[Server, list[ServerConnection]]]
     connections: list[ServerConnection] = []
 
     async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None and ws.request.path == "/?token=t0k"
         connections.append(ws)
         await ws.wait_closed()
 
@@ -102,7 +105,8 @@ async def test_stream_hands_on_orders_counts_malformed_and_reconnects(
     server, connections = order_socket
     port = server.sockets[0].getsockname()[1]
     events: list[OrderEvent] = []
-    stream = LoopbackStream("loop-orders", f"ws://127.0.0.1:{port}", events.append, backoff=Backoff(0.01, 0.05))
+    url = f"ws://127.0.0.1:{port}"
+    stream = LoopbackStream("loop-orders", url, "t0k", loopback_order, events.append, backoff=Backoff(0.01, 0.05))
     assert stream.stall_timeout == QUIET_STALL_TIMEOUT  # no heartbeat: an account may be quiet for hours
     stream.start()
     try:

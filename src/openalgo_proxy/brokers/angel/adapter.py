@@ -36,7 +36,7 @@ from openalgo_proxy.brokers.angel.codec import (
 from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, ErrorSink, PairKey, SmartStreamConnection
 from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, load_master
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
-from openalgo_proxy.brokers.angel.orders import ORDER_PATH, ORDER_WS_URL, AngelOrderStream
+from openalgo_proxy.brokers.angel.orders import ORDER_PATH, ORDER_WS_URL, AngelOrderStream, order_update
 from openalgo_proxy.brokers.angel.provided import ProvidedAngelSession
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.credentials import CredentialProvider
@@ -115,13 +115,17 @@ class AngelAdapter(OrderStreamAdapter[PairKey, SubscriptionMode]):
         if self.options.ws_url:
             url = self.options.ws_url.split("://", 1)[0] + "://" + self.options.ws_url.split("/")[2] + ORDER_PATH
         return AngelOrderStream(
+            "angel-orders",
             url,
             self.session,
-            lambda exchange_type, token: self.indexed((exchange_type, token)),
+            functools.partial(order_update, by_token=self._order_instrument),
             self.emit_order,
             self._settings,
             Backoff(base, cap, long_delay),
         )
+
+    def _order_instrument(self, exchange_type: int, token: str) -> Instrument | None:
+        return self.indexed((exchange_type, token))
 
     async def load_index(self) -> InstrumentMaster:
         cache_dir = self.options.cache_dir

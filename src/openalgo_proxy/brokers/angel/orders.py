@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from openalgo_proxy.brokers.angel.login import AngelSession
-from openalgo_proxy.brokers.base import Backoff, OrderSink
-from openalgo_proxy.brokers.order_stream import OrderFields, OrderStream, json_object, text
-from openalgo_proxy.brokers.upstream import Frame, Handshake, Settings
+from openalgo_proxy.brokers.order_stream import OrderFields, OrderStream, text
+from openalgo_proxy.brokers.upstream import Frame, Handshake
 from openalgo_proxy.control import OrderUpdate
 from openalgo_proxy.model import Instrument
 
@@ -71,29 +70,16 @@ def order_update(message: Mapping[str, object], by_token: ByToken) -> OrderUpdat
     return update
 
 
-class AngelOrderStream(OrderStream):
+class AngelOrderStream(OrderStream[AngelSession]):
     """The account's order-status socket: header authentication with the login session, `ping` heartbeat."""
 
     heartbeat = "ping"
-
-    def __init__(
-        self,
-        url: str,
-        session: AngelSession,
-        by_token: ByToken,
-        on_order: OrderSink,
-        settings: Settings | None = None,
-        backoff: Backoff | None = None,
-    ) -> None:
-        super().__init__("angel-orders", url, on_order, settings, backoff)
-        self._session = session
-        self._by_token = by_token
-        self._generation = 0
+    _generation = 0
 
     async def handshake(self) -> Handshake:
-        tokens = await self._session.tokens()
+        tokens = await self.credentials.tokens()
         self._generation = tokens.generation
-        creds = self._session.credentials
+        creds = self.credentials.credentials
         headers = {
             "Authorization": f"Bearer {tokens.jwt_token}",
             "x-api-key": creds.api_key,
@@ -103,10 +89,7 @@ class AngelOrderStream(OrderStream):
         return Handshake(self.url, headers)
 
     async def refresh_credentials(self) -> None:
-        await self._session.invalidate(self._generation)
+        await self.credentials.invalidate(self._generation)
 
     def is_heartbeat(self, message: Frame) -> bool:
         return message == "pong"
-
-    def order_of(self, message: Frame) -> OrderUpdate | None:
-        return order_update(json_object(message), self._by_token)

@@ -44,7 +44,7 @@ from openalgo_proxy.brokers.dhan.depth import (
     DhanDepthConnection,
 )
 from openalgo_proxy.brokers.dhan.instruments import Key, load_master, wire_key
-from openalgo_proxy.brokers.dhan.orders import ORDER_UPDATE_URL, DhanOrderStream
+from openalgo_proxy.brokers.dhan.orders import ORDER_UPDATE_URL, DhanOrderStream, order_update
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.order_stream import OrderStreamAdapter
@@ -158,13 +158,16 @@ class DhanAdapter(OrderStreamAdapter[Key, RequestCode]):
         assert self.credentials is not None, "start() first"
         base, cap, long_delay = self._backoff
         return DhanOrderStream(
+            "dhan-orders",
             self.order_url,
             self.credentials,
+            functools.partial(order_update, broker=self.name, instrument_of=self._order_instrument),
             self.emit_order,
-            self.name,
-            lambda segment, security_id: self.indexed((segment, security_id)),
-            Backoff(base, cap, long_delay, rng=self._rng),
+            backoff=Backoff(base, cap, long_delay, rng=self._rng),
         )
+
+    def _order_instrument(self, segment: int, security_id: int) -> Instrument | None:
+        return self.indexed((segment, security_id))
 
     def connections(self) -> list[DhanConnection]:
         return [c for c in self.pool.slots if isinstance(c, DhanConnection)]

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 from websockets.asyncio.client import ClientConnection
 
-from openalgo_proxy.brokers.base import Backoff, OrderEvent, OrderSink
+from openalgo_proxy.brokers.base import OrderEvent
 from openalgo_proxy.brokers.dhan.credentials import DhanCredentials
 from openalgo_proxy.brokers.dhan.instruments import SEGMENTS
 from openalgo_proxy.brokers.order_stream import OrderFields, OrderMessageError, OrderStream, json_object, text
@@ -95,28 +95,14 @@ def order_update(data: Mapping[str, Any], broker: str, instrument_of: Instrument
     return msgspec.structs.asdict(update)
 
 
-class DhanOrderStream(OrderStream):
+class DhanOrderStream(OrderStream[DhanCredentials]):
     """The account's order-update socket: logs in with the first frame, hands on each `order_alert`."""
-
-    def __init__(
-        self,
-        url: str,
-        credentials: DhanCredentials,
-        on_order: OrderSink,
-        broker: str,
-        instrument_of: InstrumentOf | None = None,
-        backoff: Backoff | None = None,
-    ) -> None:
-        super().__init__("dhan-orders", url, on_order, backoff=backoff)
-        self._credentials = credentials
-        self._broker = broker
-        self._instrument_of = instrument_of
 
     async def handshake(self) -> Handshake:
         return Handshake(self.url)
 
     async def authenticate(self, ws: ClientConnection) -> None:
-        await ws.send(login_frame(self._credentials))
+        await ws.send(login_frame(self.credentials))
 
     def order_of(self, message: Frame) -> OrderEvent | None:
         obj = json_object(message)
@@ -126,4 +112,4 @@ class DhanOrderStream(OrderStream):
         data = obj.get("Data")
         if not isinstance(data, dict):
             raise OrderMessageError("order_alert without a Data object")
-        return order_update(data, self._broker, self._instrument_of)
+        return self.to_event(data)

@@ -13,6 +13,7 @@ come from the portfolio stream, opened when the feed asks for order events.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from openalgo_proxy.brokers.upstox.codec import D30_LEVELS, FULL, FULL_D30, UPST
 from openalgo_proxy.brokers.upstox.connection import FEED_PATH, WS_URL, UpstoxConnection
 from openalgo_proxy.brokers.upstox.credentials import UpstoxCredentials
 from openalgo_proxy.brokers.upstox.instruments import Key, load_master
-from openalgo_proxy.brokers.upstox.orders import PORTFOLIO_PATH, PORTFOLIO_URL, UpstoxOrderStream
+from openalgo_proxy.brokers.upstox.orders import PORTFOLIO_PATH, PORTFOLIO_URL, UpstoxOrderStream, order_update
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
@@ -202,12 +203,12 @@ class UpstoxAdapter(OrderStreamAdapter[Key, str]):
         assert self.credentials is not None, "start() first"
         base, cap, long_delay = self._backoff
         return UpstoxOrderStream(
+            "upstox-orders",
             self.portfolio_url,
             self.credentials,
+            functools.partial(order_update, broker=self.name, instrument_of=self.indexed),
             self.emit_order,
-            self.name,
-            self.indexed,
-            Backoff(base, cap, long_delay, rng=self._rng),
+            backoff=Backoff(base, cap, long_delay, rng=self._rng),
         )
 
     def status_extra(self) -> dict[str, object]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from openalgo_proxy.brokers.base import Backoff, OrderEvent, OrderSink
+from openalgo_proxy.brokers.base import OrderEvent
 from openalgo_proxy.brokers.order_stream import OrderFields, OrderStream, json_object, text
 from openalgo_proxy.brokers.upstox.credentials import UpstoxCredentials
 from openalgo_proxy.brokers.upstox.instruments import SEGMENTS
@@ -72,29 +72,15 @@ def order_update(data: Mapping[str, Any], broker: str, instrument_of: Instrument
     return msgspec.structs.asdict(update)
 
 
-class UpstoxOrderStream(OrderStream):
+class UpstoxOrderStream(OrderStream[UpstoxCredentials]):
     """The account's portfolio stream; hands on each order update."""
 
-    def __init__(
-        self,
-        url: str,
-        credentials: UpstoxCredentials,
-        on_order: OrderSink,
-        broker: str,
-        instrument_of: InstrumentOf | None = None,
-        backoff: Backoff | None = None,
-    ) -> None:
-        super().__init__("upstox-orders", url, on_order, backoff=backoff)
-        self._credentials = credentials
-        self._broker = broker
-        self._instrument_of = instrument_of
-
     async def handshake(self) -> Handshake:
-        return Handshake(portfolio_url(self.url), self._credentials.authorization())
+        return Handshake(portfolio_url(self.url), self.credentials.authorization())
 
     def order_of(self, message: Frame) -> OrderEvent | None:
         obj = json_object(message)
         if obj.get("update_type") != "order":
             log.debug("%s: ignoring update type %r", self.label, obj.get("update_type"))
             return None
-        return order_update(obj, self._broker, self._instrument_of)
+        return self.to_event(obj)
