@@ -1,6 +1,6 @@
-"""The shared order-update pieces: the OrderFields mapping rules, and OrderStream against a loopback
-order socket (events handed on and counted, malformed messages counted while the connection stays,
-reconnect after a drop)."""
+"""The shared order-update pieces: the OrderFields mapping rules, OrderStream against a loopback order
+socket (events handed on and counted, malformed messages counted while the connection stays, reconnect
+after a drop), and OrderStreamAdapter's wiring (opened once wanted and started, stopped with the adapter)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,22 @@ from typing import Any
 import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from openalgo_proxy.brokers.base import Backoff, OrderEvent
+from openalgo_proxy.brokers.base import Backoff, ConnectionState, FeedOptions, OrderEvent
+from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.order_stream import (
     QUIET_STALL_TIMEOUT,
     OrderFields,
     OrderMessageError,
     OrderStream,
+    OrderStreamAdapter,
     json_object,
     number,
     text,
 )
+from openalgo_proxy.brokers.pool import Slot
 from openalgo_proxy.brokers.upstream import Handshake
 from openalgo_proxy.control import OrderUpdate
+from openalgo_proxy.model import Instrument, Mode
 from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(30)
@@ -125,3 +129,64 @@ async def test_stream_hands_on_orders_counts_malformed_and_reconnects(
         assert stream.events == 2 and stream.reconnects == 1
     finally:
         await asyncio.wait_for(stream.stop(), 5)
+
+
+class FakeOrderAdapter(OrderStreamAdapter[str, int]):
+    """A pooled adapter with one indexed instrument and an order stream to the loopback socket."""
+
+    name = "fake"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(FeedOptions())
+        self.url = url
+        self.opened = 0
+
+    async def load_index(self) -> InstrumentIndex[str]:
+        index: InstrumentIndex[str] = InstrumentIndex()
+        index.add(Instrument("INFY", "NSE", "1594"), "1594")
+        return index
+
+    def wire_key(self, instrument: Instrument) -> str:
+        return instrument.token
+
+    def upstream_mode(self, instrument: Instrument, mode: Mode) -> int:
+        return int(mode)
+
+    def open_connection(self, slot: int) -> Slot:
+        raise AssertionError("no market connection in this test")
+
+    def open_order_stream(self) -> LoopbackStream:
+        self.opened += 1
+        return LoopbackStream("fake-orders", self.url, "t0k", self._order, self.emit_order, backoff=Backoff(0.01, 0.05))
+
+    def _order(self, obj: dict[str, Any]) -> OrderEvent | None:
+        update = FIELDS.read(obj, self.name)
+        instrument = self.indexed(text(obj, "token"))  # any indexed instrument, subscribed or not
+        if instrument is not None:
+            update.symbol = instrument.symbol
+        return update
+
+
+async def test_adapter_opens_the_stream_once_wanted_and_started_and_stops_it(
+    order_socket: tuple[Server, list[ServerConnection]],
+) -> None:
+    server, connections = order_socket
+    adapter = FakeOrderAdapter(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    first: list[OrderEvent] = []
+    adapter.set_order_sink(first.append)
+    assert adapter.opened == 0  # wanted, but not started: no index to name instruments yet
+    await adapter.start(lambda tick: None, lambda rejection: None)
+    stream = adapter.orders
+    try:
+        assert stream is not None and adapter.opened == 1
+        await wait_for(lambda: len(connections) == 1)
+        later: list[OrderEvent] = []
+        adapter.set_order_sink(later.append)  # the sink set last receives, on the same stream
+        assert adapter.opened == 1
+        await connections[0].send('{"OrderNo":"7","token":"1594","status":"TRADED"}')
+        await wait_for(lambda: len(later) == 1)
+        assert first == [] and isinstance(later[0], OrderUpdate) and later[0].symbol == "INFY"
+        assert adapter.order_events() == 1
+    finally:
+        await adapter.stop()
+    assert stream.state is ConnectionState.CLOSED
