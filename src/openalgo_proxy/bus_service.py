@@ -17,16 +17,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import zmq
 
 from openalgo_proxy.bus import Publisher, Subscriber, run_seq_base
-from openalgo_proxy.bus_curve import Role
-from openalgo_proxy.bus_security import secure_bus
-from openalgo_proxy.config import BusSettings
-from openalgo_proxy.runtime import run_until_signal
 from openalgo_proxy.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from openalgo_proxy.config import BusSettings
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +100,10 @@ class BusService(abc.ABC):
 
 def serve(bus: BusSettings, service: BusService) -> int:
     """Run `service` as its own process until a signal, on a bus secured as `[bus]` says."""
+    from openalgo_proxy.bus_curve import Role  # the process's imports: not needed by a service in a test
+    from openalgo_proxy.bus_security import secure_bus
+    from openalgo_proxy.runtime import run_until_signal
+
     guard = secure_bus(bus, Role.SERVER, bind=[service.bind], connect=service.feeds)
     try:
         return run_until_signal(service.start, service.stop)
