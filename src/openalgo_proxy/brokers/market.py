@@ -6,12 +6,14 @@ only grow, and the five-level book always has best bid < best ask. Deterministic
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 
 from openalgo_proxy.chain.contracts import years_to_expiry
 from openalgo_proxy.chain.pricing import black_price
@@ -20,7 +22,8 @@ from openalgo_proxy.model import DepthLevel, Mode, Tick
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """An instrument of the simulated universe with its identities at each broker."""
+    """An instrument of the simulated universe with its identities at each broker (market.csv says
+    which broker uses which id, and the rules that fill a blank one)."""
 
     symbol: str
     exchange: str  # client exchange: NSE, NSE_INDEX, BSE_INDEX, NFO, MCX, CDS
@@ -34,6 +37,16 @@ class Listing:
     expiry: str = ""  # like 30DEC2025 (Angel master format), "" for cash and indices
     strike: float = 0.0  # options only
     underlying: tuple[str, str] = ("", "")  # options only: (exchange, symbol) their price follows
+    exchange_token: str = ""  # the exchange's own token; "" = angel_token
+    isin: str = ""  # equities only
+    dhan_id: str = ""  # Dhan's security id; "" = exchange_token
+    upstox_key: str = ""  # Upstox's instrument key where no rule makes it (indices)
+
+    def __post_init__(self) -> None:
+        if not self.exchange_token:
+            object.__setattr__(self, "exchange_token", self.angel_token)
+        if not self.dhan_id:
+            object.__setattr__(self, "dhan_id", self.exchange_token)
 
     @property
     def is_option(self) -> bool:
@@ -47,72 +60,6 @@ class Listing:
     def is_index(self) -> bool:
         return self.instrument_type == "INDEX"
 
-
-def _eq(symbol: str, token: int, price: float, name: str = "") -> Listing:
-    return Listing(symbol, "NSE", str(token), token * 256 + 1, price, 0.05 if price < 5000 else 0.5, 1, name or symbol)
-
-
-# NIFTY 50 constituents: NSE exchange tokens (Angel token; Kite token = token*256 + 1), rough prices.
-NIFTY50: tuple[Listing, ...] = (
-    _eq("RELIANCE", 2885, 1485.0, "RELIANCE INDUSTRIES"),
-    _eq("HDFCBANK", 1333, 990.0, "HDFC BANK"),
-    _eq("ICICIBANK", 4963, 1390.0, "ICICI BANK"),
-    _eq("INFY", 1594, 1530.0, "INFOSYS"),
-    _eq("TCS", 11536, 3120.0, "TATA CONSULTANCY SERVICES"),
-    _eq("BHARTIARTL", 10604, 2080.0, "BHARTI AIRTEL"),
-    _eq("SBIN", 3045, 965.0, "STATE BANK OF INDIA"),
-    _eq("ITC", 1660, 405.0),
-    _eq("LT", 11483, 4020.0, "LARSEN & TOUBRO"),
-    _eq("HINDUNILVR", 1394, 2430.0, "HINDUSTAN UNILEVER"),
-    _eq("KOTAKBANK", 1922, 2110.0, "KOTAK MAHINDRA BANK"),
-    _eq("AXISBANK", 5900, 1265.0, "AXIS BANK"),
-    _eq("BAJFINANCE", 317, 1025.0, "BAJAJ FINANCE"),
-    _eq("MARUTI", 10999, 15900.0, "MARUTI SUZUKI"),
-    _eq("M&M", 2031, 3720.0, "MAHINDRA & MAHINDRA"),
-    _eq("SUNPHARMA", 3351, 1790.0, "SUN PHARMACEUTICAL"),
-    _eq("HCLTECH", 7229, 1610.0, "HCL TECHNOLOGIES"),
-    _eq("ULTRACEMCO", 11532, 11800.0, "ULTRATECH CEMENT"),
-    _eq("NTPC", 11630, 325.0),
-    _eq("TITAN", 3506, 3880.0, "TITAN COMPANY"),
-    _eq("ONGC", 2475, 245.0),
-    _eq("TATAMOTORS", 3456, 690.0, "TATA MOTORS"),
-    _eq("POWERGRID", 14977, 285.0, "POWER GRID CORPORATION"),
-    _eq("ADANIPORTS", 15083, 1480.0, "ADANI PORTS"),
-    _eq("ASIANPAINT", 236, 2880.0, "ASIAN PAINTS"),
-    _eq("BAJAJFINSV", 16675, 2050.0, "BAJAJ FINSERV"),
-    _eq("WIPRO", 3787, 245.0),
-    _eq("NESTLEIND", 17963, 1270.0, "NESTLE INDIA"),
-    _eq("JSWSTEEL", 11723, 1170.0, "JSW STEEL"),
-    _eq("COALINDIA", 20374, 380.0, "COAL INDIA"),
-    _eq("TATASTEEL", 3499, 170.0, "TATA STEEL"),
-    _eq("ETERNAL", 5097, 300.0),
-    _eq("BEL", 383, 410.0, "BHARAT ELECTRONICS"),
-    _eq("TRENT", 1964, 4350.0),
-    _eq("GRASIM", 1232, 2780.0, "GRASIM INDUSTRIES"),
-    _eq("HINDALCO", 1363, 800.0, "HINDALCO INDUSTRIES"),
-    _eq("ADANIENT", 25, 2420.0, "ADANI ENTERPRISES"),
-    _eq("TECHM", 13538, 1470.0, "TECH MAHINDRA"),
-    _eq("SBILIFE", 21808, 1990.0, "SBI LIFE INSURANCE"),
-    _eq("BAJAJ-AUTO", 16669, 9050.0, "BAJAJ AUTO"),
-    _eq("HDFCLIFE", 467, 770.0, "HDFC LIFE INSURANCE"),
-    _eq("SHRIRAMFIN", 4306, 780.0, "SHRIRAM FINANCE"),
-    _eq("CIPLA", 694, 1520.0),
-    _eq("TATACONSUM", 3432, 1160.0, "TATA CONSUMER PRODUCTS"),
-    _eq("DRREDDY", 881, 1250.0, "DR. REDDY'S LABORATORIES"),
-    _eq("APOLLOHOSP", 157, 7450.0, "APOLLO HOSPITALS"),
-    _eq("EICHERMOT", 910, 6900.0, "EICHER MOTORS"),
-    _eq("INDUSINDBK", 5258, 760.0, "INDUSIND BANK"),
-    _eq("HEROMOTOCO", 1348, 5600.0, "HERO MOTOCORP"),
-    _eq("JIOFIN", 18143, 305.0, "JIO FINANCIAL SERVICES"),
-)
-
-INDICES: tuple[Listing, ...] = (
-    Listing("NIFTY", "NSE_INDEX", "99926000", 256265, 26050.0, 0.05, 1, "NIFTY 50", "INDEX"),
-    Listing("BANKNIFTY", "NSE_INDEX", "99926009", 260105, 59200.0, 0.05, 1, "NIFTY BANK", "INDEX"),
-    Listing("FINNIFTY", "NSE_INDEX", "99926037", 257801, 27600.0, 0.05, 1, "NIFTY FIN SERVICE", "INDEX"),
-    Listing("INDIAVIX", "NSE_INDEX", "99926017", 264969, 12.5, 0.0025, 1, "INDIA VIX", "INDEX"),
-    Listing("SENSEX", "BSE_INDEX", "99919000", 265, 85400.0, 0.01, 1, "SENSEX", "INDEX"),
-)
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
@@ -147,6 +94,17 @@ def _two_days_before_last_weekday(year: int, month: int) -> dt.date:
     return day
 
 
+#: the futures series' expiry rules, by their name in market.csv
+EXPIRY_RULES: dict[str, Callable[[int, int], dt.date | None]] = {
+    "last_tuesday": _last_tuesday,
+    "nineteenth": _nineteenth,
+    "fifth_of_even_month": _fifth_of_even_month,
+    "two_days_before_last_weekday": _two_days_before_last_weekday,
+}
+#: Kite's segment number of each exchange (a Kite token is exchange token * 256 + segment)
+KITE_SEGMENTS = {"NSE": 1, "NFO": 2, "CDS": 3, "MCX": 7}
+
+
 def next_expiry(rule: Callable[[int, int], dt.date | None], today: dt.date) -> dt.date:
     """The first expiry of a contract series on or after `today` (a contract trades on its expiry day)."""
     year, month = today.year, today.month
@@ -158,38 +116,45 @@ def next_expiry(rule: Callable[[int, int], dt.date | None], today: dt.date) -> d
     raise ValueError("no expiry within two years")
 
 
-#: name, exchange, Angel token, Kite segment, reference price, tick size, lot size, type, expiry rule
-_FUTURES: tuple[tuple[str, str, int, int, float, float, int, str, Callable[[int, int], dt.date | None]], ...] = (
-    ("NIFTY", "NFO", 52175, 2, 26180.0, 0.1, 75, "FUTIDX", _last_tuesday),
-    ("BANKNIFTY", "NFO", 52174, 2, 59450.0, 0.2, 35, "FUTIDX", _last_tuesday),
-    ("CRUDEOIL", "MCX", 450161, 7, 5240.0, 1.0, 100, "FUTCOM", _nineteenth),
-    ("GOLD", "MCX", 449534, 7, 127500.0, 1.0, 1, "FUTCOM", _fifth_of_even_month),
-    ("USDINR", "CDS", 1185, 3, 89.1525, 0.0025, 1000, "FUTCUR", _two_days_before_last_weekday),
-)
+def _read_table() -> list[dict[str, str]]:
+    text = resources.files(__package__).joinpath("market.csv").read_text(encoding="utf-8")
+    return list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+
+
+TABLE: list[dict[str, str]] = _read_table()
+
+
+def _listing(row: dict[str, str], expiry: dt.date | None = None) -> Listing:
+    token = row["exchange_token"]
+    code = f"{expiry:%d%b%y}FUT".upper() if expiry else ""
+    return Listing(
+        row["symbol"] + code,
+        row["exchange"],
+        row["angel_token"] or token,
+        int(row["kite_token"] or int(token) * 256 + KITE_SEGMENTS[row["exchange"]]),
+        float(row["price"]),
+        float(row["tick_size"]),
+        int(row["lot_size"]),
+        row["name"],
+        row["type"],
+        f"{expiry:%d%b%Y}".upper() if expiry else "",
+        exchange_token=token,
+        isin=row["isin"],
+        dhan_id=row["dhan_id"],
+        upstox_key=row["upstox_key"],
+    )
+
+
+# NIFTY 50 constituents and the indices, from market.csv
+NIFTY50: tuple[Listing, ...] = tuple(_listing(row) for row in TABLE if row["type"] == "EQ")
+INDICES: tuple[Listing, ...] = tuple(_listing(row) for row in TABLE if row["type"] == "INDEX")
 
 
 def derivatives(today: dt.date) -> tuple[Listing, ...]:
     """The simulated near-month futures as of `today`: never expired, named like the brokers name them
     (NAME + DDMMMYY + FUT, e.g. NIFTY30DEC25FUT)."""
-    listings = []
-    for name, exchange, token, segment, price, tick_size, lot, kind, rule in _FUTURES:
-        expiry = next_expiry(rule, today)
-        code = expiry.strftime("%d%b%y").upper()
-        listings.append(
-            Listing(
-                f"{name}{code}FUT",
-                exchange,
-                str(token),
-                token * 256 + segment,
-                price,
-                tick_size,
-                lot,
-                name,
-                kind,
-                expiry.strftime("%d%b%Y").upper(),
-            )
-        )
-    return tuple(listings)
+    rules = [(row, EXPIRY_RULES[row["expiry_rule"]]) for row in TABLE if row["expiry_rule"]]
+    return tuple(_listing(row, next_expiry(rule, today)) for row, rule in rules)
 
 
 def future_symbol(name: str, listings: tuple[Listing, ...] | None = None) -> str:
