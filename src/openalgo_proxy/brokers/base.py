@@ -1,4 +1,4 @@
-"""The broker adapter contract, the one reconnect policy and the data-stall watchdog.
+"""The broker adapter contract and the one reconnect policy.
 
 A feed (openalgo_proxy.feed) owns the bus and asks an adapter for a set of (instrument, mode)
 pairs; the adapter owns the upstream connections, keeps them equal to that set across reconnects,
@@ -168,44 +168,6 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
-
-
-class StallWatchdog:
-    """Calls `on_stall` when nothing at all was received for `timeout` seconds.
-
-    Call `feed()` on every inbound message, heartbeats included. Checks at timeout/4 granularity.
-    """
-
-    def __init__(self, timeout: float, on_stall: Callable[[], None]) -> None:
-        self.timeout = timeout
-        self._on_stall = on_stall
-        self.last = time.monotonic()
-        self._task: asyncio.Task[None] | None = None
-
-    def feed(self) -> None:
-        self.last = time.monotonic()
-
-    def start(self) -> None:
-        self.last = time.monotonic()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._watch(), name="stall-watchdog")
-
-    async def _watch(self) -> None:
-        step = max(self.timeout / 4.0, 0.01)
-        while True:
-            await asyncio.sleep(step)
-            if time.monotonic() - self.last >= self.timeout:
-                self.last = time.monotonic()
-                self._on_stall()
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
 
 
 async def run_with_reconnect(

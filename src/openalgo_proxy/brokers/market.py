@@ -275,40 +275,20 @@ def deeper_side(
 
 
 class _Book:
-    __slots__ = (
-        "changed",
-        "close",
-        "high",
-        "last",
-        "listing",
-        "low",
-        "ltp",
-        "ltq",
-        "ltt",
-        "oi",
-        "open",
-        "theoretical",
-        "turnover",
-        "volume",
-    )
+    """One instrument's state in the simulated market."""
 
     def __init__(self, listing: Listing, rng: random.Random, now_ms: int) -> None:
         self.listing = listing
         tick = listing.tick_size
         self.close = round_to_tick(listing.price, tick)
-        gap = rng.gauss(0.0, 0.004)
-        self.open = round_to_tick(self.close * (1.0 + gap), tick)
-        self.ltp = self.open
-        self.high = self.open
-        self.low = self.open
+        self.open = self.ltp = self.high = self.low = round_to_tick(self.close * (1.0 + rng.gauss(0.0, 0.004)), tick)
         self.volume = 0 if listing.is_index else rng.randint(50, 500) * listing.lot_size * 100
         self.turnover = self.volume * self.ltp
         derivative = listing.instrument_type.startswith("FUT") or listing.is_option
         self.oi = rng.randint(1000, 50000) * listing.lot_size if derivative else 0
         self.theoretical = 0.0  # options: the model price the book is quoted around
         self.ltq = 0
-        self.ltt = now_ms
-        self.changed = now_ms  # exchange time of the book's last change
+        self.changed = now_ms  # exchange time of the book's last change (and of its last trade)
         self.last: Tick | None = None  # the tick of that change, book included
 
 
@@ -322,17 +302,13 @@ class SimulatedMarket:
         self._books = {(lst.exchange, lst.symbol): _Book(lst, self._rng, now) for lst in listings}
         # options: the book each is priced from, whether it is a future, and the expiry date
         self._option_sources: dict[tuple[str, str], tuple[_Book, bool, dt.date]] = {}
-        futures = {
-            (lst.name, lst.expiry): (lst.exchange, lst.symbol)
-            for lst in listings
-            if lst.instrument_type.startswith("FUT")
-        }
+        futures = {(lst.name, lst.expiry): lst for lst in listings if lst.instrument_type.startswith("FUT")}
         for key, book in self._books.items():
             lst = book.listing
             if not lst.is_option or lst.underlying not in self._books:
                 continue
             future = futures.get((lst.name, lst.expiry))
-            source = self._books[future] if future is not None else self._books[lst.underlying]
+            source = self._books[(future.exchange, future.symbol) if future else lst.underlying]
             expiry = dt.datetime.strptime(lst.expiry, "%d%b%Y").date()
             self._option_sources[key] = (source, future is not None, expiry)
             self._reprice(book, now)
@@ -359,48 +335,31 @@ class SimulatedMarket:
         return book.listing if book else None
 
     def advance(self, exchange: str, symbol: str, now_ms: int | None = None) -> Tick:
-        """One trade (or index move) on an instrument; returns the resulting full tick."""
+        """One trade (or index move) on an instrument; returns the resulting full tick. An option
+        trades at its model price (the underlying may have moved since)."""
         book = self._books[(exchange, symbol)]
         rng = self._rng
         lst = book.listing
         tick = lst.tick_size
         now = now_ms if now_ms is not None else int(time.time() * 1000)
-        if (exchange, symbol) in self._option_sources:
-            return self._advance_option(book, now)
-        # volatility ~ 1.5 bp of price per step, at least one tick, mean-reverting toward close
-        sigma_ticks = max(1.0, book.ltp * 0.00015 / tick)
-        drift = (book.close - book.ltp) / tick * 0.001
-        steps = round(rng.gauss(drift, sigma_ticks))
-        floor = book.close * 0.9
-        ceiling = book.close * 1.1
-        price = min(max(book.ltp + steps * tick, floor), ceiling)
-        book.ltp = round_to_tick(price, tick)
+        if lst.is_option and (exchange, symbol) in self._option_sources:
+            self._reprice(book, now)
+        else:  # volatility ~ 1.5 bp of price per step, at least one tick, mean-reverting toward close
+            sigma_ticks = max(1.0, book.ltp * 0.00015 / tick)
+            steps = round(rng.gauss((book.close - book.ltp) / tick * 0.001, sigma_ticks))
+            price = min(max(book.ltp + steps * tick, book.close * 0.9), book.close * 1.1)
+            book.ltp = round_to_tick(price, tick)
         book.high = max(book.high, book.ltp)
         book.low = min(book.low, book.ltp)
-        book.ltt = now
         book.changed = now
         if not lst.is_index:
             qty = rng.randint(1, 40) * lst.lot_size
             book.ltq = qty
             book.volume += qty
             book.turnover += qty * book.ltp
-            if book.oi:
-                book.oi = max(lst.lot_size, book.oi + rng.randint(-3, 3) * lst.lot_size)
-        book.last = self._tick(book)
-        return book.last
-
-    def _advance_option(self, book: _Book, now: int) -> Tick:
-        """An option trades at its model price (the underlying may have moved since)."""
-        lst = book.listing
-        self._reprice(book, now)
-        book.high = max(book.high, book.ltp)
-        book.low = min(book.low, book.ltp)
-        book.ltt = book.changed = now
-        qty = self._rng.randint(1, 40) * lst.lot_size
-        book.ltq = qty
-        book.volume += qty
-        book.turnover += qty * book.ltp
-        book.oi = max(lst.lot_size, book.oi + self._rng.randint(-3, 4) * lst.lot_size)
+            if book.oi:  # options drift upward: more contracts open than close
+                oi_step = rng.randint(-3, 4 if lst.is_option else 3)
+                book.oi = max(lst.lot_size, book.oi + oi_step * lst.lot_size)
         book.last = self._tick(book)
         return book.last
 
@@ -412,61 +371,48 @@ class SimulatedMarket:
             book.last = self._tick(book)
         return book.last
 
+    def _side(self, best: float, step: float, lot: int) -> tuple[DepthLevel, ...]:
+        """Five levels of one side of a book, one tick (`step`, negative for bids) apart from `best`."""
+        rng = self._rng
+        return tuple(
+            DepthLevel(round_to_tick(best + i * step, abs(step)), rng.randint(1, 60) * lot, rng.randint(1, 12))
+            for i in range(5)
+        )
+
     def _tick(self, book: _Book) -> Tick:
         lst = book.listing
-        now = book.changed
-        if lst.is_index:
-            return Tick(
-                symbol=lst.symbol,
-                exchange=lst.exchange,
-                mode=Mode.DEPTH,
-                ltp=book.ltp,
-                ltt=book.ltt,
-                exchange_time=now,
-                open=book.open,
-                high=book.high,
-                low=book.low,
-                close=book.close,
-            )
-        tick = lst.tick_size
-        rng = self._rng
-        spread = rng.randint(1, 3)
-        if lst.is_option:  # quoted around the model price: the mid is where the smile is
-            half = max(1, round(book.theoretical * 0.004 / tick)) * tick
-            best_bid = max(tick, round_to_tick(book.theoretical - half, tick))
-            best_ask = round_to_tick(max(best_bid + tick, book.theoretical + half), tick)
-        else:
-            best_bid = round_to_tick(book.ltp - tick * rng.randint(0, 1), tick)
-            best_ask = round_to_tick(best_bid + spread * tick, tick)
-        lot = lst.lot_size
-        bids = tuple(
-            DepthLevel(round_to_tick(best_bid - i * tick, tick), rng.randint(1, 60) * lot, rng.randint(1, 12))
-            for i in range(5)
-        )
-        asks = tuple(
-            DepthLevel(round_to_tick(best_ask + i * tick, tick), rng.randint(1, 60) * lot, rng.randint(1, 12))
-            for i in range(5)
-        )
-        avg = round_to_tick(book.turnover / book.volume, tick) if book.volume else book.ltp
-        return Tick(
+        tick = Tick(
             symbol=lst.symbol,
             exchange=lst.exchange,
             mode=Mode.DEPTH,
             ltp=book.ltp,
-            ltt=book.ltt,
-            exchange_time=now,
+            ltt=book.changed,
+            exchange_time=book.changed,
             open=book.open,
             high=book.high,
             low=book.low,
             close=book.close,
-            volume=book.volume,
-            avg_trade_price=avg,
-            last_trade_quantity=book.ltq,
-            total_buy_quantity=sum(level.quantity for level in bids) * 40,
-            total_sell_quantity=sum(level.quantity for level in asks) * 40,
-            oi=book.oi,
-            upper_circuit=round_to_tick(book.close * 1.1, tick),
-            lower_circuit=round_to_tick(book.close * 0.9, tick),
-            bids=bids,
-            asks=asks,
         )
+        if lst.is_index:
+            return tick
+        size = lst.tick_size
+        rng = self._rng
+        spread = rng.randint(1, 3)
+        if lst.is_option:  # quoted around the model price: the mid is where the smile is
+            half = max(1, round(book.theoretical * 0.004 / size)) * size
+            best_bid = max(size, round_to_tick(book.theoretical - half, size))
+            best_ask = round_to_tick(max(best_bid + size, book.theoretical + half), size)
+        else:
+            best_bid = round_to_tick(book.ltp - size * rng.randint(0, 1), size)
+            best_ask = round_to_tick(best_bid + spread * size, size)
+        tick.bids = self._side(best_bid, -size, lst.lot_size)
+        tick.asks = self._side(best_ask, size, lst.lot_size)
+        tick.volume = book.volume
+        tick.avg_trade_price = round_to_tick(book.turnover / book.volume, size) if book.volume else book.ltp
+        tick.last_trade_quantity = book.ltq
+        tick.total_buy_quantity = sum(level.quantity for level in tick.bids) * 40
+        tick.total_sell_quantity = sum(level.quantity for level in tick.asks) * 40
+        tick.oi = book.oi
+        tick.upper_circuit = round_to_tick(book.close * 1.1, size)
+        tick.lower_circuit = round_to_tick(book.close * 0.9, size)
+        return tick
