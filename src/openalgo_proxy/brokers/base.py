@@ -143,11 +143,7 @@ class Backoff:
     """
 
     def __init__(
-        self,
-        base: float = 1.0,
-        cap: float = 60.0,
-        long_delay: float = 60.0,
-        rng: random.Random | None = None,
+        self, base: float = 1.0, cap: float = 60.0, long_delay: float = 60.0, rng: random.Random | None = None
     ) -> None:
         self.base = base
         self.cap = cap
@@ -193,9 +189,7 @@ async def run_with_reconnect(
         try:
             await session()
             log.info("%s: connection closed", label)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure is classified and logged
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and logged (cancellation ends the loop)
             action = classify(exc)
             log.warning("%s: connection failed (%s): %s", label, action.value, exc)
         if time.monotonic() - started >= stable_after:
@@ -205,8 +199,6 @@ async def run_with_reconnect(
         if action is RetryAction.REFRESH_CREDENTIALS:
             try:
                 await refresh_credentials()
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # noqa: BLE001 - logged; the backoff still applies
                 log.warning("%s: credential refresh failed: %s", label, exc)
         delay = backoff.next_delay(action)

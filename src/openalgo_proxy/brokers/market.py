@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import math
 import random
 import time
@@ -171,18 +172,11 @@ DERIVATIVES: tuple[Listing, ...] = derivatives(dt.datetime.now(IST).date())
 UNIVERSE: tuple[Listing, ...] = NIFTY50 + INDICES + DERIVATIVES
 
 
-def _next_tuesday(today: dt.date) -> dt.date:
-    return today + dt.timedelta(days=(1 - today.weekday()) % 7)
-
-
-def strike_text(strike: float) -> str:
-    """A strike as option symbols spell it: 26000, 1490, 2.5."""
-    return str(int(strike)) if float(strike).is_integer() else f"{strike:g}"
-
-
 def option_symbol(name: str, expiry: dt.date, strike: float, right: str) -> str:
-    """The common (OpenAlgo) option symbol: NAME + DDMMMYY + STRIKE + CE|PE, e.g. NIFTY30DEC2526000CE."""
-    return f"{name}{expiry.strftime('%d%b%y').upper()}{strike_text(strike)}{right}"
+    """The common (OpenAlgo) option symbol: NAME + DDMMMYY + STRIKE (26000, 1490, 2.5) + CE|PE,
+    e.g. NIFTY30DEC2526000CE."""
+    text = str(int(strike)) if float(strike).is_integer() else f"{strike:g}"
+    return f"{name}{expiry:%d%b%y}".upper() + text + right
 
 
 #: name, underlying (exchange, symbol), kind, strike step, strikes each side of the reference, lot size,
@@ -202,33 +196,22 @@ def options(today: dt.date, listings: tuple[Listing, ...] = NIFTY50 + INDICES) -
     prices = {(lst.exchange, lst.symbol): lst.price for lst in listings}
     out: list[Listing] = []
     token = OPTION_TOKEN_BASE
+    tuesday = today + dt.timedelta(days=(1 - today.weekday()) % 7)
     for name, underlying, kind, step, each_side, lot, weekly, _vol in _OPTION_SERIES:
         expiries = {next_expiry(_last_tuesday, today)}
         if weekly:
-            first = _next_tuesday(today)
-            expiries |= {first, first + dt.timedelta(days=7)}
+            expiries |= {tuesday, tuesday + dt.timedelta(days=7)}
         centre = round(prices[underlying] / step) * step
-        for expiry in sorted(expiries):
-            for i in range(-each_side, each_side + 1):
-                strike = centre + i * step
-                for right in ("CE", "PE"):
-                    token += 1
-                    out.append(
-                        Listing(
-                            option_symbol(name, expiry, strike, right),
-                            "NFO",
-                            str(token),
-                            token * 256 + 2,
-                            0.05,  # the market prices options from their underlying (SimulatedMarket)
-                            0.05,
-                            lot,
-                            name,
-                            kind,
-                            expiry.strftime("%d%b%Y").upper(),
-                            strike,
-                            underlying,
-                        )
-                    )
+        strikes = [centre + i * step for i in range(-each_side, each_side + 1)]
+        for expiry, strike, right in itertools.product(sorted(expiries), strikes, ("CE", "PE")):
+            token += 1
+            symbol = option_symbol(name, expiry, strike, right)
+            expiry_text = f"{expiry:%d%b%Y}".upper()
+            # the market prices an option from its underlying (SimulatedMarket): its price here is a placeholder
+            contract = Listing(
+                symbol, "NFO", str(token), token * 256 + 2, 0.05, 0.05, lot, name, kind, expiry_text, strike, underlying
+            )
+            out.append(contract)
     return tuple(out)
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from openalgo_proxy.brokers.base import ConnectionState
+from openalgo_proxy.brokers.upstream import UpstreamConnection
 
 log = logging.getLogger(__name__)
 
@@ -24,26 +25,10 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-class Slot(Protocol):
-    """What the pool needs of a connection (UpstreamConnection is one)."""
-
-    state: ConnectionState
-    connects: int
-    stalls: int
-    heartbeats: int
-    decode_errors: int
-    last_message: float
-
-    @property
-    def reconnects(self) -> int: ...
-
-    def set_wanted(self, wanted: Mapping[Any, Any]) -> None: ...
-
-    def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    def info(self) -> dict[str, Any]: ...
+#: what the pool holds: an upstream connection (unit tests give it fakes with the same attributes)
+Slot = UpstreamConnection[Any, Any]
+#: a connection's counters the pool sums over its open and already closed connections
+COUNTERS = ("reconnects", "stalls", "heartbeats", "decode_errors")
 
 
 class ConnectionPool(Generic[K, V]):
@@ -80,8 +65,7 @@ class ConnectionPool(Generic[K, V]):
         if self.stopped:
             return []
         self.wanted = dict(wanted)
-        for key in [k for k in self.assigned if k not in self.wanted]:
-            del self.assigned[key]
+        self.assigned = {key: slot for key, slot in self.assigned.items() if key in self.wanted}
         self.rejected &= self.wanted.keys()
         load = Counter(self.assigned.values())
         total = len(self.assigned)
@@ -137,12 +121,7 @@ class ConnectionPool(Generic[K, V]):
     async def _close(self, index: int) -> None:
         conn, self.slots[index] = self.slots[index], None
         if conn is not None:
-            self._closed_counts.update(
-                reconnects=conn.reconnects,
-                stalls=conn.stalls,
-                heartbeats=conn.heartbeats,
-                decode_errors=conn.decode_errors,
-            )
+            self._closed_counts.update({name: getattr(conn, name) for name in COUNTERS})
             await conn.stop()
 
     async def stop(self) -> None:
@@ -166,10 +145,8 @@ class ConnectionPool(Generic[K, V]):
         states = {c.state for c in conns}
         if states == {ConnectionState.CONNECTED}:
             return ConnectionState.CONNECTED
-        for state in (ConnectionState.BACKING_OFF, ConnectionState.CONNECTING):
-            if state in states:
-                return state
-        return ConnectionState.DISCONNECTED
+        waiting = (ConnectionState.BACKING_OFF, ConnectionState.CONNECTING)
+        return next((state for state in waiting if state in states), ConnectionState.DISCONNECTED)
 
     def total(self, counter: str) -> int:
         """A counter summed over open and already closed connections."""

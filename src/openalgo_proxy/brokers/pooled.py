@@ -179,8 +179,7 @@ class PooledAdapter(BrokerAdapter, Generic[K, V]):
             "heartbeats": pool.total("heartbeats"),
             "unknown_keys": self.unknown_keys,
             "upstream": [c.info() for c in conns],
-        }
-        extra.update(self.status_extra())
+        } | self.status_extra()
         return AdapterStatus(
             state=pool.state(started=self.index is not None),
             connections=pool.connected(),

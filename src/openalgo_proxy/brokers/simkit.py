@@ -189,13 +189,11 @@ class SimulatorServer(abc.ABC):
 
     @property
     def base_url(self) -> str:
-        scheme = "https" if self.ssl_context else "http"
-        return f"{scheme}://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        scheme = "wss" if self.ssl_context else "ws"
-        return f"{scheme}://{self.host}:{self.port}{self.ws_path}"
+        return "ws" + self.base_url.removeprefix("http") + self.ws_path
 
     @property
     def connection_count(self) -> int:

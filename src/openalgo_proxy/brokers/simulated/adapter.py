@@ -8,14 +8,7 @@ import random
 import time
 from collections.abc import Iterable, Mapping
 
-from openalgo_proxy.brokers.base import (
-    AdapterStatus,
-    BrokerAdapter,
-    ConnectionState,
-    FeedOptions,
-    RejectSink,
-    TickSink,
-)
+from openalgo_proxy.brokers.base import AdapterStatus, BrokerAdapter, ConnectionState, FeedOptions, RejectSink, TickSink
 from openalgo_proxy.brokers.market import SIMULATED, Listing, SimulatedMarket
 from openalgo_proxy.model import Instrument, Mode, Tick, instrument_kind
 
