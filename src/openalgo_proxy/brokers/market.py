@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
+import msgspec
+
 from openalgo_proxy.chain.contracts import years_to_expiry
 from openalgo_proxy.chain.pricing import black_price
 from openalgo_proxy.model import DepthLevel, Mode, Tick
@@ -126,29 +128,19 @@ TABLE: list[dict[str, str]] = _read_table()
 
 
 def _listing(row: dict[str, str], expiry: dt.date | None = None) -> Listing:
-    token = row["exchange_token"]
-    code = f"{expiry:%d%b%y}FUT".upper() if expiry else ""
-    return Listing(
-        row["symbol"] + code,
-        row["exchange"],
-        row["angel_token"] or token,
-        int(row["kite_token"] or int(token) * 256 + KITE_SEGMENTS[row["exchange"]]),
-        float(row["price"]),
-        float(row["tick_size"]),
-        int(row["lot_size"]),
-        row["name"],
-        row["type"],
-        f"{expiry:%d%b%Y}".upper() if expiry else "",
-        exchange_token=token,
-        isin=row["isin"],
-        dhan_id=row["dhan_id"],
-        upstox_key=row["upstox_key"],
-    )
+    """A row of market.csv (blank ids by the file's rules); a futures series as its contract of `expiry`."""
+    values = {key: value for key, value in row.items() if value and key != "expiry_rule"}
+    values.setdefault("angel_token", row["exchange_token"])
+    if "kite_token" not in values:
+        values["kite_token"] = str(int(row["exchange_token"]) * 256 + KITE_SEGMENTS[row["exchange"]])
+    if expiry is not None:
+        values |= {"symbol": row["symbol"] + f"{expiry:%d%b%y}FUT".upper(), "expiry": f"{expiry:%d%b%Y}".upper()}
+    return msgspec.convert(values, Listing, strict=False)
 
 
 # NIFTY 50 constituents and the indices, from market.csv
-NIFTY50: tuple[Listing, ...] = tuple(_listing(row) for row in TABLE if row["type"] == "EQ")
-INDICES: tuple[Listing, ...] = tuple(_listing(row) for row in TABLE if row["type"] == "INDEX")
+NIFTY50: tuple[Listing, ...] = tuple(_listing(row) for row in TABLE if row["instrument_type"] == "EQ")
+INDICES: tuple[Listing, ...] = tuple(_listing(row) for row in TABLE if row["instrument_type"] == "INDEX")
 
 
 def derivatives(today: dt.date) -> tuple[Listing, ...]:
@@ -364,18 +356,8 @@ class SimulatedMarket:
 
     def _tick(self, book: _Book) -> Tick:
         lst = book.listing
-        tick = Tick(
-            symbol=lst.symbol,
-            exchange=lst.exchange,
-            mode=Mode.DEPTH,
-            ltp=book.ltp,
-            ltt=book.changed,
-            exchange_time=book.changed,
-            open=book.open,
-            high=book.high,
-            low=book.low,
-            close=book.close,
-        )
+        tick = Tick(lst.symbol, lst.exchange, Mode.DEPTH, book.ltp, ltt=book.changed, exchange_time=book.changed)
+        tick.open, tick.high, tick.low, tick.close = book.open, book.high, book.low, book.close
         if lst.is_index:
             return tick
         size = lst.tick_size
@@ -390,12 +372,10 @@ class SimulatedMarket:
             best_ask = round_to_tick(best_bid + spread * size, size)
         tick.bids = self._side(best_bid, -size, lst.lot_size)
         tick.asks = self._side(best_ask, size, lst.lot_size)
-        tick.volume = book.volume
+        tick.volume, tick.last_trade_quantity, tick.oi = book.volume, book.ltq, book.oi
         tick.avg_trade_price = round_to_tick(book.turnover / book.volume, size) if book.volume else book.ltp
-        tick.last_trade_quantity = book.ltq
         tick.total_buy_quantity = sum(level.quantity for level in tick.bids) * 40
         tick.total_sell_quantity = sum(level.quantity for level in tick.asks) * 40
-        tick.oi = book.oi
         tick.upper_circuit = round_to_tick(book.close * 1.1, size)
         tick.lower_circuit = round_to_tick(book.close * 0.9, size)
         return tick

@@ -143,12 +143,8 @@ class PooledAdapter(BrokerAdapter, Generic[K, V]):
     # -- subscriptions -----------------------------------------------------------------------------
 
     async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
-        desired: dict[K, tuple[Instrument, Mode]] = {}
-        modes: dict[K, V] = {}
-        for instrument, mode in wanted.items():
-            key = self.wire_key(instrument)
-            desired[key] = (instrument, Mode(mode))
-            modes[key] = self.upstream_mode(instrument, Mode(mode))
+        desired = {self.wire_key(instrument): (instrument, Mode(mode)) for instrument, mode in wanted.items()}
+        modes = {key: self.upstream_mode(instrument, mode) for key, (instrument, mode) in desired.items()}
         self._wanted = desired
         for key in await self.pool.assign(modes):
             instrument, mode = desired[key]

@@ -279,10 +279,8 @@ class SimulatorServer(abc.ABC):
                         await ws.close(code=4001, message=b"authentication failed")
                         break
                     continue
-                if msg.type == WSMsgType.TEXT:
-                    await self.on_text(client, msg.data)
-                else:
-                    await self.on_binary(client, msg.data)
+                handler = self.on_text if msg.type == WSMsgType.TEXT else self.on_binary
+                await handler(client, msg.data)
         except (ConnectionError, RuntimeError) as exc:
             log.debug("%s: client %d ended: %s", self.label, client.ident, exc)
         finally:
@@ -301,10 +299,7 @@ class SimulatorServer(abc.ABC):
         if client.ws.closed:
             return
         try:
-            if isinstance(data, bytes):
-                await client.ws.send_bytes(data)
-            else:
-                await client.ws.send_str(data)
+            await (client.ws.send_bytes(data) if isinstance(data, bytes) else client.ws.send_str(data))
         except (ConnectionError, RuntimeError) as exc:
             log.debug("%s: send to client %d failed: %s", self.label, client.ident, exc)
             return

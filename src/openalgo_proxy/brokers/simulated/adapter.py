@@ -9,22 +9,16 @@ import time
 from collections.abc import Iterable, Mapping
 
 from openalgo_proxy.brokers.base import AdapterStatus, BrokerAdapter, ConnectionState, FeedOptions, RejectSink, TickSink
+from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.market import SIMULATED, Listing, SimulatedMarket
 from openalgo_proxy.model import Instrument, Mode, Tick, instrument_kind
 
 STEP = 0.05  # seconds between market steps
 
 
-def instrument_of(listing: Listing) -> Instrument:
-    return Instrument(
-        symbol=listing.symbol,
-        exchange=listing.exchange,
-        token=listing.angel_token,
-        tick_size=listing.tick_size,
-        lot_size=listing.lot_size,
-        name=listing.name,
-        instrument_type=instrument_kind(listing.instrument_type, listing.symbol, listing.exchange),
-    )
+def instrument_of(lst: Listing) -> Instrument:
+    kind = instrument_kind(lst.instrument_type, lst.symbol, lst.exchange)
+    return Instrument(lst.symbol, lst.exchange, lst.angel_token, lst.tick_size, lst.lot_size, lst.name, kind)
 
 
 class SimulatedAdapter(BrokerAdapter):
@@ -33,12 +27,11 @@ class SimulatedAdapter(BrokerAdapter):
     def __init__(self, options: FeedOptions) -> None:
         self.options = options
         self.market = SimulatedMarket(SIMULATED, seed=options.seed)
-        served = set(options.exchanges)
-        self._instruments = {
-            (lst.exchange, lst.symbol): instrument_of(lst)
-            for lst in self.market.listings
-            if not served or lst.exchange in served
-        }
+        self.index: InstrumentIndex[tuple[str, str]] = InstrumentIndex()
+        for lst in self.market.listings:
+            self.index.add(instrument_of(lst), (lst.exchange, lst.symbol))
+        if options.exchanges:
+            self.index.restrict(options.exchanges)
         self._wanted: dict[Instrument, Mode] = {}
         self._credit: dict[Instrument, float] = {}
         self._rng = random.Random(options.seed)
@@ -54,16 +47,13 @@ class SimulatedAdapter(BrokerAdapter):
         self._task = asyncio.get_running_loop().create_task(self._run(), name="simulated-market")
 
     def exchanges(self) -> tuple[str, ...]:
-        return tuple(sorted({exchange for exchange, _ in self._instruments}))
+        return self.index.exchanges()
 
     def lookup(self, exchange: str, symbol: str) -> Instrument | None:
-        return self._instruments.get((exchange, symbol))
+        return self.index.lookup(exchange, symbol)
 
     def directory(self) -> Mapping[str, Iterable[str]]:
-        result: dict[str, list[str]] = {}
-        for exchange, symbol in self._instruments:
-            result.setdefault(exchange, []).append(symbol)
-        return result
+        return self.index.directory()
 
     async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
         added = [inst for inst in wanted if inst not in self._wanted]
