@@ -156,9 +156,9 @@ class Backoff:
 
     def next_delay(self, action: RetryAction = RetryAction.RETRY) -> float:
         if action is RetryAction.BACK_OFF_LONG:
-            self.attempt += 1
-            return self.long_delay + self._rng.uniform(0.0, self.long_delay)
-        delay = self._rng.uniform(0.0, self.ceiling())
+            delay = self.long_delay + self._rng.uniform(0.0, self.long_delay)
+        else:
+            delay = self._rng.uniform(0.0, self.ceiling())
         self.attempt += 1
         return delay
 
@@ -174,7 +174,6 @@ async def run_with_reconnect(
     should_run: Callable[[], bool],
     on_state: Callable[[ConnectionState], None],
     stable_after: float = 10.0,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     label: str = "broker",
 ) -> None:
     """The one retry layer: run `session` until `should_run()` is false.
@@ -204,7 +203,7 @@ async def run_with_reconnect(
         delay = backoff.next_delay(action)
         on_state(ConnectionState.BACKING_OFF)
         log.info("%s: reconnecting in %.2f s (attempt %d)", label, delay, backoff.attempt)
-        await sleep(delay)
+        await asyncio.sleep(delay)
     on_state(ConnectionState.CLOSED)
 
 

@@ -18,7 +18,7 @@ from importlib import resources
 
 import msgspec
 
-from openalgo_proxy.chain.contracts import years_to_expiry
+from openalgo_proxy.chain.contracts import IST, years_to_expiry
 from openalgo_proxy.chain.pricing import black_price
 from openalgo_proxy.model import DepthLevel, Mode, Tick
 
@@ -62,9 +62,6 @@ class Listing:
     @property
     def is_index(self) -> bool:
         return self.instrument_type == "INDEX"
-
-
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
 
 def _weekday_on_or_before(day: dt.date) -> dt.date:

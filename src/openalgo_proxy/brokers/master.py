@@ -81,15 +81,12 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def prune(keep: Path, prefix: str, source: str, suffix: str) -> int:
-    """Delete the other days' copies of `source` beside `keep`; returns how many."""
+def prune(keep: Path, prefix: str, source: str, suffix: str) -> None:
+    """Delete the other days' copies of `source` beside `keep`."""
     head = cache_path(str(keep.parent), prefix, source, dt.date.min, suffix).name.rsplit("-", 3)[0]
-    removed = 0
     for old in keep.parent.glob(f"{head}-*{suffix}"):
         if old != keep and old.is_file():
             old.unlink(missing_ok=True)
-            removed += 1
-    return removed
 
 
 def _parse(parse: Callable[[bytes], T], data: bytes, what: str) -> T:

@@ -68,13 +68,12 @@ class ConnectionPool(Generic[K, V]):
         self.assigned = {key: slot for key, slot in self.assigned.items() if key in self.wanted}
         self.rejected &= self.wanted.keys()
         load = Counter(self.assigned.values())
-        total = len(self.assigned)
         newly: list[K] = []
         for key in self.wanted:
             if key in self.assigned or (key in self.rejected and not self.retry_rejected):
                 continue
             slot = next((i for i in range(self.max_connections) if load[i] < self.per_connection), None)
-            if slot is None or total >= self.per_account:
+            if slot is None or len(self.assigned) >= self.per_account:
                 if key not in self.rejected:
                     self.rejected.add(key)
                     newly.append(key)
@@ -82,7 +81,6 @@ class ConnectionPool(Generic[K, V]):
             self.rejected.discard(key)
             self.assigned[key] = slot
             load[slot] += 1
-            total += 1
         await self._apply()
         return newly
 
@@ -91,8 +89,7 @@ class ConnectionPool(Generic[K, V]):
         connections' sets (an emptied slot closes at the next `assign`); returns those that were placed."""
         dropped = [key for key in keys if self.assigned.pop(key, None) is not None and key in self.wanted]
         self.rejected.update(dropped)
-        for index, shard in enumerate(self._shards()):
-            conn = self.slots[index]
+        for conn, shard in zip(self.slots, self._shards(), strict=True):
             if conn is not None:
                 conn.set_wanted(shard)
         return dropped

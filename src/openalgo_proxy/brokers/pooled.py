@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
 from openalgo_proxy.brokers.base import (
     AdapterStatus,
-    BrokerAdapter,
     FeedOptions,
     OrderSink,
     Rejection,
     RejectSink,
     TickSink,
 )
-from openalgo_proxy.brokers.index import InstrumentIndex
+from openalgo_proxy.brokers.index import IndexedAdapter, InstrumentIndex
 from openalgo_proxy.brokers.pool import ConnectionPool, Slot
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
@@ -41,7 +40,7 @@ def _drop(_: object) -> None:
     return None
 
 
-class PooledAdapter(BrokerAdapter, Generic[K, V]):
+class PooledAdapter(IndexedAdapter[K], Generic[K, V]):
     """One broker account served by a pool of upstream connections."""
 
     #: the broker's caps: connections per account, subscriptions per connection
@@ -114,20 +113,6 @@ class PooledAdapter(BrokerAdapter, Generic[K, V]):
         await self.pool.stop()
 
     # -- instruments -------------------------------------------------------------------------------
-
-    def _index(self) -> InstrumentIndex[K]:
-        if self.index is None:
-            raise RuntimeError(f"{type(self).__name__}.start() has not completed")
-        return self.index
-
-    def exchanges(self) -> tuple[str, ...]:
-        return self._index().exchanges()
-
-    def lookup(self, exchange: str, symbol: str) -> Instrument | None:
-        return self._index().lookup(exchange, symbol)
-
-    def directory(self) -> Mapping[str, Iterable[str]]:
-        return self._index().directory()
 
     def instrument_of(self, key: K) -> Instrument | None:
         """The subscribed instrument a packet names, or None (counted as unknown)."""

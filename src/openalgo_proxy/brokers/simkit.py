@@ -203,26 +203,18 @@ class SimulatorServer(abc.ABC):
 
     def drop_connections(self) -> int:
         """Cut every connection abruptly (no close frame), as a network failure would."""
-        dropped = 0
-        for client in list(self.clients.values()):
-            transport = client.request.transport
-            if transport is not None:
-                transport.abort()
-                dropped += 1
-        return dropped
+        transports = [t for client in self.clients.values() if (t := client.request.transport) is not None]
+        for transport in transports:
+            transport.abort()
+        return len(transports)
 
     async def send_malformed(self, data: bytes | None = None) -> None:
         for client in list(self.clients.values()):
             await self.send(client, self.malformed_frame() if data is None else data)
 
     def control_state(self) -> dict[str, Any]:
-        return {
-            **{name: getattr(self, name) for name in SWITCHES},
-            "connections": self.connection_count,
-            "connections_total": self.connections_total,
-            "handshake_attempts": self.handshake_attempts,
-            "handshake_rejections": self.handshake_rejections,
-        }
+        shown = (*SWITCHES, "connections_total", "handshake_attempts", "handshake_rejections")
+        return {name: getattr(self, name) for name in shown} | {"connections": self.connection_count}
 
     async def _control(self, request: web.Request) -> web.Response:
         """`POST {"mute": true, "drop": true, "expire": true, "malformed": true}`; GET reads the state."""
@@ -233,9 +225,8 @@ class SimulatorServer(abc.ABC):
                 return web.json_response({"error": "body must be a JSON object"}, status=400)
             if not isinstance(body, dict) or not set(body) <= {*SWITCHES, "drop", "expire", "malformed"}:
                 return web.json_response({"error": f"keys: {', '.join(SWITCHES)}, drop, expire, malformed"}, status=400)
-            for name in SWITCHES:
-                if name in body:
-                    setattr(self, name, bool(body[name]))
+            for name in set(SWITCHES) & body.keys():
+                setattr(self, name, bool(body[name]))
             if body.get("expire"):
                 self.expire_credentials()
             if body.get("malformed"):

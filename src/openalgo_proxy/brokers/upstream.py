@@ -65,16 +65,16 @@ def public_url(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+#: a refused handshake's HTTP status -> the error the retry layer acts on (others: a plain retry)
+_REFUSALS: dict[int, type[BrokerError]] = {401: BrokerAuthError, 403: BrokerAuthError, 429: BrokerRateLimited}
+
+
 def handshake_error(exc: InvalidStatus) -> BrokerError:
     """Classify a refused handshake once: 401/403 refresh credentials, 429 backs off long."""
     status = exc.response.status_code
     reason = exc.response.headers.get("x-error-message", "")
     text = f"handshake refused: HTTP {status} {reason}".strip()
-    if status in (401, 403):
-        return BrokerAuthError(text)
-    if status == 429:
-        return BrokerRateLimited(text)
-    return BrokerError(text)
+    return _REFUSALS.get(status, BrokerError)(text)
 
 
 class PingAwareConnection(ClientConnection):

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from openalgo_proxy.brokers.base import AdapterStatus, BrokerAdapter, ConnectionState, FeedOptions, RejectSink, TickSink
-from openalgo_proxy.brokers.index import InstrumentIndex
+from openalgo_proxy.brokers.index import IndexedAdapter, InstrumentIndex
 from openalgo_proxy.brokers.market import SIMULATED, Listing, SimulatedMarket
 from openalgo_proxy.model import Instrument, Mode, Tick, instrument_kind
 
@@ -21,7 +21,7 @@ def instrument_of(lst: Listing) -> Instrument:
     return Instrument(lst.symbol, lst.exchange, lst.angel_token, lst.tick_size, lst.lot_size, lst.name, kind)
 
 
-class SimulatedAdapter(BrokerAdapter):
+class SimulatedAdapter(IndexedAdapter[tuple[str, str]]):
     name = "simulator"
 
     def __init__(self, options: FeedOptions) -> None:
@@ -45,15 +45,6 @@ class SimulatedAdapter(BrokerAdapter):
         self._status.connections = 1
         self._status.last_message_monotonic = time.monotonic()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="simulated-market")
-
-    def exchanges(self) -> tuple[str, ...]:
-        return self.index.exchanges()
-
-    def lookup(self, exchange: str, symbol: str) -> Instrument | None:
-        return self.index.lookup(exchange, symbol)
-
-    def directory(self) -> Mapping[str, Iterable[str]]:
-        return self.index.directory()
 
     async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
         added = [inst for inst in wanted if inst not in self._wanted]
