@@ -59,7 +59,6 @@ class AdapterStatus:
     connections: int = 0
     subscriptions: int = 0
     reconnects: int = 0
-    last_message_monotonic: float = 0.0
     decode_errors: int = 0
     extra: dict[str, object] = field(default_factory=dict)
 

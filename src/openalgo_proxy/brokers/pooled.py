@@ -166,7 +166,6 @@ class PooledAdapter(IndexedAdapter[K], Generic[K, V]):
             connections=pool.connected(),
             subscriptions=sum(c.info()["subscriptions"] for c in conns),
             reconnects=pool.total("reconnects"),
-            last_message_monotonic=pool.last_message(),
             decode_errors=pool.total("decode_errors"),
             extra=extra,
         )

@@ -43,7 +43,6 @@ class SimulatedAdapter(IndexedAdapter[tuple[str, str]]):
         self._on_tick = on_tick
         self._status.state = ConnectionState.CONNECTED
         self._status.connections = 1
-        self._status.last_message_monotonic = time.monotonic()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="simulated-market")
 
     async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
@@ -55,7 +54,6 @@ class SimulatedAdapter(IndexedAdapter[tuple[str, str]]):
             self._emit(self.market.snapshot(inst.exchange, inst.symbol))
 
     def _emit(self, tick: Tick) -> None:
-        self._status.last_message_monotonic = time.monotonic()
         if self._on_tick is not None:
             self._on_tick(tick)
 
