@@ -56,10 +56,6 @@ class Listing:
         return self.instrument_type.startswith("OPT")
 
     @property
-    def is_call(self) -> bool:
-        return self.symbol.endswith("CE")
-
-    @property
     def is_index(self) -> bool:
         return self.instrument_type == "INDEX"
 
@@ -237,12 +233,8 @@ def deeper_side(
         return ()
     price = out[-1].price
     step = -tick_size if bid else tick_size
-    while len(out) < count:
-        price = round_to_tick(price + step, tick_size)
-        if price <= 0:
-            break
-        n = len(out)
-        out.append(DepthLevel(price, (7 + n * 13 % 50) * lot, 1 + n % 9))
+    while len(out) < count and (price := round_to_tick(price + step, tick_size)) > 0:
+        out.append(DepthLevel(price, (7 + len(out) * 13 % 50) * lot, 1 + len(out) % 9))
     return tuple(out)
 
 
@@ -293,7 +285,7 @@ class SimulatedMarket:
         years = years_to_expiry(expiry, now_ms)
         forward = source.ltp if on_future else source.ltp * math.exp((OPTION_RATE - OPTION_DIVIDEND_YIELD) * years)
         sigma = smile(ATM_VOLATILITY.get(lst.name, 0.15), forward, lst.strike, years)
-        value = float(black_price(forward, lst.strike, years, sigma, OPTION_RATE, lst.is_call))
+        value = float(black_price(forward, lst.strike, years, sigma, OPTION_RATE, lst.symbol.endswith("CE")))
         book.theoretical = value
         book.ltp = max(lst.tick_size, round_to_tick(value, lst.tick_size))
 

@@ -239,8 +239,7 @@ class SimulatorServer(abc.ABC):
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         self.handshake_attempts += 1
-        location = self.redirect(request)
-        if location is not None:
+        if (location := self.redirect(request)) is not None:
             raise web.HTTPFound(location)
         verdict = self.authorize(request)
         if isinstance(verdict, web.Response):
@@ -302,13 +301,8 @@ class SimulatorServer(abc.ABC):
         period = 1.0 / self.ticks_per_second if self.ticks_per_second > 0 else 3600.0
         next_at = time.monotonic()
         while True:
-            next_at += period
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                next_at = time.monotonic()
-                await asyncio.sleep(0)
+            next_at = max(next_at + period, time.monotonic())  # late: the next beat is now, not a burst
+            await asyncio.sleep(next_at - time.monotonic())
             if self.mute or self.heartbeats_only or not self.clients:
                 continue
             await self.on_tick(int(time.time() * 1000))
@@ -334,9 +328,6 @@ def common_arguments(parser: argparse.ArgumentParser, port: int) -> None:
 
 async def serve_until_cancelled(simulator: SimulatorServer, description: str) -> None:
     """Start `simulator`, log where it serves (`description`, no secrets), serve until cancelled."""
-    await simulator.start()
-    log.info("%s: %s", simulator.label, description)
-    try:
+    async with simulator:
+        log.info("%s: %s", simulator.label, description)
         await asyncio.Event().wait()
-    finally:
-        await simulator.stop()
