@@ -11,15 +11,13 @@ for brokers whose idle connection proves the credentials). A key that fits nowhe
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Generic, TypeVar
 
 from openalgo_proxy.brokers.base import ConnectionState
 from openalgo_proxy.brokers.upstream import UpstreamConnection
-
-log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -31,31 +29,27 @@ Slot = UpstreamConnection[Any, Any]
 COUNTERS = ("reconnects", "stalls", "heartbeats", "decode_errors")
 
 
+@dataclass(eq=False)
 class ConnectionPool(Generic[K, V]):
     """Assigns keys to at most `max_connections` slots of `per_connection` keys each."""
 
-    def __init__(
-        self,
-        open_slot: Callable[[int], Slot],
-        *,
-        max_connections: int,
-        per_connection: int,
-        per_account: int | None = None,
-        keep_open: int = 0,
-        retry_rejected: bool = False,
-    ) -> None:
-        self._open_slot = open_slot
-        self.max_connections = max_connections
-        self.per_connection = per_connection
-        self.per_account = per_account if per_account is not None else max_connections * per_connection
-        self.keep_open = min(keep_open, max_connections)
-        self.retry_rejected = retry_rejected
-        self.slots: list[Slot | None] = [None] * max_connections
-        self.assigned: dict[K, int] = {}  # key -> slot index
-        self.wanted: dict[K, V] = {}
-        self.rejected: set[K] = set()
+    open_slot: Callable[[int], Slot]
+    _: KW_ONLY
+    max_connections: int
+    per_connection: int
+    per_account: int = 0  # 0: max_connections x per_connection
+    keep_open: int = 0
+    retry_rejected: bool = False
+    assigned: dict[K, int] = field(default_factory=dict)  # key -> slot index
+    wanted: dict[K, V] = field(default_factory=dict)
+    rejected: set[K] = field(default_factory=set)
+    stopped: bool = False
+
+    def __post_init__(self) -> None:
+        self.per_account = self.per_account or self.max_connections * self.per_connection
+        self.keep_open = min(self.keep_open, self.max_connections)
+        self.slots: list[Slot | None] = [None] * self.max_connections
         self._closed_counts: Counter[str] = Counter()  # counters of connections already closed
-        self.stopped = False
 
     def limit_message(self) -> str:
         return f"the broker allows {self.max_connections} connections x {self.per_connection} subscriptions"
@@ -109,7 +103,7 @@ class ConnectionPool(Generic[K, V]):
             conn = self.slots[index]
             if shard or index < self.keep_open:
                 if conn is None:
-                    conn = self.slots[index] = self._open_slot(index)
+                    conn = self.slots[index] = self.open_slot(index)
                     conn.start()
                 conn.set_wanted(shard)
             elif conn is not None:
