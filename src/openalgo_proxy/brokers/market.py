@@ -112,12 +112,9 @@ def next_expiry(rule: Callable[[int, int], dt.date | None], today: dt.date) -> d
     raise ValueError("no expiry within two years")
 
 
-def _read_table() -> list[dict[str, str]]:
-    text = resources.files(__package__).joinpath("market.csv").read_text(encoding="utf-8")
-    return list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
-
-
-TABLE: list[dict[str, str]] = _read_table()
+_TEXT = resources.files(__package__).joinpath("market.csv").read_text(encoding="utf-8")
+#: the rows of market.csv (package data), its comment lines left out
+TABLE: list[dict[str, str]] = list(csv.DictReader(line for line in _TEXT.splitlines() if not line.startswith("#")))
 
 
 def _listing(row: dict[str, str], expiry: dt.date | None = None) -> Listing:

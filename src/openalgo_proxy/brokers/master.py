@@ -92,8 +92,6 @@ def prune(keep: Path, prefix: str, source: str, suffix: str) -> None:
 def _parse(parse: Callable[[bytes], T], data: bytes, what: str) -> T:
     try:
         return parse(data)
-    except InstrumentMasterError:
-        raise
     except (ValueError, TypeError, KeyError) as exc:
         raise InstrumentMasterError(f"cannot parse instrument master {what}: {exc}") from exc
 

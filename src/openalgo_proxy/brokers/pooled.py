@@ -36,10 +36,6 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-def _drop(_: object) -> None:
-    return None
-
-
 class PooledAdapter(IndexedAdapter[K], Generic[K, V]):
     """One broker account served by a pool of upstream connections."""
 
@@ -63,9 +59,9 @@ class PooledAdapter(IndexedAdapter[K], Generic[K, V]):
             retry_rejected=self.retry_rejected,
         )
         self.index: InstrumentIndex[K] | None = None
-        self.on_tick: TickSink = _drop
-        self.on_order: OrderSink = _drop
-        self._on_reject: RejectSink = _drop
+        self.on_tick: TickSink = lambda tick: None  # the sinks until start() / set_order_sink()
+        self.on_order: OrderSink = lambda update: None
+        self._on_reject: RejectSink = lambda rejection: None
         self._wanted: dict[K, tuple[Instrument, Mode]] = {}
         self.unknown_keys = 0
 

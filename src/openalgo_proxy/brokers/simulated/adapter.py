@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from openalgo_proxy.brokers.base import AdapterStatus, BrokerAdapter, ConnectionState, FeedOptions, RejectSink, TickSink
 from openalgo_proxy.brokers.index import IndexedAdapter, InstrumentIndex
 from openalgo_proxy.brokers.market import SIMULATED, Listing, SimulatedMarket
-from openalgo_proxy.model import Instrument, Mode, Tick, instrument_kind
+from openalgo_proxy.model import Instrument, Mode, instrument_kind
 
 STEP = 0.05  # seconds between market steps
 
@@ -35,7 +35,7 @@ class SimulatedAdapter(IndexedAdapter[tuple[str, str]]):
         self._wanted: dict[Instrument, Mode] = {}
         self._credit: dict[Instrument, float] = {}
         self._rng = random.Random(options.seed)
-        self._on_tick: TickSink | None = None
+        self._on_tick: TickSink = lambda tick: None  # until start()
         self._task: asyncio.Task[None] | None = None
         self._status = AdapterStatus()
 
@@ -51,11 +51,7 @@ class SimulatedAdapter(IndexedAdapter[tuple[str, str]]):
         self._credit = {inst: self._credit.get(inst, self._rng.random()) for inst in wanted}
         self._status.subscriptions = len(self._wanted)
         for inst in added:  # a broker sends the current state right after a subscribe
-            self._emit(self.market.snapshot(inst.exchange, inst.symbol))
-
-    def _emit(self, tick: Tick) -> None:
-        if self._on_tick is not None:
-            self._on_tick(tick)
+            self._on_tick(self.market.snapshot(inst.exchange, inst.symbol))
 
     async def _run(self) -> None:
         rate = self.options.ticks_per_second * STEP
@@ -67,7 +63,7 @@ class SimulatedAdapter(IndexedAdapter[tuple[str, str]]):
                 credit = self._credit.get(inst, 0.0) + rate * (0.5 + rng.random())
                 while credit >= 1.0:
                     credit -= 1.0
-                    self._emit(self.market.advance(inst.exchange, inst.symbol, now))
+                    self._on_tick(self.market.advance(inst.exchange, inst.symbol, now))
                 self._credit[inst] = credit
 
     def status(self) -> AdapterStatus:
