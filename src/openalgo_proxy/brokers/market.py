@@ -61,9 +61,7 @@ class Listing:
 
 
 def _weekday_on_or_before(day: dt.date) -> dt.date:
-    while day.weekday() >= 5:  # Saturday, Sunday
-        day -= dt.timedelta(days=1)
-    return day
+    return day - dt.timedelta(days=max(0, day.weekday() - 4))  # Saturday and Sunday back to Friday
 
 
 def _month_end(year: int, month: int) -> dt.date:

@@ -55,10 +55,9 @@ def cache_path(cache_dir: str, prefix: str, source: str, day: dt.date, suffix: s
 
 async def fetch(url: str, headers: Mapping[str, str] | None = None, total_seconds: float = 180.0) -> bytes:
     """Download over HTTP(S); certificates are verified (aiohttp's default SSL context)."""
-    client_timeout = aiohttp.ClientTimeout(total=total_seconds)
     try:
         async with (
-            aiohttp.ClientSession(timeout=client_timeout) as session,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=total_seconds)) as session,
             session.get(url, headers=dict(headers or {})) as response,
         ):
             if response.status != 200:

@@ -19,8 +19,8 @@ from typing import Any, Generic, TypeVar
 from openalgo_proxy.brokers.base import ConnectionState
 from openalgo_proxy.brokers.upstream import UpstreamConnection
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
+K = TypeVar("K", bound=Hashable)  # a wire key (the pooled adapter's too)
+V = TypeVar("V")  # an upstream subscription mode
 
 
 #: what the pool holds: an upstream connection (unit tests give it fakes with the same attributes)

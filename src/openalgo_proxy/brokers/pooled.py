@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Hashable, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Mapping
+from typing import Any, Generic
 
 from openalgo_proxy.brokers.base import (
     AdapterStatus,
@@ -26,14 +26,11 @@ from openalgo_proxy.brokers.base import (
     TickSink,
 )
 from openalgo_proxy.brokers.index import IndexedAdapter, InstrumentIndex
-from openalgo_proxy.brokers.pool import ConnectionPool, Slot
+from openalgo_proxy.brokers.pool import ConnectionPool, K, Slot, V
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
 
 log = logging.getLogger(__name__)
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 
 
 class PooledAdapter(IndexedAdapter[K], Generic[K, V]):
@@ -58,7 +55,6 @@ class PooledAdapter(IndexedAdapter[K], Generic[K, V]):
             keep_open=self.keep_open,
             retry_rejected=self.retry_rejected,
         )
-        self.index: InstrumentIndex[K] | None = None
         self.on_tick: TickSink = lambda tick: None  # the sinks until start() / set_order_sink()
         self.on_order: OrderSink = lambda update: None
         self._on_reject: RejectSink = lambda rejection: None

@@ -21,7 +21,6 @@ from __future__ import annotations
 import abc
 import argparse
 import asyncio
-import itertools
 import logging
 import ssl
 import time
@@ -86,16 +85,12 @@ class SimulatorServer(abc.ABC):
         self.mute = False  # send nothing at all, answer no ping (a stalled upstream)
         self.heartbeats_only = False  # heartbeats and answers but no ticks (a quiet market)
         self.reject_handshakes = False  # refuse every credential (HTTP 401/403 per broker)
-        # counters
-        self.handshake_attempts = 0
-        self.handshake_rejections = 0
+        # counters (pings: WebSocket protocol pings; some SDKs put a heartbeat in the payload)
+        self.handshake_attempts = self.handshake_rejections = self.connections_total = 0
+        self.heartbeats_sent = self.pings_received = 0
         self.rejections: Counter[int] = Counter()  # HTTP status -> count
-        self.connections_total = 0
-        self.heartbeats_sent = 0
-        self.pings_received = 0  # WebSocket protocol pings (some SDKs put a heartbeat in the payload)
         self.last_ping_payload = b""
         self.clients: dict[int, SimClient] = {}
-        self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -156,8 +151,7 @@ class SimulatorServer(abc.ABC):
         self.routes(app)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
-        await site.start()
+        await web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context).start()
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         loop = asyncio.get_running_loop()
@@ -248,10 +242,10 @@ class SimulatorServer(abc.ABC):
             return self._refuse(self.too_many(verdict))
         ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 20)
         await ws.prepare(request)
-        client = self.new_client(next(self._ids), verdict, request, ws)
+        self.connections_total += 1
+        client = self.new_client(self.connections_total, verdict, request, ws)  # idents count accepted clients
         client.authenticated = not self.first_frame_auth
         self.clients[client.ident] = client
-        self.connections_total += 1
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.PING:
@@ -290,10 +284,9 @@ class SimulatorServer(abc.ABC):
             return
         try:
             await (client.ws.send_bytes(data) if isinstance(data, bytes) else client.ws.send_str(data))
+            client.frames_sent += 1
         except (ConnectionError, RuntimeError) as exc:
             log.debug("%s: send to client %d failed: %s", self.label, client.ident, exc)
-            return
-        client.frames_sent += 1
 
     # -- loops -------------------------------------------------------------------------------------
 

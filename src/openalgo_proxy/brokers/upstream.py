@@ -120,10 +120,7 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
         self.wanted: dict[K, V] = {}
         self.sent: dict[K, V] = {}
         self.state = ConnectionState.DISCONNECTED
-        self.connects = 0
-        self.stalls = 0
-        self.heartbeats = 0
-        self.decode_errors = 0
+        self.connects = self.stalls = self.heartbeats = self.decode_errors = 0  # counters
         self.last_message = 0.0  # time.monotonic() of the last inbound message
         self._dirty = asyncio.Event()
         self._closing = False
@@ -236,8 +233,7 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
         try:
             await self.authenticate(ws)
             self.connects += 1
-            self.sent = {}
-            self.on_connected()
+            self.on_connected()  # `sent` is empty: every connection ends with it emptied
             self._set_state(ConnectionState.CONNECTED)
             log.info("%s: connected to %s (connect #%d)", self.label, public_url(handshake.url), self.connects)
             self.last_message = time.monotonic()

@@ -41,8 +41,7 @@ class SimulatedAdapter(IndexedAdapter[tuple[str, str]]):
 
     async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
         self._on_tick = on_tick
-        self._status.state = ConnectionState.CONNECTED
-        self._status.connections = 1
+        self._status.state, self._status.connections = ConnectionState.CONNECTED, 1
         self._task = asyncio.get_running_loop().create_task(self._run(), name="simulated-market")
 
     async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
