@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import time
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +144,10 @@ def test_blank_ids_in_the_table_follow_the_documented_rules() -> None:
     assert nifty.upstox_key == "NSE_INDEX|Nifty 50"
     made = Listing("X", "NFO", "7000001", 0, 1.0)  # a listing made in code (options): ids from the Angel token
     assert (made.exchange_token, made.dhan_id) == ("7000001", "7000001")
+
+
+def test_the_market_table_ships_with_the_package() -> None:
+    """A wheel (the Docker image installs one) carries market.csv: pyproject's package data names it."""
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    shipped = pyproject["tool"]["setuptools"]["package-data"]["openalgo_proxy"]
+    assert any(fnmatch.fnmatch("brokers/market.csv", pattern) for pattern in shipped)
