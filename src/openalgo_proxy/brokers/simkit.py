@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from aiohttp import WSMsgType, web
 
 from openalgo_proxy.brokers.market import UNIVERSE, Listing, SimulatedMarket
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +163,7 @@ class SimulatorServer(abc.ABC):
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks)
         for client in list(self.clients.values()):
             try:
                 await asyncio.wait_for(client.ws.close(code=1001, message=b"simulator stopping"), timeout=0.5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Mapping
@@ -12,6 +11,7 @@ from openalgo_proxy.brokers.base import AdapterStatus, BrokerAdapter, Connection
 from openalgo_proxy.brokers.index import IndexedAdapter, InstrumentIndex
 from openalgo_proxy.brokers.market import SIMULATED, Listing, SimulatedMarket
 from openalgo_proxy.model import Instrument, Mode, instrument_kind
+from openalgo_proxy.tasks import cancel_and_wait
 
 STEP = 0.05  # seconds between market steps
 
@@ -69,11 +69,8 @@ class SimulatedAdapter(IndexedAdapter[tuple[str, str]]):
         return self._status
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         self._status.state = ConnectionState.CLOSED
 
 
