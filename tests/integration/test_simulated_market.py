@@ -12,16 +12,12 @@ from typing import Any
 
 import pytest
 
-from openalgo_proxy.brokers.angel import simulator as angel_sim
+from openalgo_proxy.brokers import registry
 from openalgo_proxy.brokers.base import FeedOptions
-from openalgo_proxy.brokers.dhan.local import LocalDhanAdapter
+from openalgo_proxy.brokers.market import OPTIONS as OPTION_SERIES
 from openalgo_proxy.brokers.market import UNIVERSE, Listing
-from openalgo_proxy.brokers.mstock import simulator as mstock_sim
 from openalgo_proxy.brokers.mstock.adapter import EXCHANGES as MSTOCK_EXCHANGES
-from openalgo_proxy.brokers.noren.local import LocalNorenAdapter
 from openalgo_proxy.brokers.pooled import PooledAdapter
-from openalgo_proxy.brokers.upstox.local import LocalUpstoxAdapter
-from openalgo_proxy.brokers.zerodha import simulator as kite_sim
 
 OPTIONS = FeedOptions(ticks_per_second=0.0, seed=1)
 UPSTOX_SEGMENTS = {"NSE": "NSE_EQ", "BSE": "BSE_EQ", "NFO": "NSE_FO", "MCX": "MCX_FO", "CDS": "NCD_FO"}
@@ -33,31 +29,18 @@ def _drop(_: object) -> None:
 
 @contextlib.asynccontextmanager
 async def _served(name: str) -> AsyncIterator[PooledAdapter[Any, Any]]:
-    """The broker's adapter, started against a simulator with the default (shared) listings."""
-    sim: Any = None
-    if name == "angel":
-        sim = angel_sim.AngelSimulator()
-    elif name == "mstock":
-        sim = mstock_sim.MStockSimulator()
-    elif name == "zerodha":
-        sim = kite_sim.KiteSimulator()
-    if sim is not None:
-        await sim.start()
-        adapter: Any = {"angel": angel_sim, "mstock": mstock_sim, "zerodha": kite_sim}[name].adapter_for(sim, OPTIONS)
-    else:
-        adapter = {
-            "dhan": lambda: LocalDhanAdapter(OPTIONS),
-            "noren": lambda: LocalNorenAdapter(OPTIONS, "shoonya"),
-            "upstox": lambda: LocalUpstoxAdapter(OPTIONS),
-        }[name]()
+    """The broker's adapter, started against its simulator (the registry's) with the default listings."""
+    module = registry.spec("shoonya" if name == "noren" else name).simulator_module()
+    sim = module.simulator_for(OPTIONS)
+    await sim.start()
+    adapter = module.adapter_for(sim, OPTIONS)
     try:
         await adapter.start(_drop, _drop)
         assert isinstance(adapter, PooledAdapter)
         yield adapter
     finally:
         await adapter.stop()
-        if sim is not None:
-            await sim.stop()
+        await sim.stop()
 
 
 def _upstox_key(listing: Listing) -> str:
@@ -81,6 +64,8 @@ IDS: dict[str, Callable[[Listing], str]] = {
 @pytest.mark.parametrize("broker", sorted(IDS))
 async def test_every_simulator_lists_the_one_market_under_the_tables_ids(broker: str) -> None:
     listings = [lst for lst in UNIVERSE if broker != "mstock" or lst.exchange in MSTOCK_EXCHANGES]
+    if broker == "angel":  # the local Angel feed also lists the option series the chain service prices
+        listings += OPTION_SERIES
     async with _served(broker) as adapter:
         index = adapter.index
         assert index is not None
