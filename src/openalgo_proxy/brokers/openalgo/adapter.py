@@ -40,6 +40,7 @@ from openalgo_proxy.brokers.base import (
 from openalgo_proxy.brokers.openalgo.codec import to_tick
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, ConfigError, ErrorCode
 from openalgo_proxy.model import Instrument, Mode
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,6 @@ class ChainAdapter(BrokerAdapter):
             connections=1 if self.state is ConnectionState.CONNECTED else 0,
             subscriptions=len(self.sent),
             reconnects=max(0, self.connects - 1),
-            last_message_monotonic=self.last_message,
             decode_errors=self.decode_errors,
             extra={"upstream": self.url, "wanted": len(self._wanted), "frames_sent": self.frames_sent},
         )
@@ -152,10 +152,7 @@ class ChainAdapter(BrokerAdapter):
     async def stop(self) -> None:
         self._stopping = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self.state = ConnectionState.CLOSED
 
     # -- upstream ----------------------------------------------------------------------------------

@@ -1,0 +1,16 @@
+"""The six Noren brokers in the broker registry: one adapter module and one simulator serve them all."""
+
+from openalgo_proxy.brokers.noren.members import MEMBERS
+from openalgo_proxy.brokers.spec import BrokerSpec
+
+SPECS = tuple(
+    BrokerSpec(
+        name=member.name,
+        summary=f"{member.title} Noren API",
+        adapter=f"openalgo_proxy.brokers.noren.adapter:{member.name}",
+        simulator=f"openalgo_proxy.brokers.noren.simulator:{member.name}",
+        max_connections=3,  # undocumented by the brokers: 1 unless --max-connections asks for up to 3
+        family="noren",
+    )
+    for member in MEMBERS.values()
+)
