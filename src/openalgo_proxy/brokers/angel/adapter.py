@@ -109,14 +109,11 @@ class AngelAdapter(OrderStreamAdapter[PairKey, SubscriptionMode]):
             "angel-orders",
             url,
             self.session,
-            functools.partial(order_update, by_token=self._order_instrument),
+            functools.partial(order_update, by_token=lambda etype, token: self.indexed((etype, token))),
             self.emit_order,
             self._settings,
             self._backoff(),
         )
-
-    def _order_instrument(self, exchange_type: int, token: str) -> Instrument | None:
-        return self.indexed((exchange_type, token))
 
     async def load_index(self) -> InstrumentMaster:
         return await load_master(self.options.instruments, self.options.cache_dir)
