@@ -23,7 +23,8 @@ from types import ModuleType
 from typing import Any
 
 from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
-from openalgo_proxy.brokers.spec import BrokerSpec
+from openalgo_proxy.brokers.environment import BrokerSettings
+from openalgo_proxy.brokers.spec import BrokerSpec, load_settings_class
 
 #: the broker folders with a `spec.py`, in the order the CLI lists them
 BROKERS: tuple[str, ...] = ("angel", "zerodha", "dhan", "mstock")
@@ -62,6 +63,13 @@ SIMULATORS: dict[str, str] = {
 }
 
 
+#: the `[feed.NAME]` sections of the brokers not in `BROKERS`, as `BrokerSpec.settings`
+SETTINGS: dict[str, str] = {
+    "upstox": "openalgo_proxy.brokers.upstox.settings:UpstoxSettings",
+    **{name: f"openalgo_proxy.brokers.noren.settings:{name.title()}Settings" for name in NOREN_MEMBERS},
+}
+
+
 def names() -> list[str]:
     """Every name `--broker` (and `feed.broker`) accepts."""
     locals_ = (f"{b}{LOCAL_SUFFIX}" for b in BROKERS)
@@ -78,6 +86,12 @@ def spec(name: str) -> BrokerSpec:
         raise ValueError(f"unknown broker {name!r}; choose from {', '.join(names())}")
     found: BrokerSpec = importlib.import_module(f"openalgo_proxy.brokers.{name}.spec").SPEC
     return found
+
+
+def settings_classes() -> dict[str, type[BrokerSettings]]:
+    """Every broker with a `[feed.NAME]` section, and the class that validates it."""
+    found = {name: spec(name).settings_class() for name in BROKERS}
+    return found | {name: load_settings_class(path) for name, path in SETTINGS.items()}
 
 
 def help_text() -> str:

@@ -38,6 +38,7 @@ from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, load_mast
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
 from openalgo_proxy.brokers.angel.orders import ORDER_PATH, ORDER_WS_URL, AngelOrderConnection
 from openalgo_proxy.brokers.angel.provided import ProvidedAngelSession
+from openalgo_proxy.brokers.angel.settings import AngelSettings
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, OrderSink, RejectSink, TickSink
 from openalgo_proxy.brokers.credentials import CredentialProvider
 from openalgo_proxy.brokers.master import default_cache_dir
@@ -107,7 +108,10 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         if self._provider is not None:
             self.session = ProvidedAngelSession(self._provider, self.options.api_url)
         else:
-            self.session = AngelSession(self._credentials or AngelCredentials.from_env(), self.options.api_url)
+            self.session = AngelSession(
+                self._credentials or AngelCredentials.from_env(settings=self.options.section(AngelSettings)),
+                self.options.api_url,
+            )
 
     def set_order_sink(self, on_order: OrderSink) -> None:
         """Order events come from a separate order-status socket, opened at start for a feed that wants them."""

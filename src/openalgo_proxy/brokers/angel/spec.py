@@ -7,4 +7,5 @@ SPEC = BrokerSpec(
     summary="Angel One SmartAPI",
     adapter="openalgo_proxy.brokers.angel.adapter",
     simulator="openalgo_proxy.brokers.angel.simulator",
+    settings="openalgo_proxy.brokers.angel.settings:AngelSettings",
 )

@@ -45,6 +45,7 @@ from openalgo_proxy.brokers.dhan.depth import (
 )
 from openalgo_proxy.brokers.dhan.instruments import Key, load_master, wire_key
 from openalgo_proxy.brokers.dhan.orders import ORDER_UPDATE_URL, DhanOrderConnection
+from openalgo_proxy.brokers.dhan.settings import DhanSettings
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.pool import ConnectionPool
@@ -117,7 +118,9 @@ class DhanAdapter(PooledAdapter[Key, RequestCode]):
         self._books: dict[Key, list[tuple[DepthLevel, ...] | None]] = {}
 
     async def prepare(self) -> None:
-        self.credentials = self._given_credentials or DhanCredentials.from_env()
+        self.credentials = self._given_credentials or DhanCredentials.from_env(
+            settings=self.options.section(DhanSettings)
+        )
 
     async def load_index(self) -> InstrumentIndex[Key]:
         cache_dir = self.options.cache_dir

@@ -7,4 +7,5 @@ SPEC = BrokerSpec(
     summary="Dhan Live Market Feed",
     adapter="openalgo_proxy.brokers.dhan.adapter",
     simulator="openalgo_proxy.brokers.dhan.simulator",
+    settings="openalgo_proxy.brokers.dhan.settings:DhanSettings",
 )

@@ -7,4 +7,5 @@ SPEC = BrokerSpec(
     summary="mStock Type B",
     adapter="openalgo_proxy.brokers.mstock.adapter",
     simulator="openalgo_proxy.brokers.mstock.simulator",
+    settings="openalgo_proxy.brokers.mstock.settings:MStockSettings",
 )

@@ -7,4 +7,5 @@ SPEC = BrokerSpec(
     summary="Zerodha Kite Connect",
     adapter="openalgo_proxy.brokers.zerodha.adapter",
     simulator="openalgo_proxy.brokers.zerodha.simulator",
+    settings="openalgo_proxy.brokers.zerodha.settings:ZerodhaSettings",
 )
