@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from openalgo_proxy.brokers.environment import BrokerSettings, describe
+from openalgo_proxy.brokers.environment import BrokerSettings
 from openalgo_proxy.brokers.registry import LOCAL_SUFFIX, settings_classes
 from openalgo_proxy.brokers.registry import names as broker_names
 from openalgo_proxy.bus_ipc import default_endpoint
@@ -485,7 +485,11 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | No
 
 
 def _describe(exc: ValidationError) -> str:
-    return "invalid configuration: " + describe(exc)
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"])
+        lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    return "invalid configuration: " + "; ".join(lines)
 
 
 def show(settings: Settings) -> str:

@@ -29,11 +29,7 @@ class Credential:
     env: str
     required: bool = True
     token_file: bool = False  # `<env>_FILE` may name a file holding it instead (re-read at every use)
-    key: str = ""  # a non-secret value (a client id) may also be given as this section key
-
-    @property
-    def secret(self) -> bool:
-        return not self.key
+    key: str = ""  # a non-secret value (a client id), also accepted as this key of the section; "" = a secret
 
 
 class BrokerSettings(BaseModel):
@@ -57,7 +53,7 @@ class BrokerSettings(BaseModel):
             return data
         for credential in cls.credentials:
             given = [k for k in (credential.env.lower(), credential.env.lower().split("_", 1)[-1]) if k in data]
-            if credential.secret and given:
+            if given and not credential.key:
                 raise ValueError(f"{given[0]} is a secret: set the environment variable {credential.env} instead")
         env: Mapping[str, str] = (info.context or {}).get("env", os.environ)
         from_env = {field: env[name] for field, name in cls.environment.items() if env.get(name, "").strip()}
@@ -66,11 +62,10 @@ class BrokerSettings(BaseModel):
     @field_validator("exchanges", mode="before")
     @classmethod
     def _exchange_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.split(",")
-        if isinstance(value, list | tuple):
-            return tuple(str(name).strip().upper() for name in value if str(name).strip())
-        return value
+        names = value.split(",") if isinstance(value, str) else value  # a comma list from the environment
+        return (
+            tuple(str(n).strip().upper() for n in names if str(n).strip()) if isinstance(names, list | tuple) else names
+        )
 
     @classmethod
     def load(cls: type[Section], env: Mapping[str, str] | None = None) -> Section:
@@ -78,7 +73,8 @@ class BrokerSettings(BaseModel):
         try:
             return cls.model_validate({}, context={"env": os.environ if env is None else env})
         except ValidationError as exc:
-            raise ConfigError(describe(exc, cls.environment)) from None
+            names = sorted({cls.environment.get(str(err["loc"][0]), str(err["loc"][0])) for err in exc.errors()})
+            raise ConfigError(f"invalid {' and '.join(names)}: {exc.errors()[0]['msg']}") from None
 
     def read_credentials(self, broker: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
         """See `read_credentials`; a non-secret credential given in this section wins."""
@@ -87,15 +83,6 @@ class BrokerSettings(BaseModel):
 
 
 Section = TypeVar("Section", bound=BrokerSettings)
-
-
-def describe(exc: ValidationError, names: Mapping[str, str] | None = None) -> str:
-    """One line: every problem after the dotted key it concerns (`names` renames a key, e.g. to its variable)."""
-    problems = []
-    for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"])
-        problems.append(f"{(names or {}).get(key, key)}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(problems)
 
 
 def read_credentials(

@@ -24,7 +24,7 @@ from typing import Any
 
 from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.environment import BrokerSettings
-from openalgo_proxy.brokers.spec import BrokerSpec, load_settings_class
+from openalgo_proxy.brokers.spec import BrokerSpec
 
 #: the broker folders with a `spec.py`, in the order the CLI lists them
 BROKERS: tuple[str, ...] = ("angel", "zerodha", "dhan", "mstock")
@@ -63,11 +63,8 @@ SIMULATORS: dict[str, str] = {
 }
 
 
-#: the `[feed.NAME]` sections of the brokers not in `BROKERS`, as `BrokerSpec.settings`
-SETTINGS: dict[str, str] = {
-    "upstox": "openalgo_proxy.brokers.upstox.settings:UpstoxSettings",
-    **{name: f"openalgo_proxy.brokers.noren.settings:{name.title()}Settings" for name in NOREN_MEMBERS},
-}
+#: modules whose `BY_NAME` maps the brokers not in `BROKERS` to their section class (`BrokerSpec.settings`)
+SETTINGS = ("openalgo_proxy.brokers.upstox.settings", "openalgo_proxy.brokers.noren.settings")
 
 
 def names() -> list[str]:
@@ -90,8 +87,10 @@ def spec(name: str) -> BrokerSpec:
 
 def settings_classes() -> dict[str, type[BrokerSettings]]:
     """Every broker with a `[feed.NAME]` section, and the class that validates it."""
-    found = {name: spec(name).settings_class() for name in BROKERS}
-    return found | {name: load_settings_class(path) for name, path in SETTINGS.items()}
+    found: dict[str, type[BrokerSettings]] = {name: spec(name).settings for name in BROKERS}
+    for module in SETTINGS:
+        found |= importlib.import_module(module).BY_NAME
+    return found
 
 
 def help_text() -> str:

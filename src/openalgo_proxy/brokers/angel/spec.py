@@ -1,5 +1,6 @@
 """Angel One in the broker registry."""
 
+from openalgo_proxy.brokers.angel.settings import AngelSettings
 from openalgo_proxy.brokers.spec import BrokerSpec
 
 SPEC = BrokerSpec(
@@ -7,5 +8,5 @@ SPEC = BrokerSpec(
     summary="Angel One SmartAPI",
     adapter="openalgo_proxy.brokers.angel.adapter",
     simulator="openalgo_proxy.brokers.angel.simulator",
-    settings="openalgo_proxy.brokers.angel.settings:AngelSettings",
+    settings=AngelSettings,
 )

@@ -1,5 +1,6 @@
 """Dhan in the broker registry."""
 
+from openalgo_proxy.brokers.dhan.settings import DhanSettings
 from openalgo_proxy.brokers.spec import BrokerSpec
 
 SPEC = BrokerSpec(
@@ -7,5 +8,5 @@ SPEC = BrokerSpec(
     summary="Dhan Live Market Feed",
     adapter="openalgo_proxy.brokers.dhan.adapter",
     simulator="openalgo_proxy.brokers.dhan.simulator",
-    settings="openalgo_proxy.brokers.dhan.settings:DhanSettings",
+    settings=DhanSettings,
 )

@@ -28,7 +28,7 @@ from openalgo_proxy.brokers.noren.credentials import NorenCredentials
 from openalgo_proxy.brokers.noren.instruments import NorenIndex, load_master
 from openalgo_proxy.brokers.noren.members import Member, member
 from openalgo_proxy.brokers.noren.orders import order_update
-from openalgo_proxy.brokers.noren.settings import BY_MEMBER
+from openalgo_proxy.brokers.noren.settings import BY_NAME
 from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.model import Instrument, Mode
@@ -60,7 +60,7 @@ class NorenAdapter(PooledAdapter[Key, str]):
     ) -> None:
         self.member = broker if isinstance(broker, Member) else member(broker)
         self.name = self.member.name
-        self.section = options.section(BY_MEMBER[self.name])
+        self.section = options.section(BY_NAME[self.name])
         self.keys_per_message = keys_per_message or self.section.keys_per_message
         per = max_subscriptions or self.section.max_subscriptions
         if not options.max_connections:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from openalgo_proxy.brokers.environment import read_token
 from openalgo_proxy.brokers.noren.members import Member
-from openalgo_proxy.brokers.noren.settings import BY_MEMBER, NorenSettings
+from openalgo_proxy.brokers.noren.settings import BY_NAME, NorenSettings
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,6 @@ class NorenCredentials:
     def from_env(
         cls, member: Member, env: Mapping[str, str] | None = None, settings: NorenSettings | None = None
     ) -> NorenCredentials:
-        found = (settings or BY_MEMBER[member.name].load(env)).read_credentials(member.name, env)
+        found = (settings or BY_NAME[member.name].load(env)).read_credentials(member.name, env)
         token = f"{member.env}_ACCESS_TOKEN"
         return cls(found[f"{member.env}_USER_ID"], found.get(token, ""), found.get(f"{token}_FILE"))

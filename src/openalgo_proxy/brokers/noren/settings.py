@@ -47,4 +47,6 @@ DefinedgeSettings = _member_settings("definedge")
 AliceblueSettings = _member_settings("aliceblue")
 
 #: each member's class, by broker name
-BY_MEMBER = {cls.__name__.removesuffix("Settings").lower(): cls for cls in NorenSettings.__subclasses__()}
+BY_NAME: dict[str, type[NorenSettings]] = {
+    cls.__name__.removesuffix("Settings").lower(): cls for cls in NorenSettings.__subclasses__()
+}
