@@ -26,27 +26,14 @@ LOGIN_PATH = "/rest/auth/angelbroking/user/v1/loginByPassword"
 REFRESH_PATH = "/rest/auth/angelbroking/jwt/v1/generateTokens"
 
 
-def _mask(value: str) -> str:
-    return "***" if value else "''"
-
-
 @dataclass(frozen=True)
 class AngelCredentials:
-    api_key: str
+    api_key: str = field(repr=False)
     client_code: str
     pin: str = field(default="", repr=False)
     totp_secret: str = field(default="", repr=False)
     jwt_token: str = field(default="", repr=False)
     feed_token: str = field(default="", repr=False)
-
-    def __repr__(self) -> str:
-        return (
-            f"AngelCredentials(api_key={_mask(self.api_key)}, client_code={self.client_code!r}, "
-            f"pin={_mask(self.pin)}, totp_secret={_mask(self.totp_secret)}, "
-            f"jwt_token={_mask(self.jwt_token)}, feed_token={_mask(self.feed_token)})"
-        )
-
-    __str__ = __repr__
 
     @property
     def can_login(self) -> bool:
