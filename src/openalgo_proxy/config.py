@@ -497,8 +497,12 @@ def show(settings: Settings) -> str:
     data = settings.model_dump(mode="json")
     section = settings.feed.section()
     data["feed"] = {key: value for key, value in data["feed"].items() if key not in BROKER_SECTIONS or value}
-    if section is not None:  # the chosen broker's options as the feed will use them
+    if (
+        section is not None
+    ):  # the chosen broker's options as the feed will use them; of its credentials only whether set
         data["feed"][settings.feed.broker.removesuffix(LOCAL_SUFFIX)] = section.model_dump(mode="json")
+        names = [c.env for c in section.credentials] + [f"{c.env}_FILE" for c in section.credentials if c.token_file]
+        data["credentials"] = {name: "set" if os.environ.get(name, "").strip() else "unset" for name in names}
     auth = data.get("auth", {})
     if auth.get("api_keys"):
         auth["api_keys"] = ["**********" for _ in auth["api_keys"]]

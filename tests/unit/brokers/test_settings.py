@@ -146,3 +146,16 @@ def test_create_takes_the_section_options() -> None:
     assert kite._exchange_filter == ("MCX",)  # type: ignore[attr-defined]
     given = creator("zerodha")(FeedOptions(exchanges=("NSE",), settings=classes["zerodha"].model_validate({})))
     assert given._exchange_filter == ("NSE",)  # type: ignore[attr-defined]
+
+
+def test_config_show_tells_which_credentials_are_set_never_their_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KITE_API_KEY", "kite-secret-value")
+    monkeypatch.delenv("KITE_ACCESS_TOKEN", raising=False)
+    monkeypatch.delenv("KITE_ACCESS_TOKEN_FILE", raising=False)
+    text = show(load_settings(overrides={"feed": {"broker": "zerodha-simulator"}}))
+    assert "kite-secret-value" not in text
+    assert json.loads(text)["credentials"] == {
+        "KITE_API_KEY": "set",
+        "KITE_ACCESS_TOKEN": "unset",
+        "KITE_ACCESS_TOKEN_FILE": "unset",
+    }
