@@ -87,7 +87,7 @@ def spec(name: str) -> BrokerSpec:
 
 def settings_classes() -> dict[str, type[BrokerSettings]]:
     """Every broker with a `[feed.NAME]` section, and the class that validates it."""
-    found: dict[str, type[BrokerSettings]] = {name: spec(name).settings for name in BROKERS}
+    found = {name: cls for name in BROKERS if (cls := spec(name).settings) is not None}
     for module in SETTINGS:
         found |= importlib.import_module(module).BY_NAME
     return found

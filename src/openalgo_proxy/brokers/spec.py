@@ -17,7 +17,7 @@ class BrokerSpec:
     summary: str  # one line for CLI help
     adapter: str  # module with `create(options) -> BrokerAdapter` (credentials from the environment)
     simulator: str  # module with `add_arguments`, `serve`, and `adapter_for(simulator, options)`
-    settings: type[BrokerSettings] = BrokerSettings  # validates its `[feed.NAME]` section (brokers/environment.py)
+    settings: type[BrokerSettings] | None = None  # validates its `[feed.NAME]` section; None = it has none
 
     def adapter_module(self) -> ModuleType:
         return importlib.import_module(self.adapter)
