@@ -28,6 +28,8 @@ REFRESH_PATH = "/rest/auth/angelbroking/jwt/v1/generateTokens"
 
 @dataclass(frozen=True)
 class AngelCredentials:
+    """The account's SmartAPI credentials; only the client code shows in a repr."""
+
     api_key: str = field(repr=False)
     client_code: str
     pin: str = field(default="", repr=False)
