@@ -20,6 +20,7 @@ from openalgo_proxy.brokers.environment import BrokerSettings, Section
 from openalgo_proxy.control import OrderUpdate
 from openalgo_proxy.errors import BrokerAuthError, BrokerRateLimited, ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -201,12 +202,7 @@ class StallWatchdog:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
 
 
 async def run_with_reconnect(

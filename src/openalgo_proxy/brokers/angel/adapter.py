@@ -36,14 +36,14 @@ from openalgo_proxy.brokers.angel.codec import (
 from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, ErrorSink, PairKey, SmartStreamConnection
 from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, load_master
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
-from openalgo_proxy.brokers.angel.orders import ORDER_PATH, ORDER_WS_URL, AngelOrderConnection
+from openalgo_proxy.brokers.angel.orders import ORDER_PATH, ORDER_WS_URL, AngelOrderStream, order_update
 from openalgo_proxy.brokers.angel.provided import ProvidedAngelSession
 from openalgo_proxy.brokers.angel.settings import AngelSettings
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, OrderSink, RejectSink, TickSink
+from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.credentials import CredentialProvider
 from openalgo_proxy.brokers.master import default_cache_dir
+from openalgo_proxy.brokers.order_stream import OrderStreamAdapter
 from openalgo_proxy.brokers.pool import ConnectionPool
-from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, DepthLevel, Instrument, Mode, Tick
@@ -55,7 +55,7 @@ MAX_DEPTH_20_TOKENS = 50
 WITH_OI = frozenset({"NFO", "BFO", "MCX", "CDS", "NCDEX"})
 
 
-class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
+class AngelAdapter(OrderStreamAdapter[PairKey, SubscriptionMode]):
     name = "angel"
     max_connections_cap = MAX_CONNECTIONS
     per_connection_cap = MAX_PAIRS_PER_CONNECTION
@@ -92,8 +92,6 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         )
         self._rng = rng or random.Random()
         self.session: AngelSession | None = None
-        self.orders: AngelOrderConnection | None = None
-        self._orders_wanted = False
         # 20-level books: one Depth-20 connection (mode 4, 50 tokens), the instruments wanted on it and
         # the last standard tick of each (a Depth-20 packet carries no trade fields)
         self.depth_pool: ConnectionPool[PairKey, SubscriptionMode] = ConnectionPool(
@@ -113,23 +111,25 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
                 self.options.api_url,
             )
 
-    def set_order_sink(self, on_order: OrderSink) -> None:
-        """Order events come from a separate order-status socket, opened at start for a feed that wants them."""
-        self.on_order = on_order
-        self._orders_wanted = True
+    def open_order_stream(self) -> AngelOrderStream:
+        """The order-status socket: a local or test server serves it beside the market data."""
+        assert self.session is not None, "start() first"
+        base, cap, long_delay = self._backoff
+        url = ORDER_WS_URL
+        if self.options.ws_url:
+            url = self.options.ws_url.split("://", 1)[0] + "://" + self.options.ws_url.split("/")[2] + ORDER_PATH
+        return AngelOrderStream(
+            "angel-orders",
+            url,
+            self.session,
+            functools.partial(order_update, by_token=self._order_instrument),
+            self.emit_order,
+            self._settings,
+            Backoff(base, cap, long_delay),
+        )
 
-    async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
-        await super().start(on_tick, on_reject)
-        if self._orders_wanted and self.session is not None:
-            base, cap, long_delay = self._backoff
-            url = ORDER_WS_URL
-            if self.options.ws_url:  # a local or test server serves both sockets
-                url = self.options.ws_url.split("://", 1)[0] + "://" + self.options.ws_url.split("/")[2] + ORDER_PATH
-            self.orders = AngelOrderConnection(
-                url, self.session, self._order_instrument, self.on_order, self._settings, Backoff(base, cap, long_delay)
-            )
-            self.orders.set_wanted({})
-            self.orders.start()
+    def _order_instrument(self, exchange_type: int, token: str) -> Instrument | None:
+        return self.indexed((exchange_type, token))
 
     async def load_index(self) -> InstrumentMaster:
         cache_dir = self.options.cache_dir
@@ -221,14 +221,9 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
 
     async def stop(self) -> None:
         try:
-            if self.orders is not None:
-                await self.orders.stop()
             await self.depth_pool.stop()
         finally:
             await super().stop()
-
-    def _order_instrument(self, exchange_type: int, token: str) -> Instrument | None:
-        return self.index.by_key((exchange_type, token)) if self.index is not None else None
 
     def connections(self) -> list[SmartStreamConnection]:
         return [c for c in self.pool.slots if isinstance(c, SmartStreamConnection)]

@@ -18,7 +18,7 @@ import logging
 import random
 from collections.abc import Mapping
 
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, RejectSink, TickSink
+from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.noren import codec
@@ -75,7 +75,6 @@ class NorenAdapter(PooledAdapter[Key, str]):
         )
         self._backoff_base = backoff_base
         self._rng = rng or random.Random()
-        self.orders_wanted = False
         self.orders_forwarded = 0
 
     async def prepare(self) -> None:
@@ -111,9 +110,6 @@ class NorenAdapter(PooledAdapter[Key, str]):
             Backoff(self._backoff_base, rng=self._rng),
             self.keys_per_message,
         )
-
-    async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
-        await super().start(on_tick, on_reject)
 
     def connections(self) -> list[NorenConnection]:
         return [c for c in self.pool.slots if isinstance(c, NorenConnection)]

@@ -40,6 +40,7 @@ from openalgo_proxy.brokers.environment import secret
 from openalgo_proxy.brokers.openalgo.codec import to_tick
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, ConfigError, ErrorCode
 from openalgo_proxy.model import Instrument, Mode
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +151,7 @@ class ChainAdapter(BrokerAdapter):
     async def stop(self) -> None:
         self._stopping = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self.state = ConnectionState.CLOSED
 
     # -- upstream ----------------------------------------------------------------------------------

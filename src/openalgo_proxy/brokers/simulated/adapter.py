@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Iterable, Mapping
@@ -18,6 +17,7 @@ from openalgo_proxy.brokers.base import (
 )
 from openalgo_proxy.brokers.market import SIMULATED, Listing, SimulatedMarket
 from openalgo_proxy.model import Instrument, Mode, Tick, instrument_kind
+from openalgo_proxy.tasks import cancel_and_wait
 
 STEP = 0.05  # seconds between market steps
 
@@ -102,11 +102,8 @@ class SimulatedAdapter(BrokerAdapter):
         return self._status
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         self._status.state = ConnectionState.CLOSED
 
 
