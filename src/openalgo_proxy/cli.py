@@ -120,10 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="a local broker simulator speaking the broker's wire protocol")
     sim_sub = simulate.add_subparsers(dest="simulator", required=True)
-    from openalgo_proxy.brokers.registry import BROKERS, simulator_module, simulator_names, spec
+    from openalgo_proxy.brokers.registry import simulator_help, simulator_module, simulator_names
 
     for name in simulator_names():
-        sim = sim_sub.add_parser(name, help=f"{spec(name).summary if name in BROKERS else name} simulator")
+        sim = sim_sub.add_parser(name, help=simulator_help(name))
         _common(sim)
         try:
             simulator_module(name).add_arguments(sim)

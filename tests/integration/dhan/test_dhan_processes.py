@@ -13,8 +13,9 @@ import pytest
 from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.dhan.adapter import DhanAdapter
 from openalgo_proxy.brokers.dhan.credentials import DhanCredentials
-from openalgo_proxy.brokers.dhan.local import LocalDhanAdapter
 from openalgo_proxy.brokers.dhan.simulator import DhanSimulator
+from openalgo_proxy.brokers.dhan.spec import SPEC
+from openalgo_proxy.brokers.local import LocalAdapter
 from openalgo_proxy.brokers.master import InstrumentMasterError
 from openalgo_proxy.model import Mode
 from tests.integration.dhan.conftest import sim_options, until
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 async def test_local_adapter_streams_through_the_proxy() -> None:
-    adapter = LocalDhanAdapter(FeedOptions(ticks_per_second=20, seed=2))
+    adapter = LocalAdapter(SPEC, FeedOptions(ticks_per_second=20, seed=2))
     async with asyncio.timeout(20), running_system(adapter=adapter) as system, client(system.url) as c:
         reply = await c.reply({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": "Depth"})
         assert reply["status"] == "success"

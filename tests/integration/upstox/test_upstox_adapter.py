@@ -255,17 +255,6 @@ async def test_order_updates_from_the_portfolio_stream(harness: Any) -> None:
     assert h.adapter.status().extra["order_updates"] == 1
 
 
-async def test_malformed_messages_are_counted_and_the_connection_stays(harness: Any) -> None:
-    h = await harness({"ticks_per_second": 20})
-    await h.adapter.set_wanted({h.instrument("NSE", "INFY"): Mode.LTP})
-    await until(lambda: h.ticks_for("INFY"), what="first ticks")
-    await h.sim.send_malformed()
-    await until(lambda: h.adapter.status().decode_errors == 1, what="the decode error counted")
-    count = len(h.ticks)
-    await until(lambda: len(h.ticks) > count, what="ticks after the malformed message")
-    assert h.adapter.status().reconnects == 0
-
-
 async def test_missing_credentials_are_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from openalgo_proxy.errors import ConfigError
 

@@ -11,11 +11,12 @@ import sys
 import pytest
 
 from openalgo_proxy.brokers.base import FeedOptions
+from openalgo_proxy.brokers.local import LocalAdapter
 from openalgo_proxy.brokers.master import InstrumentMasterError
 from openalgo_proxy.brokers.upstox.adapter import UpstoxAdapter
 from openalgo_proxy.brokers.upstox.credentials import UpstoxCredentials
-from openalgo_proxy.brokers.upstox.local import LocalUpstoxAdapter
 from openalgo_proxy.brokers.upstox.simulator import UpstoxSimulator
+from openalgo_proxy.brokers.upstox.spec import SPEC
 from openalgo_proxy.model import Mode
 from tests.integration.upstox.conftest import sim_options, until
 from tests.support import client, free_port, running_system, start_cli, stop_process
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 async def test_local_adapter_streams_through_the_proxy() -> None:
-    adapter = LocalUpstoxAdapter(FeedOptions(ticks_per_second=20, seed=2))
+    adapter = LocalAdapter(SPEC, FeedOptions(ticks_per_second=20, seed=2))
     async with asyncio.timeout(20), running_system(adapter=adapter) as system, client(system.url) as c:
         reply = await c.reply({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": "Depth"})
         assert reply["status"] == "success"

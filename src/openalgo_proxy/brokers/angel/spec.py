@@ -8,5 +8,6 @@ SPEC = BrokerSpec(
     summary="Angel One SmartAPI",
     adapter="openalgo_proxy.brokers.angel.adapter",
     simulator="openalgo_proxy.brokers.angel.simulator",
+    max_connections=3,
     settings=AngelSettings,
 )

@@ -8,5 +8,6 @@ SPEC = BrokerSpec(
     summary="Dhan Live Market Feed",
     adapter="openalgo_proxy.brokers.dhan.adapter",
     simulator="openalgo_proxy.brokers.dhan.simulator",
+    max_connections=5,
     settings=DhanSettings,
 )

@@ -8,5 +8,6 @@ SPEC = BrokerSpec(
     summary="mStock Type B",
     adapter="openalgo_proxy.brokers.mstock.adapter",
     simulator="openalgo_proxy.brokers.mstock.simulator",
+    max_connections=3,
     settings=MStockSettings,
 )

@@ -107,7 +107,7 @@ class NorenAdapter(PooledAdapter[Key, str]):
             self._on_state,
             self._on_order_message if slot == 0 else None,
             self._settings,
-            Backoff(self._backoff_base, rng=self._rng),
+            Backoff(self._backoff_base, self.options.backoff_cap, self.options.backoff_cap, rng=self._rng),
             self.keys_per_message,
         )
 

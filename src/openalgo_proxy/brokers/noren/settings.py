@@ -39,14 +39,5 @@ def _member_settings(name: str) -> type[NorenSettings]:
     return made
 
 
-ShoonyaSettings = _member_settings("shoonya")
-FlattradeSettings = _member_settings("flattrade")
-ZebuSettings = _member_settings("zebu")
-TradesmartSettings = _member_settings("tradesmart")
-DefinedgeSettings = _member_settings("definedge")
-AliceblueSettings = _member_settings("aliceblue")
-
 #: each member's class, by broker name
-BY_NAME: dict[str, type[NorenSettings]] = {
-    cls.__name__.removesuffix("Settings").lower(): cls for cls in NorenSettings.__subclasses__()
-}
+BY_NAME = {name: _member_settings(name) for name in MEMBERS}

@@ -14,6 +14,3 @@ class UpstoxSettings(BrokerSettings):
     environment = {"full_d30": "UPSTOX_FULL_D30"}
 
     full_d30: bool = Field(False, description="an Upstox Plus account: 30-level books (default: UPSTOX_FULL_D30)")
-
-
-BY_NAME = {"upstox": UpstoxSettings}

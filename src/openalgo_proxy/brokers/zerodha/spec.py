@@ -8,5 +8,6 @@ SPEC = BrokerSpec(
     summary="Zerodha Kite Connect",
     adapter="openalgo_proxy.brokers.zerodha.adapter",
     simulator="openalgo_proxy.brokers.zerodha.simulator",
+    max_connections=3,
     settings=ZerodhaSettings,
 )
