@@ -147,7 +147,14 @@ async def test_one_connection_per_user(harness: Any) -> None:
 def many_equities(count: int) -> tuple[Listing, ...]:
     template = NIFTY50[0]
     return tuple(
-        dataclasses.replace(template, symbol=f"EQ{i:05d}", angel_token=str(30000 + i), name=f"EQ {i}")
+        dataclasses.replace(
+            template,
+            symbol=f"EQ{i:05d}",
+            angel_token=str(30000 + i),
+            exchange_token=str(30000 + i),
+            isin=f"INE{30000 + i:09d}",  # a key of its own (Upstox keys equities by ISIN)
+            name=f"EQ {i}",
+        )
         for i in range(count)
     )
 

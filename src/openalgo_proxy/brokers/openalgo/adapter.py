@@ -143,7 +143,6 @@ class ChainAdapter(BrokerAdapter):
             connections=1 if self.state is ConnectionState.CONNECTED else 0,
             subscriptions=len(self.sent),
             reconnects=max(0, self.connects - 1),
-            last_message_monotonic=self.last_message,
             decode_errors=self.decode_errors,
             extra={"upstream": self.url, "wanted": len(self._wanted), "frames_sent": self.frames_sent},
         )

@@ -105,7 +105,6 @@ class ReplayAdapter(BrokerAdapter):
             log.warning("replay: no recorded ticks in %s between %d and %d ms", self.root, self.start_ms, self.end_ms)
         self._status.state = ConnectionState.CONNECTED
         self._status.connections = 1
-        self._status.last_message_monotonic = time.monotonic()
 
     def exchanges(self) -> tuple[str, ...]:
         return tuple(sorted({exchange for exchange, _ in self._instruments}))
@@ -153,7 +152,6 @@ class ReplayAdapter(BrokerAdapter):
                     await asyncio.sleep(0)
                     wanted_keys = {(inst.exchange, inst.symbol) for inst in self._wanted}
                 if (tick.exchange, tick.symbol) in wanted_keys and self._on_tick is not None:
-                    self._status.last_message_monotonic = time.monotonic()
                     self._on_tick(tick)
                     self.published += 1
         log.info("replay finished: %d ticks published", self.published)
