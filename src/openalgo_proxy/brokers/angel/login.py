@@ -66,20 +66,17 @@ class SessionTokens:
     generation: int = 0
 
 
+#: what every SmartAPI REST call carries (the client addresses are placeholders the service accepts)
+_JSON = {"Content-Type": "application/json", "Accept": "application/json", "X-UserType": "USER", "X-SourceID": "WEB"}
+_CLIENT = {"X-ClientLocalIP": "127.0.0.1", "X-ClientPublicIP": "127.0.0.1", "X-MACAddress": "00:00:00:00:00:00"}
+
+
+_HTTP_ERRORS: dict[int, type[BrokerError]] = {401: BrokerAuthError, 403: BrokerAuthError, 429: BrokerRateLimited}
+
+
 def smartapi_headers(api_key: str, jwt_token: str = "") -> dict[str, str]:
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        "X-UserType": "USER",
-        "X-SourceID": "WEB",
-        "X-ClientLocalIP": "127.0.0.1",
-        "X-ClientPublicIP": "127.0.0.1",
-        "X-MACAddress": "00:00:00:00:00:00",
-        "X-PrivateKey": api_key,
-    }
-    if jwt_token:
-        headers["Authorization"] = f"Bearer {jwt_token}"
-    return headers
+    auth = {"Authorization": f"Bearer {jwt_token}"} if jwt_token else {}
+    return _JSON | _CLIENT | {"X-PrivateKey": api_key} | auth
 
 
 class AngelSession:
@@ -154,12 +151,9 @@ class AngelSession:
                 aiohttp.ClientSession(timeout=timeout) as http,
                 http.post(url, json=body, headers=smartapi_headers(self.credentials.api_key, jwt)) as response,
             ):
-                if response.status == 429:
-                    raise BrokerRateLimited("Angel login rate limited (HTTP 429)")
-                if response.status in (401, 403):
-                    raise BrokerAuthError(f"Angel login refused (HTTP {response.status})")
-                if response.status != 200:
-                    raise BrokerError(f"Angel login failed: HTTP {response.status}")
+                if response.status != 200:  # 401/403: refused credentials; 429: back off long
+                    error = _HTTP_ERRORS.get(response.status, BrokerError)
+                    raise error(f"Angel login answered HTTP {response.status}")
                 payload = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise BrokerError(f"Angel login request failed: {exc}") from exc
@@ -167,38 +161,30 @@ class AngelSession:
             raise BrokerError("Angel login answered something that is not a JSON object")
         return payload
 
-    @staticmethod
-    def _data(payload: dict[str, object]) -> dict[str, str]:
-        data = payload.get("data")
-        if payload.get("status") is not True or not isinstance(data, dict):
-            message = payload.get("message") or "unknown error"
-            code = payload.get("errorcode") or ""
-            raise BrokerAuthError(f"Angel login refused: {message} {code}".strip())
-        out = {k: str(v) for k, v in data.items() if isinstance(v, str)}
-        if not out.get("jwtToken") or not out.get("feedToken"):
-            raise BrokerAuthError("Angel login answer lacks jwtToken/feedToken")
-        return out
-
     async def _login(self, generation: int) -> SessionTokens:
         creds = self.credentials
         if not creds.can_login:
             raise BrokerAuthError("no ANGEL_PIN/ANGEL_TOTP_SECRET to log in with")
         self.logins += 1
         body = {"clientcode": creds.client_code, "password": creds.pin, "totp": pyotp.TOTP(creds.totp_secret).now()}
-        data = self._data(await self._post(LOGIN_PATH, body))
+        tokens = self._tokens_from(await self._post(LOGIN_PATH, body), "", generation)
         log.info("angel: logged in as %s (session %d)", creds.client_code, generation)
-        return SessionTokens(
-            strip_bearer(data["jwtToken"]), data["feedToken"], data.get("refreshToken", ""), self._today(), generation
-        )
+        return tokens
 
     async def _refresh(self, current: SessionTokens, generation: int) -> SessionTokens:
         payload = await self._post(REFRESH_PATH, {"refreshToken": current.refresh_token}, current.jwt_token)
-        data = self._data(payload)
+        tokens = self._tokens_from(payload, current.refresh_token, generation)
         log.info("angel: session tokens refreshed (session %d)", generation)
-        return SessionTokens(
-            strip_bearer(data["jwtToken"]),
-            data["feedToken"],
-            data.get("refreshToken", current.refresh_token),
-            self._today(),
-            generation,
-        )
+        return tokens
+
+    def _tokens_from(self, payload: dict[str, object], refresh_token: str, generation: int) -> SessionTokens:
+        """The tokens of a login or refresh answer (`refresh_token` if it names none); BrokerAuthError if refused."""
+        data = payload.get("data")
+        if payload.get("status") is not True or not isinstance(data, dict):
+            message = payload.get("message") or "unknown error"
+            raise BrokerAuthError(f"Angel login refused: {message} {payload.get('errorcode') or ''}".strip())
+        out = {k: str(v) for k, v in data.items() if isinstance(v, str)}
+        if not out.get("jwtToken") or not out.get("feedToken"):
+            raise BrokerAuthError("Angel login answer lacks jwtToken/feedToken")
+        jwt, refresh = strip_bearer(out["jwtToken"]), out.get("refreshToken", refresh_token)
+        return SessionTokens(jwt, out["feedToken"], refresh, self._today(), generation)
