@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from openalgo_proxy.brokers.environment import BrokerSettings, Section
 from openalgo_proxy.control import OrderUpdate
 from openalgo_proxy.errors import BrokerAuthError, BrokerRateLimited, ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
@@ -208,7 +209,7 @@ async def run_with_reconnect(
 
 @dataclass(frozen=True, slots=True)
 class FeedOptions:
-    """Broker-independent feed options from config and flags; credentials come from the environment.
+    """Feed options from config and flags, with the broker's own section; credentials come from the environment.
 
     `ws_url`, `api_url`, `instruments` override the broker's production endpoints (simulator, tests);
     None means the broker's default.
@@ -230,3 +231,8 @@ class FeedOptions:
     replay_from: str | None = None  # replay only: first IST date (YYYY-MM-DD) or ISO date-time; None = today
     replay_to: str | None = None  # replay only: last IST date (inclusive) or ISO date-time (exclusive)
     replay_speed: str = "1"  # replay only: a factor on the recorded timing, or "max"
+    settings: BrokerSettings | None = None  # the broker's validated `[feed.NAME]` section
+
+    def section(self, cls: type[Section]) -> Section:
+        """The broker's `[feed.NAME]` section; without one, its defaults and the options the environment sets."""
+        return self.settings if isinstance(self.settings, cls) else cls.load()

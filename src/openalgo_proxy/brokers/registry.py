@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.environment import BrokerSettings
 from openalgo_proxy.brokers.spec import BrokerSpec
 
 #: the folders whose spec.py describes `--broker` names, in the order the CLI lists them
@@ -65,6 +66,11 @@ def spec(name: str) -> BrokerSpec:
         return specs()[name]
     except KeyError:
         raise ValueError(f"unknown broker {name!r}; choose from {', '.join(names())}") from None
+
+
+def settings_classes() -> dict[str, type[BrokerSettings]]:
+    """Every broker with a `[feed.NAME]` section, and the class that validates it."""
+    return {name: described.settings for name, described in specs().items() if described.settings is not None}
 
 
 def help_text() -> str:

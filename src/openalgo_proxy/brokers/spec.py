@@ -6,6 +6,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from openalgo_proxy.brokers.environment import BrokerSettings
+
 
 def load(entry: str) -> Any:
     """The object an entry names: `package.module`, or `package.module:attribute` for one of its objects."""
@@ -32,6 +34,8 @@ class BrokerSpec:
     max_connections: int = 1
     #: brokers sharing one adapter and one simulator: `simulate FAMILY` also starts that simulator
     family: str = ""
+    #: validates its `[feed.NAME]` section (a BrokerSettings in its folder); None = the broker has no options
+    settings: type[BrokerSettings] | None = None
 
     def adapter_module(self) -> Any:
         return load(self.adapter)

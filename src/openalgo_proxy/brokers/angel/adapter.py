@@ -39,6 +39,7 @@ from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, load_mast
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
 from openalgo_proxy.brokers.angel.orders import ORDER_PATH, ORDER_WS_URL, AngelOrderStream, order_update
 from openalgo_proxy.brokers.angel.provided import ProvidedAngelSession
+from openalgo_proxy.brokers.angel.settings import AngelSettings
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.credentials import CredentialProvider
 from openalgo_proxy.brokers.order_stream import OrderStreamAdapter
@@ -97,7 +98,10 @@ class AngelAdapter(OrderStreamAdapter[PairKey, SubscriptionMode]):
         if self._provider is not None:
             self.session = ProvidedAngelSession(self._provider, self.options.api_url)
         else:
-            self.session = AngelSession(self._credentials or AngelCredentials.from_env(), self.options.api_url)
+            self.session = AngelSession(
+                self._credentials or AngelCredentials.from_env(settings=self.options.section(AngelSettings)),
+                self.options.api_url,
+            )
 
     def open_order_stream(self) -> AngelOrderStream:
         """The order-status socket: a local or test server serves it beside the market data."""

@@ -1,7 +1,7 @@
 """SmartAPI credentials and session tokens: REST login with TOTP, refresh, or static tokens.
 
 Credentials come from the environment (ANGEL_API_KEY, ANGEL_CLIENT_CODE and either ANGEL_PIN +
-ANGEL_TOTP_SECRET or ANGEL_JWT_TOKEN + ANGEL_FEED_TOKEN). Secrets never appear in a repr or a log.
+ANGEL_TOTP_SECRET or ANGEL_JWT_TOKEN + ANGEL_FEED_TOKEN; settings.py). Secrets never appear in a repr or a log.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 import pyotp
 
+from openalgo_proxy.brokers.angel.settings import AngelSettings
 from openalgo_proxy.brokers.master import today_ist
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, BrokerRateLimited, ConfigError
 
@@ -42,23 +42,10 @@ class AngelCredentials:
         return bool(self.pin and self.totp_secret)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> AngelCredentials:
-        env = os.environ if env is None else env
-
-        def get(name: str) -> str:
-            return env.get(name, "").strip()
-
-        creds = cls(
-            api_key=get("ANGEL_API_KEY"),
-            client_code=get("ANGEL_CLIENT_CODE"),
-            pin=get("ANGEL_PIN"),
-            totp_secret=get("ANGEL_TOTP_SECRET"),
-            jwt_token=strip_bearer(get("ANGEL_JWT_TOKEN")),
-            feed_token=get("ANGEL_FEED_TOKEN"),
-        )
-        missing = [n for n, v in (("ANGEL_API_KEY", creds.api_key), ("ANGEL_CLIENT_CODE", creds.client_code)) if not v]
-        if missing:
-            raise ConfigError(f"Angel feed needs {' and '.join(missing)} in the environment")
+    def from_env(cls, env: Mapping[str, str] | None = None, settings: AngelSettings | None = None) -> AngelCredentials:
+        found = (settings or AngelSettings.load(env)).read_credentials("angel", env)
+        creds = cls(*(found.get(c.env, "") for c in AngelSettings.credentials))  # declared in field order
+        creds = replace(creds, jwt_token=strip_bearer(creds.jwt_token))
         if not creds.can_login and not (creds.jwt_token and creds.feed_token):
             raise ConfigError(
                 "Angel feed needs ANGEL_PIN + ANGEL_TOTP_SECRET (login) or ANGEL_JWT_TOKEN + ANGEL_FEED_TOKEN"

@@ -45,6 +45,7 @@ from openalgo_proxy.brokers.dhan.depth import (
 )
 from openalgo_proxy.brokers.dhan.instruments import Key, load_master, wire_key
 from openalgo_proxy.brokers.dhan.orders import ORDER_UPDATE_URL, DhanOrderStream, order_update
+from openalgo_proxy.brokers.dhan.settings import DhanSettings
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.order_stream import OrderStreamAdapter
 from openalgo_proxy.brokers.pool import ConnectionPool
@@ -114,7 +115,9 @@ class DhanAdapter(OrderStreamAdapter[Key, RequestCode]):
         self._books: dict[Key, list[tuple[DepthLevel, ...] | None]] = {}
 
     async def prepare(self) -> None:
-        self.credentials = self._given_credentials or DhanCredentials.from_env()
+        self.credentials = self._given_credentials or DhanCredentials.from_env(
+            settings=self.options.section(DhanSettings)
+        )
 
     async def load_index(self) -> InstrumentIndex[Key]:
         return await load_master(self.options.instruments, self.options.cache_dir)

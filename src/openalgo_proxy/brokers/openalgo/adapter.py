@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -37,6 +36,7 @@ from openalgo_proxy.brokers.base import (
     TickSink,
     run_with_reconnect,
 )
+from openalgo_proxy.brokers.environment import secret
 from openalgo_proxy.brokers.openalgo.codec import to_tick
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, ConfigError, ErrorCode
 from openalgo_proxy.model import Instrument, Mode
@@ -106,9 +106,7 @@ class ChainAdapter(BrokerAdapter):
 
     # -- BrokerAdapter ---------------------------------------------------------------------------
     async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
-        self._api_key = self._api_key or os.environ.get("OPENALGO_API_KEY", "").strip()
-        if not self._api_key:
-            raise ConfigError("chain mode needs the upstream's API key: set OPENALGO_API_KEY")
+        self._api_key = self._api_key or secret("OPENALGO_API_KEY", "openalgo (chain mode)")
         if self._symbols is None:
             if not self.options.instruments:
                 raise ConfigError("chain mode needs a symbol list: --instruments FILE (EXCHANGE,SYMBOL lines)")

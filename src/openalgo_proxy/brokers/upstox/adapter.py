@@ -30,6 +30,7 @@ from openalgo_proxy.brokers.upstox.connection import FEED_PATH, WS_URL, UpstoxCo
 from openalgo_proxy.brokers.upstox.credentials import UpstoxCredentials
 from openalgo_proxy.brokers.upstox.instruments import Key, load_master
 from openalgo_proxy.brokers.upstox.orders import PORTFOLIO_PATH, PORTFOLIO_URL, UpstoxOrderStream, order_update
+from openalgo_proxy.brokers.upstox.settings import UpstoxSettings
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
@@ -86,7 +87,9 @@ class UpstoxAdapter(OrderStreamAdapter[Key, str]):
     # -- toolkit hooks -----------------------------------------------------------------------------
 
     async def prepare(self) -> None:
-        self.credentials = self._given_credentials or UpstoxCredentials.from_env()
+        self.credentials = self._given_credentials or UpstoxCredentials.from_env(
+            settings=self.options.section(UpstoxSettings)
+        )
 
     async def load_index(self) -> InstrumentIndex[Key]:
         return await load_master(self.options.instruments, self.options.cache_dir)

@@ -1,6 +1,7 @@
 """Upstox in the broker registry."""
 
 from openalgo_proxy.brokers.spec import BrokerSpec
+from openalgo_proxy.brokers.upstox.settings import UpstoxSettings
 
 SPEC = BrokerSpec(
     name="upstox",
@@ -8,4 +9,5 @@ SPEC = BrokerSpec(
     adapter="openalgo_proxy.brokers.upstox.adapter",
     simulator="openalgo_proxy.brokers.upstox.simulator",
     max_connections=1,  # one market-data connection per app and user
+    settings=UpstoxSettings,
 )

@@ -1,9 +1,9 @@
 """The Zerodha Kite adapter: one Kite account behind the BrokerAdapter contract.
 
 Credentials: `KITE_API_KEY` and the access token from `KITE_ACCESS_TOKEN_FILE` (a file re-read on
-every refresh, so a daily login job can replace it) or `KITE_ACCESS_TOKEN`. `KITE_EXCHANGES`
-(comma list of client exchanges; `FeedOptions.exchanges` wins) limits what this account serves when
-several feeds share a proxy.
+every refresh, so a daily login job can replace it) or `KITE_ACCESS_TOKEN`. `[feed.zerodha] exchanges`
+(or `KITE_EXCHANGES`; `FeedOptions.exchanges` wins) limits what this account serves when several
+feeds share a proxy.
 Pool: up to 3 connections x 3000 instruments, filled in order; past the cap each pair is answered
 LIMIT_EXCEEDED through `on_reject`. The first connection opens at start and stays open (Kite sends
 heartbeats with no subscriptions): it proves the credentials at once and makes `status()` truthful
@@ -13,7 +13,6 @@ for readiness; the second and third open only when needed and close when emptied
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from urllib.parse import urlencode
 
@@ -27,6 +26,7 @@ from openalgo_proxy.brokers.zerodha.codec import KITE_MODE, KiteMode, KitePacket
 from openalgo_proxy.brokers.zerodha.connection import KITE_HEADERS, KiteConnection
 from openalgo_proxy.brokers.zerodha.instruments import KiteInstruments
 from openalgo_proxy.brokers.zerodha.orders import order_update
+from openalgo_proxy.brokers.zerodha.settings import ZerodhaSettings
 from openalgo_proxy.model import Instrument, Mode
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,7 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         backoff: Callable[[], Backoff] | None = None,
         credential_provider: CredentialProvider | None = None,
     ) -> None:
-        if exchanges is None and options.exchanges:
-            exchanges = options.exchanges
-        if exchanges is None and os.environ.get("KITE_EXCHANGES"):
-            exchanges = [e.strip().upper() for e in os.environ["KITE_EXCHANGES"].split(",") if e.strip()]
-        self._exchange_filter = tuple(exchanges or ())
+        self._exchange_filter = tuple(exchanges or options.exchanges or options.section(ZerodhaSettings).exchanges)
         super().__init__(options, per_connection=per_connection)
         self._api_key = api_key
         if isinstance(access_token, str):

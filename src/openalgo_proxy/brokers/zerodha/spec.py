@@ -1,6 +1,7 @@
 """Zerodha Kite Connect in the broker registry."""
 
 from openalgo_proxy.brokers.spec import BrokerSpec
+from openalgo_proxy.brokers.zerodha.settings import ZerodhaSettings
 
 SPEC = BrokerSpec(
     name="zerodha",
@@ -8,4 +9,5 @@ SPEC = BrokerSpec(
     adapter="openalgo_proxy.brokers.zerodha.adapter",
     simulator="openalgo_proxy.brokers.zerodha.simulator",
     max_connections=3,
+    settings=ZerodhaSettings,
 )
