@@ -10,17 +10,20 @@ in its spec's simulator entry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from openalgo_proxy.brokers.base import AdapterStatus, BrokerAdapter, FeedOptions, OrderSink, RejectSink, TickSink
+from openalgo_proxy.brokers.index import IndexedAdapter
 from openalgo_proxy.brokers.spec import BrokerSpec
 from openalgo_proxy.model import Instrument, Mode
 
 log = logging.getLogger(__name__)
 
 
-class LocalAdapter(BrokerAdapter):
-    """Owns a simulator and the broker's adapter; clients see the broker's own name."""
+class LocalAdapter(IndexedAdapter[Any]):
+    """Owns a simulator and the broker's adapter (indexed, as every simulated broker's is), whose
+    instrument index it answers from; clients see the broker's own name."""
 
     def __init__(self, spec: BrokerSpec, options: FeedOptions) -> None:
         module = spec.simulator_module()
@@ -31,11 +34,6 @@ class LocalAdapter(BrokerAdapter):
         self.inner: BrokerAdapter | None = None
         self._order_sink: OrderSink | None = None
 
-    def _adapter(self) -> BrokerAdapter:
-        if self.inner is None:
-            raise RuntimeError("LocalAdapter.start() has not completed")
-        return self.inner
-
     async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
         await self.simulator.start()
         log.info("%s: using the local %s simulator at %s", self.name, self.name, self.simulator.ws_url)
@@ -43,11 +41,13 @@ class LocalAdapter(BrokerAdapter):
             inner = self._module.adapter_for(self.simulator, self.options)
             if self._order_sink is not None:
                 inner.set_order_sink(self._order_sink)
+            assert isinstance(inner, IndexedAdapter), "a simulated broker's adapter is indexed"
             await inner.start(on_tick, on_reject)
         except BaseException:
             await self.simulator.stop()
             raise
         self.inner = inner
+        self.index = inner.index
 
     def set_order_sink(self, on_order: OrderSink) -> None:
         self._order_sink = on_order
@@ -59,17 +59,10 @@ class LocalAdapter(BrokerAdapter):
         finally:
             await self.simulator.stop()
 
-    def exchanges(self) -> tuple[str, ...]:
-        return self._adapter().exchanges()
-
-    def lookup(self, exchange: str, symbol: str) -> Instrument | None:
-        return self._adapter().lookup(exchange, symbol)
-
-    def directory(self) -> Mapping[str, Iterable[str]]:
-        return self._adapter().directory()
-
     async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
-        await self._adapter().set_wanted(wanted)
+        if self.inner is None:
+            raise RuntimeError("LocalAdapter.start() has not completed")
+        await self.inner.set_wanted(wanted)
 
     def status(self) -> AdapterStatus:
-        return self._adapter().status() if self.inner is not None else AdapterStatus()
+        return self.inner.status() if self.inner is not None else AdapterStatus()

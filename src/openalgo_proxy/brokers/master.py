@@ -96,9 +96,10 @@ def _parse(parse: Callable[[bytes], T], data: bytes, what: str) -> T:
 
 
 async def load_daily(
-    source: str,
+    source: str | None,
     parse: Callable[[bytes], T],
     *,
+    default: str = "",
     prefix: str,
     suffix: str = "",
     cache_dir: str | None = None,
@@ -108,8 +109,13 @@ async def load_daily(
     """The master at `source` (URL or file path), parsed; a URL is cached in `cache_dir` for the IST day.
 
     A cached copy that cannot be read or parsed is ignored (logged) and downloaded again. A cache
-    that cannot be written is logged; the downloaded master is still used.
+    that cannot be written is logged; the downloaded master is still used. No `source` means
+    `default`, the broker's production master (tens of MB), cached in `default_cache_dir()` unless
+    `cache_dir` names another folder.
     """
+    if not source or source == default:
+        source = default
+        cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     if not is_url(source):
         try:
             data = await asyncio.to_thread(Path(source).read_bytes)

@@ -42,7 +42,6 @@ from openalgo_proxy.brokers.angel.provided import ProvidedAngelSession
 from openalgo_proxy.brokers.angel.settings import AngelSettings
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.credentials import CredentialProvider
-from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.order_stream import OrderStreamAdapter
 from openalgo_proxy.brokers.pool import ConnectionPool
 from openalgo_proxy.brokers.upstream import Settings
@@ -114,20 +113,14 @@ class AngelAdapter(OrderStreamAdapter[PairKey, SubscriptionMode]):
             "angel-orders",
             url,
             self.session,
-            functools.partial(order_update, by_token=self._order_instrument),
+            functools.partial(order_update, by_token=lambda etype, token: self.indexed((etype, token))),
             self.emit_order,
             self._settings,
             self._backoff(),
         )
 
-    def _order_instrument(self, exchange_type: int, token: str) -> Instrument | None:
-        return self.indexed((exchange_type, token))
-
     async def load_index(self) -> InstrumentMaster:
-        cache_dir = self.options.cache_dir
-        if cache_dir is None and self.options.instruments is None:
-            cache_dir = default_cache_dir()  # the production master (tens of MB) is cached for the day
-        return await load_master(self.options.instruments, cache_dir)
+        return await load_master(self.options.instruments, self.options.cache_dir)
 
     def wire_key(self, instrument: Instrument) -> PairKey:
         return InstrumentMaster.key(instrument)
@@ -137,17 +130,19 @@ class AngelAdapter(OrderStreamAdapter[PairKey, SubscriptionMode]):
             return SubscriptionMode.SNAP_QUOTE  # Quote's OI comes from SnapQuote
         return UPSTREAM_MODE[mode]
 
-    def open_connection(self, slot: int, depth: bool = False) -> SmartStreamConnection:
+    def open_connection(self, slot: int, depth: bool = False) -> SmartStreamConnection[Any]:
         """A connection of the pool, or with `depth` of the Depth-20 pool."""
         conn = self.new_connection(slot, functools.partial(self._broker_error, depth), self._backoff(rng=self._rng))
         if depth:
             conn.label = f"angel-depth20[{slot}]"
         return conn
 
-    def new_connection(self, slot: int, on_error: ErrorSink, backoff: Backoff) -> SmartStreamConnection:
+    def new_connection(self, slot: int, on_error: ErrorSink, backoff: Backoff) -> SmartStreamConnection[Any]:
         """The broker's connection with its authentication (a SmartStream-family broker overrides this)."""
         assert self.session is not None, "start() first"
-        return AngelConnection(slot, self.ws_url, self.session, self._packet, on_error, self._settings, backoff)
+        return AngelConnection(
+            f"angel[{slot}]", self.ws_url, self.session, self._packet, on_error, self._settings, backoff
+        )
 
     # -- 20-level books (mode 4) -------------------------------------------------------------------
 
@@ -188,7 +183,7 @@ class AngelAdapter(OrderStreamAdapter[PairKey, SubscriptionMode]):
         finally:
             await super().stop()
 
-    def connections(self) -> list[SmartStreamConnection]:
+    def connections(self) -> list[SmartStreamConnection[Any]]:
         return [c for c in self.pool.slots if isinstance(c, SmartStreamConnection)]
 
     def _broker_error(self, depth: bool, reply: ErrorReply, keys: list[PairKey]) -> None:

@@ -11,6 +11,7 @@ import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from typing import ClassVar, Generic, TypeVar
 
 from openalgo_proxy.brokers.angel import codec
 from openalgo_proxy.brokers.angel.codec import AngelCodecError, AngelPacket, ErrorReply, SubscriptionMode
@@ -29,6 +30,8 @@ PacketSink = Callable[[AngelPacket], None]
 ErrorSink = Callable[[ErrorReply, list[PairKey]], None]
 Batch = tuple[SubscriptionMode, dict[int, list[str]]]  # one request: mode, exchange type -> tokens
 
+C = TypeVar("C")  # what a connection's handshake authenticates with
+
 _ids = itertools.count(1)
 
 
@@ -45,8 +48,9 @@ def group_requests(pairs: Mapping[PairKey, SubscriptionMode]) -> list[Batch]:
     return out
 
 
-class SmartStreamConnection(UpstreamConnection[PairKey, SubscriptionMode]):
-    """The SmartStream request and reply grammar (Angel, mStock Type B); the handshake is the broker's."""
+class SmartStreamConnection(UpstreamConnection[PairKey, SubscriptionMode], Generic[C]):
+    """The SmartStream request and reply grammar (Angel, mStock Type B); the handshake is the broker's,
+    with its `credentials`."""
 
     decode_errors_raised = (AngelCodecError,)
     heartbeat = codec.HEARTBEAT
@@ -55,6 +59,7 @@ class SmartStreamConnection(UpstreamConnection[PairKey, SubscriptionMode]):
         self,
         label: str,
         url: str,
+        credentials: C,
         on_packet: PacketSink,
         on_error: ErrorSink,
         settings: Settings | None = None,
@@ -62,6 +67,7 @@ class SmartStreamConnection(UpstreamConnection[PairKey, SubscriptionMode]):
     ) -> None:
         super().__init__(label, settings, backoff)
         self.url = url
+        self.credentials = credentials
         self._on_packet = on_packet
         self._on_error = on_error
         self._requests: OrderedDict[str, list[PairKey]] = OrderedDict()  # correlation id -> pairs
@@ -110,29 +116,26 @@ class SmartStreamConnection(UpstreamConnection[PairKey, SubscriptionMode]):
             self._on_error(reply, keys)
 
 
-class AngelConnection(SmartStreamConnection):
-    """One of the pool's Angel connections: header authentication with the login session's tokens."""
+class SessionAuth:
+    """Header authentication with the login session's tokens (`credentials`), for the market-data and
+    the order-status sockets; a refusal invalidates the tokens of that handshake."""
 
-    def __init__(
-        self,
-        index: int,
-        url: str,
-        session: AngelSession,
-        on_packet: PacketSink,
-        on_error: ErrorSink,
-        settings: Settings | None = None,
-        backoff: Backoff | None = None,
-    ) -> None:
-        super().__init__(f"angel[{index}]", url, on_packet, on_error, settings, backoff)
-        self._session = session
-        self._generation = 0
+    url: str
+    credentials: AngelSession
+    #: what precedes the JWT in `Authorization`
+    bearer: ClassVar[str] = ""
+    _generation = 0
 
     async def handshake(self) -> Handshake:
-        tokens = await self._session.tokens()
+        tokens = await self.credentials.tokens()
         self._generation = tokens.generation
-        creds = self._session.credentials
-        headers = {"Authorization": tokens.jwt_token, "x-api-key": creds.api_key, "x-client-code": creds.client_code}
-        return Handshake(self.url, headers | {"x-feed-token": tokens.feed_token})
+        creds = self.credentials.credentials
+        headers = {"Authorization": self.bearer + tokens.jwt_token, "x-api-key": creds.api_key}
+        return Handshake(self.url, headers | {"x-client-code": creds.client_code, "x-feed-token": tokens.feed_token})
 
     async def refresh_credentials(self) -> None:
-        await self._session.invalidate(self._generation)
+        await self.credentials.invalidate(self._generation)
+
+
+class AngelConnection(SessionAuth, SmartStreamConnection[AngelSession]):
+    """One of the pool's Angel connections: header authentication with the login session's tokens."""

@@ -131,7 +131,7 @@ def cache_path(cache_dir: str, url: str, day: dt.date) -> Path:
 
 
 async def load_master(source: str | None = None, cache_dir: str | None = None) -> InstrumentMaster:
-    """Load from a URL (cached for the IST day in `cache_dir`) or a file path."""
+    """Load from a URL (cached for the IST day in `cache_dir`) or a file path; Angel's own master by default."""
     return await master.load_daily(
-        source or MASTER_URL, parse_master, prefix=CACHE_PREFIX, suffix=".json", cache_dir=cache_dir
+        source, parse_master, default=MASTER_URL, prefix=CACHE_PREFIX, suffix=".json", cache_dir=cache_dir
     )

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from openalgo_proxy.brokers.angel.connection import SessionAuth
 from openalgo_proxy.brokers.angel.login import AngelSession
 from openalgo_proxy.brokers.order_stream import OrderFields, OrderStream, text
-from openalgo_proxy.brokers.upstream import Frame, Handshake
+from openalgo_proxy.brokers.upstream import Frame
 from openalgo_proxy.control import OrderUpdate
 from openalgo_proxy.model import Instrument
 
@@ -70,26 +71,11 @@ def order_update(message: Mapping[str, object], by_token: ByToken) -> OrderUpdat
     return update
 
 
-class AngelOrderStream(OrderStream[AngelSession]):
+class AngelOrderStream(SessionAuth, OrderStream[AngelSession]):
     """The account's order-status socket: header authentication with the login session, `ping` heartbeat."""
 
+    bearer = "Bearer "
     heartbeat = "ping"
-    _generation = 0
-
-    async def handshake(self) -> Handshake:
-        tokens = await self.credentials.tokens()
-        self._generation = tokens.generation
-        creds = self.credentials.credentials
-        headers = {
-            "Authorization": f"Bearer {tokens.jwt_token}",
-            "x-api-key": creds.api_key,
-            "x-client-code": creds.client_code,
-            "x-feed-token": tokens.feed_token,
-        }
-        return Handshake(self.url, headers)
-
-    async def refresh_credentials(self) -> None:
-        await self.credentials.invalidate(self._generation)
 
     def is_heartbeat(self, message: Frame) -> bool:
         return message == "pong"

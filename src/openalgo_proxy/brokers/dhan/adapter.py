@@ -47,7 +47,6 @@ from openalgo_proxy.brokers.dhan.instruments import Key, load_master, wire_key
 from openalgo_proxy.brokers.dhan.orders import ORDER_UPDATE_URL, DhanOrderStream, order_update
 from openalgo_proxy.brokers.dhan.settings import DhanSettings
 from openalgo_proxy.brokers.index import InstrumentIndex
-from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.order_stream import OrderStreamAdapter
 from openalgo_proxy.brokers.pool import ConnectionPool
 from openalgo_proxy.brokers.upstream import Settings
@@ -121,10 +120,7 @@ class DhanAdapter(OrderStreamAdapter[Key, RequestCode]):
         )
 
     async def load_index(self) -> InstrumentIndex[Key]:
-        cache_dir = self.options.cache_dir
-        if cache_dir is None and self.options.instruments is None:
-            cache_dir = default_cache_dir()  # the production master (tens of MB) is cached for the day
-        return await load_master(self.options.instruments, cache_dir)
+        return await load_master(self.options.instruments, self.options.cache_dir)
 
     def wire_key(self, instrument: Instrument) -> Key:
         return wire_key(instrument)

@@ -172,7 +172,7 @@ def parse_master(data: bytes) -> InstrumentIndex[Key]:
 async def load_master(source: str | None = None, cache_dir: str | None = None) -> InstrumentIndex[Key]:
     """From a URL (cached for the IST day in `cache_dir`) or a file path; Dhan's public master by default."""
     return await master.load_daily(
-        source or MASTER_URL, parse_master, prefix=CACHE_PREFIX, suffix=".csv", cache_dir=cache_dir
+        source, parse_master, default=MASTER_URL, prefix=CACHE_PREFIX, suffix=".csv", cache_dir=cache_dir
     )
 
 

@@ -48,9 +48,13 @@ class MStockAdapter(AngelAdapter):
         self._token = self._token_source()
 
     async def load_index(self) -> InstrumentMaster:
-        source = self.options.instruments or MASTER_URL
-        cache_dir = self.options.cache_dir or (master.default_cache_dir() if source == MASTER_URL else None)
-        index = await master.load_daily(source, parse_master, prefix="mstock-scripmaster", cache_dir=cache_dir)
+        index = await master.load_daily(
+            self.options.instruments,
+            parse_master,
+            default=MASTER_URL,
+            prefix="mstock-scripmaster",
+            cache_dir=self.options.cache_dir,
+        )
         index.restrict(EXCHANGES)
         return index
 

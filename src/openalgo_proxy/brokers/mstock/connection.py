@@ -12,7 +12,7 @@ from openalgo_proxy.brokers.mstock import codec
 from openalgo_proxy.brokers.upstream import Handshake, Settings
 
 
-class MStockConnection(SmartStreamConnection):
+class MStockConnection(SmartStreamConnection[Callable[[], tuple[str, str]]]):
     def __init__(
         self,
         index: int,
@@ -24,12 +24,11 @@ class MStockConnection(SmartStreamConnection):
         settings: Settings | None = None,
         backoff: Backoff | None = None,
     ) -> None:
-        super().__init__(f"mstock[{index}]", url, on_packet, on_error, settings, backoff)
-        self._credentials = credentials
+        super().__init__(f"mstock[{index}]", url, credentials, on_packet, on_error, settings, backoff)
         self._refresh = refresh
 
     async def handshake(self) -> Handshake:
-        api_key, token = self._credentials()
+        api_key, token = self.credentials()
         return Handshake(f"{self.url}?{urlencode({'ACCESS_TOKEN': token, 'API_KEY': api_key})}")
 
     async def refresh_credentials(self) -> None:

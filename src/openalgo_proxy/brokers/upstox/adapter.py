@@ -23,7 +23,6 @@ import msgspec
 
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.index import InstrumentIndex
-from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.order_stream import OrderStreamAdapter
 from openalgo_proxy.brokers.upstox import codec
 from openalgo_proxy.brokers.upstox.codec import D30_LEVELS, FULL, FULL_D30, UPSTREAM_MODE, caps_fit
@@ -93,10 +92,7 @@ class UpstoxAdapter(OrderStreamAdapter[Key, str]):
         )
 
     async def load_index(self) -> InstrumentIndex[Key]:
-        cache_dir = self.options.cache_dir
-        if cache_dir is None and self.options.instruments is None:
-            cache_dir = default_cache_dir()  # the production master (tens of MB) is cached for the day
-        return await load_master(self.options.instruments, cache_dir)
+        return await load_master(self.options.instruments, self.options.cache_dir)
 
     def wire_key(self, instrument: Instrument) -> Key:
         key = self._index().key_of(instrument)

@@ -171,12 +171,10 @@ async def load(
 
     Kite's own URL (the default) is cached in the default cache directory unless `cache_dir` is given.
     """
-    source = source or DEFAULT_URL
-    if source == DEFAULT_URL and cache_dir is None:
-        cache_dir = master.default_cache_dir()
     return await master.load_daily(
         source,
         parse,
+        default=DEFAULT_URL,
         prefix=CACHE_PREFIX,
         suffix=".csv",
         cache_dir=cache_dir,
