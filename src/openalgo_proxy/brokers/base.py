@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from openalgo_proxy.control import OrderUpdate
 from openalgo_proxy.errors import BrokerAuthError, BrokerRateLimited, ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +201,7 @@ class StallWatchdog:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)  # a caller cancelled meanwhile stays cancelled
 
 
 async def run_with_reconnect(

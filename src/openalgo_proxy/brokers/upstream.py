@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -38,6 +37,7 @@ from websockets.protocol import Event
 from openalgo_proxy.brokers.base import Backoff, ConnectionState, StallWatchdog, run_with_reconnect
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, BrokerRateLimited
 from openalgo_proxy.logs import wire_logger
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 # websockets logs the request line (tokens in query strings) and headers at DEBUG: its own logger
@@ -176,12 +176,11 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
     async def stop(self) -> None:
         self._closing = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.state = ConnectionState.CLOSED
-        self.sent = {}
+        try:
+            await cancel_and_wait(task)  # a caller cancelled meanwhile (the feed stopping) stays cancelled
+        finally:
+            self.state = ConnectionState.CLOSED
+            self.sent = {}
 
     def info(self) -> dict[str, Any]:
         return {
