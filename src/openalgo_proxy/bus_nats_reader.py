@@ -12,7 +12,6 @@ as the protocol requires. nats-py keeps everything else (KV, requests, publishin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import ssl
@@ -21,6 +20,7 @@ from typing import cast
 from urllib.parse import urlparse
 
 from openalgo_proxy.config import BusSettings
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,7 @@ class CoreReader:
 
     async def close(self) -> None:
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._proto is not None and self._proto.transport is not None:
             self._proto.transport.close()
 

@@ -120,10 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="a local broker simulator speaking the broker's wire protocol")
     sim_sub = simulate.add_subparsers(dest="simulator", required=True)
-    from openalgo_proxy.brokers.registry import BROKERS, simulator_module, simulator_names, spec
+    from openalgo_proxy.brokers.registry import simulator_help, simulator_module, simulator_names
 
     for name in simulator_names():
-        sim = sim_sub.add_parser(name, help=f"{spec(name).summary if name in BROKERS else name} simulator")
+        sim = sim_sub.add_parser(name, help=simulator_help(name))
         _common(sim)
         try:
             simulator_module(name).add_arguments(sim)
@@ -264,6 +264,7 @@ def _feed_options(settings: Settings) -> Any:
     from openalgo_proxy.brokers.base import FeedOptions
 
     f = settings.feed
+    section = f.section()
     return FeedOptions(
         ws_url=f.ws_url,
         api_url=f.api_url,
@@ -272,11 +273,12 @@ def _feed_options(settings: Settings) -> Any:
         stall_timeout=f.stall_timeout,
         ticks_per_second=f.ticks_per_second,
         seed=f.seed,
-        exchanges=tuple(f.exchanges),
+        exchanges=tuple(f.exchanges) or (section.exchanges if section else ()),
         store_dir=settings.record.dir,
         replay_from=f.replay_from,
         replay_to=f.replay_to,
         replay_speed=f.replay_speed,
+        settings=section,
     )
 
 

@@ -10,11 +10,22 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from openalgo_proxy.brokers.environment import BrokerSettings
+from openalgo_proxy.brokers.registry import LOCAL_SUFFIX, settings_classes
 from openalgo_proxy.brokers.registry import names as broker_names
 from openalgo_proxy.bus_ipc import default_endpoint
 from openalgo_proxy.errors import ConfigError
@@ -115,6 +126,22 @@ class FeedSettings(_Section):
     )
     replay_speed: str = Field("1", description="broker replay: factor on the recorded timing, or 'max'")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _broker_sections(cls, data: Any) -> Any:
+        for key, value in data.items() if isinstance(data, dict) else ():
+            if isinstance(value, dict) and key not in BROKER_SECTIONS:
+                raise ValueError(
+                    f"[feed.{key}]: no broker {key!r} has a section; brokers: {', '.join(BROKER_SECTIONS)}"
+                )
+        return data
+
+    def section(self) -> BrokerSettings | None:
+        """The chosen broker's `[feed.NAME]` section (its defaults and environment options when absent)."""
+        name = self.broker.removesuffix(LOCAL_SUFFIX)
+        given: BrokerSettings | None = getattr(self, name, None)
+        return given or (BROKER_SECTIONS[name].load() if name in BROKER_SECTIONS else None)
+
     @field_validator("broker")
     @classmethod
     def _known_broker(cls, value: str) -> str:
@@ -131,6 +158,17 @@ class FeedSettings(_Section):
                 f"({self.status_interval} s), or a busy primary looks dead"
             )
         return self
+
+
+#: the brokers with a `[feed.NAME]` section, and the class in the broker's folder that validates it
+BROKER_SECTIONS = settings_classes()
+
+if TYPE_CHECKING:
+    FeedSection = FeedSettings
+else:  # FeedSettings with one optional field per broker section
+    FeedSection = create_model(
+        "FeedSection", __base__=FeedSettings, **{name: (cls | None, None) for name, cls in BROKER_SECTIONS.items()}
+    )
 
 
 JWT_ALGORITHMS = (
@@ -377,7 +415,7 @@ class Settings(BaseSettings):
     )
 
     proxy: ProxySettings = Field(default_factory=ProxySettings)  # type: ignore[arg-type]
-    feed: FeedSettings = Field(default_factory=FeedSettings)  # type: ignore[arg-type]
+    feed: FeedSection = Field(default_factory=FeedSection)  # type: ignore[arg-type]
     auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
     limits: LimitSettings = Field(default_factory=LimitSettings)  # type: ignore[arg-type]
     tls: TlsSettings = Field(default_factory=TlsSettings)  # type: ignore[arg-type]
@@ -442,6 +480,8 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | No
         return Settings(**values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from exc
+    except SettingsError as exc:  # an environment value that is not JSON where a list or table is expected
+        raise ConfigError(f"invalid environment setting: {exc} (lists are JSON: '[\"NSE\"]')") from None
 
 
 def _describe(exc: ValidationError) -> str:
@@ -455,6 +495,14 @@ def _describe(exc: ValidationError) -> str:
 def show(settings: Settings) -> str:
     """The effective configuration as JSON, secrets masked."""
     data = settings.model_dump(mode="json")
+    section = settings.feed.section()
+    data["feed"] = {key: value for key, value in data["feed"].items() if key not in BROKER_SECTIONS or value}
+    if (
+        section is not None
+    ):  # the chosen broker's options as the feed will use them; of its credentials only whether set
+        data["feed"][settings.feed.broker.removesuffix(LOCAL_SUFFIX)] = section.model_dump(mode="json")
+        names = [c.env for c in section.credentials] + [f"{c.env}_FILE" for c in section.credentials if c.token_file]
+        data["credentials"] = {name: "set" if os.environ.get(name, "").strip() else "unset" for name in names}
     auth = data.get("auth", {})
     if auth.get("api_keys"):
         auth["api_keys"] = ["**********" for _ in auth["api_keys"]]

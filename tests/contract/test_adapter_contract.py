@@ -1,7 +1,8 @@
 """The adapter contract, run against every registered broker's production adapter and its simulator.
 
-A broker gets this whole suite by registering (brokers/registry.py) and providing, in its simulator
-module, `simulator_for(options)` and `adapter_for(simulator, options)`, on the simulator kit.
+A broker gets this whole suite by registering (brokers/registry.py) with a simulator whose entry
+provides `simulator_for(options)` and `adapter_for(simulator, options)`, on the simulator kit. What
+differs between brokers is read from the spec: `max_connections`, the connections one account may open.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import pytest
 
 from openalgo_proxy.brokers import registry
 from openalgo_proxy.brokers.base import BrokerAdapter, ConnectionState, FeedOptions, Rejection
+from openalgo_proxy.brokers.spec import BrokerSpec
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Instrument, Mode, Tick
 
 STALL = 0.6
-EQUITIES = ("RELIANCE", "SBIN", "INFY", "TCS")
+EQUITIES = ("RELIANCE", "SBIN", "INFY", "TCS", "HDFCBANK", "ICICIBANK", "ITC", "LT", "WIPRO", "NTPC", "ONGC")
 
 
 @dataclass
@@ -51,15 +53,15 @@ async def until(condition: Callable[[], bool], what: str, within: float = 8.0) -
         await asyncio.sleep(0.01)
 
 
-@pytest.fixture(params=registry.BROKERS)
-def broker(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
+@pytest.fixture(params=registry.simulated(), ids=lambda spec: spec.name)
+def broker(request: pytest.FixtureRequest) -> BrokerSpec:
+    spec: BrokerSpec = request.param
+    return spec
 
 
 @pytest.fixture
-def make_rig(broker: str) -> Callable[..., Any]:
-    module = registry.simulator_module(broker)
+def make_rig(broker: BrokerSpec) -> Callable[..., Any]:
+    module = broker.simulator_module()
     stack: list[Rig] = []
 
     @asynccontextmanager_
@@ -109,11 +111,20 @@ async def test_stall_forces_a_reconnect(make_rig: Any) -> None:
     async with make_rig() as rig:
         await rig.adapter.set_wanted(rig.wanted("TCS"))
         await until(lambda: len(rig.ticks) > 0, "ticks")
+        before = rig.sim.connections_total
         rig.sim.mute = True
-        await until(lambda: rig.reconnects() >= 1, "watchdog-forced reconnect")
+        # a new connection while the server stays silent (a first-frame login is not acknowledged yet)
+        await until(lambda: rig.sim.connections_total > before, "watchdog-forced reconnect")
         rig.sim.mute = False
         count = len(rig.ticks)
-        await until(lambda: len(rig.ticks) > count and rig.adapter.status().state is ConnectionState.CONNECTED, "back")
+        await until(
+            lambda: (
+                rig.reconnects() >= 1
+                and len(rig.ticks) > count
+                and rig.adapter.status().state is ConnectionState.CONNECTED
+            ),
+            "back",
+        )
 
 
 async def test_heartbeats_count_as_liveness(make_rig: Any) -> None:
@@ -166,15 +177,24 @@ async def test_past_the_cap_is_limit_exceeded(make_rig: Any) -> None:
         assert len(rig.rejections) == 1  # the same state again rejects nothing new
 
 
-async def test_pool_fills_and_drains(make_rig: Any) -> None:
-    async with make_rig(max_connections=2, max_per_connection=2) as rig:
+async def test_pool_fills_and_drains(make_rig: Any, broker: BrokerSpec) -> None:
+    """Up to the broker's own connection cap, two instruments each; one more is LIMIT_EXCEEDED;
+    connections close as their instruments go, back to what the broker keeps open when idle."""
+    cap = broker.max_connections
+    assert 0 < 2 * cap < len(EQUITIES), "the fixture table has too few equities for this broker's cap"
+    async with make_rig(max_connections=cap, max_per_connection=2) as rig:
         await until(lambda: rig.adapter.status().state is ConnectionState.CONNECTED, "started")
         idle = rig.sim.connection_count  # brokers that keep one connection open to prove credentials
-        await rig.adapter.set_wanted(rig.wanted(*EQUITIES))
-        await until(lambda: rig.sim.connection_count == 2 and len(rig.sim.subscribed_instruments()) == 4, "filled")
-        assert not rig.rejections
+        placed = EQUITIES[: 2 * cap]
+        await rig.adapter.set_wanted(rig.wanted(*placed, EQUITIES[2 * cap]))
+        subscribed = {("NSE", s) for s in placed}
+        await until(lambda: rig.sim.connection_count == cap and rig.sim.subscribed_instruments() == subscribed, "full")
+        await until(lambda: len(rig.rejections) == 1, "the one past the cap rejected")
+        assert rig.rejections[0].code is ErrorCode.LIMIT_EXCEEDED
+        assert rig.rejections[0].instrument.symbol == EQUITIES[2 * cap]
         await rig.adapter.set_wanted(rig.wanted(EQUITIES[0]))
-        await until(lambda: rig.sim.connection_count == 1, "drained to one")
+        drained = {("NSE", EQUITIES[0])}
+        await until(lambda: rig.sim.connection_count == 1 and rig.sim.subscribed_instruments() == drained, "one")
         await rig.adapter.set_wanted({})
         await until(lambda: rig.sim.connection_count == idle and not rig.sim.subscribed_instruments(), "empty")
 

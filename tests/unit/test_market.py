@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import time
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +13,8 @@ from openalgo_proxy.brokers.market import (
     INDICES,
     IST,
     NIFTY50,
+    UNIVERSE,
+    Listing,
     SimulatedMarket,
     derivatives,
     future_symbol,
@@ -98,3 +103,51 @@ def test_the_process_universe_lists_only_live_contracts() -> None:
     for lst in DERIVATIVES:
         assert dt.datetime.strptime(lst.expiry, "%d%b%Y").date() >= today, lst.symbol
     assert future_symbol("NIFTY") == DERIVATIVES[0].symbol
+
+
+def isin_check_digit(body: str) -> str:
+    """The ISIN check digit of the first 11 characters (letters as 10..35, then Luhn)."""
+    digits = "".join(str(int(ch, 36)) for ch in body)
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch) * (2 if i % 2 == 0 else 1)
+        total += n - 9 if n > 9 else n
+    return str((10 - total % 10) % 10)
+
+
+def test_isin_check_digit() -> None:
+    for isin in ("INE002A01018", "INE040A01034", "INE009A01021", "US0378331005"):
+        assert isin_check_digit(isin[:11]) == isin[11]
+    assert isin_check_digit("INE002A0101") != "9"
+
+
+def test_every_equity_has_a_real_looking_isin_and_ids_are_unique() -> None:
+    isins = [lst.isin for lst in NIFTY50]
+    assert all(len(isin) == 12 and isin.startswith("INE") and isin_check_digit(isin[:11]) == isin[11] for isin in isins)
+    assert len(set(isins)) == len(isins)
+    assert next(lst.isin for lst in NIFTY50 if lst.symbol == "RELIANCE") == "INE002A01018"
+    assert not any(lst.isin for lst in INDICES + DERIVATIVES)
+    for field in ("angel_token", "kite_token", "dhan_id", "exchange_token"):
+        ids = [(lst.exchange, getattr(lst, field)) for lst in UNIVERSE]  # brokers key ids per segment
+        assert len(set(ids)) == len(ids), field
+
+
+def test_blank_ids_in_the_table_follow_the_documented_rules() -> None:
+    reliance = next(lst for lst in NIFTY50 if lst.symbol == "RELIANCE")
+    assert (reliance.exchange_token, reliance.angel_token, reliance.dhan_id) == ("2885", "2885", "2885")
+    assert reliance.kite_token == 2885 * 256 + 1
+    crude = next(lst for lst in DERIVATIVES if lst.name == "CRUDEOIL")
+    assert crude.kite_token == 450161 * 256 + 7
+    nifty = next(lst for lst in INDICES if lst.symbol == "NIFTY")
+    ids = (nifty.exchange_token, nifty.angel_token, nifty.kite_token, nifty.dhan_id)
+    assert ids == ("26000", "99926000", 256265, "13")
+    assert nifty.upstox_key == "NSE_INDEX|Nifty 50"
+    made = Listing("X", "NFO", "7000001", 0, 1.0)  # a listing made in code (options): ids from the Angel token
+    assert (made.exchange_token, made.dhan_id) == ("7000001", "7000001")
+
+
+def test_the_market_table_ships_with_the_package() -> None:
+    """A wheel (the Docker image installs one) carries market.csv: pyproject's package data names it."""
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    shipped = pyproject["tool"]["setuptools"]["package-data"]["openalgo_proxy"]
+    assert any(fnmatch.fnmatch("brokers/market.csv", pattern) for pattern in shipped)

@@ -1,4 +1,4 @@
-"""The broker adapter contract, the one reconnect policy and the data-stall watchdog.
+"""The broker adapter contract and the one reconnect policy.
 
 A feed (openalgo_proxy.feed) owns the bus and asks an adapter for a set of (instrument, mode)
 pairs; the adapter owns the upstream connections, keeps them equal to that set across reconnects,
@@ -16,10 +16,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from openalgo_proxy.brokers.environment import BrokerSettings, Section
 from openalgo_proxy.control import OrderUpdate
 from openalgo_proxy.errors import BrokerAuthError, BrokerRateLimited, ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
-from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,6 @@ class AdapterStatus:
     connections: int = 0
     subscriptions: int = 0
     reconnects: int = 0
-    last_message_monotonic: float = 0.0
     decode_errors: int = 0
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -144,11 +143,7 @@ class Backoff:
     """
 
     def __init__(
-        self,
-        base: float = 1.0,
-        cap: float = 60.0,
-        long_delay: float = 60.0,
-        rng: random.Random | None = None,
+        self, base: float = 1.0, cap: float = 60.0, long_delay: float = 60.0, rng: random.Random | None = None
     ) -> None:
         self.base = base
         self.cap = cap
@@ -161,47 +156,14 @@ class Backoff:
 
     def next_delay(self, action: RetryAction = RetryAction.RETRY) -> float:
         if action is RetryAction.BACK_OFF_LONG:
-            self.attempt += 1
-            return self.long_delay + self._rng.uniform(0.0, self.long_delay)
-        delay = self._rng.uniform(0.0, self.ceiling())
+            delay = self.long_delay + self._rng.uniform(0.0, self.long_delay)
+        else:
+            delay = self._rng.uniform(0.0, self.ceiling())
         self.attempt += 1
         return delay
 
     def reset(self) -> None:
         self.attempt = 0
-
-
-class StallWatchdog:
-    """Calls `on_stall` when nothing at all was received for `timeout` seconds.
-
-    Call `feed()` on every inbound message, heartbeats included. Checks at timeout/4 granularity.
-    """
-
-    def __init__(self, timeout: float, on_stall: Callable[[], None]) -> None:
-        self.timeout = timeout
-        self._on_stall = on_stall
-        self.last = time.monotonic()
-        self._task: asyncio.Task[None] | None = None
-
-    def feed(self) -> None:
-        self.last = time.monotonic()
-
-    def start(self) -> None:
-        self.last = time.monotonic()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._watch(), name="stall-watchdog")
-
-    async def _watch(self) -> None:
-        step = max(self.timeout / 4.0, 0.01)
-        while True:
-            await asyncio.sleep(step)
-            if time.monotonic() - self.last >= self.timeout:
-                self.last = time.monotonic()
-                self._on_stall()
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)  # a caller cancelled meanwhile stays cancelled
 
 
 async def run_with_reconnect(
@@ -212,7 +174,6 @@ async def run_with_reconnect(
     should_run: Callable[[], bool],
     on_state: Callable[[ConnectionState], None],
     stable_after: float = 10.0,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     label: str = "broker",
 ) -> None:
     """The one retry layer: run `session` until `should_run()` is false.
@@ -227,9 +188,7 @@ async def run_with_reconnect(
         try:
             await session()
             log.info("%s: connection closed", label)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure is classified and logged
+        except Exception as exc:  # noqa: BLE001 - every failure is classified and logged (cancellation ends the loop)
             action = classify(exc)
             log.warning("%s: connection failed (%s): %s", label, action.value, exc)
         if time.monotonic() - started >= stable_after:
@@ -239,20 +198,18 @@ async def run_with_reconnect(
         if action is RetryAction.REFRESH_CREDENTIALS:
             try:
                 await refresh_credentials()
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # noqa: BLE001 - logged; the backoff still applies
                 log.warning("%s: credential refresh failed: %s", label, exc)
         delay = backoff.next_delay(action)
         on_state(ConnectionState.BACKING_OFF)
         log.info("%s: reconnecting in %.2f s (attempt %d)", label, delay, backoff.attempt)
-        await sleep(delay)
+        await asyncio.sleep(delay)
     on_state(ConnectionState.CLOSED)
 
 
 @dataclass(frozen=True, slots=True)
 class FeedOptions:
-    """Broker-independent feed options from config and flags; credentials come from the environment.
+    """Feed options from config and flags, with the broker's own section; credentials come from the environment.
 
     `ws_url`, `api_url`, `instruments` override the broker's production endpoints (simulator, tests);
     None means the broker's default.
@@ -274,3 +231,8 @@ class FeedOptions:
     replay_from: str | None = None  # replay only: first IST date (YYYY-MM-DD) or ISO date-time; None = today
     replay_to: str | None = None  # replay only: last IST date (inclusive) or ISO date-time (exclusive)
     replay_speed: str = "1"  # replay only: a factor on the recorded timing, or "max"
+    settings: BrokerSettings | None = None  # the broker's validated `[feed.NAME]` section
+
+    def section(self, cls: type[Section]) -> Section:
+        """The broker's `[feed.NAME]` section; without one, its defaults and the options the environment sets."""
+        return self.settings if isinstance(self.settings, cls) else cls.load()

@@ -9,9 +9,10 @@ index never assumes a token is unique across exchanges.
 from __future__ import annotations
 
 import copy
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Generic, Self, TypeVar
 
+from openalgo_proxy.brokers.base import BrokerAdapter
 from openalgo_proxy.model import Instrument
 
 K = TypeVar("K", bound=Hashable)
@@ -72,3 +73,23 @@ class InstrumentIndex(Generic[K]):
         clone = copy.copy(self)
         clone.restrict(exchanges)
         return clone
+
+
+class IndexedAdapter(BrokerAdapter, Generic[K]):
+    """A broker adapter that answers `exchanges`, `lookup` and `directory` from its `index`, set by `start()`."""
+
+    index: InstrumentIndex[K] | None = None
+
+    def _index(self) -> InstrumentIndex[K]:
+        if self.index is None:
+            raise RuntimeError(f"{type(self).__name__}.start() has not completed")
+        return self.index
+
+    def exchanges(self) -> tuple[str, ...]:
+        return self._index().exchanges()
+
+    def lookup(self, exchange: str, symbol: str) -> Instrument | None:
+        return self._index().lookup(exchange, symbol)
+
+    def directory(self) -> Mapping[str, Iterable[str]]:
+        return self._index().directory()

@@ -3,7 +3,8 @@
 `LocalAdapter.start()` starts the broker's simulator on a free loopback port (ticks per second and
 seed from the options) and then runs the real adapter against it: REST login, instrument master
 download, WebSocket, binary packets. So the simulated path equals the production path byte for byte,
-and every broker gets it by providing `adapter_for(simulator, options)` in its simulator module.
+and every broker gets it by providing `simulator_for(options)` and `adapter_for(simulator, options)`
+in its spec's simulator entry.
 """
 
 from __future__ import annotations

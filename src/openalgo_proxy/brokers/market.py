@@ -6,21 +6,27 @@ only grow, and the five-level book always has best bid < best ask. Deterministic
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import itertools
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 
-from openalgo_proxy.chain.contracts import years_to_expiry
+import msgspec
+
+from openalgo_proxy.chain.contracts import IST, years_to_expiry
 from openalgo_proxy.chain.pricing import black_price
 from openalgo_proxy.model import DepthLevel, Mode, Tick
 
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """An instrument of the simulated universe with its identities at each broker."""
+    """An instrument of the simulated universe with its identities at each broker (market.csv says
+    which broker uses which id, and the rules that fill a blank one)."""
 
     symbol: str
     exchange: str  # client exchange: NSE, NSE_INDEX, BSE_INDEX, NFO, MCX, CDS
@@ -34,93 +40,28 @@ class Listing:
     expiry: str = ""  # like 30DEC2025 (Angel master format), "" for cash and indices
     strike: float = 0.0  # options only
     underlying: tuple[str, str] = ("", "")  # options only: (exchange, symbol) their price follows
+    exchange_token: str = ""  # the exchange's own token; "" = angel_token
+    isin: str = ""  # equities only
+    dhan_id: str = ""  # Dhan's security id; "" = exchange_token
+    upstox_key: str = ""  # Upstox's instrument key where no rule makes it (indices)
+
+    def __post_init__(self) -> None:
+        if not self.exchange_token:
+            object.__setattr__(self, "exchange_token", self.angel_token)
+        if not self.dhan_id:
+            object.__setattr__(self, "dhan_id", self.exchange_token)
 
     @property
     def is_option(self) -> bool:
         return self.instrument_type.startswith("OPT")
 
     @property
-    def is_call(self) -> bool:
-        return self.symbol.endswith("CE")
-
-    @property
     def is_index(self) -> bool:
         return self.instrument_type == "INDEX"
 
 
-def _eq(symbol: str, token: int, price: float, name: str = "") -> Listing:
-    return Listing(symbol, "NSE", str(token), token * 256 + 1, price, 0.05 if price < 5000 else 0.5, 1, name or symbol)
-
-
-# NIFTY 50 constituents: NSE exchange tokens (Angel token; Kite token = token*256 + 1), rough prices.
-NIFTY50: tuple[Listing, ...] = (
-    _eq("RELIANCE", 2885, 1485.0, "RELIANCE INDUSTRIES"),
-    _eq("HDFCBANK", 1333, 990.0, "HDFC BANK"),
-    _eq("ICICIBANK", 4963, 1390.0, "ICICI BANK"),
-    _eq("INFY", 1594, 1530.0, "INFOSYS"),
-    _eq("TCS", 11536, 3120.0, "TATA CONSULTANCY SERVICES"),
-    _eq("BHARTIARTL", 10604, 2080.0, "BHARTI AIRTEL"),
-    _eq("SBIN", 3045, 965.0, "STATE BANK OF INDIA"),
-    _eq("ITC", 1660, 405.0),
-    _eq("LT", 11483, 4020.0, "LARSEN & TOUBRO"),
-    _eq("HINDUNILVR", 1394, 2430.0, "HINDUSTAN UNILEVER"),
-    _eq("KOTAKBANK", 1922, 2110.0, "KOTAK MAHINDRA BANK"),
-    _eq("AXISBANK", 5900, 1265.0, "AXIS BANK"),
-    _eq("BAJFINANCE", 317, 1025.0, "BAJAJ FINANCE"),
-    _eq("MARUTI", 10999, 15900.0, "MARUTI SUZUKI"),
-    _eq("M&M", 2031, 3720.0, "MAHINDRA & MAHINDRA"),
-    _eq("SUNPHARMA", 3351, 1790.0, "SUN PHARMACEUTICAL"),
-    _eq("HCLTECH", 7229, 1610.0, "HCL TECHNOLOGIES"),
-    _eq("ULTRACEMCO", 11532, 11800.0, "ULTRATECH CEMENT"),
-    _eq("NTPC", 11630, 325.0),
-    _eq("TITAN", 3506, 3880.0, "TITAN COMPANY"),
-    _eq("ONGC", 2475, 245.0),
-    _eq("TATAMOTORS", 3456, 690.0, "TATA MOTORS"),
-    _eq("POWERGRID", 14977, 285.0, "POWER GRID CORPORATION"),
-    _eq("ADANIPORTS", 15083, 1480.0, "ADANI PORTS"),
-    _eq("ASIANPAINT", 236, 2880.0, "ASIAN PAINTS"),
-    _eq("BAJAJFINSV", 16675, 2050.0, "BAJAJ FINSERV"),
-    _eq("WIPRO", 3787, 245.0),
-    _eq("NESTLEIND", 17963, 1270.0, "NESTLE INDIA"),
-    _eq("JSWSTEEL", 11723, 1170.0, "JSW STEEL"),
-    _eq("COALINDIA", 20374, 380.0, "COAL INDIA"),
-    _eq("TATASTEEL", 3499, 170.0, "TATA STEEL"),
-    _eq("ETERNAL", 5097, 300.0),
-    _eq("BEL", 383, 410.0, "BHARAT ELECTRONICS"),
-    _eq("TRENT", 1964, 4350.0),
-    _eq("GRASIM", 1232, 2780.0, "GRASIM INDUSTRIES"),
-    _eq("HINDALCO", 1363, 800.0, "HINDALCO INDUSTRIES"),
-    _eq("ADANIENT", 25, 2420.0, "ADANI ENTERPRISES"),
-    _eq("TECHM", 13538, 1470.0, "TECH MAHINDRA"),
-    _eq("SBILIFE", 21808, 1990.0, "SBI LIFE INSURANCE"),
-    _eq("BAJAJ-AUTO", 16669, 9050.0, "BAJAJ AUTO"),
-    _eq("HDFCLIFE", 467, 770.0, "HDFC LIFE INSURANCE"),
-    _eq("SHRIRAMFIN", 4306, 780.0, "SHRIRAM FINANCE"),
-    _eq("CIPLA", 694, 1520.0),
-    _eq("TATACONSUM", 3432, 1160.0, "TATA CONSUMER PRODUCTS"),
-    _eq("DRREDDY", 881, 1250.0, "DR. REDDY'S LABORATORIES"),
-    _eq("APOLLOHOSP", 157, 7450.0, "APOLLO HOSPITALS"),
-    _eq("EICHERMOT", 910, 6900.0, "EICHER MOTORS"),
-    _eq("INDUSINDBK", 5258, 760.0, "INDUSIND BANK"),
-    _eq("HEROMOTOCO", 1348, 5600.0, "HERO MOTOCORP"),
-    _eq("JIOFIN", 18143, 305.0, "JIO FINANCIAL SERVICES"),
-)
-
-INDICES: tuple[Listing, ...] = (
-    Listing("NIFTY", "NSE_INDEX", "99926000", 256265, 26050.0, 0.05, 1, "NIFTY 50", "INDEX"),
-    Listing("BANKNIFTY", "NSE_INDEX", "99926009", 260105, 59200.0, 0.05, 1, "NIFTY BANK", "INDEX"),
-    Listing("FINNIFTY", "NSE_INDEX", "99926037", 257801, 27600.0, 0.05, 1, "NIFTY FIN SERVICE", "INDEX"),
-    Listing("INDIAVIX", "NSE_INDEX", "99926017", 264969, 12.5, 0.0025, 1, "INDIA VIX", "INDEX"),
-    Listing("SENSEX", "BSE_INDEX", "99919000", 265, 85400.0, 0.01, 1, "SENSEX", "INDEX"),
-)
-
-IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
-
-
 def _weekday_on_or_before(day: dt.date) -> dt.date:
-    while day.weekday() >= 5:  # Saturday, Sunday
-        day -= dt.timedelta(days=1)
-    return day
+    return day - dt.timedelta(days=max(0, day.weekday() - 4))  # Saturday and Sunday back to Friday
 
 
 def _month_end(year: int, month: int) -> dt.date:
@@ -147,6 +88,17 @@ def _two_days_before_last_weekday(year: int, month: int) -> dt.date:
     return day
 
 
+#: the futures series' expiry rules, by their name in market.csv
+EXPIRY_RULES: dict[str, Callable[[int, int], dt.date | None]] = {
+    "last_tuesday": _last_tuesday,
+    "nineteenth": _nineteenth,
+    "fifth_of_even_month": _fifth_of_even_month,
+    "two_days_before_last_weekday": _two_days_before_last_weekday,
+}
+#: Kite's segment number of each exchange (a Kite token is exchange token * 256 + segment)
+KITE_SEGMENTS = {"NSE": 1, "NFO": 2, "CDS": 3, "MCX": 7}
+
+
 def next_expiry(rule: Callable[[int, int], dt.date | None], today: dt.date) -> dt.date:
     """The first expiry of a contract series on or after `today` (a contract trades on its expiry day)."""
     year, month = today.year, today.month
@@ -158,38 +110,32 @@ def next_expiry(rule: Callable[[int, int], dt.date | None], today: dt.date) -> d
     raise ValueError("no expiry within two years")
 
 
-#: name, exchange, Angel token, Kite segment, reference price, tick size, lot size, type, expiry rule
-_FUTURES: tuple[tuple[str, str, int, int, float, float, int, str, Callable[[int, int], dt.date | None]], ...] = (
-    ("NIFTY", "NFO", 52175, 2, 26180.0, 0.1, 75, "FUTIDX", _last_tuesday),
-    ("BANKNIFTY", "NFO", 52174, 2, 59450.0, 0.2, 35, "FUTIDX", _last_tuesday),
-    ("CRUDEOIL", "MCX", 450161, 7, 5240.0, 1.0, 100, "FUTCOM", _nineteenth),
-    ("GOLD", "MCX", 449534, 7, 127500.0, 1.0, 1, "FUTCOM", _fifth_of_even_month),
-    ("USDINR", "CDS", 1185, 3, 89.1525, 0.0025, 1000, "FUTCUR", _two_days_before_last_weekday),
-)
+_TEXT = resources.files(__package__).joinpath("market.csv").read_text(encoding="utf-8")
+#: the rows of market.csv (package data), its comment lines left out
+TABLE: list[dict[str, str]] = list(csv.DictReader(line for line in _TEXT.splitlines() if not line.startswith("#")))
+
+
+def _listing(row: dict[str, str], expiry: dt.date | None = None) -> Listing:
+    """A row of market.csv (blank ids by the file's rules); a futures series as its contract of `expiry`."""
+    values = {key: value for key, value in row.items() if value and key != "expiry_rule"}
+    values.setdefault("angel_token", row["exchange_token"])
+    if "kite_token" not in values:
+        values["kite_token"] = str(int(row["exchange_token"]) * 256 + KITE_SEGMENTS[row["exchange"]])
+    if expiry is not None:
+        values |= {"symbol": row["symbol"] + f"{expiry:%d%b%y}FUT".upper(), "expiry": f"{expiry:%d%b%Y}".upper()}
+    return msgspec.convert(values, Listing, strict=False)
+
+
+# NIFTY 50 constituents and the indices, from market.csv
+NIFTY50: tuple[Listing, ...] = tuple(_listing(row) for row in TABLE if row["instrument_type"] == "EQ")
+INDICES: tuple[Listing, ...] = tuple(_listing(row) for row in TABLE if row["instrument_type"] == "INDEX")
 
 
 def derivatives(today: dt.date) -> tuple[Listing, ...]:
     """The simulated near-month futures as of `today`: never expired, named like the brokers name them
     (NAME + DDMMMYY + FUT, e.g. NIFTY30DEC25FUT)."""
-    listings = []
-    for name, exchange, token, segment, price, tick_size, lot, kind, rule in _FUTURES:
-        expiry = next_expiry(rule, today)
-        code = expiry.strftime("%d%b%y").upper()
-        listings.append(
-            Listing(
-                f"{name}{code}FUT",
-                exchange,
-                str(token),
-                token * 256 + segment,
-                price,
-                tick_size,
-                lot,
-                name,
-                kind,
-                expiry.strftime("%d%b%Y").upper(),
-            )
-        )
-    return tuple(listings)
+    rules = [(row, EXPIRY_RULES[row["expiry_rule"]]) for row in TABLE if row["expiry_rule"]]
+    return tuple(_listing(row, next_expiry(rule, today)) for row, rule in rules)
 
 
 def future_symbol(name: str, listings: tuple[Listing, ...] | None = None) -> str:
@@ -206,18 +152,11 @@ DERIVATIVES: tuple[Listing, ...] = derivatives(dt.datetime.now(IST).date())
 UNIVERSE: tuple[Listing, ...] = NIFTY50 + INDICES + DERIVATIVES
 
 
-def _next_tuesday(today: dt.date) -> dt.date:
-    return today + dt.timedelta(days=(1 - today.weekday()) % 7)
-
-
-def strike_text(strike: float) -> str:
-    """A strike as option symbols spell it: 26000, 1490, 2.5."""
-    return str(int(strike)) if float(strike).is_integer() else f"{strike:g}"
-
-
 def option_symbol(name: str, expiry: dt.date, strike: float, right: str) -> str:
-    """The common (OpenAlgo) option symbol: NAME + DDMMMYY + STRIKE + CE|PE, e.g. NIFTY30DEC2526000CE."""
-    return f"{name}{expiry.strftime('%d%b%y').upper()}{strike_text(strike)}{right}"
+    """The common (OpenAlgo) option symbol: NAME + DDMMMYY + STRIKE (26000, 1490, 2.5) + CE|PE,
+    e.g. NIFTY30DEC2526000CE."""
+    text = str(int(strike)) if float(strike).is_integer() else f"{strike:g}"
+    return f"{name}{expiry:%d%b%y}".upper() + text + right
 
 
 #: name, underlying (exchange, symbol), kind, strike step, strikes each side of the reference, lot size,
@@ -237,33 +176,22 @@ def options(today: dt.date, listings: tuple[Listing, ...] = NIFTY50 + INDICES) -
     prices = {(lst.exchange, lst.symbol): lst.price for lst in listings}
     out: list[Listing] = []
     token = OPTION_TOKEN_BASE
+    tuesday = today + dt.timedelta(days=(1 - today.weekday()) % 7)
     for name, underlying, kind, step, each_side, lot, weekly, _vol in _OPTION_SERIES:
         expiries = {next_expiry(_last_tuesday, today)}
         if weekly:
-            first = _next_tuesday(today)
-            expiries |= {first, first + dt.timedelta(days=7)}
+            expiries |= {tuesday, tuesday + dt.timedelta(days=7)}
         centre = round(prices[underlying] / step) * step
-        for expiry in sorted(expiries):
-            for i in range(-each_side, each_side + 1):
-                strike = centre + i * step
-                for right in ("CE", "PE"):
-                    token += 1
-                    out.append(
-                        Listing(
-                            option_symbol(name, expiry, strike, right),
-                            "NFO",
-                            str(token),
-                            token * 256 + 2,
-                            0.05,  # the market prices options from their underlying (SimulatedMarket)
-                            0.05,
-                            lot,
-                            name,
-                            kind,
-                            expiry.strftime("%d%b%Y").upper(),
-                            strike,
-                            underlying,
-                        )
-                    )
+        strikes = [centre + i * step for i in range(-each_side, each_side + 1)]
+        for expiry, strike, right in itertools.product(sorted(expiries), strikes, ("CE", "PE")):
+            token += 1
+            symbol = option_symbol(name, expiry, strike, right)
+            expiry_text = f"{expiry:%d%b%Y}".upper()
+            # the market prices an option from its underlying (SimulatedMarket): its price here is a placeholder
+            contract = Listing(
+                symbol, "NFO", str(token), token * 256 + 2, 0.05, 0.05, lot, name, kind, expiry_text, strike, underlying
+            )
+            out.append(contract)
     return tuple(out)
 
 
@@ -300,50 +228,26 @@ def deeper_side(
         return ()
     price = out[-1].price
     step = -tick_size if bid else tick_size
-    while len(out) < count:
-        price = round_to_tick(price + step, tick_size)
-        if price <= 0:
-            break
-        n = len(out)
-        out.append(DepthLevel(price, (7 + n * 13 % 50) * lot, 1 + n % 9))
+    while len(out) < count and (price := round_to_tick(price + step, tick_size)) > 0:
+        out.append(DepthLevel(price, (7 + len(out) * 13 % 50) * lot, 1 + len(out) % 9))
     return tuple(out)
 
 
 class _Book:
-    __slots__ = (
-        "changed",
-        "close",
-        "high",
-        "last",
-        "listing",
-        "low",
-        "ltp",
-        "ltq",
-        "ltt",
-        "oi",
-        "open",
-        "theoretical",
-        "turnover",
-        "volume",
-    )
+    """One instrument's state in the simulated market."""
 
     def __init__(self, listing: Listing, rng: random.Random, now_ms: int) -> None:
         self.listing = listing
         tick = listing.tick_size
         self.close = round_to_tick(listing.price, tick)
-        gap = rng.gauss(0.0, 0.004)
-        self.open = round_to_tick(self.close * (1.0 + gap), tick)
-        self.ltp = self.open
-        self.high = self.open
-        self.low = self.open
+        self.open = self.ltp = self.high = self.low = round_to_tick(self.close * (1.0 + rng.gauss(0.0, 0.004)), tick)
         self.volume = 0 if listing.is_index else rng.randint(50, 500) * listing.lot_size * 100
         self.turnover = self.volume * self.ltp
         derivative = listing.instrument_type.startswith("FUT") or listing.is_option
         self.oi = rng.randint(1000, 50000) * listing.lot_size if derivative else 0
         self.theoretical = 0.0  # options: the model price the book is quoted around
         self.ltq = 0
-        self.ltt = now_ms
-        self.changed = now_ms  # exchange time of the book's last change
+        self.changed = now_ms  # exchange time of the book's last change (and of its last trade)
         self.last: Tick | None = None  # the tick of that change, book included
 
 
@@ -357,17 +261,13 @@ class SimulatedMarket:
         self._books = {(lst.exchange, lst.symbol): _Book(lst, self._rng, now) for lst in listings}
         # options: the book each is priced from, whether it is a future, and the expiry date
         self._option_sources: dict[tuple[str, str], tuple[_Book, bool, dt.date]] = {}
-        futures = {
-            (lst.name, lst.expiry): (lst.exchange, lst.symbol)
-            for lst in listings
-            if lst.instrument_type.startswith("FUT")
-        }
+        futures = {(lst.name, lst.expiry): lst for lst in listings if lst.instrument_type.startswith("FUT")}
         for key, book in self._books.items():
             lst = book.listing
             if not lst.is_option or lst.underlying not in self._books:
                 continue
             future = futures.get((lst.name, lst.expiry))
-            source = self._books[future] if future is not None else self._books[lst.underlying]
+            source = self._books[(future.exchange, future.symbol) if future else lst.underlying]
             expiry = dt.datetime.strptime(lst.expiry, "%d%b%Y").date()
             self._option_sources[key] = (source, future is not None, expiry)
             self._reprice(book, now)
@@ -380,7 +280,7 @@ class SimulatedMarket:
         years = years_to_expiry(expiry, now_ms)
         forward = source.ltp if on_future else source.ltp * math.exp((OPTION_RATE - OPTION_DIVIDEND_YIELD) * years)
         sigma = smile(ATM_VOLATILITY.get(lst.name, 0.15), forward, lst.strike, years)
-        value = float(black_price(forward, lst.strike, years, sigma, OPTION_RATE, lst.is_call))
+        value = float(black_price(forward, lst.strike, years, sigma, OPTION_RATE, lst.symbol.endswith("CE")))
         book.theoretical = value
         book.ltp = max(lst.tick_size, round_to_tick(value, lst.tick_size))
 
@@ -394,48 +294,31 @@ class SimulatedMarket:
         return book.listing if book else None
 
     def advance(self, exchange: str, symbol: str, now_ms: int | None = None) -> Tick:
-        """One trade (or index move) on an instrument; returns the resulting full tick."""
+        """One trade (or index move) on an instrument; returns the resulting full tick. An option
+        trades at its model price (the underlying may have moved since)."""
         book = self._books[(exchange, symbol)]
         rng = self._rng
         lst = book.listing
         tick = lst.tick_size
         now = now_ms if now_ms is not None else int(time.time() * 1000)
-        if (exchange, symbol) in self._option_sources:
-            return self._advance_option(book, now)
-        # volatility ~ 1.5 bp of price per step, at least one tick, mean-reverting toward close
-        sigma_ticks = max(1.0, book.ltp * 0.00015 / tick)
-        drift = (book.close - book.ltp) / tick * 0.001
-        steps = round(rng.gauss(drift, sigma_ticks))
-        floor = book.close * 0.9
-        ceiling = book.close * 1.1
-        price = min(max(book.ltp + steps * tick, floor), ceiling)
-        book.ltp = round_to_tick(price, tick)
+        if lst.is_option and (exchange, symbol) in self._option_sources:
+            self._reprice(book, now)
+        else:  # volatility ~ 1.5 bp of price per step, at least one tick, mean-reverting toward close
+            sigma_ticks = max(1.0, book.ltp * 0.00015 / tick)
+            steps = round(rng.gauss((book.close - book.ltp) / tick * 0.001, sigma_ticks))
+            price = min(max(book.ltp + steps * tick, book.close * 0.9), book.close * 1.1)
+            book.ltp = round_to_tick(price, tick)
         book.high = max(book.high, book.ltp)
         book.low = min(book.low, book.ltp)
-        book.ltt = now
         book.changed = now
         if not lst.is_index:
             qty = rng.randint(1, 40) * lst.lot_size
             book.ltq = qty
             book.volume += qty
             book.turnover += qty * book.ltp
-            if book.oi:
-                book.oi = max(lst.lot_size, book.oi + rng.randint(-3, 3) * lst.lot_size)
-        book.last = self._tick(book)
-        return book.last
-
-    def _advance_option(self, book: _Book, now: int) -> Tick:
-        """An option trades at its model price (the underlying may have moved since)."""
-        lst = book.listing
-        self._reprice(book, now)
-        book.high = max(book.high, book.ltp)
-        book.low = min(book.low, book.ltp)
-        book.ltt = book.changed = now
-        qty = self._rng.randint(1, 40) * lst.lot_size
-        book.ltq = qty
-        book.volume += qty
-        book.turnover += qty * book.ltp
-        book.oi = max(lst.lot_size, book.oi + self._rng.randint(-3, 4) * lst.lot_size)
+            if book.oi:  # options drift upward: more contracts open than close
+                oi_step = rng.randint(-3, 4 if lst.is_option else 3)
+                book.oi = max(lst.lot_size, book.oi + oi_step * lst.lot_size)
         book.last = self._tick(book)
         return book.last
 
@@ -447,61 +330,36 @@ class SimulatedMarket:
             book.last = self._tick(book)
         return book.last
 
+    def _side(self, best: float, step: float, lot: int) -> tuple[DepthLevel, ...]:
+        """Five levels of one side of a book, one tick (`step`, negative for bids) apart from `best`."""
+        rng = self._rng
+        return tuple(
+            DepthLevel(round_to_tick(best + i * step, abs(step)), rng.randint(1, 60) * lot, rng.randint(1, 12))
+            for i in range(5)
+        )
+
     def _tick(self, book: _Book) -> Tick:
         lst = book.listing
-        now = book.changed
+        tick = Tick(lst.symbol, lst.exchange, Mode.DEPTH, book.ltp, ltt=book.changed, exchange_time=book.changed)
+        tick.open, tick.high, tick.low, tick.close = book.open, book.high, book.low, book.close
         if lst.is_index:
-            return Tick(
-                symbol=lst.symbol,
-                exchange=lst.exchange,
-                mode=Mode.DEPTH,
-                ltp=book.ltp,
-                ltt=book.ltt,
-                exchange_time=now,
-                open=book.open,
-                high=book.high,
-                low=book.low,
-                close=book.close,
-            )
-        tick = lst.tick_size
+            return tick
+        size = lst.tick_size
         rng = self._rng
         spread = rng.randint(1, 3)
         if lst.is_option:  # quoted around the model price: the mid is where the smile is
-            half = max(1, round(book.theoretical * 0.004 / tick)) * tick
-            best_bid = max(tick, round_to_tick(book.theoretical - half, tick))
-            best_ask = round_to_tick(max(best_bid + tick, book.theoretical + half), tick)
+            half = max(1, round(book.theoretical * 0.004 / size)) * size
+            best_bid = max(size, round_to_tick(book.theoretical - half, size))
+            best_ask = round_to_tick(max(best_bid + size, book.theoretical + half), size)
         else:
-            best_bid = round_to_tick(book.ltp - tick * rng.randint(0, 1), tick)
-            best_ask = round_to_tick(best_bid + spread * tick, tick)
-        lot = lst.lot_size
-        bids = tuple(
-            DepthLevel(round_to_tick(best_bid - i * tick, tick), rng.randint(1, 60) * lot, rng.randint(1, 12))
-            for i in range(5)
-        )
-        asks = tuple(
-            DepthLevel(round_to_tick(best_ask + i * tick, tick), rng.randint(1, 60) * lot, rng.randint(1, 12))
-            for i in range(5)
-        )
-        avg = round_to_tick(book.turnover / book.volume, tick) if book.volume else book.ltp
-        return Tick(
-            symbol=lst.symbol,
-            exchange=lst.exchange,
-            mode=Mode.DEPTH,
-            ltp=book.ltp,
-            ltt=book.ltt,
-            exchange_time=now,
-            open=book.open,
-            high=book.high,
-            low=book.low,
-            close=book.close,
-            volume=book.volume,
-            avg_trade_price=avg,
-            last_trade_quantity=book.ltq,
-            total_buy_quantity=sum(level.quantity for level in bids) * 40,
-            total_sell_quantity=sum(level.quantity for level in asks) * 40,
-            oi=book.oi,
-            upper_circuit=round_to_tick(book.close * 1.1, tick),
-            lower_circuit=round_to_tick(book.close * 0.9, tick),
-            bids=bids,
-            asks=asks,
-        )
+            best_bid = round_to_tick(book.ltp - size * rng.randint(0, 1), size)
+            best_ask = round_to_tick(best_bid + spread * size, size)
+        tick.bids = self._side(best_bid, -size, lst.lot_size)
+        tick.asks = self._side(best_ask, size, lst.lot_size)
+        tick.volume, tick.last_trade_quantity, tick.oi = book.volume, book.ltq, book.oi
+        tick.avg_trade_price = round_to_tick(book.turnover / book.volume, size) if book.volume else book.ltp
+        tick.total_buy_quantity = sum(level.quantity for level in tick.bids) * 40
+        tick.total_sell_quantity = sum(level.quantity for level in tick.asks) * 40
+        tick.upper_circuit = round_to_tick(book.close * 1.1, size)
+        tick.lower_circuit = round_to_tick(book.close * 0.9, size)
+        return tick

@@ -55,10 +55,9 @@ def cache_path(cache_dir: str, prefix: str, source: str, day: dt.date, suffix: s
 
 async def fetch(url: str, headers: Mapping[str, str] | None = None, total_seconds: float = 180.0) -> bytes:
     """Download over HTTP(S); certificates are verified (aiohttp's default SSL context)."""
-    client_timeout = aiohttp.ClientTimeout(total=total_seconds)
     try:
         async with (
-            aiohttp.ClientSession(timeout=client_timeout) as session,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=total_seconds)) as session,
             session.get(url, headers=dict(headers or {})) as response,
         ):
             if response.status != 200:
@@ -81,22 +80,17 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def prune(keep: Path, prefix: str, source: str, suffix: str) -> int:
-    """Delete the other days' copies of `source` beside `keep`; returns how many."""
+def prune(keep: Path, prefix: str, source: str, suffix: str) -> None:
+    """Delete the other days' copies of `source` beside `keep`."""
     head = cache_path(str(keep.parent), prefix, source, dt.date.min, suffix).name.rsplit("-", 3)[0]
-    removed = 0
     for old in keep.parent.glob(f"{head}-*{suffix}"):
         if old != keep and old.is_file():
             old.unlink(missing_ok=True)
-            removed += 1
-    return removed
 
 
 def _parse(parse: Callable[[bytes], T], data: bytes, what: str) -> T:
     try:
         return parse(data)
-    except InstrumentMasterError:
-        raise
     except (ValueError, TypeError, KeyError) as exc:
         raise InstrumentMasterError(f"cannot parse instrument master {what}: {exc}") from exc
 

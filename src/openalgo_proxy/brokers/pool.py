@@ -11,66 +11,45 @@ for brokers whose idle connection proves the credentials). A key that fits nowhe
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Generic, TypeVar
 
 from openalgo_proxy.brokers.base import ConnectionState
+from openalgo_proxy.brokers.upstream import UpstreamConnection
 
-log = logging.getLogger(__name__)
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class Slot(Protocol):
-    """What the pool needs of a connection (UpstreamConnection is one)."""
-
-    state: ConnectionState
-    connects: int
-    stalls: int
-    heartbeats: int
-    decode_errors: int
-    last_message: float
-
-    @property
-    def reconnects(self) -> int: ...
-
-    def set_wanted(self, wanted: Mapping[Any, Any]) -> None: ...
-
-    def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    def info(self) -> dict[str, Any]: ...
+K = TypeVar("K", bound=Hashable)  # a wire key (the pooled adapter's too)
+V = TypeVar("V")  # an upstream subscription mode
 
 
+#: what the pool holds: an upstream connection (unit tests give it fakes with the same attributes)
+Slot = UpstreamConnection[Any, Any]
+#: a connection's counters the pool sums over its open and already closed connections
+COUNTERS = ("reconnects", "stalls", "heartbeats", "decode_errors")
+
+
+@dataclass(eq=False)
 class ConnectionPool(Generic[K, V]):
     """Assigns keys to at most `max_connections` slots of `per_connection` keys each."""
 
-    def __init__(
-        self,
-        open_slot: Callable[[int], Slot],
-        *,
-        max_connections: int,
-        per_connection: int,
-        per_account: int | None = None,
-        keep_open: int = 0,
-        retry_rejected: bool = False,
-    ) -> None:
-        self._open_slot = open_slot
-        self.max_connections = max_connections
-        self.per_connection = per_connection
-        self.per_account = per_account if per_account is not None else max_connections * per_connection
-        self.keep_open = min(keep_open, max_connections)
-        self.retry_rejected = retry_rejected
-        self.slots: list[Slot | None] = [None] * max_connections
-        self.assigned: dict[K, int] = {}  # key -> slot index
-        self.wanted: dict[K, V] = {}
-        self.rejected: set[K] = set()
+    open_slot: Callable[[int], Slot]
+    _: KW_ONLY
+    max_connections: int
+    per_connection: int
+    per_account: int = 0  # 0: max_connections x per_connection
+    keep_open: int = 0
+    retry_rejected: bool = False
+    assigned: dict[K, int] = field(default_factory=dict)  # key -> slot index
+    wanted: dict[K, V] = field(default_factory=dict)
+    rejected: set[K] = field(default_factory=set)
+    stopped: bool = False
+
+    def __post_init__(self) -> None:
+        self.per_account = self.per_account or self.max_connections * self.per_connection
+        self.keep_open = min(self.keep_open, self.max_connections)
+        self.slots: list[Slot | None] = [None] * self.max_connections
         self._closed_counts: Counter[str] = Counter()  # counters of connections already closed
-        self.stopped = False
 
     def limit_message(self) -> str:
         return f"the broker allows {self.max_connections} connections x {self.per_connection} subscriptions"
@@ -80,17 +59,15 @@ class ConnectionPool(Generic[K, V]):
         if self.stopped:
             return []
         self.wanted = dict(wanted)
-        for key in [k for k in self.assigned if k not in self.wanted]:
-            del self.assigned[key]
+        self.assigned = {key: slot for key, slot in self.assigned.items() if key in self.wanted}
         self.rejected &= self.wanted.keys()
         load = Counter(self.assigned.values())
-        total = len(self.assigned)
         newly: list[K] = []
         for key in self.wanted:
             if key in self.assigned or (key in self.rejected and not self.retry_rejected):
                 continue
             slot = next((i for i in range(self.max_connections) if load[i] < self.per_connection), None)
-            if slot is None or total >= self.per_account:
+            if slot is None or len(self.assigned) >= self.per_account:
                 if key not in self.rejected:
                     self.rejected.add(key)
                     newly.append(key)
@@ -98,7 +75,6 @@ class ConnectionPool(Generic[K, V]):
             self.rejected.discard(key)
             self.assigned[key] = slot
             load[slot] += 1
-            total += 1
         await self._apply()
         return newly
 
@@ -107,8 +83,7 @@ class ConnectionPool(Generic[K, V]):
         connections' sets (an emptied slot closes at the next `assign`); returns those that were placed."""
         dropped = [key for key in keys if self.assigned.pop(key, None) is not None and key in self.wanted]
         self.rejected.update(dropped)
-        for index, shard in enumerate(self._shards()):
-            conn = self.slots[index]
+        for conn, shard in zip(self.slots, self._shards(), strict=True):
             if conn is not None:
                 conn.set_wanted(shard)
         return dropped
@@ -128,7 +103,7 @@ class ConnectionPool(Generic[K, V]):
             conn = self.slots[index]
             if shard or index < self.keep_open:
                 if conn is None:
-                    conn = self.slots[index] = self._open_slot(index)
+                    conn = self.slots[index] = self.open_slot(index)
                     conn.start()
                 conn.set_wanted(shard)
             elif conn is not None:
@@ -137,12 +112,7 @@ class ConnectionPool(Generic[K, V]):
     async def _close(self, index: int) -> None:
         conn, self.slots[index] = self.slots[index], None
         if conn is not None:
-            self._closed_counts.update(
-                reconnects=conn.reconnects,
-                stalls=conn.stalls,
-                heartbeats=conn.heartbeats,
-                decode_errors=conn.decode_errors,
-            )
+            self._closed_counts.update({name: getattr(conn, name) for name in COUNTERS})
             await conn.stop()
 
     async def stop(self) -> None:
@@ -166,10 +136,8 @@ class ConnectionPool(Generic[K, V]):
         states = {c.state for c in conns}
         if states == {ConnectionState.CONNECTED}:
             return ConnectionState.CONNECTED
-        for state in (ConnectionState.BACKING_OFF, ConnectionState.CONNECTING):
-            if state in states:
-                return state
-        return ConnectionState.DISCONNECTED
+        waiting = (ConnectionState.BACKING_OFF, ConnectionState.CONNECTING)
+        return next((state for state in waiting if state in states), ConnectionState.DISCONNECTED)
 
     def total(self, counter: str) -> int:
         """A counter summed over open and already closed connections."""

@@ -14,34 +14,26 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Hashable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Mapping
+from typing import Any, Generic
 
 from openalgo_proxy.brokers.base import (
     AdapterStatus,
-    BrokerAdapter,
     FeedOptions,
     OrderSink,
     Rejection,
     RejectSink,
     TickSink,
 )
-from openalgo_proxy.brokers.index import InstrumentIndex
-from openalgo_proxy.brokers.pool import ConnectionPool, Slot
+from openalgo_proxy.brokers.index import IndexedAdapter, InstrumentIndex
+from openalgo_proxy.brokers.pool import ConnectionPool, K, Slot, V
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
 
 log = logging.getLogger(__name__)
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 
-
-def _drop(_: object) -> None:
-    return None
-
-
-class PooledAdapter(BrokerAdapter, Generic[K, V]):
+class PooledAdapter(IndexedAdapter[K], Generic[K, V]):
     """One broker account served by a pool of upstream connections."""
 
     #: the broker's caps: connections per account, subscriptions per connection
@@ -63,10 +55,9 @@ class PooledAdapter(BrokerAdapter, Generic[K, V]):
             keep_open=self.keep_open,
             retry_rejected=self.retry_rejected,
         )
-        self.index: InstrumentIndex[K] | None = None
-        self.on_tick: TickSink = _drop
-        self.on_order: OrderSink = _drop
-        self._on_reject: RejectSink = _drop
+        self.on_tick: TickSink = lambda tick: None  # the sinks until start() / set_order_sink()
+        self.on_order: OrderSink = lambda update: None
+        self._on_reject: RejectSink = lambda rejection: None
         self._wanted: dict[K, tuple[Instrument, Mode]] = {}
         self.unknown_keys = 0
 
@@ -115,20 +106,6 @@ class PooledAdapter(BrokerAdapter, Generic[K, V]):
 
     # -- instruments -------------------------------------------------------------------------------
 
-    def _index(self) -> InstrumentIndex[K]:
-        if self.index is None:
-            raise RuntimeError(f"{type(self).__name__}.start() has not completed")
-        return self.index
-
-    def exchanges(self) -> tuple[str, ...]:
-        return self._index().exchanges()
-
-    def lookup(self, exchange: str, symbol: str) -> Instrument | None:
-        return self._index().lookup(exchange, symbol)
-
-    def directory(self) -> Mapping[str, Iterable[str]]:
-        return self._index().directory()
-
     def instrument_of(self, key: K) -> Instrument | None:
         """The subscribed instrument a packet names, or None (counted as unknown)."""
         wanted = self._wanted.get(key)
@@ -143,12 +120,8 @@ class PooledAdapter(BrokerAdapter, Generic[K, V]):
     # -- subscriptions -----------------------------------------------------------------------------
 
     async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
-        desired: dict[K, tuple[Instrument, Mode]] = {}
-        modes: dict[K, V] = {}
-        for instrument, mode in wanted.items():
-            key = self.wire_key(instrument)
-            desired[key] = (instrument, Mode(mode))
-            modes[key] = self.upstream_mode(instrument, Mode(mode))
+        desired = {self.wire_key(instrument): (instrument, Mode(mode)) for instrument, mode in wanted.items()}
+        modes = {key: self.upstream_mode(instrument, mode) for key, (instrument, mode) in desired.items()}
         self._wanted = desired
         for key in await self.pool.assign(modes):
             instrument, mode = desired[key]
@@ -179,14 +152,12 @@ class PooledAdapter(BrokerAdapter, Generic[K, V]):
             "heartbeats": pool.total("heartbeats"),
             "unknown_keys": self.unknown_keys,
             "upstream": [c.info() for c in conns],
-        }
-        extra.update(self.status_extra())
+        } | self.status_extra()
         return AdapterStatus(
             state=pool.state(started=self.index is not None),
             connections=pool.connected(),
             subscriptions=sum(c.info()["subscriptions"] for c in conns),
             reconnects=pool.total("reconnects"),
-            last_message_monotonic=pool.last_message(),
             decode_errors=pool.total("decode_errors"),
             extra=extra,
         )

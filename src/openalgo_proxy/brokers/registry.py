@@ -1,146 +1,109 @@
-"""Every broker this build streams, by name. The CLI, the config and the contract tests read it here.
+"""Every `--broker` name this build accepts, each described by a `BrokerSpec` (brokers/spec.py).
 
-A broker is a folder `brokers/<name>/` whose `spec.py` defines `SPEC = BrokerSpec(...)` (brokers/spec.py); adding a
-broker is adding its name to `BROKERS`. Besides each broker `NAME`, the registry offers:
-- `NAME-simulator`: the production adapter of NAME against its own simulator started in-process
-  (no account needed; `angel-simulator` is the default feed);
-- `simulator`: the simulated market handed straight to the feed, with no wire protocol between.
-
-Brokers not (yet) described by a `spec.py` are listed in `ADAPTERS` by where their adapter lives: an
-adapter module exposes ``create(options: FeedOptions) -> BrokerAdapter``; an entry written
-``module:attribute`` names an object of that module with that ``create`` (one module serving several
-brokers, as the Noren family's does). Their simulators are in `SIMULATORS`: a simulator module exposes
-``add_arguments(parser)`` and ``async serve(args) -> None`` (serves until cancelled) and is started by
-``openalgo-proxy simulate NAME``.
+A broker is a folder `brokers/<folder>/` whose `spec.py` defines `SPEC = BrokerSpec(...)`, or
+`SPECS = (...)` when one folder serves a family of brokers (the Noren members); adding a broker is
+its folder plus its folder's name in `FOLDERS`. The CLI (`--broker` help, `simulate NAME`), the
+config's broker-name check, the ready line and the adapter contract tests all read the specs here.
+Besides each spec's `NAME`, every broker with a simulator also offers `NAME-simulator`: its
+production adapter against its own simulator started in-process (no account needed;
+`angel-simulator` is the default feed).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.environment import BrokerSettings
 from openalgo_proxy.brokers.spec import BrokerSpec
 
-#: the broker folders with a `spec.py`, in the order the CLI lists them
-BROKERS: tuple[str, ...] = ("angel", "zerodha", "dhan", "mstock")
+#: the folders whose spec.py describes `--broker` names, in the order the CLI lists them
+FOLDERS: tuple[str, ...] = ("angel", "zerodha", "dhan", "mstock", "upstox", "noren", "simulated", "replay", "openalgo")
 DEFAULT = "angel-simulator"
-SIMULATED_MARKET = "simulator"
 LOCAL_SUFFIX = "-simulator"
 
-#: the Noren family (one adapter module): `run --broker NAME` and `run --broker NAME-simulator`
-NOREN_MEMBERS = ("shoonya", "flattrade", "zebu", "tradesmart", "definedge", "aliceblue")
 
-#: the other `--broker` names, by where their adapter lives
-ADAPTERS: dict[str, str] = {
-    "upstox": "openalgo_proxy.brokers.upstox.adapter",
-    # the production Upstox adapter against a local Upstox-protocol simulator
-    "upstox-simulator": "openalgo_proxy.brokers.upstox.local",
-    **{name: f"openalgo_proxy.brokers.noren.adapter:{name}" for name in NOREN_MEMBERS},
-    **{f"{name}{LOCAL_SUFFIX}": f"openalgo_proxy.brokers.noren.local:{name}" for name in NOREN_MEMBERS},
-    # ticks recorded by `openalgo-proxy record`, replayed from the tick store
-    "replay": "openalgo_proxy.brokers.replay.adapter",
-    # chain mode: a client of an OpenAlgo-protocol proxy (--upstream), for brokers not streamed natively
-    "openalgo": "openalgo_proxy.brokers.openalgo.adapter",
-}
+@functools.cache
+def specs() -> dict[str, BrokerSpec]:
+    """Every registered spec by name, in `FOLDERS` order."""
+    found: dict[str, BrokerSpec] = {}
+    for folder in FOLDERS:
+        module = importlib.import_module(f"openalgo_proxy.brokers.{folder}.spec")
+        for described in getattr(module, "SPECS", None) or (module.SPEC,):
+            found[described.name] = described
+    return found
 
-#: what an `ADAPTERS` broker is, for the `--broker` help and the ready line
-NOTES: dict[str, str] = {
-    "upstox": "Upstox Market Data Feed V3",
-    **{name: "Noren" for name in NOREN_MEMBERS},
-    "replay": "recorded ticks",
-    "openalgo": "chain mode: an upstream OpenAlgo-protocol proxy",
-}
 
-#: the simulators of the brokers not in `BROKERS` (`openalgo-proxy simulate NAME`)
-SIMULATORS: dict[str, str] = {
-    "upstox": "openalgo_proxy.brokers.upstox.simulator",
-    "noren": "openalgo_proxy.brokers.noren.simulator",
-}
+def simulated() -> list[BrokerSpec]:
+    """The brokers with a simulator: each has `NAME-simulator` and runs the adapter contract tests."""
+    return [s for s in specs().values() if s.simulator]
 
 
 def names() -> list[str]:
     """Every name `--broker` (and `feed.broker`) accepts."""
-    locals_ = (f"{b}{LOCAL_SUFFIX}" for b in BROKERS)
-    return list(dict.fromkeys([DEFAULT, SIMULATED_MARKET, *BROKERS, *locals_, *ADAPTERS]))
+    return list(dict.fromkeys([DEFAULT, *specs(), *(f"{s.name}{LOCAL_SUFFIX}" for s in simulated())]))
 
 
 def simulator_names() -> list[str]:
-    """Every name `openalgo-proxy simulate NAME` accepts."""
-    return [*BROKERS, *SIMULATORS]
+    """Every name `openalgo-proxy simulate NAME` accepts: each broker with a simulator, and each family."""
+    return list(dict.fromkeys([*(s.name for s in simulated()), *(s.family for s in simulated() if s.family)]))
+
+
+def simulator_help(name: str) -> str:
+    """One line for `simulate NAME --help`: a broker's summary, or the members of a family."""
+    if name in specs():
+        return f"{spec(name).summary} simulator"
+    members = ", ".join(s.name for s in simulated() if s.family == name)
+    return f"{name} simulator for {members} (--dialect picks one)"
 
 
 def spec(name: str) -> BrokerSpec:
-    if name not in BROKERS:
-        raise ValueError(f"unknown broker {name!r}; choose from {', '.join(names())}")
-    found: BrokerSpec = importlib.import_module(f"openalgo_proxy.brokers.{name}.spec").SPEC
-    return found
+    """The spec of a broker name (not `NAME-simulator`); ValueError for an unknown one."""
+    try:
+        return specs()[name]
+    except KeyError:
+        raise ValueError(f"unknown broker {name!r}; choose from {', '.join(names())}") from None
+
+
+def settings_classes() -> dict[str, type[BrokerSettings]]:
+    """Every broker with a `[feed.NAME]` section, and the class that validates it."""
+    return {name: described.settings for name, described in specs().items() if described.settings is not None}
 
 
 def help_text() -> str:
     """The `--broker` help: every accepted name with what it is."""
-    lines = [f"{DEFAULT} (default: the Angel adapter against a local Angel simulator)", f"{SIMULATED_MARKET}"]
-    lines += [f"{b} ({spec(b).summary})" for b in BROKERS]
-    lines += [f"{b}{LOCAL_SUFFIX}" for b in BROKERS if f"{b}{LOCAL_SUFFIX}" != DEFAULT]
-    lines += [f"{name} ({NOTES[name]})" if name in NOTES else name for name in ADAPTERS]
+    lines = [f"{DEFAULT} (default: the {spec('angel').summary} adapter against a local simulator)"]
+    lines += [f"{s.name} ({s.summary})" for s in specs().values()]
+    lines += [f"{s.name}{LOCAL_SUFFIX}" for s in simulated() if f"{s.name}{LOCAL_SUFFIX}" != DEFAULT]
     return " | ".join(lines)
 
 
 def describe(name: str) -> str:
     """What a feed of `name` streams, for the ready line."""
-    if name == SIMULATED_MARKET:
-        return "simulated market"
     base = name.removesuffix(LOCAL_SUFFIX)
-    if name.endswith(LOCAL_SUFFIX) and base in BROKERS:
+    if name != base and base in specs():
         return f"simulated market via the {spec(base).summary} adapter"
-    if name.endswith(LOCAL_SUFFIX) and name in ADAPTERS:
-        return f"simulated market via the {NOTES.get(base, base)} adapter"
-    return name
-
-
-@dataclass(frozen=True, slots=True)
-class _Creator:
-    """An object with `create(options)`, for a broker whose adapter is not one module's attribute."""
-
-    create: Callable[[FeedOptions], BrokerAdapter]
+    return spec(name).summary if name in specs() else name
 
 
 def creator(name: str) -> Callable[[FeedOptions], BrokerAdapter]:
     """`create(options)` for a `--broker` name; ValueError for an unknown one."""
-    if name == SIMULATED_MARKET:
-        module = importlib.import_module("openalgo_proxy.brokers.simulated.adapter")
-        create: Callable[[FeedOptions], BrokerAdapter] = module.create
-        return create
-    if name.endswith(LOCAL_SUFFIX) and name.removesuffix(LOCAL_SUFFIX) in BROKERS:
+    base = name.removesuffix(LOCAL_SUFFIX)
+    if name != base and base in specs() and spec(base).simulator:
         from openalgo_proxy.brokers.local import LocalAdapter
 
-        local = spec(name.removesuffix(LOCAL_SUFFIX))
+        local = spec(base)
         return lambda options: LocalAdapter(local, options)
-    made: Callable[[FeedOptions], BrokerAdapter]
-    if name in ADAPTERS:
-        made = adapter_module(name).create
-        return made
-    made = spec(name).adapter_module().create
+    made: Callable[[FeedOptions], BrokerAdapter] = spec(name).adapter_module().create
     return made
 
 
-def adapter_module(name: str) -> Any:
-    """The object whose ``create(options)`` builds `name`'s adapter (a module, or a module's attribute)."""
-    if name in ADAPTERS:
-        module_name, _, attribute = ADAPTERS[name].partition(":")
-        module = importlib.import_module(module_name)
-        return getattr(module, attribute) if attribute else module
-    return _Creator(creator(name))
-
-
-def simulator_module(name: str) -> ModuleType:
-    """The simulator `openalgo-proxy simulate NAME` starts; ValueError for an unknown one."""
-    if name in SIMULATORS:
-        return importlib.import_module(SIMULATORS[name])
-    try:
-        return spec(name).simulator_module()
-    except ValueError:
-        raise ValueError(f"no simulator for {name!r}; choose from {', '.join(simulator_names())}") from None
+def simulator_module(name: str) -> Any:
+    """What `openalgo-proxy simulate NAME` starts (`add_arguments`, `serve`); ValueError for an unknown name."""
+    for described in simulated():
+        if name in (described.name, described.family):
+            return described.simulator_module()
+    raise ValueError(f"no simulator for {name!r}; choose from {', '.join(simulator_names())}")

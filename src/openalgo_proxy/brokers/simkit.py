@@ -21,7 +21,6 @@ from __future__ import annotations
 import abc
 import argparse
 import asyncio
-import itertools
 import logging
 import ssl
 import time
@@ -31,6 +30,7 @@ from typing import Any, ClassVar
 from aiohttp import WSMsgType, web
 
 from openalgo_proxy.brokers.market import UNIVERSE, Listing, SimulatedMarket
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +86,12 @@ class SimulatorServer(abc.ABC):
         self.mute = False  # send nothing at all, answer no ping (a stalled upstream)
         self.heartbeats_only = False  # heartbeats and answers but no ticks (a quiet market)
         self.reject_handshakes = False  # refuse every credential (HTTP 401/403 per broker)
-        # counters
-        self.handshake_attempts = 0
-        self.handshake_rejections = 0
+        # counters (pings: WebSocket protocol pings; some SDKs put a heartbeat in the payload)
+        self.handshake_attempts = self.handshake_rejections = self.connections_total = 0
+        self.heartbeats_sent = self.pings_received = 0
         self.rejections: Counter[int] = Counter()  # HTTP status -> count
-        self.connections_total = 0
-        self.heartbeats_sent = 0
-        self.pings_received = 0  # WebSocket protocol pings (some SDKs put a heartbeat in the payload)
         self.last_ping_payload = b""
         self.clients: dict[int, SimClient] = {}
-        self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -156,8 +152,7 @@ class SimulatorServer(abc.ABC):
         self.routes(app)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
-        await site.start()
+        await web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context).start()
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         loop = asyncio.get_running_loop()
@@ -168,9 +163,7 @@ class SimulatorServer(abc.ABC):
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks)
         for client in list(self.clients.values()):
             try:
                 await asyncio.wait_for(client.ws.close(code=1001, message=b"simulator stopping"), timeout=0.5)
@@ -189,13 +182,11 @@ class SimulatorServer(abc.ABC):
 
     @property
     def base_url(self) -> str:
-        scheme = "https" if self.ssl_context else "http"
-        return f"{scheme}://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        scheme = "wss" if self.ssl_context else "ws"
-        return f"{scheme}://{self.host}:{self.port}{self.ws_path}"
+        return "ws" + self.base_url.removeprefix("http") + self.ws_path
 
     @property
     def connection_count(self) -> int:
@@ -205,26 +196,18 @@ class SimulatorServer(abc.ABC):
 
     def drop_connections(self) -> int:
         """Cut every connection abruptly (no close frame), as a network failure would."""
-        dropped = 0
-        for client in list(self.clients.values()):
-            transport = client.request.transport
-            if transport is not None:
-                transport.abort()
-                dropped += 1
-        return dropped
+        transports = [t for client in self.clients.values() if (t := client.request.transport) is not None]
+        for transport in transports:
+            transport.abort()
+        return len(transports)
 
     async def send_malformed(self, data: bytes | None = None) -> None:
         for client in list(self.clients.values()):
             await self.send(client, self.malformed_frame() if data is None else data)
 
     def control_state(self) -> dict[str, Any]:
-        return {
-            **{name: getattr(self, name) for name in SWITCHES},
-            "connections": self.connection_count,
-            "connections_total": self.connections_total,
-            "handshake_attempts": self.handshake_attempts,
-            "handshake_rejections": self.handshake_rejections,
-        }
+        shown = (*SWITCHES, "connections_total", "handshake_attempts", "handshake_rejections")
+        return {name: getattr(self, name) for name in shown} | {"connections": self.connection_count}
 
     async def _control(self, request: web.Request) -> web.Response:
         """`POST {"mute": true, "drop": true, "expire": true, "malformed": true}`; GET reads the state."""
@@ -235,9 +218,8 @@ class SimulatorServer(abc.ABC):
                 return web.json_response({"error": "body must be a JSON object"}, status=400)
             if not isinstance(body, dict) or not set(body) <= {*SWITCHES, "drop", "expire", "malformed"}:
                 return web.json_response({"error": f"keys: {', '.join(SWITCHES)}, drop, expire, malformed"}, status=400)
-            for name in SWITCHES:
-                if name in body:
-                    setattr(self, name, bool(body[name]))
+            for name in set(SWITCHES) & body.keys():
+                setattr(self, name, bool(body[name]))
             if body.get("expire"):
                 self.expire_credentials()
             if body.get("malformed"):
@@ -250,8 +232,7 @@ class SimulatorServer(abc.ABC):
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         self.handshake_attempts += 1
-        location = self.redirect(request)
-        if location is not None:
+        if (location := self.redirect(request)) is not None:
             raise web.HTTPFound(location)
         verdict = self.authorize(request)
         if isinstance(verdict, web.Response):
@@ -260,10 +241,10 @@ class SimulatorServer(abc.ABC):
             return self._refuse(self.too_many(verdict))
         ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 20)
         await ws.prepare(request)
-        client = self.new_client(next(self._ids), verdict, request, ws)
+        self.connections_total += 1
+        client = self.new_client(self.connections_total, verdict, request, ws)  # idents count accepted clients
         client.authenticated = not self.first_frame_auth
         self.clients[client.ident] = client
-        self.connections_total += 1
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.PING:
@@ -281,10 +262,8 @@ class SimulatorServer(abc.ABC):
                         await ws.close(code=4001, message=b"authentication failed")
                         break
                     continue
-                if msg.type == WSMsgType.TEXT:
-                    await self.on_text(client, msg.data)
-                else:
-                    await self.on_binary(client, msg.data)
+                handler = self.on_text if msg.type == WSMsgType.TEXT else self.on_binary
+                await handler(client, msg.data)
         except (ConnectionError, RuntimeError) as exc:
             log.debug("%s: client %d ended: %s", self.label, client.ident, exc)
         finally:
@@ -303,14 +282,10 @@ class SimulatorServer(abc.ABC):
         if client.ws.closed:
             return
         try:
-            if isinstance(data, bytes):
-                await client.ws.send_bytes(data)
-            else:
-                await client.ws.send_str(data)
+            await (client.ws.send_bytes(data) if isinstance(data, bytes) else client.ws.send_str(data))
+            client.frames_sent += 1
         except (ConnectionError, RuntimeError) as exc:
             log.debug("%s: send to client %d failed: %s", self.label, client.ident, exc)
-            return
-        client.frames_sent += 1
 
     # -- loops -------------------------------------------------------------------------------------
 
@@ -318,13 +293,8 @@ class SimulatorServer(abc.ABC):
         period = 1.0 / self.ticks_per_second if self.ticks_per_second > 0 else 3600.0
         next_at = time.monotonic()
         while True:
-            next_at += period
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                next_at = time.monotonic()
-                await asyncio.sleep(0)
+            next_at = max(next_at + period, time.monotonic())  # late: the next beat is now, not a burst
+            await asyncio.sleep(next_at - time.monotonic())
             if self.mute or self.heartbeats_only or not self.clients:
                 continue
             await self.on_tick(int(time.time() * 1000))
@@ -350,9 +320,6 @@ def common_arguments(parser: argparse.ArgumentParser, port: int) -> None:
 
 async def serve_until_cancelled(simulator: SimulatorServer, description: str) -> None:
     """Start `simulator`, log where it serves (`description`, no secrets), serve until cancelled."""
-    await simulator.start()
-    log.info("%s: %s", simulator.label, description)
-    try:
+    async with simulator:
+        log.info("%s: %s", simulator.label, description)
         await asyncio.Event().wait()
-    finally:
-        await simulator.stop()

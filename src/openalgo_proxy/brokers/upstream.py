@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +33,7 @@ from websockets.frames import Frame as WireFrame
 from websockets.frames import Opcode
 from websockets.protocol import Event
 
-from openalgo_proxy.brokers.base import Backoff, ConnectionState, StallWatchdog, run_with_reconnect
+from openalgo_proxy.brokers.base import Backoff, ConnectionState, run_with_reconnect
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, BrokerRateLimited
 from openalgo_proxy.logs import wire_logger
 from openalgo_proxy.tasks import cancel_and_wait
@@ -66,16 +65,16 @@ def public_url(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+#: a refused handshake's HTTP status -> the error the retry layer acts on (others: a plain retry)
+_REFUSALS: dict[int, type[BrokerError]] = {401: BrokerAuthError, 403: BrokerAuthError, 429: BrokerRateLimited}
+
+
 def handshake_error(exc: InvalidStatus) -> BrokerError:
     """Classify a refused handshake once: 401/403 refresh credentials, 429 backs off long."""
     status = exc.response.status_code
     reason = exc.response.headers.get("x-error-message", "")
     text = f"handshake refused: HTTP {status} {reason}".strip()
-    if status in (401, 403):
-        return BrokerAuthError(text)
-    if status == 429:
-        return BrokerRateLimited(text)
-    return BrokerError(text)
+    return _REFUSALS.get(status, BrokerError)(text)
 
 
 class PingAwareConnection(ClientConnection):
@@ -121,10 +120,7 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
         self.wanted: dict[K, V] = {}
         self.sent: dict[K, V] = {}
         self.state = ConnectionState.DISCONNECTED
-        self.connects = 0
-        self.stalls = 0
-        self.heartbeats = 0
-        self.decode_errors = 0
+        self.connects = self.stalls = self.heartbeats = self.decode_errors = 0  # counters
         self.last_message = 0.0  # time.monotonic() of the last inbound message
         self._dirty = asyncio.Event()
         self._closing = False
@@ -232,44 +228,32 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
     async def _connect_and_serve(self) -> None:
         handshake = await self.handshake()
         ws = await self._open(handshake)
-        stalled = asyncio.Event()
-        watchdog = StallWatchdog(self.stall_timeout, stalled.set)
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self.authenticate(ws)
             self.connects += 1
-            self.sent = {}
-            self.on_connected()
+            self.on_connected()  # `sent` is empty: every connection ends with it emptied
             self._set_state(ConnectionState.CONNECTED)
             log.info("%s: connected to %s (connect #%d)", self.label, public_url(handshake.url), self.connects)
-            watchdog.start()
-            self.last_message = watchdog.last
+            self.last_message = time.monotonic()
             if isinstance(ws, PingAwareConnection):
-                ws.on_ping = functools.partial(self._on_server_ping, watchdog)
+                ws.on_ping = self._on_server_ping
             self._dirty.set()
-            tasks = [
-                asyncio.create_task(self._read(ws, watchdog), name=f"{self.label}-read"),
-                asyncio.create_task(self._sync_loop(ws), name=f"{self.label}-sync"),
-                asyncio.create_task(stalled.wait(), name=f"{self.label}-stall"),
-            ]
+            loops = {"read": self._read(ws), "sync": self._sync_loop(ws), "stall": self._watch_stall(ws)}
             if self.heartbeat is not None:
-                tasks.append(asyncio.create_task(self._send_heartbeats(ws), name=f"{self.label}-heartbeat"))
+                loops["heartbeat"] = self._send_heartbeats(ws)
             elif self.settings.ping_interval is not None:  # no application heartbeat: a pong is liveness
-                tasks.append(asyncio.create_task(self._ping_for_liveness(ws, watchdog), name=f"{self.label}-ping"))
+                loops["ping"] = self._ping_for_liveness(ws)
+            tasks = [asyncio.create_task(loop, name=f"{self.label}-{name}") for name, loop in loops.items()]
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if stalled.is_set():
-                self.stalls += 1
-                ws.transport.abort()
-                raise StalledError(f"no message for {self.stall_timeout:g} s")
             for task in done:
-                task.result()  # re-raise the failure that ended the connection
+                task.result()  # re-raise the failure that ended the connection (a stall included)
         except ConnectionClosed as exc:
             raise BrokerError(f"connection lost: {exc}") from exc
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await watchdog.stop()
             self.sent = {}
             try:
                 await asyncio.wait_for(ws.close(), timeout=self.settings.close_timeout)
@@ -277,10 +261,18 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
                 log.debug("%s: close handshake skipped: %s", self.label, exc)
             ws.transport.abort()
 
-    def _on_server_ping(self, watchdog: StallWatchdog) -> None:
+    async def _watch_stall(self, ws: ClientConnection) -> None:
+        """Drop the connection when nothing at all arrived for the stall timeout (checked 4 times per timeout)."""
+        while True:
+            await asyncio.sleep(max(self.stall_timeout / 4.0, 0.01))
+            if time.monotonic() - self.last_message >= self.stall_timeout:
+                self.stalls += 1
+                ws.transport.abort()
+                raise StalledError(f"no message for {self.stall_timeout:g} s")
+
+    def _on_server_ping(self) -> None:
         """A server ping: liveness, counted as a heartbeat."""
-        watchdog.feed()
-        self.last_message = watchdog.last
+        self.last_message = time.monotonic()
         self.heartbeats += 1
 
     async def _send_heartbeats(self, ws: ClientConnection) -> None:
@@ -289,13 +281,11 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
             await asyncio.sleep(self.heartbeat_interval)
             await ws.send(self.heartbeat)
 
-    async def _ping_for_liveness(self, ws: ClientConnection, watchdog: StallWatchdog) -> None:
+    async def _ping_for_liveness(self, ws: ClientConnection) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            pong = await ws.ping()
-            await pong
-            watchdog.feed()
-            self.last_message = watchdog.last
+            await (await ws.ping())
+            self.last_message = time.monotonic()
 
     async def _sync_loop(self, ws: ClientConnection) -> None:
         while True:
@@ -314,10 +304,9 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
                 await ws.send(frame)
             log.info("%s: subscribed %d (+%d -%d)", self.label, len(self.sent), added, removed)
 
-    async def _read(self, ws: ClientConnection, watchdog: StallWatchdog) -> None:
+    async def _read(self, ws: ClientConnection) -> None:
         async for message in ws:
-            watchdog.feed()
-            self.last_message = watchdog.last
+            self.last_message = time.monotonic()
             if self.is_heartbeat(message):
                 self.heartbeats += 1
                 continue

@@ -13,17 +13,13 @@ def add_chain_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_chain(settings: Settings, args: argparse.Namespace) -> int:
-    from openalgo_proxy.bus_curve import Role
-    from openalgo_proxy.bus_security import secure_bus
+    from openalgo_proxy.bus_service import serve
     from openalgo_proxy.chain.service import ChainService
-    from openalgo_proxy.runtime import run_until_signal
 
     cfg = settings.chain
     bind = args.bind or cfg.bus
     feeds = args.feeds or cfg.feeds
-    guard = secure_bus(settings.bus, Role.SERVER, bind=[bind], connect=feeds)
-    service = ChainService(bind, feeds, rate=cfg.rate, dividend_yields=cfg.dividend_yields, interval=cfg.interval)
-    try:
-        return run_until_signal(service.start, service.stop)
-    finally:
-        guard.close()
+    return serve(
+        settings.bus,
+        ChainService(bind, feeds, rate=cfg.rate, dividend_yields=cfg.dividend_yields, interval=cfg.interval),
+    )

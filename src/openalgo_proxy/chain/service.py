@@ -16,7 +16,6 @@ is refused on ``#reject|`` + its topic, like a feed refuses a symbol.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
@@ -28,7 +27,8 @@ import msgspec
 import zmq
 
 from openalgo_proxy import control, topics
-from openalgo_proxy.bus import SNAPSHOT, Publisher, Subscriber, run_seq_base
+from openalgo_proxy.bus import SNAPSHOT
+from openalgo_proxy.bus_service import BusService
 from openalgo_proxy.chain.book import ChainSpec, OptionChain
 from openalgo_proxy.chain.contracts import (
     UNDERLYING_EXCHANGES,
@@ -40,7 +40,6 @@ from openalgo_proxy.chain.contracts import (
 )
 from openalgo_proxy.errors import ControlMessageError, ErrorCode
 from openalgo_proxy.model import Mode
-from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,10 @@ class _Stream:
     held: set[bytes] = field(default_factory=set)  # bus topics this chain holds on the feeds
 
 
-class ChainService:
+class ChainService(BusService):
+    label = "chain"
+    feed_prefixes = (topics.INSTRUMENTS_PREFIX,)
+
     def __init__(
         self,
         bind: str,
@@ -105,48 +107,17 @@ class ChainService:
         clock: Callable[[], float] = time.time,
         ctx: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
-        self._bind = bind
-        self._feeds = list(feeds)
+        super().__init__(bind, feeds, interval, clock, ctx)
         self.rate = rate
         self.dividend_yields = dict(dividend_yields or {})
-        self.interval = interval
-        self.clock = clock
-        self._ctx = ctx or zmq.Context.instance()
-        self._seq_base = run_seq_base(time.time())
         self.streams: dict[bytes, _Stream] = {}
         self.listed = _Listed()
         self.held: dict[bytes, int] = {}  # bus topic -> chains holding it
         self._routes: dict[bytes, list[_Stream]] = defaultdict(list)
-        self.publisher: Publisher | None = None
-        self.subscriber: Subscriber | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self.computed = 0  # chains computed (for metrics and the bench)
 
-    @property
-    def endpoint(self) -> str:
-        assert self.publisher is not None
-        return self.publisher.endpoint
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.publisher = Publisher(self._ctx, self._bind, on_subscription=self._on_subscription)
-        self.subscriber = Subscriber(self._ctx, self._feeds, self._on_frame, lambda: None)
-        self.publisher.attach(loop)
-        self.subscriber.attach(loop)
-        self.subscriber.subscribe(topics.INSTRUMENTS_PREFIX)
-        self._tasks = [loop.create_task(self._every_beat(), name="chain-beat")]
-        log.info("chain service on %s, legs from %s", self.publisher.endpoint, ", ".join(self._feeds))
-
-    async def stop(self) -> None:
-        await cancel_and_wait(*self._tasks)
-        self._tasks = []
-        for sock in (self.subscriber, self.publisher):
-            if sock is not None:
-                sock.close()
-        self.subscriber = self.publisher = None
-
     # -- who wants what ---------------------------------------------------------------------------
-    def _on_subscription(self, subscribe: bool, topic: bytes) -> None:
+    def on_subscription(self, subscribe: bool, topic: bytes) -> None:
         if not topic.startswith(topics.CHAIN_PREFIX):
             return
         try:
@@ -273,7 +244,7 @@ class ChainService:
         self._hold(stream, wanted)
 
     # -- bus frames in --------------------------------------------------------------------------------
-    def _on_frame(self, parts: list[bytes]) -> None:
+    def on_frame(self, parts: list[bytes]) -> None:
         if len(parts) != 3 and (len(parts) != 4 or parts[3] != SNAPSHOT):
             return
         topic, data = parts[0], parts[2]
@@ -351,8 +322,3 @@ class ChainService:
             stream.seq += 1
             if publisher is not None:
                 publisher.publish(stream.topic, stream.seq, stream.data)
-
-    async def _every_beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            self.beat()

@@ -26,12 +26,12 @@ import msgspec
 import zmq
 
 from openalgo_proxy import topics
-from openalgo_proxy.bus import SNAPSHOT, Publisher, Subscriber, run_seq_base
+from openalgo_proxy.bus import SNAPSHOT
+from openalgo_proxy.bus_service import BusService
 from openalgo_proxy.history.candles import Candle, CandleBuilder, TickPoint
 from openalgo_proxy.history.query import completed_candles, ist_text
 from openalgo_proxy.history.sessions import DAY_MS, TradingSession, interval_ms, ist_midnight, session_of
 from openalgo_proxy.model import Mode
-from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,9 @@ class _Series:
     completed: collections.deque[Candle] = field(default_factory=collections.deque)
 
 
-class CandleService:
+class CandleService(BusService):
+    label = "candles"
+
     def __init__(
         self,
         bind: str,
@@ -103,47 +105,17 @@ class CandleService:
         session_for: Callable[[str], TradingSession] = session_of,
         ctx: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
-        self._bind = bind
-        self._feeds = list(feeds)
+        super().__init__(bind, feeds, conflate, clock, ctx)
         self.store_dir = store_dir
         self.history = history
-        self.conflate = conflate
-        self.clock = clock
         self.session_for = session_for
-        self._ctx = ctx or zmq.Context.instance()
-        self._seq_base = run_seq_base(time.time())
         self.series: dict[bytes, _Series] = {}
         self._memory: dict[bytes, collections.deque[Candle]] = {}  # completed candles of released series too
         self._by_instrument: dict[tuple[str, str], list[_Series]] = {}
         self.tick_topics: set[bytes] = set()  # Quote topics held on the feeds right now
-        self.publisher: Publisher | None = None
-        self.subscriber: Subscriber | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-
-    @property
-    def endpoint(self) -> str:
-        assert self.publisher is not None
-        return self.publisher.endpoint
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.publisher = Publisher(self._ctx, self._bind, on_subscription=self._on_subscription)
-        self.subscriber = Subscriber(self._ctx, self._feeds, self._on_tick_frame, lambda: None)
-        self.publisher.attach(loop)
-        self.subscriber.attach(loop)
-        self._tasks = [loop.create_task(self._every_beat(), name="candles-clock")]
-        log.info("candle service on %s, ticks from %s", self.publisher.endpoint, ", ".join(self._feeds))
-
-    async def stop(self) -> None:
-        await cancel_and_wait(*self._tasks)
-        self._tasks = []
-        for sock in (self.subscriber, self.publisher):
-            if sock is not None:
-                sock.close()
-        self.subscriber = self.publisher = None
 
     # -- who wants what ---------------------------------------------------------------------------
-    def _on_subscription(self, subscribe: bool, topic: bytes) -> None:
+    def on_subscription(self, subscribe: bool, topic: bytes) -> None:
         if not topic.startswith(topics.CANDLES_PREFIX):
             return
         try:
@@ -205,7 +177,7 @@ class CandleService:
             publisher.publish_snapshot(series.topic, series.seq, encode_candle(forming))
 
     # -- ticks in, candles out --------------------------------------------------------------------
-    def _on_tick_frame(self, parts: list[bytes]) -> None:
+    def on_frame(self, parts: list[bytes]) -> None:
         if len(parts) != 3 and (len(parts) != 4 or parts[3] != SNAPSHOT):
             return
         try:
@@ -249,8 +221,3 @@ class CandleService:
                 if forming is not None:
                     series.seq += 1
                     publisher.publish(series.topic, series.seq, encode_candle(forming))
-
-    async def _every_beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.conflate)
-            self.beat()

@@ -150,17 +150,13 @@ def add_candles_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_candles(settings: Settings, args: argparse.Namespace) -> int:
-    from openalgo_proxy.bus_curve import Role
-    from openalgo_proxy.bus_security import secure_bus
+    from openalgo_proxy.bus_service import serve
     from openalgo_proxy.history.candle_service import CandleService
-    from openalgo_proxy.runtime import run_until_signal
 
     cfg = settings.candles
     bind = args.bind or cfg.bus
     feeds = args.feeds or cfg.feeds
-    guard = secure_bus(settings.bus, Role.SERVER, bind=[bind], connect=feeds)
-    service = CandleService(bind, feeds, store_dir=settings.record.dir, history=cfg.history, conflate=cfg.conflate)
-    try:
-        return run_until_signal(service.start, service.stop)
-    finally:
-        guard.close()
+    return serve(
+        settings.bus,
+        CandleService(bind, feeds, store_dir=settings.record.dir, history=cfg.history, conflate=cfg.conflate),
+    )

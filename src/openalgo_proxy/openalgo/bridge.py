@@ -10,7 +10,6 @@ from the payload (usernames may contain `_`). Order updates go on to our bus thr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import zmq.asyncio
 
 from openalgo_proxy.control import OrderUpdate
 from openalgo_proxy.errors import ConfigError
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +160,7 @@ class OpenAlgoBridge:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if self._sock is not None:
             self._sock.close(linger=0)
             self._sock = None

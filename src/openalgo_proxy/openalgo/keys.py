@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet
 
 from openalgo_proxy.openalgo.crypto import DecryptError, decrypt, verify_key_hash
 from openalgo_proxy.openalgo.database import ApiKeyRow, Database, DatabaseError
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +141,4 @@ class ApiKeyWatcher:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)

@@ -22,6 +22,7 @@ from openalgo_proxy.brokers.credentials import BrokerCredentials, CredentialsUna
 from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.openalgo.crypto import DecryptError, decrypt
 from openalgo_proxy.openalgo.database import AuthRow, Database, DatabaseError
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -212,9 +213,4 @@ class OpenAlgoSession:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)

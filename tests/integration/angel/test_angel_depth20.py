@@ -44,7 +44,7 @@ async def test_adapter_streams_20_level_books_of_nse_cash(harness: Any) -> None:
     assert h.adapter.status().connections == 1  # the standard pool; the depth connection is its own
     async with asyncio.timeout(10):
         await h.adapter.set_wanted_depth({})
-        await until(lambda: all(4 not in modes for c in h.sim.clients.values() for modes in c.pairs.values()))
+        await until(lambda: all(4 not in modes for c in h.sim.clients.values() for modes in c.subs.values()))
 
 
 async def test_angel_20_level_book_through_the_proxy() -> None:

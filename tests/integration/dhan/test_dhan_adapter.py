@@ -22,7 +22,7 @@ from openalgo_proxy.brokers.dhan.codec import (
     to_tick,
 )
 from openalgo_proxy.brokers.dhan.credentials import DhanCredentials
-from openalgo_proxy.brokers.market import NIFTY50, Listing, future_symbol
+from openalgo_proxy.brokers.market import Listing, future_symbol
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode, Tick
 from tests.integration.dhan.conftest import until
@@ -128,19 +128,6 @@ async def test_drop_mid_stream_reconnects_and_resubscribes_exactly_the_wanted_se
     assert h.adapter.status().state is ConnectionState.CONNECTED
 
 
-async def test_mute_socket_fires_the_watchdog(harness: Any) -> None:
-    h = await harness({"ticks_per_second": 20}, options=FAST)
-    async with asyncio.timeout(10):
-        await h.adapter.set_wanted({h.instrument("NSE", "TCS"): Mode.QUOTE})
-        await until(lambda: len(h.ticks) > 0, what="ticks")
-        h.sim.mute = True
-        await until(lambda: h.adapter.status().reconnects >= 1, what="watchdog-forced reconnect")
-        h.sim.mute = False
-        count = len(h.ticks)
-        await until(lambda: len(h.ticks) > count and h.adapter.status().state is ConnectionState.CONNECTED)
-    assert h.adapter.status().extra["stalls"] >= 1
-
-
 async def test_807_rereads_the_token_file_and_resumes(harness: Any, tmp_path: Path) -> None:
     token_file = tmp_path / "dhan-token"
     token_file.write_text("sim-dhan-access-token\n")
@@ -200,32 +187,6 @@ async def test_cap_reports_limit_exceeded(harness: Any) -> None:
     assert [(r.instrument.symbol, r.mode, r.code) for r in h.rejections] == [
         ("INFY", Mode.DEPTH, ErrorCode.LIMIT_EXCEEDED)
     ]
-
-
-async def test_pool_fills_and_drains_within_five_connections(harness: Any) -> None:
-    h = await harness({"ticks_per_second": 0}, max_instruments_per_connection=2)
-    names = [lst.symbol for lst in NIFTY50[:12]]
-    instruments = [h.instrument("NSE", s) for s in names]
-    async with asyncio.timeout(10):
-        await h.adapter.set_wanted(dict.fromkeys(instruments, Mode.QUOTE))
-        await until(lambda: len(h.sim.subscribed()) == 10, what="five connections x two")
-        await until(lambda: sorted(c.instrument_count for c in h.sim.connections()) == [2] * 5, what="5 x 2")
-        assert len(h.rejections) == 2  # 5 x 2 = 10 of 12
-        await h.adapter.set_wanted({instruments[0]: Mode.QUOTE})
-        await until(lambda: [c.instrument_count for c in h.sim.connections()] == [1], what="drained to one")
-    assert h.adapter.status().connections == 1
-
-
-async def test_malformed_packet_is_counted_and_skipped(harness: Any) -> None:
-    h = await harness({"ticks_per_second": 20}, options=FAST)
-    async with asyncio.timeout(10):
-        await h.adapter.set_wanted({h.instrument("NSE", "SBIN"): Mode.DEPTH})
-        await until(lambda: len(h.ticks) > 0, what="ticks")
-        await h.sim.send_malformed()
-        await until(lambda: h.adapter.status().decode_errors == 1, what="decode error counted")
-        count = len(h.ticks)
-        await until(lambda: len(h.ticks) > count + 2, what="ticks keep flowing")
-    assert h.adapter.status().reconnects == 0
 
 
 async def test_credentials_from_the_environment() -> None:

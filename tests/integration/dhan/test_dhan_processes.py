@@ -8,8 +8,9 @@ import pytest
 from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.dhan.adapter import DhanAdapter
 from openalgo_proxy.brokers.dhan.credentials import DhanCredentials
-from openalgo_proxy.brokers.dhan.local import LocalDhanAdapter
 from openalgo_proxy.brokers.dhan.simulator import DhanSimulator
+from openalgo_proxy.brokers.dhan.spec import SPEC
+from openalgo_proxy.brokers.local import LocalAdapter
 from tests.broker_support import (
     depth_through_proxy,
     feed_without_credentials,
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 async def test_local_adapter_streams_through_the_proxy() -> None:
-    adapter = LocalDhanAdapter(FeedOptions(ticks_per_second=20, seed=2))
+    adapter = LocalAdapter(SPEC, FeedOptions(ticks_per_second=20, seed=2))
     async with depth_through_proxy(adapter) as (first, second):
         assert first["broker"] == "dhan" and first["mode"] == 3 and len(first["data"]["depth"]["buy"]) == 5
         assert second["seq"] > first["seq"]

@@ -1,4 +1,7 @@
-"""The adapter contract for every Noren member, against the Noren simulator speaking its dialect."""
+"""What is Noren's own, for every member against the Noren simulator speaking its dialect: the login
+frame, touchline/depth subscriptions and their merge, the heartbeat frame, the token file, the caps.
+The behaviours every broker shares (stall, malformed input, refused credentials, pool) run in
+tests/contract for each member."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from .conftest import Collector, make_adapter
 pytestmark = pytest.mark.timeout(30)
 
 
-async def test_contract_lookup_stream_resubscribe_and_stop(member_sim: NorenSimulator) -> None:
+async def test_dialect_lookup_stream_resubscribe_and_stop(member_sim: NorenSimulator) -> None:
     """Start proves the login on an idle connection; each wanted pair streams; the server's set
     equals the wanted set after a change and after a reconnect; stop closes everything."""
     sim = member_sim
@@ -145,45 +148,5 @@ async def test_caps_are_configurable_and_answer_limit_exceeded() -> None:
             client = next(iter(sim.clients.values()))
             subs = [json.loads(t) for t in sim.received_from(client.ident) if t.startswith('{"t":"t"')]
             assert [len(s["k"].split("#")) for s in subs] == [3, 1]
-        finally:
-            await adapter.stop()
-
-
-async def test_malformed_messages_are_counted_and_the_connection_stays() -> None:
-    async with NorenSimulator(broker="shoonya", ticks_per_second=20.0) as sim:
-        adapter = make_adapter(sim)
-        seen = Collector()
-        await adapter.start(seen.on_tick, seen.on_reject)
-        try:
-            tcs = adapter.lookup("NSE", "TCS")
-            assert tcs is not None
-            await adapter.set_wanted({tcs: Mode.QUOTE})
-            await wait_for(lambda: bool(seen.ticks))
-            await sim.send_malformed()
-            await sim.send_malformed(b"not json")
-            await wait_for(lambda: adapter.status().decode_errors == 2)
-            count = len(seen.ticks)
-            await wait_for(lambda: len(seen.ticks) > count)
-            assert adapter.status().reconnects == 0
-        finally:
-            await adapter.stop()
-
-
-async def test_a_silent_server_is_a_stall_and_the_same_set_comes_back() -> None:
-    async with NorenSimulator(broker="zebu", ticks_per_second=20.0) as sim:
-        adapter = make_adapter(sim)  # stall timeout 3 s
-        seen = Collector()
-        await adapter.start(seen.on_tick, seen.on_reject)
-        try:
-            sbin, nifty = adapter.lookup("NSE", "SBIN"), adapter.lookup("NSE_INDEX", "NIFTY")
-            assert sbin is not None and nifty is not None
-            await adapter.set_wanted({sbin: Mode.DEPTH, nifty: Mode.QUOTE})
-            await wait_for(lambda: seen.symbols() == {"SBIN", "NIFTY"})
-            sim.mute = True  # no ticks, no heartbeat answers, no pongs
-            await wait_for(lambda: adapter.status().extra["stalls"] >= 1, within=10)
-            sim.mute = False
-            count = len(seen.ticks)
-            await wait_for(lambda: sim.subscribed() == {("NSE", "3045"): "d", ("NSE", "26000"): "t"}, within=20)
-            await wait_for(lambda: len(seen.ticks) > count + 2, within=10)
         finally:
             await adapter.stop()

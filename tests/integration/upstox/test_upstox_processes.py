@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from openalgo_proxy.brokers.base import FeedOptions
+from openalgo_proxy.brokers.local import LocalAdapter
 from openalgo_proxy.brokers.upstox.adapter import UpstoxAdapter
 from openalgo_proxy.brokers.upstox.credentials import UpstoxCredentials
-from openalgo_proxy.brokers.upstox.local import LocalUpstoxAdapter
 from openalgo_proxy.brokers.upstox.simulator import UpstoxSimulator
+from openalgo_proxy.brokers.upstox.spec import SPEC
 from tests.broker_support import (
     depth_through_proxy,
     feed_without_credentials,
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 async def test_local_adapter_streams_through_the_proxy() -> None:
-    adapter = LocalUpstoxAdapter(FeedOptions(ticks_per_second=20, seed=2))
+    adapter = LocalAdapter(SPEC, FeedOptions(ticks_per_second=20, seed=2))
     async with depth_through_proxy(adapter) as (first, second):
         assert first["broker"] == "upstox" and first["mode"] == 3 and len(first["data"]["depth"]["buy"]) == 5
         assert second["seq"] > first["seq"]

@@ -165,13 +165,6 @@ def test_plain_json_is_accepted_and_garbage_refused() -> None:
         parse_master(b"\x1f\x8bnot gzip at all")
 
 
-def test_isin_check_digit() -> None:
-    for isin in ("INE002A01018", "INE040A01034", "INE009A01021", "US0378331005"):
-        assert instruments.isin_check_digit(isin[:11]) == isin[11]
-    made = instruments.synthetic_isin(11536)
-    assert len(made) == 12 and instruments.isin_check_digit(made[:11]) == made[11]
-
-
 def test_the_simulated_master_lists_the_simulated_universe() -> None:
     index = parse_master(instruments.master_gzip(UNIVERSE))
     assert len(index) == len(UNIVERSE)

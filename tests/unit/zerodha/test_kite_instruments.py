@@ -64,6 +64,20 @@ def test_missing_column_is_an_error() -> None:
         ki.parse_csv("instrument_token,tradingsymbol\n1,X\n")
 
 
+def test_blank_lines_short_rows_and_decimal_counts() -> None:
+    header = ",".join(ki.COLUMNS)
+    rows = ki.parse_csv(
+        f"{header}\n\n"
+        "738561,2885,RELIANCE\n"  # a short row: its missing cells are empty
+        "13356802,52175,NIFTY25DECFUT,NIFTY,0,2025-12-30,0,0.1,75.0,FUT,NFO-FUT,NFO\n"  # a lot size as a decimal
+        "408065,1594.5,INFY,INFOSYS,0,,0,0.1,1,EQ,NSE,NSE\n"  # an exchange token is an integer: malformed
+    )
+    assert [(r.instrument_token, r.tradingsymbol, r.exchange, r.lot_size) for r in rows] == [
+        (738561, "RELIANCE", "", 0),
+        (13356802, "NIFTY25DECFUT", "NFO", 75),
+    ]
+
+
 def test_format_csv_round_trips() -> None:
     rows = ki.parse_csv(FIXTURE.read_text())
     assert ki.parse_csv(ki.format_csv(rows)) == rows

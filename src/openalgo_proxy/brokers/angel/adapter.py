@@ -19,33 +19,35 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 
 from openalgo_proxy.brokers.angel.codec import (
     DEPTH_20_LEVELS,
-    PAISE,
     UPSTREAM_MODE,
     AngelPacket,
     Depth20Packet,
     ErrorReply,
-    ExchangeType,
     SubscriptionMode,
+    depth_levels,
+    price_divisor,
     to_tick,
 )
 from openalgo_proxy.brokers.angel.connection import WS_URL, AngelConnection, ErrorSink, PairKey, SmartStreamConnection
 from openalgo_proxy.brokers.angel.instruments import InstrumentMaster, load_master
 from openalgo_proxy.brokers.angel.login import AngelCredentials, AngelSession
-from openalgo_proxy.brokers.angel.orders import ORDER_PATH, ORDER_WS_URL, AngelOrderConnection
+from openalgo_proxy.brokers.angel.orders import ORDER_PATH, ORDER_WS_URL, AngelOrderStream, order_update
 from openalgo_proxy.brokers.angel.provided import ProvidedAngelSession
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, OrderSink, RejectSink, TickSink
+from openalgo_proxy.brokers.angel.settings import AngelSettings
+from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.credentials import CredentialProvider
 from openalgo_proxy.brokers.master import default_cache_dir
+from openalgo_proxy.brokers.order_stream import OrderStreamAdapter
 from openalgo_proxy.brokers.pool import ConnectionPool
-from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.errors import ErrorCode
-from openalgo_proxy.model import DEPTH_LEVELS, DepthLevel, Instrument, Mode, Tick
+from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
 
 MAX_CONNECTIONS = 3
 MAX_PAIRS_PER_CONNECTION = 1000
@@ -54,7 +56,10 @@ MAX_DEPTH_20_TOKENS = 50
 WITH_OI = frozenset({"NFO", "BFO", "MCX", "CDS", "NCDEX"})
 
 
-class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
+class AngelAdapter(OrderStreamAdapter[PairKey, SubscriptionMode]):
+    """`timings` are `upstream.Settings` fields (heartbeat_interval, ping_interval, open_timeout,
+    stable_after); the backoff comes from the options unless given here."""
+
     name = "angel"
     max_connections_cap = MAX_CONNECTIONS
     per_connection_cap = MAX_PAIRS_PER_CONNECTION
@@ -68,37 +73,24 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         backoff_base: float | None = None,
         backoff_cap: float | None = None,
         backoff_long: float | None = None,
-        heartbeat_interval: float = 30.0,
-        ping_interval: float | None = 20.0,
-        open_timeout: float = 10.0,
-        stable_after: float = 10.0,
         rng: random.Random | None = None,
         credential_provider: CredentialProvider | None = None,
+        **timings: Any,
     ) -> None:
         super().__init__(options, per_connection=max_pairs_per_connection)
         self._credentials = credentials
         self._provider = credential_provider  # credentials someone else keeps (no login; see credentials.py)
         self.ws_url = options.ws_url or WS_URL
-        cap = options.backoff_cap if backoff_cap is None else backoff_cap
         base = options.backoff_base if backoff_base is None else backoff_base
-        self._backoff = (base, cap, cap if backoff_long is None else backoff_long)
-        self._settings = Settings(
-            stall_timeout=options.stall_timeout,
-            heartbeat_interval=heartbeat_interval,
-            ping_interval=ping_interval,
-            open_timeout=open_timeout,
-            stable_after=stable_after,
-        )
+        cap = options.backoff_cap if backoff_cap is None else backoff_cap
+        self._backoff = functools.partial(Backoff, base, cap, cap if backoff_long is None else backoff_long)
         self._rng = rng or random.Random()
+        self._settings = Settings(stall_timeout=options.stall_timeout, **timings)
         self.session: AngelSession | None = None
-        self.orders: AngelOrderConnection | None = None
-        self._orders_wanted = False
         # 20-level books: one Depth-20 connection (mode 4, 50 tokens), the instruments wanted on it and
         # the last standard tick of each (a Depth-20 packet carries no trade fields)
         self.depth_pool: ConnectionPool[PairKey, SubscriptionMode] = ConnectionPool(
-            functools.partial(self.open_connection, on_error=self._depth_error, label="angel-depth20"),
-            max_connections=1,
-            per_connection=MAX_DEPTH_20_TOKENS,
+            functools.partial(self.open_connection, depth=True), max_connections=1, per_connection=MAX_DEPTH_20_TOKENS
         )
         self._deep: dict[PairKey, Instrument] = {}
         self._last_standard: dict[PairKey, Tick] = {}
@@ -107,25 +99,29 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
         if self._provider is not None:
             self.session = ProvidedAngelSession(self._provider, self.options.api_url)
         else:
-            self.session = AngelSession(self._credentials or AngelCredentials.from_env(), self.options.api_url)
-
-    def set_order_sink(self, on_order: OrderSink) -> None:
-        """Order events come from a separate order-status socket, opened at start for a feed that wants them."""
-        self.on_order = on_order
-        self._orders_wanted = True
-
-    async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
-        await super().start(on_tick, on_reject)
-        if self._orders_wanted and self.session is not None:
-            base, cap, long_delay = self._backoff
-            url = ORDER_WS_URL
-            if self.options.ws_url:  # a local or test server serves both sockets
-                url = self.options.ws_url.split("://", 1)[0] + "://" + self.options.ws_url.split("/")[2] + ORDER_PATH
-            self.orders = AngelOrderConnection(
-                url, self.session, self._order_instrument, self.on_order, self._settings, Backoff(base, cap, long_delay)
+            self.session = AngelSession(
+                self._credentials or AngelCredentials.from_env(settings=self.options.section(AngelSettings)),
+                self.options.api_url,
             )
-            self.orders.set_wanted({})
-            self.orders.start()
+
+    def open_order_stream(self) -> AngelOrderStream:
+        """The order-status socket: a local or test server serves it beside the market data."""
+        assert self.session is not None, "start() first"
+        url = ORDER_WS_URL
+        if self.options.ws_url:
+            url = self.options.ws_url.split("://", 1)[0] + "://" + self.options.ws_url.split("/")[2] + ORDER_PATH
+        return AngelOrderStream(
+            "angel-orders",
+            url,
+            self.session,
+            functools.partial(order_update, by_token=self._order_instrument),
+            self.emit_order,
+            self._settings,
+            self._backoff(),
+        )
+
+    def _order_instrument(self, exchange_type: int, token: str) -> Instrument | None:
+        return self.indexed((exchange_type, token))
 
     async def load_index(self) -> InstrumentMaster:
         cache_dir = self.options.cache_dir
@@ -141,23 +137,17 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
             return SubscriptionMode.SNAP_QUOTE  # Quote's OI comes from SnapQuote
         return UPSTREAM_MODE[mode]
 
-    def open_connection(
-        self, slot: int, on_error: ErrorSink | None = None, label: str | None = None
-    ) -> SmartStreamConnection:
-        assert self.session is not None, "start() first"
-        base, cap, long_delay = self._backoff
-        conn = AngelConnection(
-            slot,
-            self.ws_url,
-            self.session,
-            self._packet,
-            on_error or self._broker_error,
-            self._settings,
-            Backoff(base, cap, long_delay, rng=self._rng),
-        )
-        if label is not None:
-            conn.label = f"{label}[{slot}]"
+    def open_connection(self, slot: int, depth: bool = False) -> SmartStreamConnection:
+        """A connection of the pool, or with `depth` of the Depth-20 pool."""
+        conn = self.new_connection(slot, functools.partial(self._broker_error, depth), self._backoff(rng=self._rng))
+        if depth:
+            conn.label = f"angel-depth20[{slot}]"
         return conn
+
+    def new_connection(self, slot: int, on_error: ErrorSink, backoff: Backoff) -> SmartStreamConnection:
+        """The broker's connection with its authentication (a SmartStream-family broker overrides this)."""
+        assert self.session is not None, "start() first"
+        return AngelConnection(slot, self.ws_url, self.session, self._packet, on_error, self._settings, backoff)
 
     # -- 20-level books (mode 4) -------------------------------------------------------------------
 
@@ -167,72 +157,50 @@ class AngelAdapter(PooledAdapter[PairKey, SubscriptionMode]):
     async def set_wanted(self, wanted: Mapping[Instrument, Mode]) -> None:
         await super().set_wanted(wanted)
         keep = {InstrumentMaster.key(instrument) for instrument in wanted}
-        for key in [k for k in self._last_standard if k not in keep]:
-            del self._last_standard[key]
+        self._last_standard = {key: tick for key, tick in self._last_standard.items() if key in keep}
 
     async def set_wanted_depth(self, wanted: Mapping[Instrument, int]) -> None:
-        deep: dict[PairKey, Instrument] = {}
+        self._deep = {}
         for instrument, levels in wanted.items():
             if levels not in self.depth_levels(instrument) or levels == DEPTH_LEVELS:
                 message = f"Angel has no {levels}-level book for {instrument.exchange}"
                 self.reject(instrument, Mode.DEPTH, ErrorCode.INVALID_DEPTH, message, levels)
-                continue
-            deep[InstrumentMaster.key(instrument)] = instrument
-        self._deep = deep
-        for key in await self.depth_pool.assign(dict.fromkeys(deep, SubscriptionMode.DEPTH_20)):
+            else:
+                self._deep[InstrumentMaster.key(instrument)] = instrument
+        for key in await self.depth_pool.assign(dict.fromkeys(self._deep, SubscriptionMode.DEPTH_20)):
             message = f"Angel allows {MAX_DEPTH_20_TOKENS} tokens in 20-level depth"
-            self.reject(deep[key], Mode.DEPTH, ErrorCode.LIMIT_EXCEEDED, message, DEPTH_20_LEVELS)
-
-    def _depth_error(self, reply: ErrorReply, keys: list[PairKey]) -> None:
-        code = ErrorCode.LIMIT_EXCEEDED if reply.limit_exceeded else ErrorCode.BROKER_UNAVAILABLE
-        for key in self.depth_pool.drop(keys):
-            instrument = self._deep.get(key)
-            if instrument is not None:
-                self.reject(instrument, Mode.DEPTH, code, f"Angel {reply.code}: {reply.message}", DEPTH_20_LEVELS)
+            self.reject(self._deep[key], Mode.DEPTH, ErrorCode.LIMIT_EXCEEDED, message, DEPTH_20_LEVELS)
 
     def _depth_tick(self, key: PairKey, packet: Depth20Packet) -> None:
-        """A wanted 20-level book. (An unsolicited Depth-20 packet takes the standard path: a tick
-        without trade fields, which the feed's sanity check refuses.)"""
+        """A wanted 20-level book, with the trade fields of the instrument's last standard tick.
+        (An unsolicited Depth-20 packet takes the standard path: a tick without trade fields, which
+        the feed's sanity check refuses.)"""
         instrument = self._deep[key]
-        div = PAISE if packet.exchange_type != ExchangeType.CDE_FO else 10_000_000.0
-        bids = tuple(DepthLevel(lv.price / div, lv.quantity, lv.orders) for lv in packet.buy)
-        asks = tuple(DepthLevel(lv.price / div, lv.quantity, lv.orders) for lv in packet.sell)
-        base = self._last_standard.get(key)
-        if base is None:
-            tick = Tick(
-                instrument.symbol,
-                instrument.exchange,
-                Mode.DEPTH,
-                0.0,
-                exchange_time=packet.exchange_timestamp,
-                bids=bids,
-                asks=asks,
-                depth=DEPTH_20_LEVELS,
-            )
-        else:
-            tick = msgspec.structs.replace(
-                base, exchange_time=packet.exchange_timestamp, bids=bids, asks=asks, depth=DEPTH_20_LEVELS
-            )
-        self.on_tick(tick)
+        base = self._last_standard.get(key) or Tick(instrument.symbol, instrument.exchange, Mode.DEPTH, 0.0)
+        div = price_divisor(packet.exchange_type)
+        bids, asks = depth_levels(packet.buy, div), depth_levels(packet.sell, div)
+        time = packet.exchange_timestamp
+        self.on_tick(msgspec.structs.replace(base, exchange_time=time, bids=bids, asks=asks, depth=DEPTH_20_LEVELS))
 
     async def stop(self) -> None:
         try:
-            if self.orders is not None:
-                await self.orders.stop()
             await self.depth_pool.stop()
         finally:
             await super().stop()
 
-    def _order_instrument(self, exchange_type: int, token: str) -> Instrument | None:
-        return self.index.by_key((exchange_type, token)) if self.index is not None else None
-
     def connections(self) -> list[SmartStreamConnection]:
         return [c for c in self.pool.slots if isinstance(c, SmartStreamConnection)]
 
-    def _broker_error(self, reply: ErrorReply, keys: list[PairKey]) -> None:
+    def _broker_error(self, depth: bool, reply: ErrorReply, keys: list[PairKey]) -> None:
         """An E1002 (or E1001) answer to one of our requests: those pairs are not placed."""
         code = ErrorCode.LIMIT_EXCEEDED if reply.limit_exceeded else ErrorCode.BROKER_UNAVAILABLE
-        self.refuse(keys, code, f"Angel {reply.code}: {reply.message}")
+        message = f"Angel {reply.code}: {reply.message}"
+        if not depth:
+            self.refuse(keys, code, message)
+            return
+        for key in self.depth_pool.drop(keys):
+            if key in self._deep:
+                self.reject(self._deep[key], Mode.DEPTH, code, message, DEPTH_20_LEVELS)
 
     def _packet(self, packet: AngelPacket) -> None:
         key = (packet.exchange_type, packet.token)

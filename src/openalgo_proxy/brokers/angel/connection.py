@@ -21,26 +21,22 @@ from openalgo_proxy.brokers.upstream import Frame, Handshake, Settings, Upstream
 log = logging.getLogger(__name__)
 
 WS_URL = "wss://smartapisocket.angelone.in/smart-stream"
-HEARTBEAT_INTERVAL = 30.0  # documented text `ping` interval
 MAX_TOKENS_PER_REQUEST = 1000
+MAX_PENDING_REQUESTS = 256  # subscribe requests whose pairs an error reply can still name
 
 PairKey = tuple[int, str]  # (exchange type, token)
 PacketSink = Callable[[AngelPacket], None]
 ErrorSink = Callable[[ErrorReply, list[PairKey]], None]
+Batch = tuple[SubscriptionMode, dict[int, list[str]]]  # one request: mode, exchange type -> tokens
 
 _ids = itertools.count(1)
 
 
-def group_requests(
-    pairs: Mapping[PairKey, SubscriptionMode],
-) -> list[tuple[SubscriptionMode, dict[int, list[str]]]]:
+def group_requests(pairs: Mapping[PairKey, SubscriptionMode]) -> list[Batch]:
     """Pairs -> one (mode, {exchange type: tokens}) batch per mode, split at MAX_TOKENS_PER_REQUEST."""
-    by_mode: dict[SubscriptionMode, list[PairKey]] = {}
-    for key, mode in pairs.items():
-        by_mode.setdefault(mode, []).append(key)
-    out: list[tuple[SubscriptionMode, dict[int, list[str]]]] = []
-    for mode in sorted(by_mode):
-        keys = sorted(by_mode[mode])
+    out: list[Batch] = []
+    for mode in sorted(set(pairs.values())):
+        keys = sorted(key for key, wanted in pairs.items() if wanted == mode)
         for start in range(0, len(keys), MAX_TOKENS_PER_REQUEST):
             batch: dict[int, list[str]] = {}
             for etype, token in keys[start : start + MAX_TOKENS_PER_REQUEST]:
@@ -82,13 +78,13 @@ class SmartStreamConnection(UpstreamConnection[PairKey, SubscriptionMode]):
     ) -> list[Frame]:
         remove = {key: mode for key, mode in sent.items() if wanted.get(key) != mode}
         add = {key: mode for key, mode in wanted.items() if sent.get(key) != mode}
-        frames: list[Frame] = []
-        for mode, tokens in group_requests(remove):
-            frames.append(codec.unsubscribe_request(mode, tokens, self._correlation_id()))
+        frames: list[Frame] = [
+            codec.unsubscribe_request(mode, tokens, self._correlation_id()) for mode, tokens in group_requests(remove)
+        ]
         for mode, tokens in group_requests(add):
             cid = self._correlation_id()
             self._requests[cid] = [(etype, token) for etype, values in tokens.items() for token in values]
-            while len(self._requests) > 256:
+            while len(self._requests) > MAX_PENDING_REQUESTS:
                 self._requests.popitem(last=False)
             frames.append(codec.subscribe_request(mode, tokens, cid))
         return frames
@@ -128,7 +124,6 @@ class AngelConnection(SmartStreamConnection):
         backoff: Backoff | None = None,
     ) -> None:
         super().__init__(f"angel[{index}]", url, on_packet, on_error, settings, backoff)
-        self.index = index
         self._session = session
         self._generation = 0
 
@@ -136,13 +131,8 @@ class AngelConnection(SmartStreamConnection):
         tokens = await self._session.tokens()
         self._generation = tokens.generation
         creds = self._session.credentials
-        headers = {
-            "Authorization": tokens.jwt_token,
-            "x-api-key": creds.api_key,
-            "x-client-code": creds.client_code,
-            "x-feed-token": tokens.feed_token,
-        }
-        return Handshake(self.url, headers)
+        headers = {"Authorization": tokens.jwt_token, "x-api-key": creds.api_key, "x-client-code": creds.client_code}
+        return Handshake(self.url, headers | {"x-feed-token": tokens.feed_token})
 
     async def refresh_credentials(self) -> None:
         await self._session.invalidate(self._generation)

@@ -21,39 +21,30 @@ import msgspec
 from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.angel.codec import ExchangeType
 from openalgo_proxy.brokers.index import InstrumentIndex
-from openalgo_proxy.brokers.master import InstrumentMasterError, default_cache_dir
+from openalgo_proxy.brokers.master import InstrumentMasterError, today_ist
 from openalgo_proxy.model import Instrument, instrument_kind
 
-__all__ = ["EXCHANGE_TYPES", "MASTER_PATH", "InstrumentMaster", "InstrumentMasterError", "default_cache_dir"]
+__all__ = ["EXCHANGE_TYPES", "MASTER_PATH", "InstrumentMaster", "InstrumentMasterError", "today_ist"]
 
 MASTER_URL = "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
 MASTER_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
 CACHE_PREFIX = "angel-scripmaster"
 
 
-#: exch_seg (both spellings) -> (client exchange for tradables, client exchange for indices, exchange type)
-SEGMENTS: dict[str, tuple[str, str, ExchangeType]] = {
-    "NSE": ("NSE", "NSE_INDEX", ExchangeType.NSE_CM),
-    "NSE_CM": ("NSE", "NSE_INDEX", ExchangeType.NSE_CM),
-    "NFO": ("NFO", "NFO", ExchangeType.NSE_FO),
-    "NSE_FO": ("NFO", "NFO", ExchangeType.NSE_FO),
-    "BSE": ("BSE", "BSE_INDEX", ExchangeType.BSE_CM),
-    "BSE_CM": ("BSE", "BSE_INDEX", ExchangeType.BSE_CM),
-    "BFO": ("BFO", "BFO", ExchangeType.BSE_FO),
-    "BSE_FO": ("BFO", "BFO", ExchangeType.BSE_FO),
-    "MCX": ("MCX", "MCX_INDEX", ExchangeType.MCX_FO),
-    "MCX_FO": ("MCX", "MCX_INDEX", ExchangeType.MCX_FO),
-    "NCDEX": ("NCDEX", "NCDEX", ExchangeType.NCX_FO),
-    "NCX_FO": ("NCDEX", "NCDEX", ExchangeType.NCX_FO),
-    "CDS": ("CDS", "CDS", ExchangeType.CDE_FO),
-    "CDE_FO": ("CDS", "CDS", ExchangeType.CDE_FO),
-}
-
+#: exchange type, Angel's segment names (exch_seg, both spellings), client exchange for tradables, for indices
+_SEGMENT_ROWS = (
+    (ExchangeType.NSE_CM, ("NSE", "NSE_CM"), "NSE", "NSE_INDEX"),
+    (ExchangeType.NSE_FO, ("NFO", "NSE_FO"), "NFO", "NFO"),
+    (ExchangeType.BSE_CM, ("BSE", "BSE_CM"), "BSE", "BSE_INDEX"),
+    (ExchangeType.BSE_FO, ("BFO", "BSE_FO"), "BFO", "BFO"),
+    (ExchangeType.MCX_FO, ("MCX", "MCX_FO"), "MCX", "MCX_INDEX"),
+    (ExchangeType.NCX_FO, ("NCDEX", "NCX_FO"), "NCDEX", "NCDEX"),
+    (ExchangeType.CDE_FO, ("CDS", "CDE_FO"), "CDS", "CDS"),
+)
+#: exch_seg -> (client exchange for tradables, client exchange for indices, exchange type)
+SEGMENTS = {name: (trade, index, etype) for etype, names, trade, index in _SEGMENT_ROWS for name in names}
 #: client exchange -> Angel exchange type
-EXCHANGE_TYPES: dict[str, ExchangeType] = {}
-for _trade, _index, _etype in SEGMENTS.values():
-    EXCHANGE_TYPES[_trade] = _etype
-    EXCHANGE_TYPES[_index] = _etype
+EXCHANGE_TYPES = {exchange: etype for etype, _, trade, index in _SEGMENT_ROWS for exchange in (trade, index)}
 
 
 class MasterRecord(msgspec.Struct, frozen=True):
@@ -133,10 +124,6 @@ def parse_master(data: bytes) -> InstrumentMaster:
         return InstrumentMaster(_decode_master(data))
     except msgspec.DecodeError as exc:
         raise InstrumentMasterError(f"instrument master is not a JSON array of string records: {exc}") from None
-
-
-def today_ist(now: dt.datetime | None = None) -> dt.date:
-    return master.today_ist(now)
 
 
 def cache_path(cache_dir: str, url: str, day: dt.date) -> Path:

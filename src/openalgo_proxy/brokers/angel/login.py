@@ -1,7 +1,7 @@
 """SmartAPI credentials and session tokens: REST login with TOTP, refresh, or static tokens.
 
 Credentials come from the environment (ANGEL_API_KEY, ANGEL_CLIENT_CODE and either ANGEL_PIN +
-ANGEL_TOTP_SECRET or ANGEL_JWT_TOKEN + ANGEL_FEED_TOKEN). Secrets never appear in a repr or a log.
+ANGEL_TOTP_SECRET or ANGEL_JWT_TOKEN + ANGEL_FEED_TOKEN; settings.py). Secrets never appear in a repr or a log.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 import pyotp
 
+from openalgo_proxy.brokers.angel.settings import AngelSettings
 from openalgo_proxy.brokers.master import today_ist
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, BrokerRateLimited, ConfigError
 
@@ -26,50 +26,26 @@ LOGIN_PATH = "/rest/auth/angelbroking/user/v1/loginByPassword"
 REFRESH_PATH = "/rest/auth/angelbroking/jwt/v1/generateTokens"
 
 
-def _mask(value: str) -> str:
-    return "***" if value else "''"
-
-
 @dataclass(frozen=True)
 class AngelCredentials:
-    api_key: str
+    """The account's SmartAPI credentials; only the client code shows in a repr."""
+
+    api_key: str = field(repr=False)
     client_code: str
     pin: str = field(default="", repr=False)
     totp_secret: str = field(default="", repr=False)
     jwt_token: str = field(default="", repr=False)
     feed_token: str = field(default="", repr=False)
 
-    def __repr__(self) -> str:
-        return (
-            f"AngelCredentials(api_key={_mask(self.api_key)}, client_code={self.client_code!r}, "
-            f"pin={_mask(self.pin)}, totp_secret={_mask(self.totp_secret)}, "
-            f"jwt_token={_mask(self.jwt_token)}, feed_token={_mask(self.feed_token)})"
-        )
-
-    __str__ = __repr__
-
     @property
     def can_login(self) -> bool:
         return bool(self.pin and self.totp_secret)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> AngelCredentials:
-        env = os.environ if env is None else env
-
-        def get(name: str) -> str:
-            return env.get(name, "").strip()
-
-        creds = cls(
-            api_key=get("ANGEL_API_KEY"),
-            client_code=get("ANGEL_CLIENT_CODE"),
-            pin=get("ANGEL_PIN"),
-            totp_secret=get("ANGEL_TOTP_SECRET"),
-            jwt_token=strip_bearer(get("ANGEL_JWT_TOKEN")),
-            feed_token=get("ANGEL_FEED_TOKEN"),
-        )
-        missing = [n for n, v in (("ANGEL_API_KEY", creds.api_key), ("ANGEL_CLIENT_CODE", creds.client_code)) if not v]
-        if missing:
-            raise ConfigError(f"Angel feed needs {' and '.join(missing)} in the environment")
+    def from_env(cls, env: Mapping[str, str] | None = None, settings: AngelSettings | None = None) -> AngelCredentials:
+        found = (settings or AngelSettings.load(env)).read_credentials("angel", env)
+        creds = cls(*(found.get(c.env, "") for c in AngelSettings.credentials))  # declared in field order
+        creds = replace(creds, jwt_token=strip_bearer(creds.jwt_token))
         if not creds.can_login and not (creds.jwt_token and creds.feed_token):
             raise ConfigError(
                 "Angel feed needs ANGEL_PIN + ANGEL_TOTP_SECRET (login) or ANGEL_JWT_TOKEN + ANGEL_FEED_TOKEN"
@@ -90,20 +66,17 @@ class SessionTokens:
     generation: int = 0
 
 
+#: what every SmartAPI REST call carries (the client addresses are placeholders the service accepts)
+_JSON = {"Content-Type": "application/json", "Accept": "application/json", "X-UserType": "USER", "X-SourceID": "WEB"}
+_CLIENT = {"X-ClientLocalIP": "127.0.0.1", "X-ClientPublicIP": "127.0.0.1", "X-MACAddress": "00:00:00:00:00:00"}
+
+
+_HTTP_ERRORS: dict[int, type[BrokerError]] = {401: BrokerAuthError, 403: BrokerAuthError, 429: BrokerRateLimited}
+
+
 def smartapi_headers(api_key: str, jwt_token: str = "") -> dict[str, str]:
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        "X-UserType": "USER",
-        "X-SourceID": "WEB",
-        "X-ClientLocalIP": "127.0.0.1",
-        "X-ClientPublicIP": "127.0.0.1",
-        "X-MACAddress": "00:00:00:00:00:00",
-        "X-PrivateKey": api_key,
-    }
-    if jwt_token:
-        headers["Authorization"] = f"Bearer {jwt_token}"
-    return headers
+    auth = {"Authorization": f"Bearer {jwt_token}"} if jwt_token else {}
+    return _JSON | _CLIENT | {"X-PrivateKey": api_key} | auth
 
 
 class AngelSession:
@@ -178,12 +151,9 @@ class AngelSession:
                 aiohttp.ClientSession(timeout=timeout) as http,
                 http.post(url, json=body, headers=smartapi_headers(self.credentials.api_key, jwt)) as response,
             ):
-                if response.status == 429:
-                    raise BrokerRateLimited("Angel login rate limited (HTTP 429)")
-                if response.status in (401, 403):
-                    raise BrokerAuthError(f"Angel login refused (HTTP {response.status})")
-                if response.status != 200:
-                    raise BrokerError(f"Angel login failed: HTTP {response.status}")
+                if response.status != 200:  # 401/403: refused credentials; 429: back off long
+                    error = _HTTP_ERRORS.get(response.status, BrokerError)
+                    raise error(f"Angel login answered HTTP {response.status}")
                 payload = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise BrokerError(f"Angel login request failed: {exc}") from exc
@@ -191,38 +161,30 @@ class AngelSession:
             raise BrokerError("Angel login answered something that is not a JSON object")
         return payload
 
-    @staticmethod
-    def _data(payload: dict[str, object]) -> dict[str, str]:
-        data = payload.get("data")
-        if payload.get("status") is not True or not isinstance(data, dict):
-            message = payload.get("message") or "unknown error"
-            code = payload.get("errorcode") or ""
-            raise BrokerAuthError(f"Angel login refused: {message} {code}".strip())
-        out = {k: str(v) for k, v in data.items() if isinstance(v, str)}
-        if not out.get("jwtToken") or not out.get("feedToken"):
-            raise BrokerAuthError("Angel login answer lacks jwtToken/feedToken")
-        return out
-
     async def _login(self, generation: int) -> SessionTokens:
         creds = self.credentials
         if not creds.can_login:
             raise BrokerAuthError("no ANGEL_PIN/ANGEL_TOTP_SECRET to log in with")
         self.logins += 1
         body = {"clientcode": creds.client_code, "password": creds.pin, "totp": pyotp.TOTP(creds.totp_secret).now()}
-        data = self._data(await self._post(LOGIN_PATH, body))
+        tokens = self._tokens_from(await self._post(LOGIN_PATH, body), "", generation)
         log.info("angel: logged in as %s (session %d)", creds.client_code, generation)
-        return SessionTokens(
-            strip_bearer(data["jwtToken"]), data["feedToken"], data.get("refreshToken", ""), self._today(), generation
-        )
+        return tokens
 
     async def _refresh(self, current: SessionTokens, generation: int) -> SessionTokens:
         payload = await self._post(REFRESH_PATH, {"refreshToken": current.refresh_token}, current.jwt_token)
-        data = self._data(payload)
+        tokens = self._tokens_from(payload, current.refresh_token, generation)
         log.info("angel: session tokens refreshed (session %d)", generation)
-        return SessionTokens(
-            strip_bearer(data["jwtToken"]),
-            data["feedToken"],
-            data.get("refreshToken", current.refresh_token),
-            self._today(),
-            generation,
-        )
+        return tokens
+
+    def _tokens_from(self, payload: dict[str, object], refresh_token: str, generation: int) -> SessionTokens:
+        """The tokens of a login or refresh answer (`refresh_token` if it names none); BrokerAuthError if refused."""
+        data = payload.get("data")
+        if payload.get("status") is not True or not isinstance(data, dict):
+            message = payload.get("message") or "unknown error"
+            raise BrokerAuthError(f"Angel login refused: {message} {payload.get('errorcode') or ''}".strip())
+        out = {k: str(v) for k, v in data.items() if isinstance(v, str)}
+        if not out.get("jwtToken") or not out.get("feedToken"):
+            raise BrokerAuthError("Angel login answer lacks jwtToken/feedToken")
+        jwt, refresh = strip_bearer(out["jwtToken"]), out.get("refreshToken", refresh_token)
+        return SessionTokens(jwt, out["feedToken"], refresh, self._today(), generation)

@@ -28,12 +28,9 @@ class ProvidedAngelSession(AngelSession):
         return f"ProvidedAngelSession(client_code={self.credentials.client_code!r})"
 
     def _adopt(self, credentials: BrokerCredentials) -> SessionTokens:
-        self.credentials = _angel(credentials)
-        tokens = SessionTokens(
-            self.credentials.jwt_token, self.credentials.feed_token, generation=credentials.generation
-        )
-        self._tokens = tokens
-        return tokens
+        self.credentials = angel = _angel(credentials)
+        self._tokens = SessionTokens(angel.jwt_token, angel.feed_token, generation=credentials.generation)
+        return self._tokens
 
     async def tokens(self) -> SessionTokens:
         current = self.provider.current()
@@ -42,7 +39,5 @@ class ProvidedAngelSession(AngelSession):
         return self._tokens
 
     async def invalidate(self, generation: int) -> None:
-        current = self._tokens
-        if current is not None and current.generation != generation:
-            return
-        self._adopt(await self.provider.refresh(generation))
+        if self._tokens is None or self._tokens.generation == generation:
+            self._adopt(await self.provider.refresh(generation))

@@ -22,8 +22,8 @@ import dataclasses
 import json
 import logging
 import secrets
-import ssl
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 import pyotp
@@ -71,24 +71,13 @@ def master_records(listings: Iterable[Listing] = UNIVERSE) -> list[dict[str, str
     return rows
 
 
-class AngelClient(SimClient):
-    """One accepted SmartStream connection: `subs` maps (exchange type, token) -> subscribed modes."""
-
-    @property
-    def pairs(self) -> dict[Key, set[int]]:
-        return self.subs
-
-    @property
-    def client_code(self) -> str:
-        return self.account
-
-    @property
-    def pair_count(self) -> int:
-        return sum(len(modes) for modes in self.subs.values())
-
-
 class AngelSimulator(SimulatorServer):
-    """In-process Angel server: `await start()`, use `.ws_url` / `.api_url` / `.instruments_url`, `await stop()`."""
+    """In-process Angel server: `await start()`, use `.ws_url` / `.api_url` / `.instruments_url`, `await stop()`.
+
+    Each client's `subs` maps (exchange type, token) -> its subscribed modes.
+
+    `options` are the simulator kit's (`ticks_per_second`, `seed`, `max_connections`, `ssl_context`).
+    """
 
     ws_path = WS_PATH
     label = "angel simulator"
@@ -104,30 +93,17 @@ class AngelSimulator(SimulatorServer):
         totp_secret: str = DEFAULT_TOTP_SECRET,
         jwt_token: str | None = None,
         feed_token: str | None = None,
-        ticks_per_second: float = 2.0,
-        seed: int | None = None,
         listings: tuple[Listing, ...] = UNIVERSE,
         max_pairs: int = MAX_PAIRS,
-        max_connections: int = MAX_CONNECTIONS,
-        ssl_context: ssl.SSLContext | None = None,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            host,
-            port,
-            ticks_per_second=ticks_per_second,
-            seed=seed,
-            listings=listings,
-            max_connections=max_connections,
-            ssl_context=ssl_context,
-        )
+        super().__init__(host, port, listings=listings, **options)
         self.api_key = api_key
         self.client_code = client_code
         self.pin = pin
         self.totp_secret = totp_secret
         self.max_pairs = max_pairs
-        self.listings: dict[Key, Listing] = {
-            (int(EXCHANGE_TYPES[lst.exchange]), lst.angel_token): lst for lst in listings
-        }
+        self.listings = {(int(EXCHANGE_TYPES[lst.exchange]), lst.angel_token): lst for lst in listings}
         self._master = master_records(listings)
         self._jwts: set[str] = {jwt_token} if jwt_token else set()
         self._feed_tokens: set[str] = {feed_token} if feed_token else set()
@@ -135,14 +111,7 @@ class AngelSimulator(SimulatorServer):
         self._seq: dict[Key, int] = {}
         self.refuse_logins = False  # fault switch of the REST login
         self.order_sockets: list[web.WebSocketResponse] = []
-        # counters
-        self.login_attempts = 0
-        self.logins = 0
-        self.refreshes = 0
-        self.requests = 0
-        self.errors_sent = 0
-        self.packets_sent = 0
-        self.pings = 0
+        self.login_attempts = self.logins = self.refreshes = self.pings = 0  # counters
         self.last_sent: dict[tuple[int, str, int], bytes] = {}
 
     def routes(self, app: web.Application) -> None:
@@ -150,9 +119,6 @@ class AngelSimulator(SimulatorServer):
         app.router.add_post(LOGIN_PATH, self._login)
         app.router.add_post(REFRESH_PATH, self._refresh)
         app.router.add_get(MASTER_PATH, self._master_handler)
-
-    def new_client(self, ident: int, account: str, request: web.Request, ws: web.WebSocketResponse) -> AngelClient:
-        return AngelClient(ident, account, request, ws)
 
     @property
     def api_url(self) -> str:
@@ -166,39 +132,33 @@ class AngelSimulator(SimulatorServer):
         """Credentials that log in here (PIN + TOTP)."""
         return AngelCredentials(self.api_key, self.client_code, pin=self.pin, totp_secret=self.totp_secret)
 
-    def feed_options(self, **overrides: object) -> FeedOptions:
-        values: dict[str, object] = {
-            "ws_url": self.ws_url,
-            "api_url": self.api_url,
-            "instruments": self.instruments_url,
-        }
-        values.update(overrides)
-        return FeedOptions(**values)  # type: ignore[arg-type]
+    def feed_options(self, **overrides: Any) -> FeedOptions:
+        """Feed options that point the production adapter here."""
+        return FeedOptions(
+            **{"ws_url": self.ws_url, "api_url": self.api_url, "instruments": self.instruments_url, **overrides}
+        )
 
     # -- observability for tests ------------------------------------------------------------
 
-    def _angel_clients(self) -> list[AngelClient]:
-        return [c for c in self.clients.values() if isinstance(c, AngelClient)]
-
     def subscriptions_per_connection(self) -> list[int]:
-        return [client.pair_count for client in self._angel_clients()]
+        return [sum(len(modes) for modes in client.subs.values()) for client in self.clients.values()]
 
     def subscribed(self) -> set[tuple[int, str, int]]:
         """Every (exchange type, token, mode) subscribed on any connection."""
-        return {(k[0], k[1], m) for c in self._angel_clients() for k, modes in c.pairs.items() for m in modes}
+        return {
+            (*key, mode) for client in self.clients.values() for key, modes in client.subs.items() for mode in modes
+        }
 
     def subscribed_instruments(self) -> set[tuple[str, str]]:
-        return {
-            (lst.exchange, lst.symbol) for c in self._angel_clients() for k in c.pairs if (lst := self.listings.get(k))
-        }
+        listings = (self.listings.get(key) for client in self.clients.values() for key in client.subs)
+        return {(lst.exchange, lst.symbol) for lst in listings if lst is not None}
 
     # -- faults -----------------------------------------------------------------------------
 
     def expire_credentials(self) -> None:
         """Invalidate every issued session token (a new day): handshakes need a fresh login."""
-        self._jwts.clear()
-        self._feed_tokens.clear()
-        self._refresh_tokens.clear()
+        for issued in (self._jwts, self._feed_tokens, self._refresh_tokens):
+            issued.clear()
 
     expire_tokens = expire_credentials
 
@@ -211,50 +171,52 @@ class AngelSimulator(SimulatorServer):
     # -- REST -------------------------------------------------------------------------------
 
     @staticmethod
-    def _fail(message: str, code: str) -> web.Response:
-        return web.json_response({"status": False, "message": message, "errorcode": code, "data": None})
+    def _answer(data: dict[str, str] | None, message: str = "SUCCESS", code: str = "") -> web.Response:
+        """SmartAPI's JSON envelope: `data` on success, None with a message and error code otherwise."""
+        return web.json_response({"status": data is not None, "message": message, "errorcode": code, "data": data})
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any] | None:
+        try:
+            body = await request.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
 
     def _issue(self) -> dict[str, str]:
-        jwt = "eyJhbGciOiJIUzUxMiJ9." + secrets.token_urlsafe(24)
-        feed = secrets.token_urlsafe(18)
-        refresh = "eyJhbGciOiJIUzUxMiJ9." + secrets.token_urlsafe(24)
+        jwt, refresh = (f"eyJhbGciOiJIUzUxMiJ9.{secrets.token_urlsafe(24)}" for _ in range(2))
+        tokens = {"jwtToken": jwt, "refreshToken": refresh, "feedToken": secrets.token_urlsafe(18)}
         self._jwts.add(jwt)
-        self._feed_tokens.add(feed)
         self._refresh_tokens.add(refresh)
-        return {"jwtToken": jwt, "refreshToken": refresh, "feedToken": feed}
+        self._feed_tokens.add(tokens["feedToken"])
+        return tokens
 
     async def _login(self, request: web.Request) -> web.Response:
         self.login_attempts += 1
         if request.headers.get("X-PrivateKey") != self.api_key:
-            return self._fail("Invalid API Key", "AG8004")
-        try:
-            body = await request.json()
-        except ValueError:
-            return self._fail("Invalid request", "AB1000")
-        if not isinstance(body, dict):
-            return self._fail("Invalid request", "AB1000")
+            return self._answer(None, "Invalid API Key", "AG8004")
+        body = await self._body(request)
+        if body is None:
+            return self._answer(None, "Invalid request", "AB1000")
         if self.refuse_logins:
-            return self._fail("Invalid totp", "AB1050")
+            return self._answer(None, "Invalid totp", "AB1050")
         if body.get("clientcode") != self.client_code or body.get("password") != self.pin:
-            return self._fail("Invalid clientcode or password", "AB1007")
-        totp = str(body.get("totp", ""))
-        if not pyotp.TOTP(self.totp_secret).verify(totp, valid_window=1):
-            return self._fail("Invalid totp", "AB1050")
+            return self._answer(None, "Invalid clientcode or password", "AB1007")
+        if not pyotp.TOTP(self.totp_secret).verify(str(body.get("totp", "")), valid_window=1):
+            return self._answer(None, "Invalid totp", "AB1050")
         self.logins += 1
-        return web.json_response({"status": True, "message": "SUCCESS", "errorcode": "", "data": self._issue()})
+        return self._answer(self._issue())
 
     async def _refresh(self, request: web.Request) -> web.Response:
         self.refreshes += 1
-        try:
-            body = await request.json()
-        except ValueError:
-            return self._fail("Invalid request", "AB1000")
-        if self.refuse_logins or not isinstance(body, dict) or body.get("refreshToken") not in self._refresh_tokens:
-            return self._fail("Invalid refresh token", "AB8051")
-        jwt = strip_bearer(request.headers.get("Authorization", ""))
-        self._jwts.discard(jwt)
+        body = await self._body(request)
+        if body is None:
+            return self._answer(None, "Invalid request", "AB1000")
+        if self.refuse_logins or body.get("refreshToken") not in self._refresh_tokens:
+            return self._answer(None, "Invalid refresh token", "AB8051")
+        self._jwts.discard(strip_bearer(request.headers.get("Authorization", "")))
         self._refresh_tokens.discard(body["refreshToken"])
-        return web.json_response({"status": True, "message": "SUCCESS", "errorcode": "", "data": self._issue()})
+        return self._answer(self._issue())
 
     async def _orders_handler(self, request: web.Request) -> web.StreamResponse:
         """The order-status socket: Bearer JWT, AB00 ack, `ping` -> `pong`, then `publish_order` events."""
@@ -283,81 +245,64 @@ class AngelSimulator(SimulatorServer):
 
     # -- WebSocket ----------------------------------------------------------------------------
 
-    def _handshake_error(self, request: web.Request) -> str | None:
-        headers = request.headers
-        query = request.query
-        client_code = headers.get("x-client-code") or query.get("clientCode", "")
-        feed_token = headers.get("x-feed-token") or query.get("feedToken", "")
-        api_key = headers.get("x-api-key") or query.get("apiKey", "")
-        auth = headers.get("Authorization")
-        if self.reject_handshakes:
-            return "Invalid Header - Invalid Auth token"
-        header_auth = auth is not None or "clientCode" not in query  # browsers use query params, no JWT
-        if header_auth and strip_bearer(auth or "") not in self._jwts:
-            return "Invalid Header - Invalid Auth token"
-        if client_code != self.client_code:
-            return "Invalid Header - Invalid Client Code"
-        if api_key != self.api_key:
-            return "Invalid Header - Invalid API Key"
-        if feed_token not in self._feed_tokens:
-            return "Invalid Header - Invalid Feed Token"
-        return None
-
     def authorize(self, request: web.Request) -> str | web.Response:
-        error = self._handshake_error(request)
-        if error is not None:
-            return web.Response(status=401, headers={"x-error-message": error}, text=error)
-        return request.headers.get("x-client-code") or request.query.get("clientCode", "")
+        """Header authentication (JWT, API key, client code, feed token), or query parameters without
+        the JWT as browsers send them; HTTP 401 with Angel's `x-error-message` otherwise."""
+        headers, query = request.headers, request.query
+        client_code = headers.get("x-client-code") or query.get("clientCode", "")
+        auth = headers.get("Authorization")
+        header_auth = auth is not None or "clientCode" not in query  # browsers use query params, no JWT
+        failures = (
+            ("Auth token", self.reject_handshakes or (header_auth and strip_bearer(auth or "") not in self._jwts)),
+            ("Client Code", client_code != self.client_code),
+            ("API Key", (headers.get("x-api-key") or query.get("apiKey", "")) != self.api_key),
+            ("Feed Token", (headers.get("x-feed-token") or query.get("feedToken", "")) not in self._feed_tokens),
+        )
+        for what, failed in failures:
+            if failed:
+                error = f"Invalid Header - Invalid {what}"
+                return web.Response(status=401, headers={"x-error-message": error}, text=error)
+        return client_code
 
     def too_many(self, account: str) -> web.Response:
         message = "Connection Limit Exceeded"
         return web.Response(status=429, headers={"x-error-message": message}, text=message)
 
     async def on_binary(self, client: SimClient, data: bytes) -> None:
-        await self._send_error(client, ErrorCodes.INVALID_REQUEST, "")
+        await self._send_error(client, ErrorCodes.INVALID_REQUEST)
 
-    async def _send_error(self, client: SimClient, code: str, correlation_id: str) -> None:
-        self.errors_sent += 1
+    async def _send_error(self, client: SimClient, code: str, correlation_id: str = "") -> None:
         if not self.mute:
             await self.send(client, codec.encode_error(code, correlation_id))
 
     async def on_text(self, client: SimClient, text: str) -> None:
-        assert isinstance(client, AngelClient)
         if text == codec.HEARTBEAT:
             self.pings += 1
             if not self.mute:
                 await self.send(client, codec.HEARTBEAT_REPLY)
             return
-        self.requests += 1
         try:
             request = codec.decode_request(text)
         except AngelCodecError:
-            await self._send_error(client, ErrorCodes.INVALID_REQUEST, "")
+            await self._send_error(client, ErrorCodes.INVALID_REQUEST)
             return
-        mode = int(request.mode)
+        mode, pairs = int(request.mode), client.subs
         keys = [(etype, token) for etype, tokens in request.tokens.items() for token in tokens]
         if request.action is Action.UNSUBSCRIBE:
             for key in keys:
-                modes = client.pairs.get(key)
+                modes = pairs.get(key)
                 if modes is not None:
                     modes.discard(mode)
                     if not modes:
-                        del client.pairs[key]
+                        del pairs[key]
             return
-        if mode == SubscriptionMode.DEPTH_20:
-            if any(etype != codec.ExchangeType.NSE_CM for etype, _ in keys):
-                await self._send_error(client, ErrorCodes.INVALID_REQUEST, request.correlation_id)
-                return
-            depth_tokens = {k for k, modes in client.pairs.items() if mode in modes} | set(keys)
-            if len(depth_tokens) > MAX_DEPTH_20_TOKENS:
-                await self._send_error(client, ErrorCodes.LIMIT_EXCEEDED, request.correlation_id)
-                return
-        new = list(dict.fromkeys(k for k in keys if mode not in client.pairs.get(k, ())))
-        if client.pair_count + len(new) > self.max_pairs:
-            await self._send_error(client, ErrorCodes.LIMIT_EXCEEDED, request.correlation_id)
+        new = list(dict.fromkeys(k for k in keys if mode not in pairs.get(k, ())))
+        error = self._refusal(client, mode, keys, new)
+        if error is not None:
+            await self._send_error(client, error, request.correlation_id)
             return
         for key in new:
-            client.pairs.setdefault(key, set()).add(mode)
+            pairs.setdefault(key, set()).add(mode)
         if self.mute or self.heartbeats_only:
             return
         for key in new:  # the current state at once, as Angel does on subscribe
@@ -366,11 +311,20 @@ class AngelSimulator(SimulatorServer):
                 tick = self.market.snapshot(listing.exchange, listing.symbol)
                 await self.send(client, self._encode(key, listing, tick, mode))
 
+    def _refusal(self, client: SimClient, mode: int, keys: list[Key], new: list[Key]) -> str | None:
+        """The error code a subscription to `keys` (`new` not yet subscribed) gets, or None."""
+        if mode == SubscriptionMode.DEPTH_20:
+            if any(etype != codec.ExchangeType.NSE_CM for etype, _ in keys):
+                return ErrorCodes.INVALID_REQUEST
+            if len({k for k, modes in client.subs.items() if mode in modes} | set(keys)) > MAX_DEPTH_20_TOKENS:
+                return ErrorCodes.LIMIT_EXCEEDED
+        pair_count = sum(len(modes) for modes in client.subs.values())
+        return ErrorCodes.LIMIT_EXCEEDED if pair_count + len(new) > self.max_pairs else None
+
     # -- market -------------------------------------------------------------------------------
 
     def _encode(self, key: Key, listing: Listing, tick: Tick, mode: int) -> bytes:
-        seq = self._seq.get(key, 0) + 1
-        self._seq[key] = seq
+        self._seq[key] = seq = self._seq.get(key, 0) + 1
         week = (
             round_to_tick(listing.price * 1.3, listing.tick_size),
             round_to_tick(listing.price * 0.7, listing.tick_size),
@@ -382,8 +336,7 @@ class AngelSimulator(SimulatorServer):
         packet = codec.packet_from_tick(tick, mode, key[0], key[1], 0 if listing.is_index else seq, week)
         if isinstance(packet, codec.MarketPacket) and packet.last_traded_timestamp:
             packet.last_traded_timestamp //= 1000  # Angel sends the last trade time in epoch seconds
-        data = self.wire(packet)
-        self.last_sent[(key[0], key[1], mode)] = data
+        data = self.last_sent[(*key, mode)] = self.wire(packet)
         return data
 
     def wire(self, packet: codec.AngelPacket) -> bytes:
@@ -391,22 +344,20 @@ class AngelSimulator(SimulatorServer):
         return codec.encode_packet(packet)
 
     async def on_tick(self, now_ms: int) -> None:
-        now = now_ms
-        wanted: dict[Key, dict[int, list[AngelClient]]] = {}
-        for client in self._angel_clients():
-            for key, modes in client.pairs.items():
-                by_mode = wanted.setdefault(key, {})
+        """Each subscribed instrument advances once; each (instrument, mode) is encoded once."""
+        wanted: dict[Key, dict[int, list[SimClient]]] = {}
+        for client in self.clients.values():
+            for key, modes in client.subs.items():
                 for mode in modes:
-                    by_mode.setdefault(mode, []).append(client)
+                    wanted.setdefault(key, {}).setdefault(mode, []).append(client)
         for key, by_mode in wanted.items():
             listing = self.listings.get(key)
             if listing is None:
                 continue
-            tick = self.market.advance(listing.exchange, listing.symbol, now)
+            tick = self.market.advance(listing.exchange, listing.symbol, now_ms)
             for mode, clients in by_mode.items():
                 data = self._encode(key, listing, tick, mode)
                 for client in clients:
-                    self.packets_sent += 1
                     await self.send(client, data)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, OrderEvent, OrderSink, RejectSink, TickSink
+from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.dhan.codec import (
     DEPTH_20_LEVELS,
     DEPTH_200_LEVELS,
@@ -44,11 +44,12 @@ from openalgo_proxy.brokers.dhan.depth import (
     DhanDepthConnection,
 )
 from openalgo_proxy.brokers.dhan.instruments import Key, load_master, wire_key
-from openalgo_proxy.brokers.dhan.orders import ORDER_UPDATE_URL, DhanOrderConnection
+from openalgo_proxy.brokers.dhan.orders import ORDER_UPDATE_URL, DhanOrderStream, order_update
+from openalgo_proxy.brokers.dhan.settings import DhanSettings
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.master import default_cache_dir
+from openalgo_proxy.brokers.order_stream import OrderStreamAdapter
 from openalgo_proxy.brokers.pool import ConnectionPool
-from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, DepthLevel, Instrument, Mode, Tick
@@ -60,7 +61,7 @@ DEEP_BOOK_EXCHANGES = frozenset({"NSE", "NFO"})
 DEEP_BOOK_LEVELS = (DEPTH_LEVELS, DEPTH_20_LEVELS, DEPTH_200_LEVELS)
 
 
-class DhanAdapter(PooledAdapter[Key, RequestCode]):
+class DhanAdapter(OrderStreamAdapter[Key, RequestCode]):
     name = "dhan"
     max_connections_cap = MAX_CONNECTIONS
     per_connection_cap = MAX_INSTRUMENTS_PER_CONNECTION
@@ -110,14 +111,14 @@ class DhanAdapter(PooledAdapter[Key, RequestCode]):
             for levels, cap in ((DEPTH_20_LEVELS, DEPTH_20_CAP), (DEPTH_200_LEVELS, DEPTH_200_CAP))
         }
         self.order_url = base + "/order-update" if base else ORDER_UPDATE_URL
-        self.orders: DhanOrderConnection | None = None
-        self._orders_wanted = False
         self._deep: dict[Key, tuple[Instrument, int]] = {}
         self._last_standard: dict[Key, Tick] = {}
         self._books: dict[Key, list[tuple[DepthLevel, ...] | None]] = {}
 
     async def prepare(self) -> None:
-        self.credentials = self._given_credentials or DhanCredentials.from_env()
+        self.credentials = self._given_credentials or DhanCredentials.from_env(
+            settings=self.options.section(DhanSettings)
+        )
 
     async def load_index(self) -> InstrumentIndex[Key]:
         cache_dir = self.options.cache_dir
@@ -156,39 +157,20 @@ class DhanAdapter(PooledAdapter[Key, RequestCode]):
             Backoff(base, cap, long_delay, rng=self._rng),
         )
 
-    # -- order updates -----------------------------------------------------------------------------
-
-    def set_order_sink(self, on_order: OrderSink) -> None:
-        """Order events go to `on_order`: the order-update socket opens (now, or when started)."""
-        super().set_order_sink(on_order)
-        self._orders_wanted = True
-        if self.index is not None:
-            self._open_orders()
-
-    def _open_orders(self) -> None:
-        if self.orders is not None or self.credentials is None:
-            return
+    def open_order_stream(self) -> DhanOrderStream:
+        assert self.credentials is not None, "start() first"
         base, cap, long_delay = self._backoff
-        self.orders = DhanOrderConnection(
+        return DhanOrderStream(
+            "dhan-orders",
             self.order_url,
             self.credentials,
-            self._order,
-            self.name,
-            self._instrument_at,
+            functools.partial(order_update, broker=self.name, instrument_of=self._order_instrument),
+            self.emit_order,
             backoff=Backoff(base, cap, long_delay, rng=self._rng),
         )
-        self.orders.start()
 
-    def _order(self, event: OrderEvent) -> None:
-        self.on_order(event)
-
-    def _instrument_at(self, segment: int, security_id: int) -> Instrument | None:
-        return self.index.by_key((segment, security_id)) if self.index is not None else None
-
-    async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
-        await super().start(on_tick, on_reject)
-        if self._orders_wanted:
-            self._open_orders()
+    def _order_instrument(self, segment: int, security_id: int) -> Instrument | None:
+        return self.indexed((segment, security_id))
 
     def connections(self) -> list[DhanConnection]:
         return [c for c in self.pool.slots if isinstance(c, DhanConnection)]
@@ -240,8 +222,6 @@ class DhanAdapter(PooledAdapter[Key, RequestCode]):
 
     async def stop(self) -> None:
         try:
-            if self.orders is not None:
-                await self.orders.stop()
             for pool in self.depth_pools.values():
                 await pool.stop()
         finally:
@@ -278,7 +258,7 @@ class DhanAdapter(PooledAdapter[Key, RequestCode]):
         return {
             "disconnects": [reason for c in self.connections() for reason in c.disconnects],
             "depth_connections": {levels: len(pool.connections()) for levels, pool in self.depth_pools.items()},
-            "order_alerts": self.orders.alerts if self.orders is not None else 0,
+            "order_alerts": self.order_events(),
         }
 
 

@@ -179,9 +179,7 @@ async def load_master(source: str | None = None, cache_dir: str | None = None) -
 # ---------------------------------------------------------------------------------------------
 # the simulated universe as Dhan lists it
 
-#: Dhan's index security ids (segment IDX_I) for the simulated indices
-INDEX_IDS: dict[str, int] = {"NIFTY": 13, "BANKNIFTY": 25, "FINNIFTY": 27, "INDIAVIX": 21, "SENSEX": 51}
-
+#: the segment of each client exchange (ids from brokers/market.csv)
 _LISTING_SEGMENT: dict[str, Segment] = {
     "NSE": Segment.NSE_EQ,
     "BSE": Segment.BSE_EQ,
@@ -195,10 +193,8 @@ _LISTING_SEGMENT: dict[str, Segment] = {
 
 
 def listing_key(listing: Listing) -> tuple[int, int]:
-    """(segment, security id) Dhan uses for a simulated listing (exchange tokens, index ids)."""
-    if listing.is_index:
-        return int(Segment.IDX_I), INDEX_IDS[listing.symbol]
-    return int(_LISTING_SEGMENT[listing.exchange]), int(listing.angel_token)
+    """(segment, security id) Dhan uses for a simulated listing."""
+    return int(_LISTING_SEGMENT[listing.exchange]), int(listing.dhan_id)
 
 
 def _dhan_expiry(listing: Listing) -> tuple[str, str]:
@@ -218,10 +214,10 @@ def master_csv(listings: Iterable[Listing] = UNIVERSE) -> bytes:
         if lst.is_index:
             exch = lst.exchange.removesuffix("_INDEX")
             trading = (lst.name or lst.symbol) if lst.symbol == "INDIAVIX" else lst.symbol
-            row = [exch, "I", INDEX_IDS[lst.symbol], "INDEX", "0", trading, "1.0", lst.name or lst.symbol]
+            row = [exch, "I", lst.dhan_id, "INDEX", "0", trading, "1.0", lst.name or lst.symbol]
             row += ["", "", "", "0.0000", "NA", "IX", "X", name]
         elif lst.exchange in ("NSE", "BSE"):
-            row = [lst.exchange, "E", lst.angel_token, "EQUITY", "0", lst.symbol, f"{lst.lot_size:.1f}"]
+            row = [lst.exchange, "E", lst.dhan_id, "EQUITY", "0", lst.symbol, f"{lst.lot_size:.1f}"]
             row += [(lst.name or lst.symbol).title(), "", "", "", tick_paise, "NA", "ES", "EQ", name]
         else:
             exch, letter = {"NFO": ("NSE", "D"), "BFO": ("BSE", "D"), "CDS": ("NSE", "C"), "MCX": ("MCX", "M")}[
@@ -229,7 +225,7 @@ def master_csv(listings: Iterable[Listing] = UNIVERSE) -> bytes:
             ]
             expiry, month = _dhan_expiry(lst)
             underlying = lst.name or lst.symbol
-            row = [exch, letter, lst.angel_token, lst.instrument_type, "0", f"{underlying}-{month}-FUT"]
+            row = [exch, letter, lst.dhan_id, lst.instrument_type, "0", f"{underlying}-{month}-FUT"]
             row += [f"{lst.lot_size:.1f}", f"{underlying} {month.upper()[:3]} FUT", expiry, "-0.01000", "XX"]
             row += [tick_paise, "M", "FUT", "", underlying]
         writer.writerow(row)

@@ -1,5 +1,6 @@
 """Dhan in the broker registry."""
 
+from openalgo_proxy.brokers.dhan.settings import DhanSettings
 from openalgo_proxy.brokers.spec import BrokerSpec
 
 SPEC = BrokerSpec(
@@ -7,4 +8,6 @@ SPEC = BrokerSpec(
     summary="Dhan Live Market Feed",
     adapter="openalgo_proxy.brokers.dhan.adapter",
     simulator="openalgo_proxy.brokers.dhan.simulator",
+    max_connections=5,
+    settings=DhanSettings,
 )

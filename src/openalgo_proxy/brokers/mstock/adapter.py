@@ -54,19 +54,16 @@ class MStockAdapter(AngelAdapter):
         index.restrict(EXCHANGES)
         return index
 
-    def open_connection(
-        self, slot: int, on_error: ErrorSink | None = None, label: str | None = None
-    ) -> MStockConnection:
-        base, cap, long_delay = self._backoff
+    def new_connection(self, slot: int, on_error: ErrorSink, backoff: Backoff) -> MStockConnection:
         return MStockConnection(
             slot,
             self.ws_url,
             lambda: (self._api_key, self._token),
             self._refresh,
             self._packet,
-            on_error or self._broker_error,
+            on_error,
             self._settings,
-            Backoff(base, cap, long_delay, rng=self._rng),
+            backoff,
         )
 
     def depth_levels(self, instrument: Instrument) -> tuple[int, ...]:

@@ -6,21 +6,19 @@ once upstream: LTP and Quote as touchline (`t`), Depth as depth (`d`, whose mess
 touchline field too). The first connection opens at start and stays open: it proves the token at
 once, carries the order updates, and makes `status()` truthful for readiness.
 
-Caps are not documented by the brokers: keys per request message (default 50,
-`<BROKER>_KEYS_PER_MESSAGE`), subscriptions per connection (default 1000,
-`<BROKER>_MAX_SUBSCRIPTIONS`), connections (1, or `--max-connections` up to 3).
-`<BROKER>_EXCHANGES` (comma list; `FeedOptions.exchanges` wins) limits what this account serves when
+Caps are not documented by the brokers: keys per request message and subscriptions per connection
+are options of the broker's section (settings.py), connections 1 (or `--max-connections` up to 3).
+The section's `exchanges` (`FeedOptions.exchanges` wins) limits what this account serves when
 several feeds share one proxy.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 from collections.abc import Mapping
 
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions, RejectSink, TickSink
+from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.noren import codec
@@ -30,29 +28,15 @@ from openalgo_proxy.brokers.noren.credentials import NorenCredentials
 from openalgo_proxy.brokers.noren.instruments import NorenIndex, load_master
 from openalgo_proxy.brokers.noren.members import Member, member
 from openalgo_proxy.brokers.noren.orders import order_update
+from openalgo_proxy.brokers.noren.settings import BY_NAME
 from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
-from openalgo_proxy.errors import ConfigError
 from openalgo_proxy.model import Instrument, Mode
 
 log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 3
-MAX_SUBSCRIPTIONS = 1000
 INDEX_WIRE = {"NSE_INDEX": "NSE", "BSE_INDEX": "BSE"}
-
-
-def _env_int(name: str, default: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1")
-    return value
 
 
 class NorenAdapter(PooledAdapter[Key, str]):
@@ -76,16 +60,13 @@ class NorenAdapter(PooledAdapter[Key, str]):
     ) -> None:
         self.member = broker if isinstance(broker, Member) else member(broker)
         self.name = self.member.name
-        prefix = self.member.env
-        self.keys_per_message = keys_per_message or _env_int(f"{prefix}_KEYS_PER_MESSAGE", codec.KEYS_PER_MESSAGE)
-        per = max_subscriptions or _env_int(f"{prefix}_MAX_SUBSCRIPTIONS", MAX_SUBSCRIPTIONS)
+        self.section = options.section(BY_NAME[self.name])
+        self.keys_per_message = keys_per_message or self.section.keys_per_message
+        per = max_subscriptions or self.section.max_subscriptions
         if not options.max_connections:
             options = _with_connections(options, 1)
         super().__init__(options, per_connection=per)
-        exchanges = options.exchanges
-        if not exchanges and os.environ.get(f"{prefix}_EXCHANGES"):
-            exchanges = tuple(e.strip().upper() for e in os.environ[f"{prefix}_EXCHANGES"].split(",") if e.strip())
-        self._exchange_filter = tuple(exchanges)
+        self._exchange_filter = options.exchanges or self.section.exchanges
         self._given_credentials = credentials
         self.credentials: NorenCredentials | None = None
         self.ws_url = options.ws_url or self.member.ws_url
@@ -94,11 +75,10 @@ class NorenAdapter(PooledAdapter[Key, str]):
         )
         self._backoff_base = backoff_base
         self._rng = rng or random.Random()
-        self.orders_wanted = False
         self.orders_forwarded = 0
 
     async def prepare(self) -> None:
-        self.credentials = self._given_credentials or NorenCredentials.from_env(self.member)
+        self.credentials = self._given_credentials or NorenCredentials.from_env(self.member, settings=self.section)
         self.credentials.token()  # an unreadable token file fails the start, in one line
 
     async def load_index(self) -> InstrumentIndex[Key]:
@@ -127,12 +107,9 @@ class NorenAdapter(PooledAdapter[Key, str]):
             self._on_state,
             self._on_order_message if slot == 0 else None,
             self._settings,
-            Backoff(self._backoff_base, rng=self._rng),
+            Backoff(self._backoff_base, self.options.backoff_cap, self.options.backoff_cap, rng=self._rng),
             self.keys_per_message,
         )
-
-    async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
-        await super().start(on_tick, on_reject)
 
     def connections(self) -> list[NorenConnection]:
         return [c for c in self.pool.slots if isinstance(c, NorenConnection)]

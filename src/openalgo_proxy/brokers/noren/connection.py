@@ -69,11 +69,12 @@ class NorenConnection(UpstreamConnection[Key, str]):
 
     async def authenticate(self, ws: ClientConnection) -> None:
         await ws.send(login_frame(self.member, self.credentials.user_id, self.credentials.token()))
+        within = min(LOGIN_TIMEOUT, self.stall_timeout)  # a silent server is a stall, logged in or not
         try:
-            async with asyncio.timeout(LOGIN_TIMEOUT):
+            async with asyncio.timeout(within):
                 reply = await ws.recv()
         except TimeoutError:
-            raise BrokerError(f"no login acknowledgement within {LOGIN_TIMEOUT:g} s") from None
+            raise BrokerError(f"no login acknowledgement within {within:g} s") from None
         try:
             ack = codec.decode(reply)
         except NorenCodecError as exc:

@@ -215,14 +215,14 @@ async def load_master(source: str, cache_dir: str | None, prefix: str = "noren")
 
 # -- the simulator's masters -----------------------------------------------------------------------
 
-#: our index symbol -> (Noren token, Noren index name)
-INDEX_TOKENS: Final = {
-    "NIFTY": ("26000", "Nifty 50"),
-    "BANKNIFTY": ("26009", "Nifty Bank"),
-    "FINNIFTY": ("26037", "Nifty Fin Services"),
-    "MIDCPNIFTY": ("26074", "NIFTY MID SELECT"),
-    "INDIAVIX": ("26017", "India VIX"),
-    "SENSEX": ("1", "SENSEX"),
+#: our index symbol -> Noren's index trading symbol (tokens are the exchange tokens of brokers/market.csv)
+INDEX_TRADING_SYMBOLS: Final = {
+    "NIFTY": "Nifty 50",
+    "BANKNIFTY": "Nifty Bank",
+    "FINNIFTY": "Nifty Fin Services",
+    "MIDCPNIFTY": "NIFTY MID SELECT",
+    "INDIAVIX": "India VIX",
+    "SENSEX": "SENSEX",
 }
 
 
@@ -231,10 +231,8 @@ def wire_exchange(listing: Listing) -> str:
 
 
 def listing_key(listing: Listing) -> Key:
-    """The simulated listing's (exchange, token) on a Noren server (NSE tokens are exchange tokens)."""
-    if listing.is_index:
-        return wire_exchange(listing), INDEX_TOKENS[listing.symbol][0]
-    return listing.exchange, listing.angel_token
+    """The simulated listing's (exchange, token) on a Noren server: Noren tokens are exchange tokens."""
+    return wire_exchange(listing), listing.exchange_token
 
 
 def decimals(exchange: str) -> int:
@@ -245,7 +243,7 @@ def _master_row(listing: Listing) -> list[str]:
     exchange, token = listing_key(listing)
     tick = f"{listing.tick_size:.{decimals(exchange)}f}"
     if listing.is_index:
-        return [exchange, token, "1", listing.symbol, INDEX_TOKENS[listing.symbol][1], "INDEX", tick]
+        return [exchange, token, "1", listing.symbol, INDEX_TRADING_SYMBOLS[listing.symbol], "INDEX", tick]
     if exchange in ("NSE", "BSE"):
         return [exchange, token, str(listing.lot_size), listing.symbol, f"{listing.symbol}-EQ", "EQ", tick]
     expiry = dt.datetime.strptime(listing.expiry, "%d%b%Y").strftime("%d-%b-%Y").upper()
@@ -259,7 +257,7 @@ def master_files(listings: Iterable[Listing]) -> dict[str, bytes]:
     """`<EXCH>_symbols.txt.zip` bytes per exchange for the listings (the simulator serves them)."""
     rows: dict[str, list[list[str]]] = {exchange: [] for exchange in EXCHANGES}
     for listing in listings:
-        if listing.is_index and listing.symbol not in INDEX_TOKENS:
+        if listing.is_index and listing.symbol not in INDEX_TRADING_SYMBOLS:
             continue
         row = _master_row(listing)
         rows[row[0]].append(row)

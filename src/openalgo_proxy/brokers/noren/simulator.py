@@ -16,18 +16,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
 import secrets
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.market import UNIVERSE, Listing
 from openalgo_proxy.brokers.noren import codec
 from openalgo_proxy.brokers.noren.codec import Key
+from openalgo_proxy.brokers.noren.credentials import NorenCredentials
 from openalgo_proxy.brokers.noren.instruments import decimals, file_name, listing_key, master_files
 from openalgo_proxy.brokers.noren.members import (
     DIALECT_MEMBERS,
@@ -309,10 +313,10 @@ def _trading_symbol(listing: Listing) -> str:
     return listing.symbol
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, dialect: str = "shoonya") -> None:
     parser.add_argument(
         "--dialect",
-        default="shoonya",
+        default=dialect,
         choices=[*MEMBERS, *DIALECTS],
         help="the member whose URL path and login to speak (or a bare dialect a, c, alice)",
     )
@@ -351,4 +355,48 @@ async def serve(args: argparse.Namespace) -> None:
         await sim.stop()
 
 
-__all__ = ["NorenSimulator", "add_arguments", "serve"]
+@dataclasses.dataclass(frozen=True)
+class _IssuedCredentials(NorenCredentials):
+    """The simulator's current token, whatever it rotated to (what a daily login job would write)."""
+
+    issued: Callable[[], str] = dataclasses.field(default=lambda: "", repr=False, compare=False)
+
+    def token(self) -> str:
+        return self.issued()
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberSimulator:
+    """The registry's simulator entry for one member: `simulate NAME`, `NAME-simulator`, the contract tests."""
+
+    name: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_arguments(parser, dialect=self.name)
+
+    async def serve(self, args: argparse.Namespace) -> None:
+        await serve(args)
+
+    def simulator_for(self, options: FeedOptions) -> NorenSimulator:
+        """The simulator a local feed starts (`NAME-simulator`), speaking this member's dialect."""
+        return NorenSimulator(broker=self.name, ticks_per_second=options.ticks_per_second, seed=options.seed)
+
+    @staticmethod
+    def adapter_for(sim: NorenSimulator, options: FeedOptions) -> BrokerAdapter:
+        """The production adapter with `sim`'s user id and its latest token, the feed's other options kept."""
+        from openalgo_proxy.brokers.noren.adapter import NorenAdapter
+
+        local = dataclasses.replace(options, ws_url=sim.ws_url, instruments=sim.instruments_url, cache_dir=None)
+        credentials = _IssuedCredentials(sim.user_id, issued=lambda: sim.token)
+        per = options.max_per_connection or None
+        return NorenAdapter(local, sim.member, credentials, max_subscriptions=per, backoff_base=options.backoff_base)
+
+
+shoonya = MemberSimulator("shoonya")
+flattrade = MemberSimulator("flattrade")
+zebu = MemberSimulator("zebu")
+tradesmart = MemberSimulator("tradesmart")
+definedge = MemberSimulator("definedge")
+aliceblue = MemberSimulator("aliceblue")
+
+__all__ = ["MemberSimulator", "NorenSimulator", "add_arguments", "serve"]

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -37,9 +36,11 @@ from openalgo_proxy.brokers.base import (
     TickSink,
     run_with_reconnect,
 )
+from openalgo_proxy.brokers.environment import secret
 from openalgo_proxy.brokers.openalgo.codec import to_tick
 from openalgo_proxy.errors import BrokerAuthError, BrokerError, ConfigError, ErrorCode
 from openalgo_proxy.model import Instrument, Mode
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,7 @@ class ChainAdapter(BrokerAdapter):
 
     # -- BrokerAdapter ---------------------------------------------------------------------------
     async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
-        self._api_key = self._api_key or os.environ.get("OPENALGO_API_KEY", "").strip()
-        if not self._api_key:
-            raise ConfigError("chain mode needs the upstream's API key: set OPENALGO_API_KEY")
+        self._api_key = self._api_key or secret("OPENALGO_API_KEY", "openalgo (chain mode)")
         if self._symbols is None:
             if not self.options.instruments:
                 raise ConfigError("chain mode needs a symbol list: --instruments FILE (EXCHANGE,SYMBOL lines)")
@@ -144,7 +143,6 @@ class ChainAdapter(BrokerAdapter):
             connections=1 if self.state is ConnectionState.CONNECTED else 0,
             subscriptions=len(self.sent),
             reconnects=max(0, self.connects - 1),
-            last_message_monotonic=self.last_message,
             decode_errors=self.decode_errors,
             extra={"upstream": self.url, "wanted": len(self._wanted), "frames_sent": self.frames_sent},
         )
@@ -152,10 +150,7 @@ class ChainAdapter(BrokerAdapter):
     async def stop(self) -> None:
         self._stopping = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self.state = ConnectionState.CLOSED
 
     # -- upstream ----------------------------------------------------------------------------------

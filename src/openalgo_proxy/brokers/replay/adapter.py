@@ -11,7 +11,6 @@ recording in memory at a time; a pause over `MAX_PAUSE_MS` in the recording is c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -25,6 +24,7 @@ from openalgo_proxy.history.paths import default_store_dir
 from openalgo_proxy.history.sessions import DAY_MS, ist_midnight
 from openalgo_proxy.history.timerange import parse_range, parse_speed
 from openalgo_proxy.model import DepthLevel, Instrument, Mode, Tick
+from openalgo_proxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,6 @@ class ReplayAdapter(BrokerAdapter):
             log.warning("replay: no recorded ticks in %s between %d and %d ms", self.root, self.start_ms, self.end_ms)
         self._status.state = ConnectionState.CONNECTED
         self._status.connections = 1
-        self._status.last_message_monotonic = time.monotonic()
 
     def exchanges(self) -> tuple[str, ...]:
         return tuple(sorted({exchange for exchange, _ in self._instruments}))
@@ -153,7 +152,6 @@ class ReplayAdapter(BrokerAdapter):
                     await asyncio.sleep(0)
                     wanted_keys = {(inst.exchange, inst.symbol) for inst in self._wanted}
                 if (tick.exchange, tick.symbol) in wanted_keys and self._on_tick is not None:
-                    self._status.last_message_monotonic = time.monotonic()
                     self._on_tick(tick)
                     self.published += 1
         log.info("replay finished: %d ticks published", self.published)
@@ -172,11 +170,8 @@ class ReplayAdapter(BrokerAdapter):
         return self._status
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         self._status.state = ConnectionState.CLOSED
 
 

@@ -13,6 +13,7 @@ come from the portfolio stream, opened when the feed asks for order events.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from collections.abc import Mapping
@@ -20,24 +21,17 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from openalgo_proxy.brokers.base import (
-    Backoff,
-    BrokerAdapter,
-    FeedOptions,
-    OrderEvent,
-    OrderSink,
-    RejectSink,
-    TickSink,
-)
+from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.master import default_cache_dir
-from openalgo_proxy.brokers.pooled import PooledAdapter
+from openalgo_proxy.brokers.order_stream import OrderStreamAdapter
 from openalgo_proxy.brokers.upstox import codec
 from openalgo_proxy.brokers.upstox.codec import D30_LEVELS, FULL, FULL_D30, UPSTREAM_MODE, caps_fit
 from openalgo_proxy.brokers.upstox.connection import FEED_PATH, WS_URL, UpstoxConnection
 from openalgo_proxy.brokers.upstox.credentials import UpstoxCredentials
 from openalgo_proxy.brokers.upstox.instruments import Key, load_master
-from openalgo_proxy.brokers.upstox.orders import PORTFOLIO_PATH, PORTFOLIO_URL, UpstoxOrderConnection
+from openalgo_proxy.brokers.upstox.orders import PORTFOLIO_PATH, PORTFOLIO_URL, UpstoxOrderStream, order_update
+from openalgo_proxy.brokers.upstox.settings import UpstoxSettings
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import DEPTH_LEVELS, Instrument, Mode, Tick
@@ -54,7 +48,7 @@ def _origin_url(ws_url: str, path: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-class UpstoxAdapter(PooledAdapter[Key, str]):
+class UpstoxAdapter(OrderStreamAdapter[Key, str]):
     name = "upstox"
     max_connections_cap = MAX_CONNECTIONS
     per_connection_cap = MAX_SUBSCRIPTIONS
@@ -90,13 +84,13 @@ class UpstoxAdapter(PooledAdapter[Key, str]):
         self._deep_names: set[tuple[str, str]] = set()  # (exchange, symbol) of those placed in full_d30
         self.placed: dict[Key, str] = {}  # key -> Upstox mode, within the caps
         self._refused: dict[Key, str] = {}  # key -> the mode refused for the caps (reported once)
-        self.orders: UpstoxOrderConnection | None = None
-        self._orders_wanted = False
 
     # -- toolkit hooks -----------------------------------------------------------------------------
 
     async def prepare(self) -> None:
-        self.credentials = self._given_credentials or UpstoxCredentials.from_env()
+        self.credentials = self._given_credentials or UpstoxCredentials.from_env(
+            settings=self.options.section(UpstoxSettings)
+        )
 
     async def load_index(self) -> InstrumentIndex[Key]:
         cache_dir = self.options.cache_dir
@@ -208,44 +202,17 @@ class UpstoxAdapter(PooledAdapter[Key, str]):
 
     # -- order updates -----------------------------------------------------------------------------
 
-    def set_order_sink(self, on_order: OrderSink) -> None:
-        """Order events go to `on_order`: the portfolio stream opens (now, or when started)."""
-        super().set_order_sink(on_order)
-        self._orders_wanted = True
-        if self.index is not None:
-            self._open_orders()
-
-    def _open_orders(self) -> None:
-        if self.orders is not None or self.credentials is None:
-            return
+    def open_order_stream(self) -> UpstoxOrderStream:
+        assert self.credentials is not None, "start() first"
         base, cap, long_delay = self._backoff
-        self.orders = UpstoxOrderConnection(
+        return UpstoxOrderStream(
+            "upstox-orders",
             self.portfolio_url,
             self.credentials,
-            self._order,
-            self.name,
-            self._instrument_at,
+            functools.partial(order_update, broker=self.name, instrument_of=self.indexed),
+            self.emit_order,
             backoff=Backoff(base, cap, long_delay, rng=self._rng),
         )
-        self.orders.start()
-
-    def _order(self, event: OrderEvent) -> None:
-        self.on_order(event)  # the sink set last, even after the stream opened
-
-    def _instrument_at(self, key: str) -> Instrument | None:
-        return self.index.by_key(key) if self.index is not None else None
-
-    async def start(self, on_tick: TickSink, on_reject: RejectSink) -> None:
-        await super().start(on_tick, on_reject)
-        if self._orders_wanted:
-            self._open_orders()
-
-    async def stop(self) -> None:
-        try:
-            if self.orders is not None:
-                await self.orders.stop()
-        finally:
-            await super().stop()
 
     def status_extra(self) -> dict[str, object]:
         conn = self.connection()
@@ -253,7 +220,7 @@ class UpstoxAdapter(PooledAdapter[Key, str]):
             "modes": dict(Counter(self.placed.values())),
             "segment_status": dict(conn.segment_status) if conn is not None else {},
             "snapshots": conn.snapshots if conn is not None else 0,
-            "order_updates": self.orders.updates if self.orders is not None else 0,
+            "order_updates": self.order_events(),
         }
 
 

@@ -174,16 +174,6 @@ def wire_key(index: InstrumentIndex[Key], instrument: Instrument) -> Key:
 # ---------------------------------------------------------------------------------------------
 # the simulated universe as Upstox lists it
 
-#: the documented example ISIN for RELIANCE; the other simulated equities get synthetic ISINs
-KNOWN_ISINS: dict[str, str] = {"RELIANCE": "INE002A01018"}
-#: simulated index -> (segment, key name as Upstox spells it, exchange token)
-INDEX_KEYS: dict[str, tuple[str, str, str]] = {
-    "NIFTY": ("NSE_INDEX", "Nifty 50", "26000"),
-    "BANKNIFTY": ("NSE_INDEX", "Nifty Bank", "26009"),
-    "FINNIFTY": ("NSE_INDEX", "Nifty Fin Service", "26037"),
-    "INDIAVIX": ("NSE_INDEX", "India VIX", "26017"),
-    "SENSEX": ("BSE_INDEX", "SENSEX", "1"),
-}
 _LISTING_SEGMENTS: dict[str, str] = {
     "NSE": "NSE_EQ",
     "BSE": "BSE_EQ",
@@ -194,30 +184,12 @@ _LISTING_SEGMENTS: dict[str, str] = {
 }
 
 
-def isin_check_digit(body: str) -> str:
-    """The ISIN check digit of the first 11 characters (letters as 10..35, then Luhn)."""
-    digits = "".join(str(int(ch, 36)) for ch in body)
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch) * (2 if i % 2 == 0 else 1)
-        total += n - 9 if n > 9 else n
-    return str((10 - total % 10) % 10)
-
-
-def synthetic_isin(token: int) -> str:
-    body = f"INE{token:04X}0101"[:11]
-    return body + isin_check_digit(body)
-
-
 def listing_key(listing: Listing) -> Key:
-    """The instrument key Upstox would use for a simulated listing."""
-    if listing.is_index:
-        segment, name, _ = INDEX_KEYS[listing.symbol]
-        return f"{segment}|{name}"
+    """The instrument key Upstox would use for a simulated listing (rules in brokers/market.csv)."""
+    if listing.upstox_key:
+        return listing.upstox_key
     segment = _LISTING_SEGMENTS[listing.exchange]
-    if segment.endswith("_EQ"):
-        return f"{segment}|{KNOWN_ISINS.get(listing.symbol) or synthetic_isin(int(listing.angel_token))}"
-    return f"{segment}|{listing.angel_token}"
+    return f"{segment}|{listing.isin if segment.endswith('_EQ') else listing.exchange_token}"
 
 
 def _expiry_ms(listing: Listing) -> int:
@@ -233,15 +205,14 @@ def master_records(listings: Iterable[Listing] = UNIVERSE) -> list[dict[str, obj
         segment, _, ident = key.partition("|")
         tick_paise = round(lst.tick_size * 100, 4)
         if lst.is_index:
-            _, name, token = INDEX_KEYS[lst.symbol]
             out.append(
                 {
                     "segment": segment,
-                    "name": name,
+                    "name": ident,
                     "exchange": segment.removesuffix("_INDEX"),
                     "instrument_type": "INDEX",
                     "instrument_key": key,
-                    "exchange_token": token,
+                    "exchange_token": lst.exchange_token,
                     "tick_size": tick_paise,
                     "lot_size": 1,
                     "trading_symbol": lst.symbol,
@@ -258,7 +229,7 @@ def master_records(listings: Iterable[Listing] = UNIVERSE) -> list[dict[str, obj
                     "instrument_key": key,
                     "lot_size": lst.lot_size,
                     "freeze_quantity": 100000.0,
-                    "exchange_token": lst.angel_token,
+                    "exchange_token": lst.exchange_token,
                     "tick_size": tick_paise,
                     "trading_symbol": lst.symbol,
                     "short_name": (lst.name or lst.symbol).title(),
@@ -280,7 +251,7 @@ def master_records(listings: Iterable[Listing] = UNIVERSE) -> list[dict[str, obj
                     "instrument_key": key,
                     "lot_size": lst.lot_size,
                     "freeze_quantity": 1800.0,
-                    "exchange_token": lst.angel_token,
+                    "exchange_token": lst.exchange_token,
                     "minimum_lot": lst.lot_size,
                     "tick_size": tick_paise,
                     "asset_type": "INDEX" if lst.instrument_type == "FUTIDX" else "COM",

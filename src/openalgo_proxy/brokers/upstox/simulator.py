@@ -27,23 +27,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import secrets
 import time
 import uuid
 from collections import Counter, deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.market import UNIVERSE, Listing, deeper_side
 from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer
 from openalgo_proxy.brokers.upstox import codec
 from openalgo_proxy.brokers.upstox import feed_v3_pb2 as pb
 from openalgo_proxy.brokers.upstox.codec import FULL_D30, LTPC, UNSUBSCRIBE, UpstoxCodecError
 from openalgo_proxy.brokers.upstox.connection import FEED_PATH
+from openalgo_proxy.brokers.upstox.credentials import UpstoxCredentials
 from openalgo_proxy.brokers.upstox.instruments import MASTER_PATH, listing_key, master_gzip
 from openalgo_proxy.brokers.upstox.orders import PORTFOLIO_PATH
 from openalgo_proxy.model import DepthLevel, Tick
@@ -385,6 +389,30 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def simulator_for(options: FeedOptions) -> UpstoxSimulator:
+    """The simulator a local feed starts (`upstox-simulator`): an Upstox Plus account (30-level books)."""
+    return UpstoxSimulator(ticks_per_second=options.ticks_per_second, seed=options.seed)
+
+
+@dataclass(frozen=True)
+class _IssuedCredentials(UpstoxCredentials):
+    """The simulator's current token, whatever it rotated to (what a daily login job would write)."""
+
+    issued: Callable[[], str] = field(default=lambda: "", repr=False, compare=False)
+
+    def token(self) -> str:
+        return self.issued()
+
+
+def adapter_for(sim: UpstoxSimulator, options: FeedOptions) -> BrokerAdapter:
+    """The production adapter with `sim`'s latest token, the feed's other options kept."""
+    from openalgo_proxy.brokers.upstox.adapter import UpstoxAdapter
+
+    local = dataclasses.replace(options, ws_url=sim.feed_url, instruments=sim.instruments_url, cache_dir=None)
+    credentials = _IssuedCredentials(full_d30=sim.plus, issued=lambda: sim.access_token)
+    return UpstoxAdapter(local, credentials, backoff_base=options.backoff_base, backoff_cap=options.backoff_cap)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8769, help="port for the feeds and the master (default 8769)")
@@ -424,4 +452,4 @@ async def serve(args: argparse.Namespace) -> None:
         await sim.stop()
 
 
-__all__ = ["UpstoxSimulator", "add_arguments", "serve"]
+__all__ = ["UpstoxSimulator", "adapter_for", "add_arguments", "serve", "simulator_for"]

@@ -1,9 +1,9 @@
 """The Zerodha Kite adapter: one Kite account behind the BrokerAdapter contract.
 
 Credentials: `KITE_API_KEY` and the access token from `KITE_ACCESS_TOKEN_FILE` (a file re-read on
-every refresh, so a daily login job can replace it) or `KITE_ACCESS_TOKEN`. `KITE_EXCHANGES`
-(comma list of client exchanges; `FeedOptions.exchanges` wins) limits what this account serves when
-several feeds share a proxy.
+every refresh, so a daily login job can replace it) or `KITE_ACCESS_TOKEN`. `[feed.zerodha] exchanges`
+(or `KITE_EXCHANGES`; `FeedOptions.exchanges` wins) limits what this account serves when several
+feeds share a proxy.
 Pool: up to 3 connections x 3000 instruments, filled in order; past the cap each pair is answered
 LIMIT_EXCEEDED through `on_reject`. The first connection opens at start and stays open (Kite sends
 heartbeats with no subscriptions): it proves the credentials at once and makes `status()` truthful
@@ -13,11 +13,9 @@ for readiness; the second and third open only when needed and close when emptied
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from urllib.parse import urlencode
 
-from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.credentials import BrokerCredentials, CredentialProvider
 from openalgo_proxy.brokers.environment import secret, token_source
@@ -25,16 +23,15 @@ from openalgo_proxy.brokers.pooled import PooledAdapter
 from openalgo_proxy.brokers.upstream import Settings
 from openalgo_proxy.brokers.zerodha import instruments as kite_instruments
 from openalgo_proxy.brokers.zerodha.codec import KITE_MODE, KiteMode, KitePacket, OrderUpdate, to_tick
-from openalgo_proxy.brokers.zerodha.connection import KiteConnection
+from openalgo_proxy.brokers.zerodha.connection import KITE_HEADERS, KiteConnection
 from openalgo_proxy.brokers.zerodha.instruments import KiteInstruments
 from openalgo_proxy.brokers.zerodha.orders import order_update
+from openalgo_proxy.brokers.zerodha.settings import ZerodhaSettings
 from openalgo_proxy.model import Instrument, Mode
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WS_URL = "wss://ws.kite.trade"
-MAX_CONNECTIONS = 3
-MAX_PER_CONNECTION = 3000
 
 TokenProvider = Callable[[], str]
 
@@ -45,8 +42,8 @@ env_token_provider = token_source("KITE_ACCESS_TOKEN", "zerodha")
 
 class KiteAdapter(PooledAdapter[int, KiteMode]):
     name = "zerodha"
-    max_connections_cap = MAX_CONNECTIONS
-    per_connection_cap = MAX_PER_CONNECTION
+    max_connections_cap = 3  # Kite allows 3 ticker connections per API key
+    per_connection_cap = 3000  # and 3000 instruments on each
     keep_open = 1  # Kite sends heartbeats with nothing subscribed: the first connection proves the token
     retry_rejected = True
 
@@ -60,11 +57,7 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         backoff: Callable[[], Backoff] | None = None,
         credential_provider: CredentialProvider | None = None,
     ) -> None:
-        if exchanges is None and options.exchanges:
-            exchanges = options.exchanges
-        if exchanges is None and os.environ.get("KITE_EXCHANGES"):
-            exchanges = [e.strip().upper() for e in os.environ["KITE_EXCHANGES"].split(",") if e.strip()]
-        self._exchange_filter = tuple(exchanges or ())
+        self._exchange_filter = tuple(exchanges or options.exchanges or options.section(ZerodhaSettings).exchanges)
         super().__init__(options, per_connection=per_connection)
         self._api_key = api_key
         if isinstance(access_token, str):
@@ -82,11 +75,9 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         self._generation = 0
 
     def _adopt(self, provided: BrokerCredentials) -> None:
-        self._api_key, self._access_token, self._generation = (
-            provided.api_key,
-            provided.access_token,
-            provided.generation,
-        )
+        self._api_key = provided.api_key
+        self._access_token = provided.access_token
+        self._generation = provided.generation
 
     async def prepare(self) -> None:
         if self._provider is not None:
@@ -96,12 +87,8 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         self._access_token = self._token_provider()
 
     async def load_index(self) -> KiteInstruments:
-        headers = {"X-Kite-Version": "3", "Authorization": f"token {self._api_key}:{self._access_token}"}
-        source = self.options.instruments or kite_instruments.DEFAULT_URL
-        cache_dir = self.options.cache_dir
-        if cache_dir is None and source == kite_instruments.DEFAULT_URL:
-            cache_dir = master.default_cache_dir()
-        index = await kite_instruments.load(source, cache_dir, headers=headers)
+        headers = {**KITE_HEADERS, "Authorization": f"token {self._api_key}:{self._access_token}"}
+        index = await kite_instruments.load(self.options.instruments, self.options.cache_dir, headers=headers)
         if self._exchange_filter:
             index.restrict(self._exchange_filter)
         return index
@@ -113,22 +100,14 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
         return KITE_MODE[mode]
 
     def open_connection(self, slot: int) -> KiteConnection:
-        return KiteConnection(
-            f"zerodha#{slot + 1}",
-            self._endpoint,
-            self._refresh_credentials,
-            self._on_packets,
-            self._on_order,
-            self._settings,
-            self._backoff_factory(),
-        )
+        return KiteConnection(f"zerodha#{slot + 1}", self, self._settings, self._backoff_factory())
 
-    def _endpoint(self) -> str:
+    def endpoint(self) -> str:
         base = (self.options.ws_url or DEFAULT_WS_URL).rstrip("/")
         query = urlencode({"api_key": self._api_key, "access_token": self._access_token})
         return f"{base}?{query}"
 
-    async def _refresh_credentials(self) -> None:
+    async def refresh_credentials(self) -> None:
         """Re-read the access token from its source (after a 403)."""
         self.token_refreshes += 1
         if self._provider is not None:
@@ -141,23 +120,20 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
             log.info("zerodha: access token re-read from its source")
         self._access_token = token
 
-    def _on_packets(self, packets: list[KitePacket], received_ms: int) -> None:
+    def on_packets(self, packets: list[KitePacket], received_ms: int) -> None:
         for packet in packets:
             instrument = self.instrument_of(packet.instrument_token)
             if instrument is not None:
                 self.on_tick(to_tick(packet, instrument.symbol, instrument.exchange, received_ms))
 
-    def _on_order(self, update: OrderUpdate) -> None:
+    def on_postback(self, update: OrderUpdate) -> None:
         """An order postback on the ticker: the account's order event, on the bus as `#orders|zerodha|USER`."""
         try:
-            event = order_update(update.data, self._api_key or "", self._by_token)
+            event = order_update(update.data, self._api_key or "", self._index().by_key)
         except (ValueError, OverflowError) as exc:
             log.warning("zerodha: order update skipped: %s", exc)
             return
         self.on_order(event)
-
-    def _by_token(self, token: int) -> Instrument | None:
-        return self.index.by_key(token) if self.index is not None else None
 
     def status_extra(self) -> dict[str, object]:
         return {"token_refreshes": self.token_refreshes}

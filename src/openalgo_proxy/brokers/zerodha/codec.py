@@ -6,7 +6,8 @@ A 1-byte binary message is a heartbeat. Text frames are JSON (order updates, err
 
 Two message types: `KitePacket` in Kite's own field names and wire units (integers: prices in the
 segment's minor unit, times in unix seconds) and the normalized `Tick`, with one conversion between
-them (`to_tick`). The simulator side encodes packets and frames with the same layouts.
+them (`to_tick`). The simulator side encodes packets and frames with the same layouts, one table
+(`LAYOUTS`) for both directions.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -26,6 +28,8 @@ class KiteCodecError(ProxyError, ValueError):
 
 
 class PacketKind(enum.Enum):
+    """A packet's kind; its value is the packet's length on the wire."""
+
     LTP = 8
     INDEX_QUOTE = 28
     INDEX_FULL = 32
@@ -33,40 +37,18 @@ class PacketKind(enum.Enum):
     FULL = 184
 
 
-# Segment = instrument_token & 0xFF.
-SEGMENT_NSE = 1
-SEGMENT_NFO = 2
-SEGMENT_CDS = 3
-SEGMENT_BSE = 4
-SEGMENT_BFO = 5
-SEGMENT_BCD = 6
-SEGMENT_MCX = 7
-SEGMENT_MCXSX = 8
+# Segment = instrument_token & 0xFF: 1 NSE, 2 NFO, 3 CDS, 4 BSE, 5 BFO, 6 BCD, 7 MCX, 8 MCXSX,
+# 9 indices, 12 NCO. Prices are in the segment's minor unit: CDS 1e-7, BCD and NCO 1e-4, others paise.
 SEGMENT_INDICES = 9
-SEGMENT_NCO = 12
-
-_DIVISORS = {SEGMENT_CDS: 10_000_000, SEGMENT_BCD: 10_000, SEGMENT_NCO: 10_000}
-DEFAULT_DIVISOR = 100
+_DIVISORS = {3: 10_000_000, 6: 10_000, 12: 10_000}
 
 DEPTH_ENTRIES = 10  # 5 bids then 5 asks
 HEARTBEAT = b"\x00"
 
-# One struct.Struct per layout, built once. Prices and the index change are signed (commodity
-# prices have gone negative); token, quantities and times are unsigned, as the official SDK reads them.
-_COUNT = struct.Struct(">H")
-_LTP = struct.Struct(">Ii")
-_INDEX_QUOTE = struct.Struct(">Iiiiiii")  # token, ltp, high, low, open, close, change
-_INDEX_FULL = struct.Struct(">IiiiiiiI")  # index quote + exchange timestamp
-_QUOTE = struct.Struct(">IiIiIIIiiii")  # token, ltp, ltq, avg, volume, buy qty, sell qty, o, h, l, c
-# full = quote + ltt, oi, oi day high, oi day low, exchange ts, then 10 x (qty, price, orders, 2 pad)
-_FULL = struct.Struct(">IiIiIIIiiiiIIIII" + "IiH2x" * DEPTH_ENTRIES)
-assert _LTP.size == 8 and _INDEX_QUOTE.size == 28 and _INDEX_FULL.size == 32
-assert _QUOTE.size == 44 and _FULL.size == 184
-
 
 def divisor(token: int) -> int:
     """Price divisor of an instrument token's segment (cds 1e7; bcd, nco 1e4; else 100)."""
-    return _DIVISORS.get(token & 0xFF, DEFAULT_DIVISOR)
+    return _DIVISORS.get(token & 0xFF, 100)
 
 
 def is_index_token(token: int) -> bool:
@@ -94,14 +76,55 @@ class KitePacket(msgspec.Struct, frozen=True, gc=False):
     high: int = 0
     low: int = 0
     close: int = 0
-    change: int = 0  # index packets only: last price - close, signed
     last_trade_time: int = 0  # unix seconds
     oi: int = 0
     oi_day_high: int = 0
     oi_day_low: int = 0
     exchange_timestamp: int = 0  # unix seconds
     depth: tuple[KiteDepthEntry, ...] = ()  # full packets only: 5 bids then 5 asks
+    change: int = 0  # index packets only: last price - close, signed
 
+
+# ---------------------------------------------------------------------------------------------
+# The packet layouts: every field is 4 bytes; prices and the index change are signed (commodity
+# prices have gone negative), token, quantities and times unsigned, as the official SDK reads them.
+# A full packet ends with 10 depth entries of quantity, price, orders and 2 pad bytes.
+
+_SIGNED = frozenset({"last_price", "average_price", "open", "high", "low", "close", "change"})
+_INDEX = "instrument_token last_price high low open close change"
+_QUOTE = "instrument_token last_price last_quantity average_price volume buy_quantity sell_quantity open high low close"
+
+
+class Layout(NamedTuple):
+    """How one packet kind sits on the wire and which tick mode it fills."""
+
+    kind: PacketKind
+    mode: Mode
+    fields: tuple[str, ...]  # KitePacket fields in wire order (a full packet's depth follows them)
+    wire: struct.Struct
+    positional: bool  # the fields are KitePacket's first fields in order (decoded without keywords)
+
+
+def _layout(kind: PacketKind, mode: Mode, fields: str) -> Layout:
+    names = tuple(fields.split())
+    depth = "IiH2x" * DEPTH_ENTRIES if kind is PacketKind.FULL else ""
+    wire = struct.Struct(">" + "".join("i" if name in _SIGNED else "I" for name in names) + depth)
+    assert wire.size == kind.value, kind
+    return Layout(kind, mode, names, wire, names == KitePacket.__struct_fields__[1 : len(names) + 1])
+
+
+LAYOUTS = {
+    PacketKind.LTP: _layout(PacketKind.LTP, Mode.LTP, "instrument_token last_price"),
+    PacketKind.INDEX_QUOTE: _layout(PacketKind.INDEX_QUOTE, Mode.QUOTE, _INDEX),
+    PacketKind.INDEX_FULL: _layout(PacketKind.INDEX_FULL, Mode.DEPTH, _INDEX + " exchange_timestamp"),
+    PacketKind.QUOTE: _layout(PacketKind.QUOTE, Mode.QUOTE, _QUOTE),
+    PacketKind.FULL: _layout(
+        PacketKind.FULL, Mode.DEPTH, _QUOTE + " last_trade_time oi oi_day_high oi_day_low exchange_timestamp"
+    ),
+}
+_BY_LENGTH = {kind.value: layout for kind, layout in LAYOUTS.items()}
+_TICK_MODE = {kind: layout.mode for kind, layout in LAYOUTS.items()}
+_COUNT = struct.Struct(">H")
 
 # ---------------------------------------------------------------------------------------------
 # Binary decoding
@@ -111,72 +134,21 @@ def is_heartbeat(message: bytes) -> bool:
     return len(message) == 1
 
 
-def _quote_packet(kind: PacketKind, v: tuple[int, ...]) -> KitePacket:
-    return KitePacket(
-        kind,
-        v[0],
-        v[1],
-        last_quantity=v[2],
-        average_price=v[3],
-        volume=v[4],
-        buy_quantity=v[5],
-        sell_quantity=v[6],
-        open=v[7],
-        high=v[8],
-        low=v[9],
-        close=v[10],
-    )
-
-
 def decode_packet(packet: bytes | memoryview) -> KitePacket:
     """Decode one packet (without its length prefix)."""
-    size = len(packet)
-    if size == 8:
-        token, ltp = _LTP.unpack(packet)
-        return KitePacket(PacketKind.LTP, token, ltp)
-    if size == 28 or size == 32:
-        if size == 28:
-            token, ltp, high, low, open_, close, change = _INDEX_QUOTE.unpack(packet)
-            kind, ts = PacketKind.INDEX_QUOTE, 0
-        else:
-            token, ltp, high, low, open_, close, change, ts = _INDEX_FULL.unpack(packet)
-            kind = PacketKind.INDEX_FULL
-        return KitePacket(
-            kind, token, ltp, open=open_, high=high, low=low, close=close, change=change, exchange_timestamp=ts
-        )
-    if size == 44:
-        return _quote_packet(PacketKind.QUOTE, _QUOTE.unpack(packet))
-    if size == 184:
-        v = _FULL.unpack(packet)
-        depth = tuple(KiteDepthEntry(v[i], v[i + 1], v[i + 2]) for i in range(16, 16 + 3 * DEPTH_ENTRIES, 3))
-        # positional, in KitePacket's field order (one call on the hot path): the 11 quote fields,
-        # change (0, index only), last trade time, oi, oi day high, oi day low, exchange timestamp
-        return KitePacket(
-            PacketKind.FULL,
-            v[0],
-            v[1],
-            v[2],
-            v[3],
-            v[4],
-            v[5],
-            v[6],
-            v[7],
-            v[8],
-            v[9],
-            v[10],
-            0,
-            v[11],
-            v[12],
-            v[13],
-            v[14],
-            v[15],
-            depth,
-        )
-    raise KiteCodecError(f"unknown packet length {size}")
+    layout = _BY_LENGTH.get(len(packet))
+    if layout is None:
+        raise KiteCodecError(f"unknown packet length {len(packet)}")
+    values = layout.wire.unpack(packet)
+    if layout.kind is PacketKind.FULL:  # the 16 fields, then the depth entries in groups of three
+        values = (*values[:16], tuple(map(KiteDepthEntry, values[16::3], values[17::3], values[18::3])))
+    if layout.positional:
+        return KitePacket(layout.kind, *values)
+    return KitePacket(layout.kind, **dict(zip(layout.fields, values, strict=True)))
 
 
-def split_frame(frame: bytes) -> list[memoryview]:
-    """The packets of a binary frame (a heartbeat has none). Raises KiteCodecError on bad framing."""
+def decode_frame(frame: bytes) -> list[KitePacket]:
+    """Every packet of a binary message; a heartbeat decodes to an empty list. KiteCodecError on bad framing."""
     size = len(frame)
     if size == 1:
         return []
@@ -184,7 +156,7 @@ def split_frame(frame: bytes) -> list[memoryview]:
         raise KiteCodecError("empty binary frame")
     view = memoryview(frame)
     (count,) = _COUNT.unpack_from(frame, 0)
-    packets: list[memoryview] = []
+    packets: list[KitePacket] = []
     offset = 2
     for index in range(count):
         if offset + 2 > size:
@@ -194,28 +166,15 @@ def split_frame(frame: bytes) -> list[memoryview]:
         end = offset + length
         if end > size:
             raise KiteCodecError(f"packet {index + 1} of {count} needs {length} bytes, {size - offset} left")
-        packets.append(view[offset:end])
+        packets.append(decode_packet(view[offset:end]))
         offset = end
     if offset != size:
         raise KiteCodecError(f"{size - offset} trailing bytes after {count} packets")
     return packets
 
 
-def decode_frame(frame: bytes) -> list[KitePacket]:
-    """Every packet of a binary message; a heartbeat decodes to an empty list."""
-    return [decode_packet(packet) for packet in split_frame(frame)]
-
-
 # ---------------------------------------------------------------------------------------------
 # The one conversion to the normalized tick
-
-_TICK_MODE = {
-    PacketKind.LTP: Mode.LTP,
-    PacketKind.INDEX_QUOTE: Mode.QUOTE,
-    PacketKind.QUOTE: Mode.QUOTE,
-    PacketKind.INDEX_FULL: Mode.DEPTH,
-    PacketKind.FULL: Mode.DEPTH,
-}
 
 
 def to_tick(packet: KitePacket, symbol: str, exchange: str, received_ms: int = 0) -> Tick:
@@ -226,7 +185,6 @@ def to_tick(packet: KitePacket, symbol: str, exchange: str, received_ms: int = 0
     """
     div = float(divisor(packet.instrument_token))
     exchange_ms = packet.exchange_timestamp * 1000 if packet.exchange_timestamp else received_ms
-    ltt = packet.last_trade_time * 1000 if packet.last_trade_time else exchange_ms
     bids: tuple[DepthLevel, ...] = ()
     asks: tuple[DepthLevel, ...] = ()
     if packet.depth:
@@ -237,7 +195,7 @@ def to_tick(packet: KitePacket, symbol: str, exchange: str, received_ms: int = 0
         exchange=exchange,
         mode=_TICK_MODE[packet.kind],
         ltp=packet.last_price / div,
-        ltt=ltt,
+        ltt=packet.last_trade_time * 1000 if packet.last_trade_time else exchange_ms,
         exchange_time=exchange_ms,
         open=packet.open / div,
         high=packet.high / div,
@@ -283,17 +241,15 @@ def parse_text(message: str | bytes) -> TextMessage:
         value = _json_decode(message)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise KiteCodecError(f"invalid JSON text frame: {exc}") from None
-    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-        raise KiteCodecError("text frame is not an object with a string 'type'")
-    kind = value["type"]
-    data = value.get("data")
-    if kind == "order":
-        if not isinstance(data, dict):
-            raise KiteCodecError("order update without an object 'data'")
-        return OrderUpdate(data)
-    if kind == "error":
-        return ErrorMessage(data if isinstance(data, str) else str(data))
-    return InfoMessage(kind, data)
+    match value:
+        case {"type": "order", "data": dict() as data}:
+            return OrderUpdate(data)
+        case {"type": "error"}:
+            data = value.get("data")
+            return ErrorMessage(data if isinstance(data, str) else str(data))
+        case {"type": str() as kind} if kind != "order":
+            return InfoMessage(kind, value.get("data"))
+    raise KiteCodecError("text frame is not an object with a string 'type' (an order with an object 'data')")
 
 
 def encode_text(message: TextMessage) -> bytes:
@@ -326,161 +282,108 @@ class Request(msgspec.Struct, frozen=True):
     mode: KiteMode | None = None
 
 
+class _Subscribe(msgspec.Struct, frozen=True, tag_field="a", tag="subscribe"):
+    v: list[int]
+
+
+class _Unsubscribe(_Subscribe, frozen=True, tag="unsubscribe"):
+    pass
+
+
+class _SetMode(msgspec.Struct, frozen=True, tag_field="a", tag="mode"):
+    v: tuple[KiteMode, list[int]]
+
+
+_request_decode = msgspec.json.Decoder(_Subscribe | _Unsubscribe | _SetMode).decode
+
+
 def encode_subscribe(tokens: Iterable[int]) -> bytes:
-    return _json_encode({"a": "subscribe", "v": list(tokens)})
+    return _json_encode(_Subscribe(list(tokens)))
 
 
 def encode_unsubscribe(tokens: Iterable[int]) -> bytes:
-    return _json_encode({"a": "unsubscribe", "v": list(tokens)})
+    return _json_encode(_Unsubscribe(list(tokens)))
 
 
 def encode_mode(mode: KiteMode, tokens: Iterable[int]) -> bytes:
-    return _json_encode({"a": "mode", "v": [mode.value, list(tokens)]})
-
-
-def _tokens(value: object) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
-        raise KiteCodecError("tokens must be a list of integers")
-    return tuple(value)
+    return _json_encode(_SetMode((mode, list(tokens))))
 
 
 def parse_request(message: str | bytes) -> Request:
     """Simulator side: decode a client request; KiteCodecError for anything malformed."""
     try:
-        value = _json_decode(message)
+        request = _request_decode(message)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise KiteCodecError(f"invalid JSON request: {exc}") from None
-    if not isinstance(value, dict):
-        raise KiteCodecError("request is not a JSON object")
-    action = value.get("a")
-    payload = value.get("v")
-    if action in ("subscribe", "unsubscribe"):
-        return Request(action, _tokens(payload))
-    if action == "mode":
-        if not isinstance(payload, list) or len(payload) != 2 or not isinstance(payload[0], str):
-            raise KiteCodecError('mode request must be {"a":"mode","v":[MODE,[tokens]]}')
-        try:
-            mode = KiteMode(payload[0])
-        except ValueError:
-            raise KiteCodecError(f"unknown mode {payload[0]!r}") from None
-        return Request("mode", _tokens(payload[1]), mode)
-    raise KiteCodecError(f"unknown action {action!r}")
+        raise KiteCodecError(f"invalid request: {exc}") from None
+    if isinstance(request, _SetMode):
+        mode, tokens = request.v
+        return Request("mode", tuple(tokens), mode)
+    return Request("unsubscribe" if isinstance(request, _Unsubscribe) else "subscribe", tuple(request.v))
 
 
 # ---------------------------------------------------------------------------------------------
 # Simulator side: packets and frames
 
+_NO_DEPTH = KiteDepthEntry(0, 0, 0)
+
 
 def encode_packet(packet: KitePacket) -> bytes:
     """The packet bytes (without the length prefix) for the packet's kind."""
+    layout = LAYOUTS[packet.kind]
+    values = [getattr(packet, name) for name in layout.fields]
+    if packet.kind is PacketKind.FULL:
+        depth = (*packet.depth[:DEPTH_ENTRIES], *[_NO_DEPTH] * (DEPTH_ENTRIES - len(packet.depth)))
+        values += [value for entry in depth for value in (entry.quantity, entry.price, entry.orders)]
     try:
-        return _encode_packet(packet)
+        return layout.wire.pack(*values)
     except struct.error as exc:
         raise KiteCodecError(f"packet field out of range: {exc}") from None
-
-
-def _encode_packet(packet: KitePacket) -> bytes:
-    p = packet
-    kind = p.kind
-    if kind is PacketKind.LTP:
-        return _LTP.pack(p.instrument_token, p.last_price)
-    if kind is PacketKind.INDEX_QUOTE:
-        return _INDEX_QUOTE.pack(p.instrument_token, p.last_price, p.high, p.low, p.open, p.close, p.change)
-    if kind is PacketKind.INDEX_FULL:
-        return _INDEX_FULL.pack(
-            p.instrument_token, p.last_price, p.high, p.low, p.open, p.close, p.change, p.exchange_timestamp
-        )
-    quote = (
-        p.instrument_token,
-        p.last_price,
-        p.last_quantity,
-        p.average_price,
-        p.volume,
-        p.buy_quantity,
-        p.sell_quantity,
-        p.open,
-        p.high,
-        p.low,
-        p.close,
-    )
-    if kind is PacketKind.QUOTE:
-        return _QUOTE.pack(*quote)
-    depth = list(p.depth[:DEPTH_ENTRIES])
-    depth += [KiteDepthEntry(0, 0, 0)] * (DEPTH_ENTRIES - len(depth))
-    flat = [x for e in depth for x in (e.quantity, e.price, e.orders)]
-    return _FULL.pack(*quote, p.last_trade_time, p.oi, p.oi_day_high, p.oi_day_low, p.exchange_timestamp, *flat)
 
 
 def encode_frame(packets: Sequence[bytes]) -> bytes:
     """A binary message of already-encoded packets: count, then length-prefixed packets."""
     if len(packets) > 0xFFFF:
         raise KiteCodecError("at most 65535 packets per frame")
-    parts = [_COUNT.pack(len(packets))]
-    for packet in packets:
-        parts.append(_COUNT.pack(len(packet)))
-        parts.append(packet)
-    return b"".join(parts)
+    return _COUNT.pack(len(packets)) + b"".join(_COUNT.pack(len(packet)) + packet for packet in packets)
 
 
-_KIND_FOR_MODE = {
-    (KiteMode.LTP, False): PacketKind.LTP,
-    (KiteMode.QUOTE, False): PacketKind.QUOTE,
-    (KiteMode.FULL, False): PacketKind.FULL,
-    (KiteMode.LTP, True): PacketKind.LTP,
-    (KiteMode.QUOTE, True): PacketKind.INDEX_QUOTE,
-    (KiteMode.FULL, True): PacketKind.INDEX_FULL,
+# the packet kind a mode subscription gets: (for a tradable instrument, for an index)
+_KINDS_OF_MODE = {
+    KiteMode.LTP: (PacketKind.LTP, PacketKind.LTP),
+    KiteMode.QUOTE: (PacketKind.QUOTE, PacketKind.INDEX_QUOTE),
+    KiteMode.FULL: (PacketKind.FULL, PacketKind.INDEX_FULL),
 }
 
 
 def packet_from_tick(tick: Tick, token: int, mode: KiteMode) -> KitePacket:
     """Simulator side: the packet Kite would send for `tick` under `mode` (index by token segment)."""
     div = divisor(token)
-    index = is_index_token(token)
-    kind = _KIND_FOR_MODE[(mode, index)]
+    kind = _KINDS_OF_MODE[mode][is_index_token(token)]
 
     def px(value: float) -> int:
         return round(value * div)
 
-    ltp = px(tick.ltp)
-    if kind is PacketKind.LTP:
-        return KitePacket(kind, token, ltp)
-    seconds = tick.exchange_time // 1000
-    if index:
-        close = px(tick.close)
-        return KitePacket(
-            kind,
-            token,
-            ltp,
-            open=px(tick.open),
-            high=px(tick.high),
-            low=px(tick.low),
-            close=close,
-            change=ltp - close,
-            exchange_timestamp=seconds if kind is PacketKind.INDEX_FULL else 0,
-        )
-    quote = KitePacket(
-        kind,
-        token,
-        ltp,
-        last_quantity=tick.last_trade_quantity,
-        average_price=px(tick.avg_trade_price),
-        volume=tick.volume,
-        buy_quantity=tick.total_buy_quantity,
-        sell_quantity=tick.total_sell_quantity,
-        open=px(tick.open),
-        high=px(tick.high),
-        low=px(tick.low),
-        close=px(tick.close),
-    )
-    if kind is PacketKind.QUOTE:
-        return quote
-    depth = tuple(KiteDepthEntry(level.quantity, px(level.price), level.orders) for level in (*tick.bids, *tick.asks))
-    return msgspec.structs.replace(
-        quote,
-        last_trade_time=tick.ltt // 1000,
-        oi=tick.oi,
-        oi_day_high=tick.oi,
-        oi_day_low=tick.oi,
-        exchange_timestamp=seconds,
-        depth=depth,
-    )
+    ltp, close = px(tick.ltp), px(tick.close)
+    values = {
+        "instrument_token": token,
+        "last_price": ltp,
+        "last_quantity": tick.last_trade_quantity,
+        "average_price": px(tick.avg_trade_price),
+        "volume": tick.volume,
+        "buy_quantity": tick.total_buy_quantity,
+        "sell_quantity": tick.total_sell_quantity,
+        "open": px(tick.open),
+        "high": px(tick.high),
+        "low": px(tick.low),
+        "close": close,
+        "change": ltp - close,
+        "last_trade_time": tick.ltt // 1000,
+        "oi": tick.oi,
+        "oi_day_high": tick.oi,
+        "oi_day_low": tick.oi,
+        "exchange_timestamp": tick.exchange_time // 1000,
+    }
+    fields: dict[str, Any] = {name: values[name] for name in LAYOUTS[kind].fields}
+    levels = (*tick.bids, *tick.asks) if kind is PacketKind.FULL else ()
+    depth = tuple(KiteDepthEntry(level.quantity, px(level.price), level.orders) for level in levels)
+    return KitePacket(kind, **fields, depth=depth)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Protocol
 
 from openalgo_proxy.brokers.base import Backoff
 from openalgo_proxy.brokers.upstream import Frame, Handshake, Settings, UpstreamConnection
@@ -18,10 +19,24 @@ from openalgo_proxy.brokers.zerodha.codec import ErrorMessage, KiteCodecError, K
 
 log = logging.getLogger(__name__)
 
-PacketSink = Callable[[list[KitePacket], int], None]  # packets, receive time (epoch ms)
-OrderSink = Callable[[OrderUpdate], None]
 TOKENS_PER_MESSAGE = 500
 KITE_HEADERS = {"X-Kite-Version": "3"}
+
+
+class KiteAccount(Protocol):
+    """What a connection needs from its account (the adapter)."""
+
+    def endpoint(self) -> str:
+        """The ticker URL with the current credentials in its query string."""
+
+    async def refresh_credentials(self) -> None:
+        """Re-read the credentials after the broker refused them."""
+
+    def on_packets(self, packets: list[KitePacket], received_ms: int) -> None:
+        """Decoded market packets and their receive time (epoch ms)."""
+
+    def on_postback(self, update: OrderUpdate) -> None:
+        """An order update text message."""
 
 
 def _chunks(tokens: list[int]) -> Iterator[list[int]]:
@@ -30,25 +45,18 @@ def _chunks(tokens: list[int]) -> Iterator[list[int]]:
 
 
 def diff_requests(sent: Mapping[int, KiteMode], wanted: Mapping[int, KiteMode]) -> list[bytes]:
-    """The batched requests that turn the `sent` subscription set into `wanted` (pure)."""
-    messages: list[bytes] = []
-    removed = [t for t in sent if t not in wanted]
-    for chunk in _chunks(removed):
-        messages.append(codec.encode_unsubscribe(chunk))
+    """The batched requests that turn the `sent` subscription set into `wanted` (pure): unsubscribes,
+    then subscribe + mode for new tokens, then mode for changed ones, per mode."""
+    messages = [codec.encode_unsubscribe(chunk) for chunk in _chunks([t for t in sent if t not in wanted])]
     added: dict[KiteMode, list[int]] = {}
     changed: dict[KiteMode, list[int]] = {}
     for token, mode in wanted.items():
-        if token not in sent:
-            added.setdefault(mode, []).append(token)
-        elif sent[token] != mode:
-            changed.setdefault(mode, []).append(token)
+        if sent.get(token) != mode:
+            (changed if token in sent else added).setdefault(mode, []).append(token)
     for mode, tokens in added.items():
         for chunk in _chunks(tokens):
-            messages.append(codec.encode_subscribe(chunk))
-            messages.append(codec.encode_mode(mode, chunk))
-    for mode, tokens in changed.items():
-        for chunk in _chunks(tokens):
-            messages.append(codec.encode_mode(mode, chunk))
+            messages += [codec.encode_subscribe(chunk), codec.encode_mode(mode, chunk)]
+    messages += [codec.encode_mode(mode, chunk) for mode, tokens in changed.items() for chunk in _chunks(tokens)]
     return messages
 
 
@@ -57,27 +65,15 @@ class KiteConnection(UpstreamConnection[int, KiteMode]):
 
     decode_errors_raised = (KiteCodecError,)
 
-    def __init__(
-        self,
-        label: str,
-        endpoint: Callable[[], str],
-        refresh_credentials: Callable[[], Awaitable[None]],
-        on_packets: PacketSink,
-        on_order: OrderSink,
-        settings: Settings,
-        backoff: Backoff | None = None,
-    ) -> None:
+    def __init__(self, label: str, account: KiteAccount, settings: Settings, backoff: Backoff | None = None) -> None:
         super().__init__(label, settings, backoff)
-        self._endpoint = endpoint
-        self._refresh = refresh_credentials
-        self._on_packets = on_packets
-        self._on_order = on_order
+        self.account = account
 
     async def handshake(self) -> Handshake:
-        return Handshake(self._endpoint(), KITE_HEADERS)
+        return Handshake(self.account.endpoint(), KITE_HEADERS)
 
     async def refresh_credentials(self) -> None:
-        await self._refresh()
+        await self.account.refresh_credentials()
 
     def requests(self, sent: Mapping[int, KiteMode], wanted: Mapping[int, KiteMode]) -> list[Frame]:
         return [message.decode() for message in diff_requests(sent, wanted)]
@@ -87,14 +83,12 @@ class KiteConnection(UpstreamConnection[int, KiteMode]):
 
     def on_message(self, message: Frame) -> None:
         if isinstance(message, bytes):
-            packets = codec.decode_frame(message)
-            if packets:
-                self._on_packets(packets, int(time.time() * 1000))
+            self.account.on_packets(codec.decode_frame(message), int(time.time() * 1000))
             return
         parsed = codec.parse_text(message)
         if isinstance(parsed, ErrorMessage):
             log.warning("%s: broker error: %s", self.label, parsed.message)
         elif isinstance(parsed, OrderUpdate):
-            self._on_order(parsed)
+            self.account.on_postback(parsed)
         else:
             log.info("%s: broker %s message: %s", self.label, parsed.type, parsed.data)

@@ -12,9 +12,9 @@ import datetime as dt
 import gzip
 import io
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import astuple, dataclass
+from typing import Any, get_type_hints
 
 from openalgo_proxy.brokers import master
 from openalgo_proxy.brokers.index import InstrumentIndex
@@ -22,25 +22,11 @@ from openalgo_proxy.errors import BrokerError
 from openalgo_proxy.model import Instrument, instrument_kind
 from openalgo_proxy.topics import valid_name
 
-__all__ = ["BrokerError", "KiteInstruments", "KiteRow", "format_csv", "load", "load_file", "parse_csv"]
+__all__ = ["BrokerError", "KiteInstruments", "KiteRow", "format_csv", "load", "parse_csv"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://api.kite.trade/instruments"
-COLUMNS = (
-    "instrument_token",
-    "exchange_token",
-    "tradingsymbol",
-    "name",
-    "last_price",
-    "expiry",
-    "strike",
-    "tick_size",
-    "lot_size",
-    "instrument_type",
-    "segment",
-    "exchange",
-)
 EXCHANGES = frozenset({"NSE", "BSE", "NFO", "BFO", "MCX", "CDS", "BCD", "NCO"})
 INDEX_SEGMENT = "INDICES"
 
@@ -51,17 +37,13 @@ INDEX_NAMES: Mapping[str, str] = {
     "NIFTY FIN SERVICE": "FINNIFTY",
     "NIFTY MID SELECT": "MIDCPNIFTY",
     "NIFTY NEXT 50": "NIFTYNXT50",
-    "INDIA VIX": "INDIAVIX",
-    "SENSEX": "SENSEX",
-    "BANKEX": "BANKEX",
-    "SENSEX50": "SENSEX50",
 }
 CACHE_PREFIX = "zerodha-instruments"
 
 
 @dataclass(frozen=True, slots=True)
 class KiteRow:
-    """One line of the Kite instruments CSV, in Kite's names and units."""
+    """One line of the Kite instruments CSV, in Kite's names and units; the fields are its columns."""
 
     instrument_token: int
     exchange_token: int
@@ -77,33 +59,33 @@ class KiteRow:
     exchange: str
 
 
+def _decimal(cell: str) -> float:
+    return float(cell or 0)
+
+
+# each column (the fields, in order) with how its stripped cell is read: an empty number is 0, but
+# every row has its instrument token; a lot size may be written as a decimal
+_READERS: dict[type, Callable[[str], Any]] = {int: lambda cell: int(cell or 0), float: _decimal, str: str}
+_COLUMN_READERS = {name: _READERS[kind] for name, kind in get_type_hints(KiteRow).items()}
+_COLUMN_READERS |= {"instrument_token": int, "lot_size": lambda cell: int(_decimal(cell))}
+COLUMNS = tuple(_COLUMN_READERS)
+
+
 def parse_csv(text: str) -> list[KiteRow]:
     """Rows of the CSV; ValueError if a required column is missing. Bad rows are skipped and logged."""
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, [])
+    missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise ValueError(f"Kite instruments CSV lacks columns: {', '.join(missing)}")
+    cells = [(header.index(column), read) for column, read in _COLUMN_READERS.items()]
     rows: list[KiteRow] = []
     bad = 0
-    for record in reader:
+    for record in filter(None, reader):  # blank lines are no rows
+        record += [""] * (len(header) - len(record))  # a short row's missing cells are empty
         try:
-            rows.append(
-                KiteRow(
-                    instrument_token=int(record["instrument_token"]),
-                    exchange_token=int(record["exchange_token"] or 0),
-                    tradingsymbol=record["tradingsymbol"].strip(),
-                    name=(record["name"] or "").strip(),
-                    last_price=float(record["last_price"] or 0),
-                    expiry=(record["expiry"] or "").strip(),
-                    strike=float(record["strike"] or 0),
-                    tick_size=float(record["tick_size"] or 0),
-                    lot_size=int(float(record["lot_size"] or 0)),
-                    instrument_type=(record["instrument_type"] or "").strip(),
-                    segment=(record["segment"] or "").strip(),
-                    exchange=(record["exchange"] or "").strip(),
-                )
-            )
-        except (ValueError, TypeError, AttributeError):
+            rows.append(KiteRow(*(read(record[at].strip()) for at, read in cells)))
+        except ValueError:
             bad += 1
     if bad:
         log.warning("kite instruments: skipped %d malformed rows", bad)
@@ -115,23 +97,8 @@ def format_csv(rows: Iterable[KiteRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for r in rows:
-        writer.writerow(
-            (
-                r.instrument_token,
-                r.exchange_token,
-                r.tradingsymbol,
-                r.name,
-                _num(r.last_price),
-                r.expiry,
-                _num(r.strike),
-                _num(r.tick_size),
-                r.lot_size,
-                r.instrument_type,
-                r.segment,
-                r.exchange,
-            )
-        )
+    for row in rows:
+        writer.writerow(_num(value) if isinstance(value, float) else value for value in astuple(row))
     return out.getvalue()
 
 
@@ -153,10 +120,8 @@ def client_name(row: KiteRow) -> tuple[str, str] | None:
         return None
     kind = row.instrument_type
     base = row.name or row.tradingsymbol
-    if kind == "FUT" and row.expiry:
-        return row.exchange, f"{base}{_expiry_code(row.expiry)}FUT"
-    if kind in ("CE", "PE") and row.expiry:
-        strike = _num(row.strike)
+    if kind in ("FUT", "CE", "PE") and row.expiry:
+        strike = "" if kind == "FUT" else _num(row.strike)
         return row.exchange, f"{base}{_expiry_code(row.expiry)}{strike}{kind}"
     return row.exchange, row.tradingsymbol
 
@@ -189,15 +154,11 @@ class KiteInstruments(InstrumentIndex[int]):
         return self.by_key(token)
 
 
-def _decode(body: bytes) -> str:
-    if body[:2] == b"\x1f\x8b":
-        body = gzip.decompress(body)
-    return body.decode("utf-8-sig")
-
-
 def parse(body: bytes) -> KiteInstruments:
     """The master from the CSV body (gzipped or not)."""
-    return KiteInstruments(parse_csv(_decode(body)))
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    return KiteInstruments(parse_csv(body.decode("utf-8-sig")))
 
 
 async def load(
@@ -206,9 +167,15 @@ async def load(
     headers: Mapping[str, str] | None = None,
     today: dt.date | None = None,
 ) -> KiteInstruments:
-    """The master from a URL (cached on disk for the IST day when cache_dir is set) or a file path."""
+    """The master from a URL (cached on disk for the IST day when cache_dir is set) or a file path.
+
+    Kite's own URL (the default) is cached in the default cache directory unless `cache_dir` is given.
+    """
+    source = source or DEFAULT_URL
+    if source == DEFAULT_URL and cache_dir is None:
+        cache_dir = master.default_cache_dir()
     return await master.load_daily(
-        source or DEFAULT_URL,
+        source,
         parse,
         prefix=CACHE_PREFIX,
         suffix=".csv",
@@ -216,8 +183,3 @@ async def load(
         headers=headers,
         today=today,
     )
-
-
-def load_file(path: str) -> KiteInstruments:
-    """The master from a CSV file (gzipped or not)."""
-    return parse(Path(path).read_bytes())

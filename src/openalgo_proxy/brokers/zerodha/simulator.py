@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import logging
-import ssl
-import time
+from typing import Any
 
 from aiohttp import web
 
@@ -22,57 +20,42 @@ from openalgo_proxy.brokers.market import UNIVERSE, Listing
 from openalgo_proxy.brokers.simkit import SimClient, SimulatorServer, common_arguments, serve_until_cancelled
 from openalgo_proxy.brokers.zerodha import codec
 from openalgo_proxy.brokers.zerodha.codec import ErrorMessage, KiteCodecError, KiteMode
-from openalgo_proxy.brokers.zerodha.instruments import KiteRow, format_csv
-
-log = logging.getLogger(__name__)
+from openalgo_proxy.brokers.zerodha.instruments import INDEX_SEGMENT, KiteRow, format_csv
+from openalgo_proxy.model import Tick
 
 DEFAULT_PORT = 8767
-MAX_CONNECTIONS = 3
 MAX_PER_CONNECTION = 3000
 PACKETS_PER_FRAME = 500
 
 
-def kite_rows(listings: tuple[Listing, ...]) -> list[KiteRow]:
-    """The Kite instruments CSV rows of the simulated universe."""
-    rows = []
-    for lst in listings:
-        token, symbol, expiry, kind, segment, exchange = (
-            lst.kite_token,
-            lst.symbol,
-            "",
-            "EQ",
-            lst.exchange,
-            lst.exchange,
+def kite_row(lst: Listing) -> KiteRow:
+    """The Kite instruments CSV row of a listing of the simulated universe."""
+    token, exchange = lst.kite_token, lst.exchange
+    if lst.is_index:  # its long name on the bare exchange, without tick size or lot
+        return KiteRow(token, token >> 8, lst.name, lst.name, 0.0, "", 0.0, 0.0, 0, "EQ", INDEX_SEGMENT, exchange[:3])
+    row = KiteRow(
+        token, token >> 8, lst.symbol, lst.name, 0.0, "", 0.0, lst.tick_size, lst.lot_size, "EQ", exchange, exchange
+    )
+    if lst.instrument_type.startswith("FUT") and lst.expiry:  # NAME + YYMON + FUT
+        day = dt.datetime.strptime(lst.expiry, "%d%b%Y").date()
+        symbol = f"{lst.name}{day:%y%b}FUT".upper()
+        return dataclasses.replace(
+            row, tradingsymbol=symbol, expiry=day.isoformat(), instrument_type="FUT", segment=f"{exchange}-FUT"
         )
-        tick, lot = lst.tick_size, lst.lot_size
-        if lst.is_index:
-            symbol, tick, lot, segment, exchange = lst.name, 0.0, 0, "INDICES", lst.exchange[:3]
-        elif lst.instrument_type.startswith("FUT") and lst.expiry:
-            day = dt.datetime.strptime(lst.expiry, "%d%b%Y").date()
-            symbol, expiry, kind, segment = (
-                f"{lst.name}{day:%y}{day:%b}".upper() + "FUT",
-                day.isoformat(),
-                "FUT",
-                f"{lst.exchange}-FUT",
-            )
-        rows.append(KiteRow(token, token >> 8, symbol, lst.name, 0.0, expiry, 0.0, tick, lot, kind, segment, exchange))
-    return rows
+    return row
+
+
+def kite_error(status: int, message: str, error_type: str) -> web.Response:
+    """A refused handshake as Kite answers it."""
+    return web.json_response({"status": "error", "message": message, "error_type": error_type}, status=status)
 
 
 class SimConnection(SimClient):
-    """One accepted client connection: `subs` maps token -> mode."""
+    """One accepted client connection: `subs` (`modes`) maps token -> mode."""
 
     @property
     def modes(self) -> dict[int, KiteMode]:
         return self.subs
-
-    @property
-    def id(self) -> int:
-        return self.ident
-
-    @property
-    def api_key(self) -> str:
-        return self.account
 
 
 class KiteSimulator(SimulatorServer):
@@ -87,38 +70,24 @@ class KiteSimulator(SimulatorServer):
         port: int = 0,
         api_key: str = "sim_api_key",
         access_token: str = "sim_access_token",
-        ticks_per_second: float = 2.0,
-        seed: int | None = None,
-        heartbeat_interval: float = 1.0,
+        *,
         listings: tuple[Listing, ...] = UNIVERSE,
-        max_connections: int = MAX_CONNECTIONS,
         max_per_connection: int = MAX_PER_CONNECTION,
         record: bool = False,
-        ssl_context: ssl.SSLContext | None = None,
+        **kit: Any,  # the kit's: ticks_per_second, seed, heartbeat_interval, max_connections, ssl_context
     ) -> None:
-        super().__init__(
-            host,
-            port,
-            ticks_per_second=ticks_per_second,
-            seed=seed,
-            listings=listings,
-            max_connections=max_connections,
-            heartbeat_interval=heartbeat_interval,
-            ssl_context=ssl_context,
-        )
+        super().__init__(host, port, listings=listings, **kit)
         self.api_key = api_key
         self._tokens = {access_token}
         self.current_token = access_token  # what a login would hand out now
         self._generation = 0
         self.max_per_connection = max_per_connection
         self.listings = {lst.kite_token: lst for lst in listings}
-        self.csv = format_csv(kite_rows(listings)).encode()
+        self.csv = format_csv(map(kite_row, listings)).encode()
         self.record = record
-        self.handshake_times: list[float] = []
-        self.accepted_headers: list[dict[str, str]] = []  # request headers of accepted connections
-        self.tick_frames_sent = 0
-        self.requests_received = 0
         self.recorded: list[tuple[int, bytes]] = []  # (connection id, binary frame) when record=True
+        self.accepted_headers: list[dict[str, str]] = []  # request headers of accepted connections
+        self.requests_received = 0
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/instruments", self._handle_instruments)
@@ -139,11 +108,23 @@ class KiteSimulator(SimulatorServer):
     def instruments_url(self) -> str:
         return f"{self.base_url}/instruments"
 
-    # -- fault switches --------------------------------------------------------------------------
+    # -- credentials and faults ------------------------------------------------------------------
+
+    def authorize(self, request: web.Request) -> str | web.Response:
+        api_key, token = request.query.get("api_key", ""), request.query.get("access_token", "")
+        if self.reject_handshakes or api_key != self.api_key or token not in self._tokens:
+            return kite_error(403, "Invalid api_key or access_token", "TokenException")
+        return api_key
+
+    def too_many(self, account: str) -> web.Response:
+        return kite_error(429, "Maximum connections exceeded", "NetworkException")
 
     def expire_token(self, new_token: str | None = None) -> None:
         """Every current access token stops working (handshakes get 403); optionally accept a new one."""
         self._tokens = {new_token} if new_token else set()
+
+    def accept_token(self, token: str) -> None:
+        self._tokens.add(token)
 
     def expire_credentials(self) -> None:
         """A new day: the old token is refused, a fresh one (`current_token`) is issued."""
@@ -154,16 +135,14 @@ class KiteSimulator(SimulatorServer):
     def secrets(self) -> list[str]:
         return [*self._tokens, self.current_token]
 
-    def accept_token(self, token: str) -> None:
-        self._tokens.add(token)
-
     def malformed_frame(self) -> bytes:
         """A frame that announces two packets but carries one."""
         return b"\x00\x02" + b"\x00\x08" + codec.encode_packet(codec.KitePacket(codec.PacketKind.LTP, 738561, 1))
 
-    async def send_text(self, message: codec.TextMessage) -> None:
+    async def send_text(self, message: codec.TextMessage, client: SimClient | None = None) -> None:
+        """A text frame (order update, error, notice) to `client`, or on every connection."""
         payload = codec.encode_text(message).decode()
-        for conn in list(self.connections):
+        for conn in self.connections if client is None else [client]:
             await conn.ws.send_str(payload)
 
     # -- observation -----------------------------------------------------------------------------
@@ -172,103 +151,59 @@ class KiteSimulator(SimulatorServer):
         """Per open connection, its subscribed tokens and their modes."""
         return [dict(conn.modes) for conn in self.connections]
 
-    def subscribed_instruments(self) -> set[tuple[str, str]]:
-        return {(self.listings[t].exchange, self.listings[t].symbol) for c in self.connections for t in c.modes}
-
     def subscribed(self) -> dict[int, KiteMode]:
-        out: dict[int, KiteMode] = {}
-        for conn in self.connections:
-            out.update(conn.modes)
-        return out
+        return {token: mode for conn in self.connections for token, mode in conn.modes.items()}
 
-    # -- HTTP --------------------------------------------------------------------------------------
+    def subscribed_instruments(self) -> set[tuple[str, str]]:
+        return {(self.listings[t].exchange, self.listings[t].symbol) for t in self.subscribed()}
+
+    # -- requests and streaming ------------------------------------------------------------------
 
     async def _handle_instruments(self, request: web.Request) -> web.Response:
         return web.Response(body=self.csv, content_type="text/csv")
 
-    def authorize(self, request: web.Request) -> str | web.Response:
-        self.handshake_times.append(time.monotonic())
-        api_key = request.query.get("api_key", "")
-        token = request.query.get("access_token", "")
-        if self.reject_handshakes or api_key != self.api_key or token not in self._tokens:
-            return web.json_response(
-                {"status": "error", "message": "Invalid api_key or access_token", "error_type": "TokenException"},
-                status=403,
-            )
-        return api_key
-
-    def too_many(self, account: str) -> web.Response:
-        return web.json_response(
-            {"status": "error", "message": "Maximum connections exceeded", "error_type": "NetworkException"},
-            status=429,
-        )
-
     async def on_text(self, client: SimClient, text: str) -> None:
-        assert isinstance(client, SimConnection)
-        await self._handle_request(client, text)
-
-    async def _handle_request(self, conn: SimConnection, text: str) -> None:
         self.requests_received += 1
         try:
             request = codec.parse_request(text)
         except KiteCodecError as exc:
-            await conn.ws.send_str(codec.encode_text(ErrorMessage(f"Invalid message: {exc}")).decode())
+            await self.send_text(ErrorMessage(f"Invalid message: {exc}"), client)
             return
+        modes: dict[int, KiteMode] = client.subs
         tokens = [t for t in dict.fromkeys(request.tokens) if t in self.listings]
-        changed: list[int] = []
-        if request.action == "subscribe":
-            new = [t for t in tokens if t not in conn.modes]
-            room = self.max_per_connection - len(conn.modes)
-            if len(new) > room:
-                await conn.ws.send_str(
-                    codec.encode_text(ErrorMessage("Subscription limit exceeded (3000 per connection)")).decode()
-                )
-                new = new[: max(room, 0)]
-            for t in new:
-                conn.modes[t] = KiteMode.QUOTE
-            changed = new
-        elif request.action == "unsubscribe":
+        if request.action == "unsubscribe":
             for t in tokens:
-                conn.modes.pop(t, None)
-        elif request.action == "mode" and request.mode is not None:
-            changed = [t for t in tokens if t in conn.modes]
-            for t in changed:
-                conn.modes[t] = request.mode
-        if changed and not self.mute and not self.heartbeats_only:
-            now = int(time.time() * 1000)
-            await self._send_packets(conn, [self._packet(t, conn.modes[t], now, advance=False) for t in changed])
-
-    # -- streaming ---------------------------------------------------------------------------------
-
-    def _packet(self, token: int, mode: KiteMode, now_ms: int, advance: bool) -> bytes:
-        lst = self.listings[token]
-        if advance:
-            tick = self.market.advance(lst.exchange, lst.symbol, now_ms)
+                modes.pop(t, None)
+            return
+        if request.action == "subscribe":  # new tokens start in quote mode, up to the cap
+            new = [t for t in tokens if t not in modes]
+            room = max(self.max_per_connection - len(modes), 0)
+            if len(new) > room:
+                await self.send_text(ErrorMessage("Subscription limit exceeded (3000 per connection)"), client)
+            changed = new[:room]
         else:
-            tick = self.market.snapshot(lst.exchange, lst.symbol)
-        return codec.encode_packet(codec.packet_from_tick(tick, token, mode))
+            changed = [t for t in tokens if t in modes]
+        modes.update(dict.fromkeys(changed, request.mode or KiteMode.QUOTE))
+        if changed and not self.mute and not self.heartbeats_only:
+            snapshots = {t: self.market.snapshot(self.listings[t].exchange, self.listings[t].symbol) for t in changed}
+            await self._send_packets(client, snapshots, {t: modes[t] for t in changed})
+
+    async def on_tick(self, now_ms: int) -> None:
+        tokens = {t for conn in self.connections for t in conn.modes}
+        ticks = {t: self.market.advance(self.listings[t].exchange, self.listings[t].symbol, now_ms) for t in tokens}
+        for conn in self.connections:
+            await self._send_packets(conn, ticks, conn.modes)
+
+    async def _send_packets(self, client: SimClient, ticks: dict[int, Tick], modes: dict[int, KiteMode]) -> None:
+        """The packets of `modes` (token -> mode) from `ticks`, in frames of up to PACKETS_PER_FRAME."""
+        packets = [codec.encode_packet(codec.packet_from_tick(ticks[t], t, mode)) for t, mode in modes.items()]
+        for start in range(0, len(packets), PACKETS_PER_FRAME):
+            await self.send(client, codec.encode_frame(packets[start : start + PACKETS_PER_FRAME]))
 
     async def send(self, client: SimClient, data: bytes | str) -> None:
         await super().send(client, data)
         if self.record and isinstance(data, bytes) and len(data) > 1:
             self.recorded.append((client.ident, data))
-
-    async def _send_packets(self, conn: SimConnection, packets: list[bytes]) -> None:
-        for start in range(0, len(packets), PACKETS_PER_FRAME):
-            await self.send(conn, codec.encode_frame(packets[start : start + PACKETS_PER_FRAME]))
-            self.tick_frames_sent += 1
-
-    async def on_tick(self, now_ms: int) -> None:
-        tokens = {t for conn in self.connections for t in conn.modes}
-        ticks = {}
-        for token in tokens:
-            lst = self.listings[token]
-            ticks[token] = self.market.advance(lst.exchange, lst.symbol, now_ms)
-        for conn in self.connections:
-            if not conn.modes:
-                continue
-            packets = [codec.encode_packet(codec.packet_from_tick(ticks[t], t, mode)) for t, mode in conn.modes.items()]
-            await self._send_packets(conn, packets)
 
 
 def simulator_for(options: FeedOptions) -> KiteSimulator:
@@ -293,6 +228,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def serve(args: argparse.Namespace) -> None:
     """Serve until cancelled."""
-    sim = KiteSimulator(args.host, args.port, args.api_key, args.access_token, args.ticks_per_second, args.seed)
+    sim = KiteSimulator(
+        args.host, args.port, args.api_key, args.access_token, ticks_per_second=args.ticks_per_second, seed=args.seed
+    )
     where = f"ticker {sim.url}?api_key={sim.api_key}&access_token=..., instruments {sim.instruments_url}"
     await serve_until_cancelled(sim, where)
