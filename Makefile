@@ -39,8 +39,15 @@ run: $(RUNTIME)
 # The system packages some tests need (Debian's chromium, haproxy, promtool, docker-compose) are
 # installed first where this machine allows it (root with apt-get); elsewhere those tests are
 # skipped and the run ends with a summary naming each missing group and the command that enables it.
+# Two parts: every test but the `timing` ones on TEST_WORKERS pytest-xdist workers (tests sharing a
+# server are kept on one worker by their xdist_group), then the `timing` tests (latency, rate and
+# memory bounds) alone, with nothing else running beside them. Both parts always run.
+TEST_WORKERS ?= 2
 test: $(STAMP) test-tools
-	$(BIN)/python -m pytest -q
+	@status=0; \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not timing" || status=$$?; \
+	$(BIN)/python -m pytest -q -m timing || status=$$?; \
+	exit $$status
 
 test-tools:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

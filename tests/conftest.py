@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
 
 from tests.skip_summary import summary
 from tests.support import System, running_system
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each test process (each pytest-xdist worker too) gets its own runtime directory: the default
+    ipc:// bus of every `openalgo-proxy` it starts is then its own, never another worker's, another
+    test run's or an installation's on this machine."""
+    runtime = tempfile.mkdtemp(prefix="openalgo-proxy-tests-")  # mode 0700, as the bus directory needs
+    os.environ["XDG_RUNTIME_DIR"] = runtime
+    config.add_cleanup(lambda: shutil.rmtree(runtime, ignore_errors=True))
 
 
 @pytest.fixture

@@ -9,8 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.clients.conftest import REPO, LiveSystem
 from tests.support import System
+
+pytestmark = [pytest.mark.xdist_group("live-system"), pytest.mark.slow]
 
 EXAMPLES = REPO / "examples"
 

@@ -18,6 +18,8 @@ from openalgo_proxy.brokers.market import UNIVERSE
 from tests.clients.conftest import LiveSystem
 from tests.support import System, free_port, running_system
 
+pytestmark = pytest.mark.xdist_group("live-system")
+
 PRICE = r"(?:\d{1,3}|\d{1,2}(?:,\d\d)*,\d{3})\.\d\d"  # Indian digit grouping: 1,485.05
 
 

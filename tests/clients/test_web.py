@@ -30,9 +30,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (make browser installs Debian's chromium)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (make browser installs Debian's chromium)"
+    ),
+    pytest.mark.xdist_group("live-system"),
+]
 
 
 @pytest.fixture
@@ -204,8 +207,11 @@ async def test_prices_follow_the_tick_size_with_indian_grouping(browser: Browser
     ladder = page.locator("#ladder tbody tr")
     await expect(ladder).to_have_count(5)
     await expect(ladder.first.locator("td.bid")).to_have_text(re.compile(r"^\d\d\.\d{4}$"))
-    bids = [number(text) for text in await page.locator("#ladder td.bid").all_inner_texts()]
-    asks = [number(text) for text in await page.locator("#ladder td.ask").all_inner_texts()]
+    # both sides in one evaluation: a tick cannot re-render the ladder between reading bids and asks
+    sides = await page.evaluate(
+        "() => ['td.bid', 'td.ask'].map(s => Array.from(document.querySelectorAll('#ladder ' + s), td => td.innerText))"
+    )
+    bids, asks = ([number(text) for text in side] for side in sides)
     assert bids[0] < asks[0], (bids, asks)  # 0.0025 apart at least: never shown equal
     assert len(set(bids)) == len(bids) and len(set(asks)) == len(asks), (bids, asks)  # no collapsed levels
     assert errors == []

@@ -13,11 +13,14 @@ import json
 import time
 from collections.abc import AsyncIterator
 
+import pytest
 import zmq
 
 from openalgo_proxy.config import ProxySettings
 from openalgo_proxy.proxy.server import ProxyServer
 from tests.support import client, free_port, wait_for
+
+pytestmark = pytest.mark.timing
 
 TOPIC = b"NSE|RELIANCE|1"
 GOOD = b'{"symbol":"RELIANCE","exchange":"NSE","ltp":2500.0,"ltt":0,"timestamp":"2026-01-01T09:15:00+05:30"}'

@@ -20,6 +20,8 @@ from tests.hostile.support import (
 )
 from tests.support import System, client, running_system, wait_for
 
+pytestmark = pytest.mark.timing
+
 ATTACK_SECONDS = 2.5
 
 

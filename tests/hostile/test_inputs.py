@@ -30,7 +30,7 @@ from tests.hostile.support import (
 )
 from tests.support import System, running_system
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timing]
 
 BIG_HEADERS = [(f"X-Filler-{i}", "a" * 8100) for i in range(120)]  # 120 x 8 KB: a 1 MB head, within websockets own caps
 

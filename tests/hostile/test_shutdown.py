@@ -14,6 +14,8 @@ import pytest
 from tests.hostile.support import SIGTERM_WITHIN, Attacker
 from tests.support import free_port
 
+pytestmark = pytest.mark.timing
+
 ATTACKERS = 2
 
 

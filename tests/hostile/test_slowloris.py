@@ -14,6 +14,8 @@ import websockets
 
 from tests.support import client, running_system
 
+pytestmark = pytest.mark.timing
+
 SLOWLORIS = Path(__file__).with_name("slowloris.py")
 SOCKETS = 1000
 ATTACKER_ADDRESS = "127.0.0.2"  # loopback is 127/8: the attacker has an address of its own

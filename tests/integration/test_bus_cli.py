@@ -19,6 +19,8 @@ import pytest
 from openalgo_proxy import bus_ipc
 from tests.support import client, free_port, start_cli, stop_process
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def runtime_env() -> Iterator[dict[str, str]]:

@@ -18,6 +18,8 @@ import pytest
 
 from tests.support import free_port
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def busy_port() -> Iterator[int]:

@@ -8,11 +8,14 @@ import time
 from collections import defaultdict
 
 import psutil
+import pytest
 
 from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.market import NIFTY50
 from openalgo_proxy.brokers.simulated.adapter import SimulatedAdapter
 from tests.support import System, client, running_system, wait_for
+
+pytestmark = pytest.mark.timing
 
 SBIN_LTP = b"NSE|SBIN|1"
 

@@ -14,7 +14,7 @@ from openalgo_proxy.bus import is_new_run
 from tests.ops_support import Processes, get, get_json, poll, scrape
 from tests.support import Client, free_port
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 TAKEOVER_AFTER = 3.0  # six status intervals of 0.5 s: a loaded machine must not make the primary look dead
 
 

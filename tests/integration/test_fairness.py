@@ -10,8 +10,12 @@ import socket
 import statistics
 import time
 
+import pytest
+
 from tests.hostile.attacker import client_frame, read_head, upgrade_request
 from tests.support import client, running_system, wait_for
+
+pytestmark = pytest.mark.timing
 
 UNLIMITED = {"commands_per_second": 10_000_000.0, "command_burst": 10_000_000, "max_protocol_errors": 1000}
 FRAMES = 300_000

@@ -10,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support import Client, client, running_system
+
+pytestmark = pytest.mark.timing
 
 FLOODER = Path(__file__).with_name("flooder.py")
 FLOOD_SECONDS = 3.0

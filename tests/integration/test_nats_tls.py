@@ -18,7 +18,7 @@ from tests.integration.test_bus_contract import Bench
 from tests.nats_support import nats_cluster
 from tests.support import client, wait_for
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60), pytest.mark.slow]
 
 
 async def test_ticks_flow_over_verified_tls_and_an_unknown_ca_is_refused(tmp_path: Path) -> None:

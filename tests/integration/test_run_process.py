@@ -13,6 +13,8 @@ import websockets
 
 from tests.support import client, free_port
 
+pytestmark = pytest.mark.slow
+
 
 async def _start_run(*extra: str) -> tuple[asyncio.subprocess.Process, int]:
     port = free_port()

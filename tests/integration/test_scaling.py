@@ -21,7 +21,7 @@ import websockets
 from tests.ops_support import Processes, get, get_json, poll, scrape
 from tests.support import Client, free_port
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 

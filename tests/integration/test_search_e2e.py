@@ -7,10 +7,13 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
 import trustme
 
 from openalgo_proxy.brokers.market import future_symbol
 from tests.support import client, running_system
+
+pytestmark = pytest.mark.slow
 
 
 async def test_search_and_did_you_mean_over_the_wire() -> None:

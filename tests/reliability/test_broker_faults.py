@@ -23,6 +23,8 @@ from tests.reliability.faultproxy import Direction
 from tests.reliability.scenarios import angel_under_test, broker_under_test, resources, system_behind_faults
 from tests.support import client, wait_for
 
+pytestmark = pytest.mark.timing
+
 STALL = 0.6
 BROKERS = ["angel", "zerodha"]
 RELIANCE_QUOTE = {(1, "2885", 2)}  # (exchange type, token, Angel mode) at the simulator

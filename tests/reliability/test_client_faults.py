@@ -18,6 +18,7 @@ from collections import defaultdict
 from typing import Any
 
 import psutil
+import pytest
 import websockets
 
 from openalgo_proxy.brokers.base import FeedOptions
@@ -30,6 +31,8 @@ from openalgo_proxy.feed import Feed
 from openalgo_proxy.proxy.server import ProxyServer
 from tests.reliability.faultproxy import Direction, FaultProxy
 from tests.support import Client, client, running_system, wait_for
+
+pytestmark = pytest.mark.timing
 
 FAST = Backoff(initial=0.05, maximum=0.3)
 

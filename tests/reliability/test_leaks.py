@@ -7,11 +7,14 @@ import asyncio
 import gc
 import json
 
+import pytest
 import websockets
 
 from openalgo_proxy.brokers.market import NIFTY50
 from tests.reliability.scenarios import Resources, resources
 from tests.support import System, running_system, wait_for
+
+pytestmark = pytest.mark.timing
 
 CYCLES = 1000
 WARMUP = 50

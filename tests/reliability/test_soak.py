@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.reliability.scenarios import Resources
 from tests.reliability.soak import MIB, Sample, SoakReport, soak
+
+pytestmark = pytest.mark.timing
 
 
 async def test_short_soak_is_flat() -> None:

@@ -172,9 +172,11 @@ class UpstreamConnection(abc.ABC, Generic[K, V]):
     async def stop(self) -> None:
         self._closing = True
         task, self._task = self._task, None
-        await cancel_and_wait(task)
-        self.state = ConnectionState.CLOSED
-        self.sent = {}
+        try:
+            await cancel_and_wait(task)  # a caller cancelled meanwhile (the feed stopping) stays cancelled
+        finally:
+            self.state = ConnectionState.CLOSED
+            self.sent = {}
 
     def info(self) -> dict[str, Any]:
         return {

@@ -2,44 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from openalgo_proxy.brokers.base import FeedOptions, Rejection
+from openalgo_proxy.brokers.base import FeedOptions
 from openalgo_proxy.brokers.dhan.adapter import DhanAdapter
 from openalgo_proxy.brokers.dhan.credentials import DhanCredentials
 from openalgo_proxy.brokers.dhan.simulator import DhanSimulator
-from openalgo_proxy.model import Instrument, Tick
+from tests.broker_support import Harness, harnesses, until
 
-
-async def until(condition: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
-    """Poll `condition` every 10 ms until true; fail the test after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-@dataclass
-class Harness:
-    sim: DhanSimulator
-    adapter: DhanAdapter
-    ticks: list[Tick] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-
-    def instrument(self, exchange: str, symbol: str) -> Instrument:
-        found = self.adapter.lookup(exchange, symbol)
-        assert found is not None, (exchange, symbol)
-        return found
-
-    def ticks_for(self, symbol: str) -> list[Tick]:
-        return [t for t in self.ticks if t.symbol == symbol]
+__all__ = ["sim_options", "until"]
 
 
 def sim_options(sim: DhanSimulator, **overrides: Any) -> FeedOptions:
@@ -48,24 +22,15 @@ def sim_options(sim: DhanSimulator, **overrides: Any) -> FeedOptions:
     return FeedOptions(**values)
 
 
+def _harness(
+    sim: DhanSimulator, options: dict[str, Any], credentials: DhanCredentials | None, kwargs: dict[str, Any]
+) -> Harness[DhanSimulator, DhanAdapter]:
+    credentials = credentials or DhanCredentials(sim.client_id, sim.access_token)
+    return Harness(sim, DhanAdapter(sim_options(sim, **options), credentials, **kwargs))
+
+
 @pytest.fixture
 async def harness() -> AsyncIterator[Any]:
     """`await harness(sim_kwargs, options={...FeedOptions...}, credentials=..., **DhanAdapter kwargs)`."""
-    made: list[Harness] = []
-
-    async def make(sim_kwargs: dict[str, Any] | None = None, **adapter_kwargs: Any) -> Harness:
-        sim = DhanSimulator(seed=11, **(sim_kwargs or {}))
-        await sim.start()
-        options = adapter_kwargs.pop("options", {})
-        credentials = adapter_kwargs.pop("credentials", None) or DhanCredentials(sim.client_id, sim.access_token)
-        kwargs: dict[str, Any] = {"backoff_base": 0.05, "backoff_cap": 0.2, "backoff_long": 0.2, "open_timeout": 2.0}
-        kwargs.update(adapter_kwargs)
-        h = Harness(sim, DhanAdapter(sim_options(sim, **options), credentials, **kwargs))
-        made.append(h)
-        await h.adapter.start(h.ticks.append, h.rejections.append)
-        return h
-
-    yield make
-    for h in made:
-        await h.adapter.stop()
-        await h.sim.stop()
+    async with harnesses(lambda **kwargs: DhanSimulator(seed=11, **kwargs), _harness) as make:
+        yield make

@@ -21,6 +21,8 @@ from openalgo_proxy.brokers.replay.adapter import ReplayAdapter
 from openalgo_proxy.history.recorder import GAPS_FILE
 from tests.support import Client, client, free_port, running_system, start_cli, stop_process, wait_for
 
+pytestmark = pytest.mark.slow
+
 SYMBOLS = ("RELIANCE", "INFY", "SBIN")
 FLUSH = 0.3
 

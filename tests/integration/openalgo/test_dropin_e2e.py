@@ -16,7 +16,7 @@ from tests.openalgo_support import publish_until
 from tests.postgres_support import PASSWORD, create_database
 from tests.support import Client, client, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
 
 SUBSCRIBE = {"action": "subscribe", "symbols": [{"symbol": "RELIANCE", "exchange": "NSE"}], "mode": 1}
 

@@ -123,6 +123,29 @@ async def test_sync_then_exact_resubscribe_after_a_drop(broker: tuple[FakeBroker
     assert conn.state is ConnectionState.CLOSED
 
 
+async def test_a_task_cancelled_while_it_stops_a_connection_ends_cancelled(broker: tuple[FakeBroker, str]) -> None:
+    """The feed's sync task closes pooled connections inside `set_wanted`; when the feed stops it
+    cancels that task, which must then end, not swallow the cancellation and wait forever."""
+    _, url = broker
+    conn = FakeUpstream(url, "good", stall_timeout=2.0)
+    conn.set_wanted({"AA": 1})
+    conn.start()
+    await wait_for(lambda: conn.state is ConnectionState.CONNECTED)
+    more_work = asyncio.Event()
+
+    async def sync_loop() -> None:
+        await conn.stop()
+        await more_work.wait()  # a sync loop waits for the next change
+
+    sync = asyncio.create_task(sync_loop())
+    await asyncio.sleep(0)  # `sync` is now awaiting the connection's task inside stop()
+    sync.cancel()
+    await asyncio.wait([sync], timeout=5.0)
+    more_work.set()  # lets a task that swallowed the cancellation finish, so nothing is left behind
+    assert sync.done() and sync.cancelled(), "the cancellation was swallowed by stop()"
+    assert conn.state is ConnectionState.CLOSED
+
+
 async def test_heartbeats_are_liveness_and_silence_is_a_stall(broker: tuple[FakeBroker, str]) -> None:
     fake, url = broker
     conn = FakeUpstream(url, "good", stall_timeout=0.3)

@@ -16,6 +16,8 @@ from openalgo_proxy.openalgo.session import OpenAlgoSession
 from tests.openalgo_support import FakeOpenAlgo
 from tests.postgres_support import PASSWORD, create_database
 
+pytestmark = pytest.mark.xdist_group("postgres")
+
 
 @pytest.fixture
 def install(tmp_path: Path, postgres_url: str) -> Iterator[FakeOpenAlgo]:
