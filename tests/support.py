@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +24,36 @@ from openalgo_proxy.config import AuthSettings, LimitSettings, ProxySettings, Tl
 from openalgo_proxy.feed import Feed
 from openalgo_proxy.proxy.server import ProxyServer
 
+#: ports tests hand to servers come from below the kernel's ephemeral range (32768-60999 on Linux), so an
+#: outgoing connection of another test cannot take one between free_port() and the server's bind; each
+#: pytest-xdist worker draws from its own slice, so two workers never hand out the same port
+_PORTS_LOW, _PORTS_HIGH, _SLICES = 12000, 32000, 4
+
+
+def _port_sequence() -> Iterator[int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    size = (_PORTS_HIGH - _PORTS_LOW) // _SLICES
+    low = _PORTS_LOW + (index % _SLICES) * size
+    start = os.getpid() % size  # consecutive runs start at different places in the slice
+    while True:
+        for step in range(size):
+            yield low + (start + step) % size
+
+
+_ports = _port_sequence()
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback TCP port nothing listens on and this process has not handed out before (until it wraps)."""
+    for port in _ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or in TIME_WAIT) elsewhere: skip it
+            return port
+    raise AssertionError("unreachable: the port sequence never ends")
 
 
 async def wait_for(condition: Callable[[], bool], within: float = 5.0, step: float = 0.01) -> None:
