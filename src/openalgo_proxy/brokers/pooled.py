@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import abc
 import logging
+import random
 from collections.abc import Mapping
 from typing import Any, Generic
 
 from openalgo_proxy.brokers.base import (
     AdapterStatus,
+    Backoff,
     FeedOptions,
     OrderSink,
     Rejection,
@@ -44,8 +46,18 @@ class PooledAdapter(IndexedAdapter[K], Generic[K, V]):
     #: try rejected keys again when room frees up (else they stay rejected until unwanted)
     retry_rejected: bool = False
 
-    def __init__(self, options: FeedOptions, *, per_connection: int | None = None) -> None:
+    def __init__(
+        self,
+        options: FeedOptions,
+        *,
+        per_connection: int | None = None,
+        backoff: tuple[float, float, float] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.options = options
+        #: every connection's reconnect backoff (base, cap, long delay): the feed's options by default
+        self.backoff_limits = backoff or (options.backoff_base, options.backoff_cap, options.backoff_cap)
+        self.rng = rng or random.Random()  # the jitter of all of them
         max_connections = min(options.max_connections or self.max_connections_cap, self.max_connections_cap)
         per = min(per_connection or options.max_per_connection or self.per_connection_cap, self.per_connection_cap)
         self.pool: ConnectionPool[K, V] = ConnectionPool(
@@ -60,6 +72,11 @@ class PooledAdapter(IndexedAdapter[K], Generic[K, V]):
         self._on_reject: RejectSink = lambda rejection: None
         self._wanted: dict[K, tuple[Instrument, Mode]] = {}
         self.unknown_keys = 0
+
+    def new_backoff(self) -> Backoff:
+        """A fresh reconnect backoff for one of the account's connections."""
+        base, cap, long_delay = self.backoff_limits
+        return Backoff(base, cap, long_delay, rng=self.rng)
 
     # -- broker hooks ------------------------------------------------------------------------------
 

@@ -76,14 +76,13 @@ class AngelAdapter(OrderStreamAdapter[PairKey, SubscriptionMode]):
         credential_provider: CredentialProvider | None = None,
         **timings: Any,
     ) -> None:
-        super().__init__(options, per_connection=max_pairs_per_connection)
+        base = options.backoff_base if backoff_base is None else backoff_base
+        cap = options.backoff_cap if backoff_cap is None else backoff_cap
+        long_delay = cap if backoff_long is None else backoff_long
+        super().__init__(options, per_connection=max_pairs_per_connection, backoff=(base, cap, long_delay), rng=rng)
         self._credentials = credentials
         self._provider = credential_provider  # credentials someone else keeps (no login; see credentials.py)
         self.ws_url = options.ws_url or WS_URL
-        base = options.backoff_base if backoff_base is None else backoff_base
-        cap = options.backoff_cap if backoff_cap is None else backoff_cap
-        self._backoff = functools.partial(Backoff, base, cap, cap if backoff_long is None else backoff_long)
-        self._rng = rng or random.Random()
         self._settings = Settings(stall_timeout=options.stall_timeout, **timings)
         self.session: AngelSession | None = None
         # 20-level books: one Depth-20 connection (mode 4, 50 tokens), the instruments wanted on it and
@@ -116,7 +115,7 @@ class AngelAdapter(OrderStreamAdapter[PairKey, SubscriptionMode]):
             functools.partial(order_update, by_token=lambda etype, token: self.indexed((etype, token))),
             self.emit_order,
             self._settings,
-            self._backoff(),
+            self.new_backoff(),
         )
 
     async def load_index(self) -> InstrumentMaster:
@@ -132,7 +131,7 @@ class AngelAdapter(OrderStreamAdapter[PairKey, SubscriptionMode]):
 
     def open_connection(self, slot: int, depth: bool = False) -> SmartStreamConnection[Any]:
         """A connection of the pool, or with `depth` of the Depth-20 pool."""
-        conn = self.new_connection(slot, functools.partial(self._broker_error, depth), self._backoff(rng=self._rng))
+        conn = self.new_connection(slot, functools.partial(self._broker_error, depth), self.new_backoff())
         if depth:
             conn.label = f"angel-depth20[{slot}]"
         return conn

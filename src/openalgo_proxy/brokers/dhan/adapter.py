@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.dhan.codec import (
     DEPTH_20_LEVELS,
     DEPTH_200_LEVELS,
@@ -79,18 +79,21 @@ class DhanAdapter(OrderStreamAdapter[Key, RequestCode]):
         stable_after: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(options, per_connection=max_instruments_per_connection)
+        super().__init__(
+            options,
+            per_connection=max_instruments_per_connection,
+            backoff=(backoff_base, backoff_cap, backoff_long),
+            rng=rng,
+        )
         self._given_credentials = credentials
         self.credentials: DhanCredentials | None = None
         self.ws_url = options.ws_url or WS_URL
-        self._backoff = (backoff_base, backoff_cap, backoff_long)
         self._settings = Settings(
             stall_timeout=options.stall_timeout,
             ping_interval=ping_interval,
             open_timeout=open_timeout,
             stable_after=stable_after,
         )
-        self._rng = rng or random.Random()
         self._oi: dict[Key, int] = {}
         self._prev_close: dict[Key, float] = {}
         # deeper books: one pool per feed (20: 5 connections x 50; 200: 5 x 1), what is wanted of
@@ -130,19 +133,17 @@ class DhanAdapter(OrderStreamAdapter[Key, RequestCode]):
 
     def open_connection(self, slot: int) -> DhanConnection:
         assert self.credentials is not None, "start() first"
-        base, cap, long_delay = self._backoff
         return DhanConnection(
             slot,
             self.ws_url,
             self.credentials,
             self._packet,
             self._settings,
-            Backoff(base, cap, long_delay, rng=self._rng),
+            self.new_backoff(),
         )
 
     def open_depth_connection(self, levels: int, slot: int) -> DhanDepthConnection:
         assert self.credentials is not None, "start() first"
-        base, cap, long_delay = self._backoff
         return DhanDepthConnection(
             slot,
             levels,
@@ -150,19 +151,18 @@ class DhanAdapter(OrderStreamAdapter[Key, RequestCode]):
             self.credentials,
             self._depth,
             self._settings,
-            Backoff(base, cap, long_delay, rng=self._rng),
+            self.new_backoff(),
         )
 
     def open_order_stream(self) -> DhanOrderStream:
         assert self.credentials is not None, "start() first"
-        base, cap, long_delay = self._backoff
         return DhanOrderStream(
             "dhan-orders",
             self.order_url,
             self.credentials,
             functools.partial(order_update, broker=self.name, instrument_of=self._order_instrument),
             self.emit_order,
-            backoff=Backoff(base, cap, long_delay, rng=self._rng),
+            backoff=self.new_backoff(),
         )
 
     def _order_instrument(self, segment: int, security_id: int) -> Instrument | None:

@@ -18,7 +18,7 @@ import logging
 import random
 from collections.abc import Mapping
 
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.master import default_cache_dir
 from openalgo_proxy.brokers.noren import codec
@@ -65,7 +65,9 @@ class NorenAdapter(PooledAdapter[Key, str]):
         per = max_subscriptions or self.section.max_subscriptions
         if not options.max_connections:
             options = _with_connections(options, 1)
-        super().__init__(options, per_connection=per)
+        super().__init__(
+            options, per_connection=per, backoff=(backoff_base, options.backoff_cap, options.backoff_cap), rng=rng
+        )
         self._exchange_filter = options.exchanges or self.section.exchanges
         self._given_credentials = credentials
         self.credentials: NorenCredentials | None = None
@@ -73,8 +75,6 @@ class NorenAdapter(PooledAdapter[Key, str]):
         self._settings = Settings(
             stall_timeout=options.stall_timeout, heartbeat_interval=heartbeat_interval, stable_after=stable_after
         )
-        self._backoff_base = backoff_base
-        self._rng = rng or random.Random()
         self.orders_forwarded = 0
 
     async def prepare(self) -> None:
@@ -107,7 +107,7 @@ class NorenAdapter(PooledAdapter[Key, str]):
             self._on_state,
             self._on_order_message if slot == 0 else None,
             self._settings,
-            Backoff(self._backoff_base, self.options.backoff_cap, self.options.backoff_cap, rng=self._rng),
+            self.new_backoff(),
             self.keys_per_message,
         )
 

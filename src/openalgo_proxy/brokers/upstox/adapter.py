@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from openalgo_proxy.brokers.base import Backoff, BrokerAdapter, FeedOptions
+from openalgo_proxy.brokers.base import BrokerAdapter, FeedOptions
 from openalgo_proxy.brokers.index import InstrumentIndex
 from openalgo_proxy.brokers.order_stream import OrderStreamAdapter
 from openalgo_proxy.brokers.upstox import codec
@@ -65,19 +65,17 @@ class UpstoxAdapter(OrderStreamAdapter[Key, str]):
         stable_after: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(options)
+        super().__init__(options, backoff=(backoff_base, backoff_cap, backoff_long), rng=rng)
         self._given_credentials = credentials
         self.credentials: UpstoxCredentials | None = None
         self.ws_url = options.ws_url or WS_URL
         self.portfolio_url = _origin_url(options.ws_url, PORTFOLIO_PATH) if options.ws_url else PORTFOLIO_URL
-        self._backoff = (backoff_base, backoff_cap, backoff_long)
         self._settings = Settings(
             stall_timeout=options.stall_timeout,
             ping_interval=ping_interval,
             open_timeout=open_timeout,
             stable_after=stable_after,
         )
-        self._rng = rng or random.Random()
         self._modes: dict[Instrument, Mode] = {}  # what the feed wants (instrument -> richest mode)
         self._deep: dict[Key, Instrument] = {}  # instruments wanted with a 30-level book
         self._deep_names: set[tuple[str, str]] = set()  # (exchange, symbol) of those placed in full_d30
@@ -105,14 +103,13 @@ class UpstoxAdapter(OrderStreamAdapter[Key, str]):
 
     def open_connection(self, slot: int) -> UpstoxConnection:
         assert self.credentials is not None, "start() first"
-        base, cap, long_delay = self._backoff
         return UpstoxConnection(
             self.ws_url,
             self.credentials,
             self.instrument_of,
             self._tick,
             self._settings,
-            Backoff(base, cap, long_delay, rng=self._rng),
+            self.new_backoff(),
         )
 
     def connection(self) -> UpstoxConnection | None:
@@ -200,14 +197,13 @@ class UpstoxAdapter(OrderStreamAdapter[Key, str]):
 
     def open_order_stream(self) -> UpstoxOrderStream:
         assert self.credentials is not None, "start() first"
-        base, cap, long_delay = self._backoff
         return UpstoxOrderStream(
             "upstox-orders",
             self.portfolio_url,
             self.credentials,
             functools.partial(order_update, broker=self.name, instrument_of=self.indexed),
             self.emit_order,
-            backoff=Backoff(base, cap, long_delay, rng=self._rng),
+            backoff=self.new_backoff(),
         )
 
     def status_extra(self) -> dict[str, object]:

@@ -65,9 +65,7 @@ class KiteAdapter(PooledAdapter[int, KiteMode]):
             self._token_provider: TokenProvider = lambda: fixed
         else:
             self._token_provider = access_token or env_token_provider
-        self._backoff_factory = backoff or (
-            lambda: Backoff(options.backoff_base, options.backoff_cap, options.backoff_cap)
-        )
+        self._backoff_factory = backoff or self.new_backoff
         self._settings = Settings(stall_timeout=options.stall_timeout, close_timeout=2.0, max_size=1 << 22)
         self._access_token = ""
         self.token_refreshes = 0
