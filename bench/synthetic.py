@@ -68,8 +68,59 @@ def data_tail(index: int, mode: int) -> bytes:
     return _encode(body)[1:]
 
 
-class SyntheticFeed:
+class RunnerWindow:
+    """A synthetic feed's side of the runner: its commands on stdin (`window T0 T1`, `go`, `stop`) and the
+    measurement window they open, reported as one `window` line (ticks sent and dropped inside it)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.dropped = 0
+        self.stopping = False
+        self.holding = False  # with --hold, ticks start on the runner's `go` (after clients subscribed)
+        self.window: tuple[float, float] | None = None
+        self.window_start_sent: int | None = None
+        self.window_start_dropped = 0
+
+    def window_extra(self) -> dict[str, int]:
+        """More fields for the `window` line."""
+        return {}
+
+    def command(self, line: str) -> None:
+        parts = line.split()
+        if not parts:
+            return
+        if parts[0] == "window" and len(parts) == 3:
+            self.window = (float(parts[1]), float(parts[2]))
+            self.window_start_sent = None
+        elif parts[0] == "go":
+            self.holding = False
+        elif parts[0] == "stop":
+            self.stopping = True
+
+    def check_window(self, now_wall: float) -> None:
+        if self.window is None:
+            return
+        t0, t1 = self.window
+        if self.window_start_sent is None and now_wall >= t0:
+            self.window_start_sent = self.sent
+            self.window_start_dropped = self.dropped
+            self.window = (now_wall, t1)
+        elif self.window_start_sent is not None and now_wall >= t1:
+            start = self.window[0]
+            emit(
+                "window",
+                ticks=self.sent - self.window_start_sent,
+                dropped=self.dropped - self.window_start_dropped,
+                seconds=now_wall - start,
+                **self.window_extra(),
+            )
+            self.window = None
+            self.window_start_sent = None
+
+
+class SyntheticFeed(RunnerWindow):
     def __init__(self, bus: str, symbols: int, rate: float, mode: int) -> None:
+        super().__init__()
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.sock = self.ctx.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -82,16 +133,9 @@ class SyntheticFeed:
         self.tails = [data_tail(i, mode) for i in range(symbols)]
         self.seqs = [run_seq_base(time.time())] * symbols  # seq rises across feed runs, as the feed's
         self.names = [symbol_name(i) for i in range(symbols)]
-        self.sent = 0
-        self.dropped = 0
         self.stalls = 0
         self.control_seq = 0
         self.subscribed: set[bytes] = set()
-        self.stopping = False
-        self.holding = False  # with --hold, ticks start on the runner's `go` (after clients subscribed)
-        self.window: tuple[float, float] | None = None
-        self.window_start_sent: int | None = None
-        self.window_start_dropped = 0
 
     # -- control topics -----------------------------------------------------------------------
     def _control(self, topic: bytes, data: bytes) -> None:
@@ -158,38 +202,8 @@ class SyntheticFeed:
         self.sent = k
         self.dropped += dropped
 
-    # -- runner commands ------------------------------------------------------------------------------
-    def command(self, line: str) -> None:
-        parts = line.split()
-        if not parts:
-            return
-        if parts[0] == "window" and len(parts) == 3:
-            self.window = (float(parts[1]), float(parts[2]))
-            self.window_start_sent = None
-        elif parts[0] == "go":
-            self.holding = False
-        elif parts[0] == "stop":
-            self.stopping = True
-
-    def check_window(self, now_wall: float) -> None:
-        if self.window is None:
-            return
-        t0, t1 = self.window
-        if self.window_start_sent is None and now_wall >= t0:
-            self.window_start_sent = self.sent
-            self.window_start_dropped = self.dropped
-            self.window = (now_wall, t1)
-        elif self.window_start_sent is not None and now_wall >= t1:
-            start = self.window[0]
-            emit(
-                "window",
-                ticks=self.sent - self.window_start_sent,
-                dropped=self.dropped - self.window_start_dropped,
-                seconds=now_wall - start,
-                subscribed=len(self.subscribed),
-            )
-            self.window = None
-            self.window_start_sent = None
+    def window_extra(self) -> dict[str, int]:
+        return {"subscribed": len(self.subscribed)}
 
     def run(self, max_seconds: float) -> None:
         poller = zmq.Poller()

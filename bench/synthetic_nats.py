@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from bench.common import BROKER, EXCHANGE, emit, symbol_name
-from bench.synthetic import MAX_BURST_SECONDS, STATUS_INTERVAL, data_tail
+from bench.synthetic import MAX_BURST_SECONDS, STATUS_INTERVAL, RunnerWindow, data_tail
 from openalgo_proxy import control, topics
 from openalgo_proxy.bus import run_seq_base
 from openalgo_proxy.bus_nats import WIRE
@@ -31,8 +31,9 @@ from openalgo_proxy.subjects import Names
 LEASE_TTL = "5s"
 
 
-class NatsSyntheticFeed:
+class NatsSyntheticFeed(RunnerWindow):
     def __init__(self, url: str, symbols: int, rate: float, mode: int) -> None:
+        super().__init__()
         self.url = url
         self.rate = rate
         self.names = Names()
@@ -41,13 +42,8 @@ class NatsSyntheticFeed:
         self.tails = [data_tail(i, mode) for i in range(symbols)]
         self.seqs = [self.run] * symbols
         self.symbol_names = [symbol_name(i) for i in range(symbols)]
-        self.sent = 0
         self.stalls = 0
         self.control_seq = self.run
-        self.stopping = False
-        self.holding = False
-        self.window: tuple[float, float] | None = None
-        self.window_start_sent: int | None = None
         self.nc: Client | None = None
 
     async def _control(self, topic: bytes, data: bytes) -> None:
@@ -94,30 +90,6 @@ class NatsSyntheticFeed:
             seqs[i] = seq
             await publish(subjects[i], pack(run, seq, 0) + b'{"bts":%d,%b' % (time.time_ns() // 1000, tails[i]))
         self.sent = k
-
-    def command(self, line: str) -> None:
-        parts = line.split()
-        if not parts:
-            return
-        if parts[0] == "window" and len(parts) == 3:
-            self.window = (float(parts[1]), float(parts[2]))
-            self.window_start_sent = None
-        elif parts[0] == "go":
-            self.holding = False
-        elif parts[0] == "stop":
-            self.stopping = True
-
-    def check_window(self, now_wall: float) -> None:
-        if self.window is None:
-            return
-        t0, t1 = self.window
-        if self.window_start_sent is None and now_wall >= t0:
-            self.window_start_sent = self.sent
-            self.window = (now_wall, t1)
-        elif self.window_start_sent is not None and now_wall >= t1:
-            emit("window", ticks=self.sent - self.window_start_sent, dropped=0, seconds=now_wall - self.window[0])
-            self.window = None
-            self.window_start_sent = None
 
     async def run_for(self, max_seconds: float) -> None:
         from openalgo_proxy.bus_nats import ensure_bucket
