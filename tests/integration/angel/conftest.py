@@ -8,8 +8,15 @@ from typing import Any
 import pytest
 
 from openalgo_proxy.brokers.angel.adapter import AngelAdapter
+from openalgo_proxy.brokers.angel.login import AngelCredentials
 from openalgo_proxy.brokers.angel.simulator import AngelSimulator
-from tests.integration.angel.angel_harness import Harness
+from tests.broker_support import Harness, harnesses
+
+
+def _harness(
+    sim: AngelSimulator, options: dict[str, Any], credentials: AngelCredentials | None, kwargs: dict[str, Any]
+) -> Harness[AngelSimulator, AngelAdapter]:
+    return Harness(sim, AngelAdapter(sim.feed_options(**options), credentials or sim.credentials(), **kwargs))
 
 
 @pytest.fixture
@@ -18,20 +25,5 @@ async def harness() -> AsyncIterator[Any]:
 
     Short backoff for tests; everything made is stopped at teardown.
     """
-    made: list[Harness] = []
-
-    async def make(sim_kwargs: dict[str, Any] | None = None, **adapter_kwargs: Any) -> Harness:
-        sim = AngelSimulator(seed=11, **(sim_kwargs or {}))
-        await sim.start()
-        options = adapter_kwargs.pop("options", {})
-        kwargs: dict[str, Any] = {"backoff_base": 0.05, "backoff_cap": 0.2, "backoff_long": 0.2, "open_timeout": 2.0}
-        kwargs.update(adapter_kwargs)
-        h = Harness(sim, AngelAdapter(sim.feed_options(**options), sim.credentials(), **kwargs))
-        made.append(h)
-        await h.adapter.start(h.ticks.append, h.rejections.append)
-        return h
-
-    yield make
-    for h in made:
-        await h.adapter.stop()
-        await h.sim.stop()
+    async with harnesses(lambda **kwargs: AngelSimulator(seed=11, **kwargs), _harness) as make:
+        yield make

@@ -17,7 +17,7 @@ from openalgo_proxy.brokers.market import future_symbol
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
 from openalgo_proxy.payload import encode_data, iso_millis, to_data
-from tests.integration.angel.angel_harness import until
+from tests.broker_support import until
 
 USDINR_FUT = future_symbol("USDINR")
 

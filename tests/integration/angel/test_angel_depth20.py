@@ -10,7 +10,7 @@ from openalgo_proxy.brokers.angel.adapter import AngelAdapter
 from openalgo_proxy.brokers.angel.simulator import AngelSimulator
 from openalgo_proxy.errors import ErrorCode
 from openalgo_proxy.model import Mode
-from tests.integration.angel.angel_harness import until
+from tests.broker_support import until
 from tests.support import client, running_system
 
 

@@ -18,7 +18,7 @@ from openalgo_proxy.brokers.angel.simulator import AngelSimulator, master_record
 from openalgo_proxy.brokers.base import ConnectionState
 from openalgo_proxy.errors import BrokerError
 from openalgo_proxy.model import Mode
-from tests.integration.angel.angel_harness import until
+from tests.broker_support import until
 
 
 @pytest.fixture
