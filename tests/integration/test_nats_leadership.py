@@ -31,7 +31,8 @@ from openalgo_proxy.proxy.server import ProxyServer
 from tests.nats_support import nats_cluster
 from tests.support import client, wait_for
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60), pytest.mark.slow]
+# timing: failover within the lease TTL and a SIGTERM hand-over within milliseconds are judged here
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60), pytest.mark.slow, pytest.mark.timing]
 
 
 def feed_process(urls: list[str], tmp: Path, name: str, ttl: float) -> subprocess.Popen[bytes]:
